@@ -1,0 +1,251 @@
+//! The worker's buffer pool: one page-aligned region of `recv + send` equal buffers.
+//!
+//! Ids `0..recv` feed a provided buffer ring (the kernel picks one per receive); ids
+//! `recv..recv+send` are handed to the host for sends. Every id has exactly one owner
+//! at a time (kernel ring, host, or an in-flight operation), tracked in `owner`, so a
+//! double release is an error instead of a corrupted ring.
+
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU16, Ordering};
+
+use io_uring::types::BufRingEntry;
+use io_uring::IoUring;
+
+use crate::error::{from_io, Result, IOT_E_BAD_BUFFER, IOT_E_MEMLOCK};
+
+/// Buffer group id of the receive ring.
+pub(crate) const RECV_GROUP: u16 = 0;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Owner {
+    Kernel,
+    Host,
+    Operation,
+    Free,
+}
+
+/// Anonymous private mapping, unmapped on drop.
+struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+impl Mapping {
+    fn new(len: usize) -> Result<Mapping> {
+        // SAFETY: anonymous private mapping with no address hint; the result is checked.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(IOT_E_MEMLOCK);
+        }
+        NonNull::new(ptr.cast())
+            .map(|ptr| Mapping { ptr, len })
+            .ok_or(IOT_E_MEMLOCK)
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: ptr/len came from a successful mmap and are unmapped once.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+pub(crate) struct BufferPool {
+    memory: Mapping,
+    ring: Mapping,
+    ring_mask: u16,
+    /// Our copy of the ring tail; published to the kernel with a release store.
+    ring_tail: u16,
+    buffer_size: u32,
+    recv_count: u32,
+    owner: Vec<Owner>,
+    free_send: Vec<u32>,
+    registered: bool,
+}
+
+// SAFETY: the raw mappings are owned exclusively by the pool, which is only used under
+// its worker's mutex.
+unsafe impl Send for BufferPool {}
+
+impl BufferPool {
+    pub(crate) fn new(
+        ring: &IoUring,
+        recv_count: u32,
+        send_count: u32,
+        buffer_size: u32,
+    ) -> Result<BufferPool> {
+        let total = (recv_count + send_count) as usize;
+        let ring_entries = recv_count.next_power_of_two();
+        let memory = Mapping::new((total * buffer_size as usize).max(1))?;
+        let ring_bytes = ring_entries as usize * std::mem::size_of::<BufRingEntry>();
+        let ring_map = Mapping::new(ring_bytes)?;
+        let mut pool = BufferPool {
+            memory,
+            ring: ring_map,
+            ring_mask: (ring_entries - 1) as u16,
+            ring_tail: 0,
+            buffer_size,
+            recv_count,
+            owner: vec![Owner::Free; total],
+            free_send: (recv_count..recv_count + send_count).rev().collect(),
+            registered: false,
+        };
+        // SAFETY: the ring memory is page aligned (mmap), sized for ring_entries and
+        // outlives the registration (unregistered in `unregister` before drop).
+        unsafe {
+            ring.submitter().register_buf_ring_with_flags(
+                pool.ring.ptr.as_ptr() as u64,
+                ring_entries as u16,
+                RECV_GROUP,
+                0,
+            )
+        }
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOMEM) => IOT_E_MEMLOCK,
+            Some(libc::EINVAL) => crate::error::IOT_E_UNSUPPORTED,
+            _ => from_io(e),
+        })?;
+        pool.registered = true;
+        for id in 0..recv_count {
+            pool.give_to_kernel(id);
+        }
+        pool.publish();
+        for id in recv_count..recv_count + send_count {
+            pool.owner[id as usize] = Owner::Free;
+        }
+        Ok(pool)
+    }
+
+    pub(crate) fn base(&self) -> *mut u8 {
+        self.memory.ptr.as_ptr()
+    }
+
+    pub(crate) fn buffer_size(&self) -> u32 {
+        self.buffer_size
+    }
+
+    pub(crate) fn count(&self) -> u32 {
+        self.owner.len() as u32
+    }
+
+    /// Pointer to buffer `id`; the caller has checked the id.
+    pub(crate) fn ptr(&self, id: u32) -> *mut u8 {
+        // SAFETY: id < count, so the offset stays inside the mapping.
+        unsafe { self.base().add(id as usize * self.buffer_size as usize) }
+    }
+
+    fn give_to_kernel(&mut self, id: u32) {
+        let index = self.ring_tail & self.ring_mask;
+        // SAFETY: index <= mask < ring_entries; the entry slot is ours until the tail
+        // is published, and the kernel only reads entries below the published tail.
+        let entry = unsafe {
+            &mut *self
+                .ring
+                .ptr
+                .as_ptr()
+                .cast::<BufRingEntry>()
+                .add(index as usize)
+        };
+        entry.set_addr(self.ptr(id) as u64);
+        entry.set_len(self.buffer_size);
+        entry.set_bid(id as u16);
+        self.ring_tail = self.ring_tail.wrapping_add(1);
+        self.owner[id as usize] = Owner::Kernel;
+    }
+
+    fn publish(&self) {
+        let base = self.ring.ptr.as_ptr().cast::<BufRingEntry>();
+        // SAFETY: the tail field lives inside the first ring entry, which is mapped; the
+        // kernel reads it concurrently, hence the atomic release store.
+        let tail = unsafe { &*(BufRingEntry::tail(base) as *const AtomicU16) };
+        tail.store(self.ring_tail, Ordering::Release);
+    }
+
+    /// The kernel picked `id` for a receive: the host owns it now.
+    pub(crate) fn take_received(&mut self, id: u32) {
+        if let Some(owner) = self.owner.get_mut(id as usize) {
+            *owner = Owner::Host;
+        }
+    }
+
+    /// A send buffer for the host, or `-ENOBUFS` when every one is in use.
+    pub(crate) fn acquire(&mut self) -> Result<u32> {
+        let id = self.free_send.pop().ok_or(-libc::ENOBUFS)?;
+        self.owner[id as usize] = Owner::Host;
+        Ok(id)
+    }
+
+    /// Checks that the host owns `id` and that `offset + len` fits the buffer.
+    pub(crate) fn check_host_range(&self, id: u32, offset: u32, len: u32) -> Result<()> {
+        self.check_host(id)?;
+        match offset.checked_add(len) {
+            Some(end) if end <= self.buffer_size => Ok(()),
+            _ => Err(-libc::EINVAL),
+        }
+    }
+
+    fn check_host(&self, id: u32) -> Result<()> {
+        match self.owner.get(id as usize) {
+            Some(Owner::Host) => Ok(()),
+            _ => Err(IOT_E_BAD_BUFFER),
+        }
+    }
+
+    /// Ownership of a host buffer moves to an operation (a send).
+    pub(crate) fn lend_to_operation(&mut self, id: u32) -> Result<()> {
+        self.check_host(id)?;
+        self.owner[id as usize] = Owner::Operation;
+        Ok(())
+    }
+
+    /// Host gives `id` back. Returns true when a receive buffer went back to the kernel.
+    pub(crate) fn release(&mut self, id: u32) -> Result<bool> {
+        self.check_host(id)?;
+        Ok(self.recycle(id))
+    }
+
+    /// An operation finished with its buffer: back to its pool.
+    pub(crate) fn release_from_operation(&mut self, id: u32) -> bool {
+        match self.owner.get(id as usize) {
+            Some(Owner::Operation) => self.recycle(id),
+            _ => false,
+        }
+    }
+
+    fn recycle(&mut self, id: u32) -> bool {
+        if id < self.recv_count {
+            self.give_to_kernel(id);
+            self.publish();
+            true
+        } else {
+            self.owner[id as usize] = Owner::Free;
+            self.free_send.push(id);
+            false
+        }
+    }
+
+    /// Buffers the host or an operation holds (0 after everything was released).
+    pub(crate) fn outstanding(&self) -> usize {
+        self.owner
+            .iter()
+            .filter(|o| matches!(o, Owner::Host | Owner::Operation))
+            .count()
+    }
+
+    pub(crate) fn unregister(&mut self, ring: &IoUring) {
+        if self.registered {
+            // Failure only means the ring is already gone; nothing to undo then.
+            let _ = ring.submitter().unregister_buf_ring(RECV_GROUP);
+            self.registered = false;
+        }
+    }
+}

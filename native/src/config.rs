@@ -1,0 +1,51 @@
+//! Worker configuration shared with the host.
+
+use crate::error::Result;
+
+/// Worker configuration. Fill with `iot_config_default`, then adjust.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+#[allow(non_camel_case_types)]
+pub struct iot_config {
+    /// Submission queue entries (rounded up to a power of two by the kernel); the
+    /// completion queue gets four times as many.
+    pub ring_entries: u32,
+    /// Buffers the kernel fills for receives (a provided buffer ring), 1..=32768.
+    pub recv_buffer_count: u32,
+    /// Buffers the host acquires for sends, 0..=32768.
+    pub send_buffer_count: u32,
+    /// Size of every buffer in bytes, 1..=16 MiB.
+    pub buffer_size: u32,
+    /// Reserved, must be 0.
+    pub flags: u32,
+}
+
+impl Default for iot_config {
+    fn default() -> Self {
+        iot_config {
+            ring_entries: 256,
+            recv_buffer_count: 256,
+            send_buffer_count: 256,
+            buffer_size: 16 * 1024,
+            flags: 0,
+        }
+    }
+}
+
+const MAX_RING_BUFFERS: u32 = 1 << 15;
+const MAX_BUFFER_SIZE: u32 = 16 << 20;
+
+impl iot_config {
+    pub(crate) fn validate(&self) -> Result<()> {
+        let ok = (1..=32768).contains(&self.ring_entries)
+            && (1..=MAX_RING_BUFFERS).contains(&self.recv_buffer_count)
+            && self.send_buffer_count <= MAX_RING_BUFFERS
+            && (1..=MAX_BUFFER_SIZE).contains(&self.buffer_size)
+            && self.flags == 0;
+        if ok {
+            Ok(())
+        } else {
+            Err(-libc::EINVAL)
+        }
+    }
+}

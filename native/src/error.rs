@@ -1,0 +1,82 @@
+//! One result convention for the whole ABI: `>= 0` is success, negative values are
+//! `-errno` (kernel errors, 1..=4095) or one of the `IOT_E_*` codes, which live in a
+//! band (<= -5000) that cannot collide with errno.
+
+use std::io;
+
+/// A handle (worker, socket) is null, stale, closed or was never issued.
+pub const IOT_E_BAD_HANDLE: i32 = -5001;
+/// io_uring is unavailable (kernel without it, `kernel.io_uring_disabled`, seccomp) or
+/// lacks an operation this library needs.
+pub const IOT_E_UNSUPPORTED: i32 = -5002;
+/// The kernel refused to pin or account memory for the ring or its buffers
+/// (`ENOMEM`, usually a low `RLIMIT_MEMLOCK`).
+pub const IOT_E_MEMLOCK: i32 = -5003;
+/// A required pointer argument was NULL.
+pub const IOT_E_NULL_POINTER: i32 = -5004;
+/// A buffer id is out of range or not owned by the host (double release, or a buffer
+/// the kernel or an operation still owns).
+pub const IOT_E_BAD_BUFFER: i32 = -5005;
+/// An internal panic was caught at the ABI boundary; the worker should be freed.
+pub const IOT_E_PANIC: i32 = -5006;
+/// The operation does not apply to this kind of socket (e.g. accept on a stream).
+pub const IOT_E_WRONG_SOCKET_KIND: i32 = -5007;
+
+/// Internal result type: the error is already an ABI code.
+pub(crate) type Result<T> = std::result::Result<T, i32>;
+
+/// Converts an OS error into an ABI code.
+pub(crate) fn errno_code(err: &io::Error) -> i32 {
+    match err.raw_os_error() {
+        Some(errno) if errno > 0 => -errno,
+        _ => -libc::EIO,
+    }
+}
+
+pub(crate) fn from_io(err: io::Error) -> i32 {
+    errno_code(&err)
+}
+
+/// Text for any ABI code: our own band, else the OS's `strerror` text.
+pub(crate) fn message(code: i32) -> String {
+    let own = match code {
+        0 => "success",
+        IOT_E_BAD_HANDLE => "invalid handle: null, stale, closed or never issued",
+        IOT_E_UNSUPPORTED => {
+            "io_uring is unavailable or lacks a required operation: needs Linux >= 6.1 with \
+             io_uring enabled (sysctl kernel.io_uring_disabled=0) and not blocked by seccomp \
+             (containers often block it)"
+        }
+        IOT_E_MEMLOCK => {
+            "the kernel refused memory for the ring or its buffers (ENOMEM): raise \
+             RLIMIT_MEMLOCK (`ulimit -l`, or LimitMEMLOCK= in systemd) or lower ring_entries / \
+             buffer counts"
+        }
+        IOT_E_NULL_POINTER => "a required pointer argument was NULL",
+        IOT_E_BAD_BUFFER => {
+            "invalid buffer id: out of range or not owned by the caller (already released, or \
+             still in use by an operation)"
+        }
+        IOT_E_PANIC => "internal error (caught panic); free the worker",
+        IOT_E_WRONG_SOCKET_KIND => "operation not valid for this kind of socket",
+        c if c < 0 && c > -4096 => {
+            return io::Error::from_raw_os_error(-c).to_string();
+        }
+        _ => "unknown result code",
+    };
+    own.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_codes_and_errno_have_text() {
+        assert!(message(IOT_E_MEMLOCK).contains("RLIMIT_MEMLOCK"));
+        assert!(message(-libc::ECONNREFUSED)
+            .to_lowercase()
+            .contains("refused"));
+        assert_eq!(message(-99999), "unknown result code");
+    }
+}

@@ -1,0 +1,60 @@
+//! The C ABI. Every export runs inside [`boundary`], checks its pointers and handles,
+//! and calls the safe core; outputs are written only on success.
+//!
+//! Thread rules: every function may be called from any thread. Calls on one worker are
+//! serialized by its lock; the host should still drive a worker from one isolate or
+//! thread at a time, as completions are drained by whoever calls `iot_worker_drain`.
+
+mod buffer;
+mod error;
+mod tcp;
+mod worker;
+
+pub use buffer::*;
+pub use error::*;
+pub use tcp::*;
+pub use worker::*;
+
+use std::ffi::{c_char, CStr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::error::{Result, IOT_E_NULL_POINTER, IOT_E_PANIC};
+
+/// Runs an export body: `Ok(n)` → `n`, `Err(code)` → `code`, a panic → `IOT_E_PANIC`.
+pub(crate) fn boundary(body: impl FnOnce() -> Result<i32>) -> i32 {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(value)) => value,
+        Ok(Err(code)) => code,
+        Err(_) => IOT_E_PANIC,
+    }
+}
+
+/// Checks an output pointer before any work is done.
+pub(crate) fn out_ptr<'a, T>(ptr: *mut T) -> Result<&'a mut T> {
+    // SAFETY: the caller passes either NULL or a pointer to writable storage for T.
+    unsafe { ptr.as_mut() }.ok_or(IOT_E_NULL_POINTER)
+}
+
+/// A NUL-terminated UTF-8 argument.
+pub(crate) fn c_str<'a>(ptr: *const c_char) -> Result<&'a str> {
+    if ptr.is_null() {
+        return Err(IOT_E_NULL_POINTER);
+    }
+    // SAFETY: non-null and, per the ABI contract, NUL-terminated.
+    unsafe { CStr::from_ptr(ptr) }
+        .to_str()
+        .map_err(|_| -libc::EINVAL)
+}
+
+/// Copies `text` into `buf` (NUL-terminated, truncated to fit); returns its full length.
+pub(crate) fn copy_text(text: &str, buf: *mut c_char, len: usize) -> usize {
+    if !buf.is_null() && len > 0 {
+        let n = text.len().min(len - 1);
+        // SAFETY: buf has room for len bytes and n + 1 <= len.
+        unsafe {
+            std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), n);
+            *buf.add(n) = 0;
+        }
+    }
+    text.len()
+}

@@ -1,0 +1,126 @@
+//! Wake-up without polling. The ring signals `eventfd` on every completion; a native
+//! thread blocks on it and calls the host's callback once, only when the host armed
+//! the worker (its last drain found nothing). `arm` itself re-checks for pending
+//! completions and kicks the eventfd, so no completion slips between drain and arm.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+
+use crate::error::{Result, IOT_E_PANIC};
+
+/// Host callback: receives the worker handle. Called from a native thread; must not
+/// block (a Dart `NativeCallable.listener` only posts a message).
+#[allow(non_camel_case_types)]
+pub type iot_notify_fn = Option<unsafe extern "C" fn(worker: u64)>;
+
+/// State shared between the worker, its notifier thread and `arm`.
+pub(crate) struct Signal {
+    pub(crate) eventfd: EventFd,
+    armed: AtomicBool,
+}
+
+impl Signal {
+    pub(crate) fn new() -> Result<Arc<Signal>> {
+        let eventfd =
+            EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
+                .map_err(|e| -(e as i32))?;
+        Ok(Arc::new(Signal {
+            eventfd,
+            armed: AtomicBool::new(false),
+        }))
+    }
+
+    pub(crate) fn arm(&self) {
+        self.armed.store(true, Ordering::SeqCst);
+    }
+
+    /// Wakes the notifier thread; it calls back only if armed.
+    pub(crate) fn kick(&self) {
+        // EAGAIN (counter saturated) still leaves it readable, so ignoring is fine.
+        let _ = self.eventfd.write(1);
+    }
+
+    pub(crate) fn is_armed(&self) -> bool {
+        self.armed.load(Ordering::SeqCst)
+    }
+
+    fn take_armed(&self) -> bool {
+        self.armed.swap(false, Ordering::SeqCst)
+    }
+
+    fn drain_eventfd(&self) {
+        let _ = self.eventfd.read();
+    }
+}
+
+/// A running notifier thread; dropping it stops and joins the thread, so the callback
+/// is never called after the notifier is gone.
+pub(crate) struct Notifier {
+    stop: OwnedFd,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Notifier {
+    pub(crate) fn start(
+        worker: u64,
+        signal: Arc<Signal>,
+        callback: unsafe extern "C" fn(u64),
+    ) -> Result<Notifier> {
+        let stop = EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
+            .map_err(|e| -(e as i32))?;
+        let stop: OwnedFd = stop.into();
+        let stop_for_thread = stop.try_clone().map_err(crate::error::from_io)?;
+        let thread = std::thread::Builder::new()
+            .name(format!("iot-notify-{worker}"))
+            .spawn(move || wait_loop(worker, &signal, stop_for_thread.as_fd(), callback))
+            .map_err(|_| IOT_E_PANIC)?;
+        Ok(Notifier {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+fn wait_loop(
+    worker: u64,
+    signal: &Signal,
+    stop: BorrowedFd<'_>,
+    callback: unsafe extern "C" fn(u64),
+) {
+    loop {
+        let mut fds = [
+            PollFd::new(signal.eventfd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(stop, PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return,
+        }
+        if fds[1].any().unwrap_or(true) {
+            return;
+        }
+        signal.drain_eventfd();
+        if signal.take_armed() {
+            // SAFETY: the host registered this callback and keeps it alive until
+            // the notifier is stopped (which joins this thread first).
+            unsafe { callback(worker) };
+        }
+    }
+}
+
+impl Drop for Notifier {
+    fn drop(&mut self) {
+        let one: u64 = 1;
+        // SAFETY: writing 8 bytes from a valid u64 to our own eventfd.
+        unsafe { libc::write(self.stop.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

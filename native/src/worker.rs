@@ -1,0 +1,644 @@
+//! A worker: one io_uring ring plus everything in flight on it.
+//!
+//! The host queues operations (they only fill SQEs and slab entries), flushes them with
+//! one `io_uring_enter`, and drains completions in batches. Every CQE produces at most
+//! one host completion; ops that need several kernel attempts (partial sends, multishot
+//! ops the kernel ended early, receives starved of buffers) are resubmitted here so the
+//! host only sees finished work.
+
+use std::collections::VecDeque;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use io_uring::types::{CancelBuilder, SubmitArgs, Timespec};
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
+use slab::Slab;
+
+use crate::buffers::{BufferPool, RECV_GROUP};
+use crate::completion::*;
+use crate::config::iot_config;
+use crate::error::{from_io, Result, IOT_E_MEMLOCK, IOT_E_UNSUPPORTED};
+use crate::notifier::{Notifier, Signal};
+use crate::ops::{Op, Work, IGNORED, TIMEOUT_BIT};
+use crate::probe;
+use crate::sockets::{Outbound, SocketTable};
+
+/// How long freeing a worker waits for cancelled operations to be reaped.
+const SHUTDOWN_REAP_LIMIT: Duration = Duration::from_secs(5);
+
+pub(crate) struct Worker {
+    // Declared first so the ring closes before the memory its ops point into.
+    pub(crate) ring: IoUring,
+    pub(crate) id: u64,
+    pub(crate) ops: Slab<Op>,
+    pub(crate) sockets: SocketTable,
+    pub(crate) buffers: BufferPool,
+    pub(crate) signal: Arc<Signal>,
+    notifier: Option<Notifier>,
+    /// Completions made without a CQE (cancelled queued sends, starved receives).
+    ready: VecDeque<iot_completion>,
+    /// Receives waiting for buffers to return to the ring.
+    starved: Vec<usize>,
+}
+
+fn ring_setup_error(err: std::io::Error) -> i32 {
+    match err.raw_os_error() {
+        Some(libc::ENOMEM) => IOT_E_MEMLOCK,
+        Some(libc::ENOSYS | libc::EPERM | libc::EACCES) => IOT_E_UNSUPPORTED,
+        _ => from_io(err),
+    }
+}
+
+impl Worker {
+    pub(crate) fn new(id: u64, config: &iot_config) -> Result<Worker> {
+        config.validate()?;
+        // No SINGLE_ISSUER/DEFER_TASKRUN: a Dart isolate may submit from different OS
+        // threads. No COOP_TASKRUN either: it skips waking the submitting thread for
+        // task work, and an idle Dart pool thread would then sit on our completions.
+        let ring = IoUring::builder()
+            .setup_cqsize(config.ring_entries.saturating_mul(4))
+            .setup_clamp()
+            .setup_submit_all()
+            .build(config.ring_entries)
+            .map_err(ring_setup_error)?;
+        probe::check(&ring)?;
+        let signal = Signal::new()?;
+        ring.submitter()
+            .register_eventfd(signal.eventfd.as_raw_fd())
+            .map_err(ring_setup_error)?;
+        let buffers = BufferPool::new(
+            &ring,
+            config.recv_buffer_count,
+            config.send_buffer_count,
+            config.buffer_size,
+        )?;
+        Ok(Worker {
+            ring,
+            id,
+            ops: Slab::new(),
+            sockets: SocketTable::default(),
+            buffers,
+            signal,
+            notifier: None,
+            ready: VecDeque::new(),
+            starved: Vec::new(),
+        })
+    }
+
+    pub(crate) fn set_notifier(&mut self, callback: crate::notifier::iot_notify_fn) -> Result<()> {
+        // Stop (and join) the old thread before the host may free the old callback.
+        self.notifier = None;
+        if let Some(callback) = callback {
+            self.notifier = Some(Notifier::start(self.id, self.signal.clone(), callback)?);
+        }
+        Ok(())
+    }
+
+    /// Pushes SQEs as one contiguous group, submitting first when the queue is too full.
+    fn push(&mut self, entries: &[squeue::Entry]) -> Result<()> {
+        loop {
+            // SAFETY: every pointer in these SQEs refers to memory owned by an op slot
+            // (boxed, stable) or by the buffer pool, both alive until the op's last CQE.
+            if unsafe { self.ring.submission().push_multiple(entries) }.is_ok() {
+                return Ok(());
+            }
+            if self.ring.submit().map_err(from_io)? == 0 {
+                return Err(-libc::EBUSY);
+            }
+        }
+    }
+
+    fn push_ignored(&mut self, entry: squeue::Entry) -> Result<()> {
+        self.push(&[entry.user_data(IGNORED)])
+    }
+
+    /// Inserts an op and submits its first attempt; on failure nothing stays behind.
+    pub(crate) fn start(&mut self, op: Op) -> Result<usize> {
+        let key = self.ops.insert(op);
+        if let Err(code) = self.submit_attempt(key) {
+            self.ops.remove(key);
+            return Err(code);
+        }
+        Ok(key)
+    }
+
+    /// Builds and queues one kernel attempt of op `key`, with its linked timeout.
+    fn submit_attempt(&mut self, key: usize) -> Result<()> {
+        let entry = self.build_entry(key)?.user_data(key as u64);
+        let op = &mut self.ops[key];
+        op.timed_out = false;
+        op.result = None;
+        match op.timeout.as_deref() {
+            Some(timespec) => {
+                op.expected = 2;
+                let timeout = opcode::LinkTimeout::new(timespec as *const Timespec)
+                    .build()
+                    .user_data(key as u64 | TIMEOUT_BIT);
+                self.push(&[entry.flags(squeue::Flags::IO_LINK), timeout])
+            }
+            None => {
+                op.expected = 1;
+                self.push(&[entry])
+            }
+        }
+    }
+
+    fn build_entry(&self, key: usize) -> Result<squeue::Entry> {
+        let op = &self.ops[key];
+        let fd = types::Fd(self.sockets.get(op.socket)?.raw());
+        Ok(match &op.work {
+            Work::Accept { multishot: true } => opcode::AcceptMulti::new(fd)
+                .flags(libc::SOCK_CLOEXEC)
+                .build(),
+            Work::Accept { multishot: false } => {
+                opcode::Accept::new(fd, std::ptr::null_mut(), std::ptr::null_mut())
+                    .flags(libc::SOCK_CLOEXEC)
+                    .build()
+            }
+            Work::Connect { addr } => opcode::Connect::new(fd, addr.as_ptr(), addr.len()).build(),
+            Work::Recv { multishot: true } => opcode::RecvMulti::new(fd, RECV_GROUP).build(),
+            Work::Recv { multishot: false } => {
+                opcode::Recv::new(fd, std::ptr::null_mut(), self.buffers.buffer_size())
+                    .buf_group(RECV_GROUP)
+                    .build()
+                    .flags(squeue::Flags::BUFFER_SELECT)
+            }
+            Work::Send(p) => {
+                // SAFETY: offset + len was checked against the buffer size at queue time.
+                let ptr = unsafe { self.buffers.ptr(p.buffer).add((p.offset + p.done) as usize) };
+                opcode::Send::new(fd, ptr, p.len - p.done)
+                    .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
+                    .build()
+            }
+            Work::Shutdown { how } => opcode::Shutdown::new(fd, *how).build(),
+        })
+    }
+
+    /// Submits everything queued; returns how many SQEs the kernel took.
+    pub(crate) fn flush(&mut self) -> Result<usize> {
+        self.ring.submit().map_err(from_io)
+    }
+
+    /// Copies up to `out.len()` completions into `out`, without blocking.
+    pub(crate) fn drain(&mut self, out: &mut [iot_completion]) -> usize {
+        let mut filled = 0;
+        let mut overflow_flushed = false;
+        while filled < out.len() {
+            if let Some(c) = self.ready.pop_front() {
+                out[filled] = c;
+                filled += 1;
+                continue;
+            }
+            let cqe = self.ring.completion().next();
+            match cqe {
+                Some(cqe) => {
+                    if let Some(c) = self.on_cqe(cqe.user_data(), cqe.result(), cqe.flags()) {
+                        out[filled] = c;
+                        filled += 1;
+                    }
+                }
+                None if !overflow_flushed && self.ring.submission().cq_overflow() => {
+                    // Entries the kernel parked in its overflow list come back on enter.
+                    overflow_flushed = true;
+                    let _ = self.ring.submit();
+                }
+                None => break,
+            }
+        }
+        filled
+    }
+
+    pub(crate) fn has_pending(&mut self) -> bool {
+        !self.ready.is_empty()
+            || !self.ring.completion().is_empty()
+            || self.ring.submission().cq_overflow()
+    }
+
+    /// Arms the notifier; if completions are already pending it fires at once.
+    pub(crate) fn arm(&mut self) {
+        self.signal.arm();
+        if self.has_pending() {
+            self.signal.kick();
+        }
+    }
+
+    /// A completion made here (not by a CQE): queue it and wake an armed host.
+    fn push_ready(&mut self, completion: iot_completion) {
+        self.ready.push_back(completion);
+        if self.signal.is_armed() {
+            self.signal.kick();
+        }
+    }
+
+    /// Blocks until at least one completion is pending or `timeout_ms` passes (0 waits
+    /// forever). Returns whether something is pending.
+    pub(crate) fn wait(&mut self, timeout_ms: u32) -> Result<bool> {
+        if self.has_pending() {
+            return Ok(true);
+        }
+        let result = if timeout_ms == 0 {
+            self.ring.submit_and_wait(1)
+        } else {
+            let ts = Timespec::new()
+                .sec(u64::from(timeout_ms / 1000))
+                .nsec((timeout_ms % 1000) * 1_000_000);
+            let args = SubmitArgs::new().timespec(&ts);
+            self.ring.submitter().submit_with_args(1, &args)
+        };
+        match result {
+            Ok(_) => {}
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR)) => {}
+            Err(e) => return Err(from_io(e)),
+        }
+        Ok(self.has_pending())
+    }
+
+    fn on_cqe(&mut self, user_data: u64, res: i32, flags: u32) -> Option<iot_completion> {
+        if user_data == IGNORED {
+            return None;
+        }
+        if user_data & TIMEOUT_BIT != 0 {
+            let key = (user_data & !TIMEOUT_BIT) as usize;
+            let op = self.ops.get_mut(key)?;
+            op.timed_out |= res == -libc::ETIME;
+            op.expected = op.expected.saturating_sub(1);
+            return self.settle(key);
+        }
+        let key = user_data as usize;
+        let op = self.ops.get_mut(key)?;
+        if cqueue::more(flags) {
+            return self.progress(key, res, flags);
+        }
+        op.expected = op.expected.saturating_sub(1);
+        op.result = Some((res, flags));
+        self.settle(key)
+    }
+
+    /// Finishes the current attempt of `key` once its op and timeout CQEs are both in.
+    fn settle(&mut self, key: usize) -> Option<iot_completion> {
+        let op = &mut self.ops[key];
+        if op.expected > 0 {
+            return None;
+        }
+        let (mut res, flags) = op.result.take()?;
+        if op.timed_out && res == -libc::ECANCELED {
+            res = -libc::ETIMEDOUT;
+        }
+        self.finish(key, res, flags)
+    }
+
+    /// A multishot op produced one result and stays armed.
+    fn progress(&mut self, key: usize, res: i32, flags: u32) -> Option<iot_completion> {
+        let op = &self.ops[key];
+        let (tag, kind, socket_gone) = (op.tag, op.kind, self.sockets.get(op.socket).is_err());
+        let mut completion = iot_completion::new(tag, kind, res);
+        completion.flags = IOT_COMPLETION_MORE;
+        match kind {
+            IOT_KIND_ACCEPT if res >= 0 => {
+                completion.result = 0;
+                completion.handle = self.adopt_accepted(res, socket_gone)?;
+            }
+            IOT_KIND_RECV => {
+                let buffer = self.take_buffer(flags, socket_gone)?;
+                completion.flags |= IOT_COMPLETION_BUFFER;
+                completion.buffer_id = buffer;
+            }
+            _ => {}
+        }
+        Some(completion)
+    }
+
+    /// Registers an accepted fd as a socket; closes it when its listener is gone.
+    fn adopt_accepted(&mut self, fd: i32, listener_gone: bool) -> Option<u64> {
+        // SAFETY: the kernel just created this fd for us; nothing else owns it.
+        let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        if listener_gone {
+            return None; // dropping closes it
+        }
+        let _ = socket2::SockRef::from(&fd).set_nodelay(true);
+        Some(self.sockets.insert(fd, crate::sockets::SocketKind::Stream))
+    }
+
+    /// The buffer a receive CQE names: the host's now, or recycled if nobody can take it.
+    fn take_buffer(&mut self, flags: u32, socket_gone: bool) -> Option<u32> {
+        let id = u32::from(cqueue::buffer_select(flags)?);
+        self.buffers.take_received(id);
+        if socket_gone {
+            let _ = self.release_buffer(id);
+            return None;
+        }
+        Some(id)
+    }
+
+    /// Final CQE of an attempt: resubmit, or complete the op and free its slot.
+    fn finish(&mut self, key: usize, res: i32, flags: u32) -> Option<iot_completion> {
+        let op = &self.ops[key];
+        let (tag, kind, socket, cancelled) = (op.tag, op.kind, op.socket, op.cancelled);
+        let socket_gone = self.sockets.get(socket).is_err();
+        let retry = !cancelled && !socket_gone;
+        let mut completion = iot_completion::new(tag, kind, res);
+        match &mut self.ops[key].work {
+            Work::Accept { multishot } => {
+                let multishot = *multishot;
+                if res >= 0 {
+                    completion.result = 0;
+                    completion.handle = self.adopt_accepted(res, socket_gone).unwrap_or(0);
+                    if completion.handle == 0 {
+                        completion.result = -libc::ECANCELED;
+                    } else if multishot && retry && self.submit_attempt(key).is_ok() {
+                        // The kernel ended a multishot accept early; keep it going.
+                        completion.flags = IOT_COMPLETION_MORE;
+                        return Some(completion);
+                    }
+                }
+            }
+            Work::Connect { .. } => {
+                if res == 0 && !socket_gone {
+                    completion.handle = socket;
+                } else if !socket_gone {
+                    let _ = self.sockets.remove(socket); // never exposed: close it here
+                }
+            }
+            Work::Recv { multishot } => {
+                let multishot = *multishot;
+                if res == -libc::ENOBUFS && retry {
+                    self.ops[key].starved = true;
+                    self.starved.push(key);
+                    return None;
+                }
+                if let Some(id) = self.take_buffer(flags, socket_gone) {
+                    completion.flags = IOT_COMPLETION_BUFFER;
+                    completion.buffer_id = id;
+                    if multishot && res > 0 && retry && self.submit_attempt(key).is_ok() {
+                        completion.flags |= IOT_COMPLETION_MORE;
+                        return Some(completion);
+                    }
+                } else if socket_gone && res >= 0 {
+                    completion.result = -libc::ECANCELED;
+                }
+            }
+            Work::Send(progress) => {
+                if res > 0 {
+                    progress.done += res as u32;
+                }
+                let (buffer, done, len) = (progress.buffer, progress.done, progress.len);
+                if res > 0 && done < len && retry && self.submit_attempt(key).is_ok() {
+                    return None;
+                }
+                completion.result = match res {
+                    r if r < 0 => r,
+                    _ if done < len => -libc::EPIPE,
+                    _ => done as i32,
+                };
+                self.ops.remove(key);
+                self.release_operation_buffer(buffer);
+                self.outbound_done(socket);
+                return Some(completion);
+            }
+            Work::Shutdown { .. } => {
+                self.ops.remove(key);
+                self.outbound_done(socket);
+                return Some(completion);
+            }
+        }
+        self.ops.remove(key);
+        Some(completion)
+    }
+
+    /// Host gives a buffer back.
+    pub(crate) fn release_buffer(&mut self, id: u32) -> Result<()> {
+        if self.buffers.release(id)? {
+            self.feed_starved();
+        }
+        Ok(())
+    }
+
+    fn release_operation_buffer(&mut self, id: u32) {
+        if self.buffers.release_from_operation(id) {
+            self.feed_starved();
+        }
+    }
+
+    /// Receive buffers came back: resubmit the receives that ran out of them.
+    fn feed_starved(&mut self) {
+        for key in std::mem::take(&mut self.starved) {
+            let Some(op) = self.ops.get_mut(key) else {
+                continue;
+            };
+            op.starved = false;
+            if let Err(code) = self.submit_attempt(key) {
+                let op = self.ops.remove(key);
+                self.push_ready(iot_completion::new(op.tag, op.kind, code));
+            }
+        }
+    }
+
+    /// Queues a send or shutdown behind the socket's previous one.
+    pub(crate) fn queue_outbound(&mut self, socket: u64, outbound: Outbound) -> Result<()> {
+        self.sockets.get_mut(socket)?.outbound.push_back(outbound);
+        self.start_outbound(socket);
+        Ok(())
+    }
+
+    fn outbound_done(&mut self, socket: u64) {
+        if let Ok(s) = self.sockets.get_mut(socket) {
+            s.sending = false;
+        }
+        self.start_outbound(socket);
+    }
+
+    fn start_outbound(&mut self, socket: u64) {
+        loop {
+            let Ok(s) = self.sockets.get_mut(socket) else {
+                return;
+            };
+            if s.sending {
+                return;
+            }
+            let Some(next) = s.outbound.pop_front() else {
+                return;
+            };
+            let (op, buffer) = match next {
+                Outbound::Send {
+                    tag,
+                    buffer,
+                    offset,
+                    len,
+                    timeout_ms,
+                } => {
+                    let progress = crate::ops::SendProgress {
+                        buffer,
+                        offset,
+                        len,
+                        done: 0,
+                    };
+                    (
+                        Op::new(tag, IOT_KIND_SEND, socket, Work::Send(progress), timeout_ms),
+                        Some(buffer),
+                    )
+                }
+                Outbound::Shutdown { tag, how } => (
+                    Op::new(tag, IOT_KIND_SHUTDOWN, socket, Work::Shutdown { how }, 0),
+                    None,
+                ),
+            };
+            s.sending = true;
+            let (tag, kind) = (op.tag, op.kind);
+            match self.start(op) {
+                Ok(_) => return,
+                Err(code) => {
+                    if let Ok(s) = self.sockets.get_mut(socket) {
+                        s.sending = false;
+                    }
+                    if let Some(buffer) = buffer {
+                        self.release_operation_buffer(buffer);
+                    }
+                    self.push_ready(iot_completion::new(tag, kind, code));
+                }
+            }
+        }
+    }
+
+    /// Cancels every op with `tag` (in flight, starved, or queued behind a send).
+    /// Their completions still arrive: in-flight ones from the kernel, the rest here.
+    pub(crate) fn cancel(&mut self, tag: u64) -> Result<()> {
+        let mut found = false;
+        let keys: Vec<usize> = self
+            .ops
+            .iter()
+            .filter(|(_, op)| op.tag == tag && !op.cancelled)
+            .map(|(k, _)| k)
+            .collect();
+        for key in keys {
+            found = true;
+            self.cancel_op(key)?;
+        }
+        let queued: Vec<u64> = self.sockets.handles_with_queued(tag);
+        for socket in queued {
+            found = true;
+            self.drop_queued(socket, |o| outbound_tag(o) == tag);
+        }
+        if found {
+            Ok(())
+        } else {
+            Err(-libc::ENOENT)
+        }
+    }
+
+    fn cancel_op(&mut self, key: usize) -> Result<()> {
+        let op = &mut self.ops[key];
+        op.cancelled = true;
+        if op.starved {
+            self.starved.retain(|&k| k != key);
+            let op = self.ops.remove(key);
+            self.push_ready(iot_completion::new(op.tag, op.kind, -libc::ECANCELED));
+            return Ok(());
+        }
+        self.push_ignored(
+            opcode::AsyncCancel2::new(CancelBuilder::user_data(key as u64).all()).build(),
+        )
+    }
+
+    /// Removes queued (not yet started) outbound ops matching `pred`, completing them
+    /// as cancelled and returning their buffers.
+    fn drop_queued(&mut self, socket: u64, pred: impl Fn(&Outbound) -> bool) {
+        let Ok(s) = self.sockets.get_mut(socket) else {
+            return;
+        };
+        let (dropped, kept): (Vec<Outbound>, Vec<Outbound>) =
+            s.outbound.drain(..).partition(|o| pred(o));
+        s.outbound = kept.into();
+        for outbound in dropped {
+            self.complete_dropped(outbound);
+        }
+    }
+
+    fn complete_dropped(&mut self, outbound: Outbound) {
+        let (tag, kind) = match outbound {
+            Outbound::Send { tag, buffer, .. } => {
+                self.release_operation_buffer(buffer);
+                (tag, IOT_KIND_SEND)
+            }
+            Outbound::Shutdown { tag, .. } => (tag, IOT_KIND_SHUTDOWN),
+        };
+        self.push_ready(iot_completion::new(tag, kind, -libc::ECANCELED));
+    }
+
+    /// Closes a socket now: its handle goes stale, its queued ops complete as cancelled,
+    /// in-flight ones are cancelled in the kernel before the fd is closed.
+    pub(crate) fn close_socket(&mut self, socket: u64) -> Result<()> {
+        let mut removed = self.sockets.remove(socket)?;
+        for outbound in removed.outbound.drain(..) {
+            self.complete_dropped(outbound);
+        }
+        let keys: Vec<usize> = self
+            .ops
+            .iter()
+            .filter(|(_, op)| op.socket == socket)
+            .map(|(k, _)| k)
+            .collect();
+        for key in keys {
+            self.ops[key].cancelled = true;
+            if self.ops[key].starved {
+                self.starved.retain(|&k| k != key);
+                let op = self.ops.remove(key);
+                self.push_ready(iot_completion::new(op.tag, op.kind, -libc::ECANCELED));
+            }
+        }
+        // The cancel must reach the kernel while the fd number still names this socket.
+        self.push_ignored(
+            opcode::AsyncCancel2::new(CancelBuilder::fd(types::Fd(removed.raw())).all()).build(),
+        )?;
+        self.flush()?;
+        drop(removed);
+        Ok(())
+    }
+
+    /// Cancels everything, closes every socket and reaps in-flight ops (bounded).
+    /// Returns the number of ops still unreaped when the time limit hit (0 normally).
+    pub(crate) fn shutdown(&mut self) -> usize {
+        self.notifier = None;
+        for key in std::mem::take(&mut self.starved) {
+            self.ops.remove(key);
+        }
+        for (_, op) in self.ops.iter_mut() {
+            op.cancelled = true;
+        }
+        let _ = self.push_ignored(opcode::AsyncCancel2::new(CancelBuilder::any()).build());
+        let _ = self.flush();
+        for mut socket in self.sockets.drain().collect::<Vec<_>>() {
+            for outbound in socket.outbound.drain(..) {
+                if let Outbound::Send { buffer, .. } = outbound {
+                    self.buffers.release_from_operation(buffer);
+                }
+            }
+        }
+        let deadline = Instant::now() + SHUTDOWN_REAP_LIMIT;
+        let mut scratch = [iot_completion::default(); 64];
+        while !self.ops.is_empty() && Instant::now() < deadline {
+            let _ = self.wait(100);
+            self.drain(&mut scratch);
+        }
+        self.ready.clear();
+        self.buffers.unregister(&self.ring);
+        self.ops.len()
+    }
+}
+
+fn outbound_tag(outbound: &Outbound) -> u64 {
+    match outbound {
+        Outbound::Send { tag, .. } | Outbound::Shutdown { tag, .. } => *tag,
+    }
+}
+
+impl Worker {
+    pub(crate) fn stats(&mut self) -> crate::ffi::iot_stats {
+        crate::ffi::iot_stats {
+            ops_in_flight: self.ops.len() as u32,
+            sockets_open: self.sockets.len() as u32,
+            buffers_outstanding: self.buffers.outstanding() as u32,
+            completions_ready: (self.ready.len() + self.ring.completion().len()) as u32,
+        }
+    }
+}
