@@ -158,11 +158,16 @@ typedef struct iot_completion {
    The buffer holding received bytes when `IOT_COMPLETION_BUFFER` is set; the host
    owns it and must give it back with `iot_buffer_release`.
    */
-  uint32_t buffer_id;
+  uint16_t buffer_id;
   /*
    `IOT_KIND_*`: which operation this completes.
    */
-  uint32_t kind;
+  uint16_t kind;
+  /*
+   Where the received bytes start inside the buffer (non-zero when the kernel put a
+   header first, e.g. a datagram's sender address).
+   */
+  uint32_t offset;
 } iot_completion;
 
 /*
@@ -352,7 +357,8 @@ int32_t iot_worker_drain(uint64_t worker, struct iot_completion *out, uint32_t c
 /*
  Submits queued operations, then blocks until a completion is pending or
  `timeout_ms` passes (0 = no limit). Returns 1 if completions are pending, else 0.
- For hosts that own a thread; never call it from a Dart isolate's event loop.
+ The worker stays usable from other threads while this blocks. For hosts that own a
+ thread; never call it from a Dart isolate's event loop.
  Not a leaf call: it blocks.
  */
 int32_t iot_worker_wait(uint64_t worker, uint32_t timeout_ms);

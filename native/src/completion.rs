@@ -17,9 +17,12 @@ pub struct iot_completion {
     pub flags: u32,
     /// The buffer holding received bytes when `IOT_COMPLETION_BUFFER` is set; the host
     /// owns it and must give it back with `iot_buffer_release`.
-    pub buffer_id: u32,
+    pub buffer_id: u16,
     /// `IOT_KIND_*`: which operation this completes.
-    pub kind: u32,
+    pub kind: u16,
+    /// Where the received bytes start inside the buffer (non-zero when the kernel put a
+    /// header first, e.g. a datagram's sender address).
+    pub offset: u32,
 }
 
 /// More completions will follow for the same tag (multishot accept/recv).
@@ -27,11 +30,11 @@ pub const IOT_COMPLETION_MORE: u32 = 1;
 /// `buffer_id` is valid and now owned by the host.
 pub const IOT_COMPLETION_BUFFER: u32 = 2;
 
-pub const IOT_KIND_ACCEPT: u32 = 1;
-pub const IOT_KIND_CONNECT: u32 = 2;
-pub const IOT_KIND_RECV: u32 = 3;
-pub const IOT_KIND_SEND: u32 = 4;
-pub const IOT_KIND_SHUTDOWN: u32 = 5;
+pub const IOT_KIND_ACCEPT: u16 = 1;
+pub const IOT_KIND_CONNECT: u16 = 2;
+pub const IOT_KIND_RECV: u16 = 3;
+pub const IOT_KIND_SEND: u16 = 4;
+pub const IOT_KIND_SHUTDOWN: u16 = 5;
 
 /// Operation flag: keep the operation armed and complete once per event.
 pub const IOT_OP_MULTISHOT: u32 = 1;
@@ -47,7 +50,7 @@ pub const IOT_ADDRESS_LOCAL: u32 = 0;
 pub const IOT_ADDRESS_PEER: u32 = 1;
 
 impl iot_completion {
-    pub(crate) fn new(tag: u64, kind: u32, result: i32) -> Self {
+    pub(crate) fn new(tag: u64, kind: u16, result: i32) -> Self {
         iot_completion {
             tag,
             kind,

@@ -37,7 +37,7 @@ pub(crate) struct SendProgress {
 
 pub(crate) struct Op {
     pub(crate) tag: u64,
-    pub(crate) kind: u32,
+    pub(crate) kind: u16,
     pub(crate) socket: u64,
     pub(crate) work: Work,
     /// Timeout for each kernel attempt of this op (kept alive until submitted).
@@ -55,7 +55,7 @@ pub(crate) struct Op {
 }
 
 impl Op {
-    pub(crate) fn new(tag: u64, kind: u32, socket: u64, work: Work, timeout_ms: u32) -> Op {
+    pub(crate) fn new(tag: u64, kind: u16, socket: u64, work: Work, timeout_ms: u32) -> Op {
         let timeout = (timeout_ms > 0).then(|| {
             Box::new(
                 Timespec::new()

@@ -7,11 +7,11 @@
 //! host only sees finished work.
 
 use std::collections::VecDeque;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use io_uring::types::{CancelBuilder, SubmitArgs, Timespec};
+use io_uring::types::{CancelBuilder, Timespec};
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use slab::Slab;
 
@@ -23,6 +23,57 @@ use crate::notifier::{Notifier, Signal};
 use crate::ops::{Op, Work, IGNORED, TIMEOUT_BIT};
 use crate::probe;
 use crate::sockets::{Outbound, SocketTable};
+
+/// Blocks in `io_uring_enter` until the ring at `ring_fd` has a completion or
+/// `timeout_ms` passes (0 = no limit). Needs no worker lock: it submits nothing, so
+/// other threads may use the worker meanwhile. Interrupted or timed-out waits are not
+/// errors.
+pub(crate) fn wait_for_completion(ring_fd: BorrowedFd<'_>, timeout_ms: u32) -> Result<()> {
+    // `struct io_uring_getevents_arg` from linux/io_uring.h.
+    #[repr(C)]
+    struct GeteventsArg {
+        sigmask: u64,
+        sigmask_sz: u32,
+        min_wait_usec: u32,
+        ts: u64,
+    }
+    let ts = libc::timespec {
+        tv_sec: (timeout_ms / 1000) as libc::time_t,
+        tv_nsec: ((timeout_ms % 1000) * 1_000_000) as libc::c_long,
+    };
+    let arg = GeteventsArg {
+        sigmask: 0,
+        sigmask_sz: 0,
+        min_wait_usec: 0,
+        ts: if timeout_ms == 0 {
+            0
+        } else {
+            &ts as *const libc::timespec as u64
+        },
+    };
+    const IORING_ENTER_GETEVENTS: u32 = 1;
+    const IORING_ENTER_EXT_ARG: u32 = 1 << 3;
+    // SAFETY: valid ring fd; `arg` and `ts` outlive the call; to_submit = 0 means the
+    // kernel does not read the submission queue.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_io_uring_enter,
+            ring_fd.as_raw_fd(),
+            0u32,
+            1u32,
+            IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG,
+            &arg as *const GeteventsArg,
+            std::mem::size_of::<GeteventsArg>(),
+        )
+    };
+    if ret < 0 {
+        let err = std::io::Error::last_os_error();
+        if !matches!(err.raw_os_error(), Some(libc::ETIME | libc::EINTR)) {
+            return Err(from_io(err));
+        }
+    }
+    Ok(())
+}
 
 /// How long freeing a worker waits for cancelled operations to be reaped.
 const SHUTDOWN_REAP_LIMIT: Duration = Duration::from_secs(5);
@@ -231,26 +282,9 @@ impl Worker {
         }
     }
 
-    /// Blocks until at least one completion is pending or `timeout_ms` passes (0 waits
-    /// forever). Returns whether something is pending.
-    pub(crate) fn wait(&mut self, timeout_ms: u32) -> Result<bool> {
-        if self.has_pending() {
-            return Ok(true);
-        }
-        let result = if timeout_ms == 0 {
-            self.ring.submit_and_wait(1)
-        } else {
-            let ts = Timespec::new()
-                .sec(u64::from(timeout_ms / 1000))
-                .nsec((timeout_ms % 1000) * 1_000_000);
-            let args = SubmitArgs::new().timespec(&ts);
-            self.ring.submitter().submit_with_args(1, &args)
-        };
-        match result {
-            Ok(_) => {}
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR)) => {}
-            Err(e) => return Err(from_io(e)),
-        }
+    /// Submits queued work; returns whether completions are already pending.
+    pub(crate) fn prepare_wait(&mut self) -> Result<bool> {
+        self.flush()?;
         Ok(self.has_pending())
     }
 
@@ -321,11 +355,11 @@ impl Worker {
     }
 
     /// The buffer a receive CQE names: the host's now, or recycled if nobody can take it.
-    fn take_buffer(&mut self, flags: u32, socket_gone: bool) -> Option<u32> {
-        let id = u32::from(cqueue::buffer_select(flags)?);
-        self.buffers.take_received(id);
+    fn take_buffer(&mut self, flags: u32, socket_gone: bool) -> Option<u16> {
+        let id = cqueue::buffer_select(flags)?;
+        self.buffers.take_received(u32::from(id));
         if socket_gone {
-            let _ = self.release_buffer(id);
+            let _ = self.release_buffer(u32::from(id));
             return None;
         }
         Some(id)
@@ -617,7 +651,7 @@ impl Worker {
         let deadline = Instant::now() + SHUTDOWN_REAP_LIMIT;
         let mut scratch = [iot_completion::default(); 64];
         while !self.ops.is_empty() && Instant::now() < deadline {
-            let _ = self.wait(100);
+            let _ = self.ring.submit_and_wait(1);
             self.drain(&mut scratch);
         }
         self.ready.clear();

@@ -43,7 +43,7 @@ pub extern "C" fn iot_worker_new(config: *const iot_config, out_worker: *mut u64
         // SAFETY: NULL or a readable iot_config, per the contract.
         let config = unsafe { config.as_ref() }.copied().unwrap_or_default();
         let worker = Worker::new(registry::next_id(), &config)?;
-        *out = registry::insert(worker);
+        *out = registry::insert(worker)?;
         Ok(0)
     })
 }
@@ -92,11 +92,12 @@ pub extern "C" fn iot_worker_drain(worker: u64, out: *mut iot_completion, capaci
 
 /// Submits queued operations, then blocks until a completion is pending or
 /// `timeout_ms` passes (0 = no limit). Returns 1 if completions are pending, else 0.
-/// For hosts that own a thread; never call it from a Dart isolate's event loop.
+/// The worker stays usable from other threads while this blocks. For hosts that own a
+/// thread; never call it from a Dart isolate's event loop.
 /// Not a leaf call: it blocks.
 #[no_mangle]
 pub extern "C" fn iot_worker_wait(worker: u64, timeout_ms: u32) -> i32 {
-    boundary(|| registry::with(worker, |w| w.wait(timeout_ms).map(i32::from)))
+    boundary(|| registry::wait(worker, timeout_ms).map(i32::from))
 }
 
 /// Registers (or with NULL, removes) the wake-up callback. It is called with the worker

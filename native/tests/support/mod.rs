@@ -1,0 +1,241 @@
+//! Test host: drives a worker through the C ABI exactly like the Dart layer does
+//! (drain → dispatch → flush → wait), with a deadline on every wait.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+pub mod echo;
+
+use std::collections::VecDeque;
+use std::ffi::CString;
+use std::time::{Duration, Instant};
+
+pub use iouring_transport::ffi::*;
+pub use iouring_transport::*;
+
+/// Upper bound for any single wait in a test.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+pub fn ok(what: &str, code: i32) -> i32 {
+    assert!(code >= 0, "{what} failed: {} ({code})", message(code));
+    code
+}
+
+pub fn message(code: i32) -> String {
+    let mut buf = [0 as std::ffi::c_char; 512];
+    iot_error_message(code, buf.as_mut_ptr(), buf.len());
+    // SAFETY: NUL-terminated by iot_error_message.
+    unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+pub fn config(recv: u32, send: u32, size: u32) -> iot_config {
+    let mut config = iot_config::default();
+    ok("config", iot_config_default(&mut config));
+    config.recv_buffer_count = recv;
+    config.send_buffer_count = send;
+    config.buffer_size = size;
+    config
+}
+
+/// A worker plus the completions drained but not yet consumed by the test.
+pub struct Host {
+    pub worker: u64,
+    pending: VecDeque<iot_completion>,
+    base: *mut u8,
+    size: u32,
+}
+
+// SAFETY: a worker may be driven from any thread; `base` points into its pool, which
+// lives as long as the worker this Host owns.
+unsafe impl Send for Host {}
+
+impl Host {
+    pub fn new() -> Host {
+        Host::with_config(&iot_config::default())
+    }
+
+    pub fn with_config(config: &iot_config) -> Host {
+        let mut worker = 0;
+        ok("worker_new", iot_worker_new(config, &mut worker));
+        let (mut base, mut size, mut count) = (std::ptr::null_mut(), 0, 0);
+        ok(
+            "buffers",
+            iot_worker_buffers(worker, &mut base, &mut size, &mut count),
+        );
+        Host {
+            worker,
+            pending: VecDeque::new(),
+            base,
+            size,
+        }
+    }
+
+    pub fn buffer_size(&self) -> u32 {
+        self.size
+    }
+
+    /// Bytes `[0, len)` of buffer `id`.
+    pub fn buffer(&self, id: u32, len: usize) -> &[u8] {
+        assert!(len <= self.size as usize);
+        // SAFETY: id came from the worker and len fits one buffer.
+        unsafe { std::slice::from_raw_parts(self.base.add(id as usize * self.size as usize), len) }
+    }
+
+    /// Acquires a send buffer and copies `data` into it.
+    pub fn filled_buffer(&self, data: &[u8]) -> u32 {
+        let mut id = 0;
+        ok("acquire", iot_buffer_acquire(self.worker, &mut id));
+        assert!(data.len() <= self.size as usize);
+        // SAFETY: the host owns buffer id and data fits in it.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                data.as_ptr(),
+                self.base.add(id as usize * self.size as usize),
+                data.len(),
+            )
+        };
+        id
+    }
+
+    pub fn listen(&self, ip: &str, flags: u32) -> (u64, u16) {
+        let ip = CString::new(ip).unwrap();
+        let mut listener = 0;
+        ok(
+            "listen",
+            iot_tcp_listen(self.worker, ip.as_ptr(), 0, 0, flags, &mut listener),
+        );
+        (listener, self.port(listener))
+    }
+
+    pub fn port(&self, socket: u64) -> u16 {
+        let mut port = 0;
+        ok(
+            "address",
+            iot_socket_address(
+                self.worker,
+                socket,
+                IOT_ADDRESS_LOCAL,
+                std::ptr::null_mut(),
+                0,
+                &mut port,
+            ),
+        );
+        port
+    }
+
+    pub fn connect(&self, ip: &str, port: u16, tag: u64, timeout_ms: u32) -> i32 {
+        let ip = CString::new(ip).unwrap();
+        let code = iot_tcp_connect(self.worker, ip.as_ptr(), port, tag, timeout_ms);
+        self.flush();
+        code
+    }
+
+    pub fn flush(&self) {
+        ok("flush", iot_worker_flush(self.worker));
+    }
+
+    /// Drains what is ready now (after a flush), without waiting.
+    pub fn poll(&mut self) -> usize {
+        self.flush();
+        let mut batch = [iot_completion::default(); 64];
+        let n = ok(
+            "drain",
+            iot_worker_drain(self.worker, batch.as_mut_ptr(), batch.len() as u32),
+        ) as usize;
+        self.pending.extend(&batch[..n]);
+        self.flush();
+        n
+    }
+
+    /// Next completion matching `pred`, running the loop until it arrives.
+    pub fn next_where(&mut self, pred: impl Fn(&iot_completion) -> bool) -> iot_completion {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(i) = self.pending.iter().position(&pred) {
+                return self.pending.remove(i).unwrap();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no matching completion within {DEADLINE:?}"
+            );
+            if self.poll() == 0 {
+                ok("wait", iot_worker_wait(self.worker, 100));
+            }
+        }
+    }
+
+    pub fn next_tagged(&mut self, tag: u64) -> iot_completion {
+        self.next_where(|c| c.tag == tag)
+    }
+
+    pub fn stats(&self) -> iot_stats {
+        let mut stats = iot_stats::default();
+        ok("stats", iot_worker_stats(self.worker, &mut stats));
+        stats
+    }
+
+    /// Sends `data` in buffer-size chunks with one tag, waiting for every chunk.
+    pub fn send_all(&mut self, socket: u64, data: &[u8], tag: u64) {
+        let mut chunks = 0;
+        for chunk in data.chunks(self.size as usize) {
+            let id = self.filled_buffer(chunk);
+            ok(
+                "send",
+                iot_send(self.worker, socket, id, 0, chunk.len() as u32, tag, 0),
+            );
+            chunks += 1;
+        }
+        for _ in 0..chunks {
+            let c = self.next_tagged(tag);
+            assert!(c.result >= 0, "send failed: {}", message(c.result));
+        }
+    }
+
+    /// Receives (one-shot receives, re-queued) until `len` bytes or end of stream.
+    pub fn recv_exact(&mut self, socket: u64, len: usize, tag: u64) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len);
+        while out.len() < len {
+            ok("recv", iot_recv(self.worker, socket, tag, 0, 0));
+            let c = self.next_tagged(tag);
+            assert!(c.result >= 0, "recv failed: {}", message(c.result));
+            if c.result == 0 {
+                break;
+            }
+            out.extend_from_slice(self.buffer(u32::from(c.buffer_id), c.result as usize));
+            ok(
+                "release",
+                iot_buffer_release(self.worker, u32::from(c.buffer_id)),
+            );
+        }
+        out
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let code = iot_worker_free(self.worker);
+        if !std::thread::panicking() {
+            assert_eq!(code, 0, "worker_free: {}", message(code));
+        }
+    }
+}
+
+/// Open file descriptors of this process.
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Deterministic, non-repeating-looking test bytes.
+pub fn pattern(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761).max(1);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}

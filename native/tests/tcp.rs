@@ -1,0 +1,418 @@
+//! TCP through the C ABI, against std::net peers.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::time::Duration;
+
+use support::echo::EchoServer;
+use support::*;
+
+fn client(port: u16, ip: &str) -> TcpStream {
+    let stream = TcpStream::connect((ip, port)).expect("connect to echo server");
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    stream
+}
+
+fn echo_once(ip: &str) {
+    let server = EchoServer::start(ip);
+    let mut stream = client(server.port, ip);
+    stream.write_all(b"hello io_uring").unwrap();
+    let mut buf = [0u8; 14];
+    stream.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"hello io_uring");
+    drop(stream);
+    let stats = server.stop();
+    assert_eq!(stats.sockets_open, 0);
+    assert_eq!(stats.buffers_outstanding, 0);
+}
+
+#[test]
+fn echo_round_trip_ipv4() {
+    echo_once("127.0.0.1");
+}
+
+#[test]
+fn echo_round_trip_ipv6() {
+    echo_once("::1");
+}
+
+#[test]
+fn echo_500_concurrent_connections() {
+    let server = EchoServer::start("127.0.0.1");
+    let port = server.port;
+    let threads: Vec<_> = (0..10)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut streams: Vec<TcpStream> =
+                    (0..50).map(|_| client(port, "127.0.0.1")).collect();
+                for (i, s) in streams.iter_mut().enumerate() {
+                    s.write_all(&pattern(1000, t * 50 + i as u32)).unwrap();
+                }
+                for (i, s) in streams.iter_mut().enumerate() {
+                    let mut back = vec![0u8; 1000];
+                    s.read_exact(&mut back).unwrap();
+                    assert_eq!(back, pattern(1000, t * 50 + i as u32));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("client thread");
+    }
+    let stats = server.stop();
+    assert_eq!(
+        (
+            stats.sockets_open,
+            stats.buffers_outstanding,
+            stats.ops_in_flight
+        ),
+        (0, 0, 0)
+    );
+}
+
+#[test]
+fn echo_8_mib_byte_exact() {
+    let server = EchoServer::start("127.0.0.1");
+    let payload = pattern(8 << 20, 7);
+    let mut stream = client(server.port, "127.0.0.1");
+    let mut writer = stream.try_clone().unwrap();
+    let sent = payload.clone();
+    let write_thread = std::thread::spawn(move || {
+        writer.write_all(&sent).unwrap();
+        writer.shutdown(Shutdown::Write).unwrap();
+    });
+    let mut back = Vec::with_capacity(payload.len());
+    stream.read_to_end(&mut back).unwrap();
+    write_thread.join().unwrap();
+    assert_eq!(back.len(), payload.len());
+    assert!(back == payload, "echoed bytes differ");
+}
+
+#[test]
+fn connect_refused_leaves_no_socket() {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut host = Host::new();
+    ok("connect", host.connect("127.0.0.1", port, 1, 0));
+    let c = host.next_tagged(1);
+    assert_eq!(
+        (c.kind, c.result, c.handle),
+        (IOT_KIND_CONNECT, -libc::ECONNREFUSED, 0)
+    );
+    assert_eq!(host.stats().sockets_open, 0);
+}
+
+#[test]
+fn connect_times_out_when_backlog_is_full() {
+    // A listener that never accepts, with a full accept queue, drops further SYNs.
+    let listener =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    listener
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    listener.listen(0).unwrap();
+    let port = listener.local_addr().unwrap().as_socket().unwrap().port();
+    let mut host = Host::new();
+    let mut fillers = Vec::new();
+    let mut timed_out = false;
+    for tag in 1..=8 {
+        ok("connect", host.connect("127.0.0.1", port, tag, 300));
+        let c = host.next_tagged(tag);
+        if c.result == -libc::ETIMEDOUT {
+            timed_out = true;
+            break;
+        }
+        assert_eq!(
+            c.result,
+            0,
+            "unexpected connect result {}",
+            message(c.result)
+        );
+        fillers.push(c.handle);
+    }
+    assert!(timed_out, "connect never timed out against a full backlog");
+    assert_eq!(host.stats().sockets_open as usize, fillers.len());
+}
+
+/// A connected pair: (our host, our socket, the std peer).
+fn connected_pair(host: &mut Host) -> (u64, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    ok("connect", host.connect("127.0.0.1", port, 42, 0));
+    let (peer, _) = listener.accept().unwrap();
+    let c = host.next_tagged(42);
+    assert_eq!(c.result, 0, "connect: {}", message(c.result));
+    peer.set_read_timeout(Some(DEADLINE)).unwrap();
+    (c.handle, peer)
+}
+
+#[test]
+fn recv_times_out() {
+    let mut host = Host::new();
+    let (socket, _peer) = connected_pair(&mut host);
+    ok("recv", iot_recv(host.worker, socket, 5, 0, 100));
+    let c = host.next_tagged(5);
+    assert_eq!(
+        (c.kind, c.result, c.flags),
+        (IOT_KIND_RECV, -libc::ETIMEDOUT, 0)
+    );
+    assert_eq!(host.stats().ops_in_flight, 0);
+}
+
+#[test]
+fn recv_with_timeout_gets_data_in_time() {
+    let mut host = Host::new();
+    let (socket, mut peer) = connected_pair(&mut host);
+    peer.write_all(b"quick").unwrap();
+    ok("recv", iot_recv(host.worker, socket, 5, 0, 10_000));
+    let c = host.next_tagged(5);
+    assert_eq!(c.result, 5);
+    assert_eq!(host.buffer(u32::from(c.buffer_id), 5), b"quick");
+    ok(
+        "release",
+        iot_buffer_release(host.worker, u32::from(c.buffer_id)),
+    );
+    assert_eq!(host.stats().ops_in_flight, 0);
+}
+
+#[test]
+fn multishot_with_timeout_is_rejected() {
+    let mut host = Host::new();
+    let (socket, _peer) = connected_pair(&mut host);
+    assert_eq!(
+        iot_recv(host.worker, socket, 5, IOT_OP_MULTISHOT, 100),
+        -libc::EINVAL
+    );
+}
+
+#[test]
+fn cancel_multishot_recv() {
+    let mut host = Host::new();
+    let (socket, _peer) = connected_pair(&mut host);
+    ok(
+        "recv",
+        iot_recv(host.worker, socket, 9, IOT_OP_MULTISHOT, 0),
+    );
+    host.flush();
+    ok("cancel", iot_cancel(host.worker, 9));
+    let c = host.next_tagged(9);
+    assert_eq!(
+        (c.result, c.flags & IOT_COMPLETION_MORE),
+        (-libc::ECANCELED, 0)
+    );
+    assert_eq!(iot_cancel(host.worker, 9), -libc::ENOENT);
+    assert_eq!(host.stats().ops_in_flight, 0);
+}
+
+#[test]
+fn peer_reset_mid_stream() {
+    let mut host = Host::new();
+    let (socket, peer) = connected_pair(&mut host);
+    ok(
+        "recv",
+        iot_recv(host.worker, socket, 3, IOT_OP_MULTISHOT, 0),
+    );
+    socket2::SockRef::from(&peer)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    (&peer).write_all(b"partial").unwrap();
+    drop(peer); // RST
+    let mut received = Vec::new();
+    let last = loop {
+        let c = host.next_tagged(3);
+        if c.flags & IOT_COMPLETION_BUFFER != 0 {
+            received.extend_from_slice(host.buffer(u32::from(c.buffer_id), c.result as usize));
+            ok(
+                "release",
+                iot_buffer_release(host.worker, u32::from(c.buffer_id)),
+            );
+        }
+        if c.flags & IOT_COMPLETION_MORE == 0 {
+            break c;
+        }
+    };
+    assert!(b"partial".starts_with(&received));
+    assert_eq!(last.result, -libc::ECONNRESET);
+    // Sending on the reset connection fails cleanly and gives the buffer back.
+    let id = host.filled_buffer(b"x");
+    ok("send", iot_send(host.worker, socket, id, 0, 1, 4, 0));
+    let c = host.next_tagged(4);
+    assert!(
+        c.result == -libc::EPIPE || c.result == -libc::ECONNRESET,
+        "send got {}",
+        message(c.result)
+    );
+    assert_eq!(host.stats().buffers_outstanding, 0);
+}
+
+#[test]
+fn half_close_both_directions() {
+    let mut host = Host::new();
+    let (socket, mut peer) = connected_pair(&mut host);
+    // Peer closes its write side: we read its data then end of stream...
+    peer.write_all(b"request").unwrap();
+    peer.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(host.recv_exact(socket, 100, 6), b"request");
+    // ...and can still answer; our shutdown goes out after the queued send.
+    let id = host.filled_buffer(b"response");
+    ok("send", iot_send(host.worker, socket, id, 0, 8, 7, 0));
+    ok(
+        "shutdown",
+        iot_socket_shutdown(host.worker, socket, IOT_SHUTDOWN_WRITE, 8),
+    );
+    assert_eq!(host.next_tagged(7).result, 8);
+    assert_eq!(host.next_tagged(8).result, 0);
+    let mut back = Vec::new();
+    peer.read_to_end(&mut back).unwrap();
+    assert_eq!(back, b"response");
+}
+
+#[test]
+fn send_pool_exhaustion_is_reported_and_recovers() {
+    let mut host = Host::with_config(&config(4, 2, 4096));
+    let (socket, mut peer) = connected_pair(&mut host);
+    let a = host.filled_buffer(b"a");
+    let _b = host.filled_buffer(b"b");
+    let mut id = 0;
+    assert_eq!(iot_buffer_acquire(host.worker, &mut id), -libc::ENOBUFS);
+    ok("send", iot_send(host.worker, socket, a, 0, 1, 1, 0));
+    assert_eq!(host.next_tagged(1).result, 1);
+    ok(
+        "acquire after send",
+        iot_buffer_acquire(host.worker, &mut id),
+    );
+    let mut byte = [0u8; 1];
+    peer.read_exact(&mut byte).unwrap();
+    assert_eq!(&byte, b"a");
+}
+
+#[test]
+fn recv_pool_exhaustion_pauses_without_loss() {
+    let size = 1024;
+    let mut host = Host::with_config(&config(4, 4, size));
+    let (socket, mut peer) = connected_pair(&mut host);
+    let payload = pattern(64 * size as usize, 11);
+    let to_send = payload.clone();
+    let writer = std::thread::spawn(move || {
+        peer.write_all(&to_send).unwrap();
+        peer
+    });
+    ok(
+        "recv",
+        iot_recv(host.worker, socket, 1, IOT_OP_MULTISHOT, 0),
+    );
+    let mut received = Vec::new();
+    let mut held = Vec::new();
+    while received.len() < payload.len() {
+        let c = host.next_tagged(1);
+        assert!(c.result > 0, "recv ended early: {}", message(c.result));
+        assert_ne!(
+            c.flags & IOT_COMPLETION_MORE,
+            0,
+            "multishot recv must stay armed"
+        );
+        received.extend_from_slice(host.buffer(u32::from(c.buffer_id), c.result as usize));
+        held.push(u32::from(c.buffer_id));
+        if held.len() == 4 {
+            // Every receive buffer is ours: the kernel cannot deliver more until we
+            // give some back, and nothing may be lost meanwhile.
+            host.poll();
+            assert_eq!(host.stats().buffers_outstanding, 4);
+            for id in held.drain(..) {
+                ok("release", iot_buffer_release(host.worker, id));
+            }
+        }
+    }
+    writer.join().unwrap();
+    assert!(
+        received == payload,
+        "bytes lost or reordered under buffer pressure"
+    );
+}
+
+#[test]
+fn accept_one_shot_with_timeout() {
+    let mut host = Host::new();
+    let (listener, port) = host.listen("127.0.0.1", 0);
+    ok("accept", iot_tcp_accept(host.worker, listener, 1, 0, 100));
+    assert_eq!(host.next_tagged(1).result, -libc::ETIMEDOUT);
+    ok(
+        "accept",
+        iot_tcp_accept(host.worker, listener, 2, 0, 10_000),
+    );
+    host.flush();
+    let _client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let c = host.next_tagged(2);
+    assert_eq!(c.result, 0);
+    assert_ne!(c.handle, 0);
+    // An accepted socket reports its peer.
+    let mut port_out = 0;
+    let mut text = [0 as std::ffi::c_char; 64];
+    let n = iot_socket_address(
+        host.worker,
+        c.handle,
+        IOT_ADDRESS_PEER,
+        text.as_mut_ptr(),
+        64,
+        &mut port_out,
+    );
+    assert_eq!(n, 9);
+    assert_eq!(port_out, _client.local_addr().unwrap().port());
+}
+
+#[test]
+fn operations_on_wrong_socket_kind_fail() {
+    let host = Host::new();
+    let (listener, _) = host.listen("127.0.0.1", 0);
+    assert_eq!(
+        iot_recv(host.worker, listener, 1, 0, 0),
+        IOT_E_WRONG_SOCKET_KIND
+    );
+}
+
+#[test]
+fn listen_reuseport_shares_a_port_and_v6only() {
+    let a = Host::new();
+    let (_, port) = a.listen("127.0.0.1", IOT_LISTEN_REUSEPORT);
+    let b = Host::new();
+    let ip = std::ffi::CString::new("127.0.0.1").unwrap();
+    let mut second = 0;
+    ok(
+        "second listener",
+        iot_tcp_listen(
+            b.worker,
+            ip.as_ptr(),
+            port,
+            0,
+            IOT_LISTEN_REUSEPORT,
+            &mut second,
+        ),
+    );
+    let mut third = 0;
+    assert_eq!(
+        iot_tcp_listen(b.worker, ip.as_ptr(), port, 0, 0, &mut third),
+        -libc::EADDRINUSE
+    );
+    assert_eq!(third, 0, "outputs are written only on success");
+    let any6 = std::ffi::CString::new("::").unwrap();
+    ok(
+        "v6only",
+        iot_tcp_listen(
+            b.worker,
+            any6.as_ptr(),
+            port,
+            0,
+            IOT_LISTEN_V6ONLY | IOT_LISTEN_REUSEPORT,
+            &mut third,
+        ),
+    );
+}
