@@ -120,7 +120,9 @@ fn serve(worker: u64) -> Result<(), String> {
             iot_worker_drain(worker, completions.as_mut_ptr(), completions.len() as u32),
         )?;
         for c in &completions[..n as usize] {
-            dispatch(worker, c)?;
+            if let Some(socket) = dispatch(worker, c) {
+                close(worker, socket);
+            }
         }
         check("flush", iot_worker_flush(worker))?;
         if n == 0 {
@@ -130,46 +132,41 @@ fn serve(worker: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// Handles one completion; returns the socket to close when its connection is done.
 /// Sockets are tagged with their own handle, so a completion names its connection.
-fn dispatch(worker: u64, c: &iot_completion) -> Result<(), String> {
+fn dispatch(worker: u64, c: &iot_completion) -> Option<u64> {
     match c.kind {
         IOT_KIND_ACCEPT if c.result == 0 => {
-            if iot_recv(worker, c.handle, c.handle, IOT_OP_MULTISHOT, 0) < 0 {
-                close(worker, c.handle);
-            }
+            (iot_recv(worker, c.handle, c.handle, IOT_OP_MULTISHOT, 0) < 0).then_some(c.handle)
         }
         IOT_KIND_ACCEPT => {
-            // EMFILE and friends: the multishot accept ended; report and go on.
+            // EMFILE and friends: report and go on serving the connections we have.
             eprintln!("{}", check("accept", c.result).unwrap_err());
+            None
         }
         IOT_KIND_RECV if c.flags & IOT_COMPLETION_BUFFER != 0 && c.result > 0 => {
-            // Echo straight from the receive buffer: it returns to the pool after the send.
-            if iot_send(
-                worker,
-                c.tag,
-                u32::from(c.buffer_id),
-                0,
-                c.result as u32,
-                c.tag,
-                0,
-            ) < 0
-            {
-                let _ = iot_buffer_release(worker, u32::from(c.buffer_id));
-                close(worker, c.tag);
-            }
+            echo_back(worker, c)
         }
         // End of stream: finish the queued echoes, send our FIN, then close.
         IOT_KIND_RECV if c.result == 0 => {
-            if iot_socket_shutdown(worker, c.tag, IOT_SHUTDOWN_WRITE, c.tag) < 0 {
-                close(worker, c.tag);
-            }
+            (iot_socket_shutdown(worker, c.tag, IOT_SHUTDOWN_WRITE, c.tag) < 0).then_some(c.tag)
         }
-        IOT_KIND_RECV if c.flags & IOT_COMPLETION_MORE == 0 => close(worker, c.tag),
-        IOT_KIND_SEND if c.result < 0 => close(worker, c.tag),
-        IOT_KIND_SHUTDOWN => close(worker, c.tag),
-        _ => {}
+        IOT_KIND_RECV if c.flags & IOT_COMPLETION_MORE == 0 => Some(c.tag),
+        IOT_KIND_SEND if c.result < 0 => Some(c.tag),
+        IOT_KIND_SHUTDOWN => Some(c.tag),
+        _ => None,
     }
-    Ok(())
+}
+
+/// Sends the received buffer straight back (zero copy); it returns to the pool after
+/// the send.
+fn echo_back(worker: u64, c: &iot_completion) -> Option<u64> {
+    let buffer = u32::from(c.buffer_id);
+    if iot_send(worker, c.tag, buffer, c.offset, c.result as u32, c.tag, 0) < 0 {
+        let _ = iot_buffer_release(worker, buffer);
+        return Some(c.tag);
+    }
+    None
 }
 
 fn run() -> Result<(), String> {

@@ -5,6 +5,10 @@
 //! serialized by its lock; the host should still drive a worker from one isolate or
 //! thread at a time, as completions are drained by whoever calls `iot_worker_drain`.
 
+// The exports are called from C and Dart, where `unsafe` means nothing; each one checks
+// its pointers (NULL → IOT_E_NULL_POINTER) and documents what it reads and writes.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+
 mod buffer;
 mod error;
 mod tcp;

@@ -73,23 +73,7 @@ fn serve(mut host: Host) -> iot_stats {
                 );
             }
             IOT_KIND_ACCEPT if c.flags & IOT_COMPLETION_MORE == 0 => break,
-            IOT_KIND_RECV if c.result > 0 => {
-                if iot_send(
-                    worker,
-                    c.tag,
-                    u32::from(c.buffer_id),
-                    0,
-                    c.result as u32,
-                    c.tag,
-                    0,
-                ) < 0
-                {
-                    ok(
-                        "release",
-                        iot_buffer_release(worker, u32::from(c.buffer_id)),
-                    );
-                }
-            }
+            IOT_KIND_RECV if c.result > 0 => echo_back(worker, &c),
             // End of stream: echo what is queued, then close after our own FIN.
             IOT_KIND_RECV if c.result == 0 && open.contains(&c.tag) => {
                 ok(
@@ -97,10 +81,10 @@ fn serve(mut host: Host) -> iot_stats {
                     iot_socket_shutdown(worker, c.tag, IOT_SHUTDOWN_WRITE, c.tag),
                 );
             }
-            IOT_KIND_RECV | IOT_KIND_SHUTDOWN if c.flags & IOT_COMPLETION_MORE == 0 => {
-                if open.remove(&c.tag) {
-                    ok("close", iot_socket_close(worker, c.tag));
-                }
+            IOT_KIND_RECV | IOT_KIND_SHUTDOWN
+                if c.flags & IOT_COMPLETION_MORE == 0 && open.remove(&c.tag) =>
+            {
+                ok("close", iot_socket_close(worker, c.tag));
             }
             _ => {}
         }
@@ -116,4 +100,12 @@ fn serve(mut host: Host) -> iot_stats {
         }
     }
     host.stats()
+}
+
+/// Sends the received buffer straight back; it returns to the pool after the send.
+fn echo_back(worker: u64, c: &iot_completion) {
+    let buffer = u32::from(c.buffer_id);
+    if iot_send(worker, c.tag, buffer, c.offset, c.result as u32, c.tag, 0) < 0 {
+        ok("release", iot_buffer_release(worker, buffer));
+    }
 }

@@ -1,0 +1,131 @@
+//! The wake-up callback fires once per arm, only when armed, and never after it was
+//! removed.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::time::Duration;
+
+use support::*;
+
+/// Callback counts per worker (tests in this binary run in parallel).
+fn calls() -> &'static (Mutex<HashMap<u64, u32>>, Condvar) {
+    static CALLS: OnceLock<(Mutex<HashMap<u64, u32>>, Condvar)> = OnceLock::new();
+    CALLS.get_or_init(Default::default)
+}
+
+unsafe extern "C" fn on_ready(worker: u64) {
+    let (map, cv) = calls();
+    *map.lock().unwrap().entry(worker).or_default() += 1;
+    cv.notify_all();
+}
+
+fn count(worker: u64) -> u32 {
+    calls().0.lock().unwrap().get(&worker).copied().unwrap_or(0)
+}
+
+fn wait_for_count(worker: u64, n: u32) {
+    let (map, cv) = calls();
+    let guard = map.lock().unwrap();
+    let (guard, timeout) = cv
+        .wait_timeout_while(guard, DEADLINE, |m| {
+            m.get(&worker).copied().unwrap_or(0) < n
+        })
+        .unwrap();
+    assert!(
+        !timeout.timed_out(),
+        "callback count stayed {:?}, wanted {n}",
+        guard.get(&worker)
+    );
+}
+
+/// A refused connect is a cheap way to make exactly one completion arrive.
+fn one_completion(host: &Host, tag: u64) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    ok("connect", host.connect("127.0.0.1", port, tag, 0));
+}
+
+#[test]
+fn fires_once_per_arm_and_not_after_removal() {
+    let mut host = Host::new();
+    let w = host.worker;
+    ok("notifier", iot_worker_set_notifier(w, Some(on_ready)));
+
+    // Armed and idle: the next completion wakes us, once.
+    ok("arm", iot_worker_arm(w));
+    one_completion(&host, 1);
+    wait_for_count(w, 1);
+    assert_eq!(host.next_tagged(1).result, -libc::ECONNREFUSED);
+
+    // Not armed: a completion arrives, we drain it via the blocking wait instead.
+    one_completion(&host, 2);
+    assert_eq!(host.next_tagged(2).result, -libc::ECONNREFUSED);
+
+    // Arming while a completion is already pending notifies at once.
+    one_completion(&host, 3);
+    assert_eq!(iot_worker_wait(w, 10_000), 1);
+    ok("arm", iot_worker_arm(w));
+    wait_for_count(w, 2);
+
+    // Removing the notifier joins its thread: no late or extra callbacks.
+    ok("remove notifier", iot_worker_set_notifier(w, None));
+    assert_eq!(count(w), 2);
+    assert_eq!(host.next_tagged(3).result, -libc::ECONNREFUSED);
+}
+
+#[test]
+fn idle_armed_worker_does_not_spin() {
+    let mut host = Host::new();
+    let w = host.worker;
+    ok("notifier", iot_worker_set_notifier(w, Some(on_ready)));
+    // One callback first: proves the notifier thread is up and in its wait loop.
+    ok("arm", iot_worker_arm(w));
+    one_completion(&host, 1);
+    wait_for_count(w, 1);
+    host.next_tagged(1);
+    ok("arm", iot_worker_arm(w));
+    // Nothing is in flight: the notifier thread must be blocked in poll(2).
+    // Its CPU time after a short idle window shows it is not polling.
+    let before = thread_cpu_ticks(w);
+    assert_eq!(iot_worker_wait(w, 200), 0, "nothing can complete");
+    let after = thread_cpu_ticks(w);
+    assert!(
+        after - before <= 1,
+        "notifier thread used CPU while idle: {before} -> {after}"
+    );
+    assert_eq!(count(w), 1);
+    ok("remove notifier", iot_worker_set_notifier(w, None));
+}
+
+/// utime + stime (clock ticks) of the notifier thread of `worker`.
+fn thread_cpu_ticks(worker: u64) -> u64 {
+    let name = format!("iot-notify-{worker}");
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let dir = task.unwrap().path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.trim() == &name[..name.len().min(15)] {
+            let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
+            let fields: Vec<&str> = stat
+                .rsplit(')')
+                .next()
+                .unwrap()
+                .split_whitespace()
+                .collect();
+            return fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        }
+    }
+    panic!("notifier thread {name} not found");
+}
+
+#[test]
+fn wait_times_out_without_completions() {
+    let host = Host::new();
+    let start = std::time::Instant::now();
+    assert_eq!(iot_worker_wait(host.worker, 50), 0);
+    assert!(start.elapsed() >= Duration::from_millis(40));
+}
