@@ -74,9 +74,9 @@ pub(crate) fn remove(id: u64) -> Result<Worker> {
 /// pending or `timeout_ms` passes (0 = no limit). Returns whether one is pending.
 pub(crate) fn wait(id: u64, timeout_ms: u32) -> Result<bool> {
     let cell = cell(id)?;
-    if with(id, |w| w.prepare_wait())? {
+    let Some(to_submit) = with(id, |w| w.prepare_wait())? else {
         return Ok(true);
-    }
-    crate::worker::wait_for_completion(cell.ring_fd.as_fd(), timeout_ms)?;
+    };
+    crate::worker::submit_and_wait(cell.ring_fd.as_fd(), to_submit, timeout_ms)?;
     with(id, |w| Ok(w.has_pending()))
 }

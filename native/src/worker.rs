@@ -24,11 +24,16 @@ use crate::ops::{Op, Work, IGNORED, TIMEOUT_BIT};
 use crate::probe;
 use crate::sockets::{Outbound, SocketTable};
 
-/// Blocks in `io_uring_enter` until the ring at `ring_fd` has a completion or
-/// `timeout_ms` passes (0 = no limit). Needs no worker lock: it submits nothing, so
-/// other threads may use the worker meanwhile. Interrupted or timed-out waits are not
-/// errors.
-pub(crate) fn wait_for_completion(ring_fd: BorrowedFd<'_>, timeout_ms: u32) -> Result<()> {
+/// Submits `to_submit` queued SQEs and blocks in the same `io_uring_enter` until the
+/// ring at `ring_fd` has a completion or `timeout_ms` passes (0 = no limit). Runs
+/// without the worker lock, so other threads may use the worker meanwhile: the kernel
+/// only reads SQEs already published by the tail, and submits at most `to_submit`.
+/// Interrupted or timed-out waits are not errors.
+pub(crate) fn submit_and_wait(
+    ring_fd: BorrowedFd<'_>,
+    to_submit: u32,
+    timeout_ms: u32,
+) -> Result<()> {
     // `struct io_uring_getevents_arg` from linux/io_uring.h.
     #[repr(C)]
     struct GeteventsArg {
@@ -53,13 +58,12 @@ pub(crate) fn wait_for_completion(ring_fd: BorrowedFd<'_>, timeout_ms: u32) -> R
     };
     const IORING_ENTER_GETEVENTS: u32 = 1;
     const IORING_ENTER_EXT_ARG: u32 = 1 << 3;
-    // SAFETY: valid ring fd; `arg` and `ts` outlive the call; to_submit = 0 means the
-    // kernel does not read the submission queue.
+    // SAFETY: valid ring fd (kept open by the caller); `arg` and `ts` outlive the call.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_io_uring_enter,
             ring_fd.as_raw_fd(),
-            0u32,
+            to_submit,
             1u32,
             IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG,
             &arg as *const GeteventsArg,
@@ -226,8 +230,12 @@ impl Worker {
         })
     }
 
-    /// Submits everything queued; returns how many SQEs the kernel took.
+    /// Submits everything queued; returns how many SQEs the kernel took. Costs no
+    /// syscall when nothing is queued (hosts flush once per event-loop turn).
     pub(crate) fn flush(&mut self) -> Result<usize> {
+        if self.ring.submission().is_empty() && !self.ring.submission().cq_overflow() {
+            return Ok(0);
+        }
         self.ring.submit().map_err(from_io)
     }
 
@@ -282,10 +290,14 @@ impl Worker {
         }
     }
 
-    /// Submits queued work; returns whether completions are already pending.
-    pub(crate) fn prepare_wait(&mut self) -> Result<bool> {
-        self.flush()?;
-        Ok(self.has_pending())
+    /// Before a blocking wait: `None` when completions are already pending (after
+    /// submitting queued work), else how many queued SQEs the wait should submit.
+    pub(crate) fn prepare_wait(&mut self) -> Result<Option<u32>> {
+        if self.has_pending() {
+            self.flush()?;
+            return Ok(None);
+        }
+        Ok(Some(self.ring.submission().len() as u32))
     }
 
     fn on_cqe(&mut self, user_data: u64, res: i32, flags: u32) -> Option<iot_completion> {
