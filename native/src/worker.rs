@@ -662,8 +662,11 @@ impl Worker {
         }
         let deadline = Instant::now() + SHUTDOWN_REAP_LIMIT;
         let mut scratch = [iot_completion::default(); 64];
+        let step = Timespec::new().nsec(100_000_000);
+        let args = types::SubmitArgs::new().timespec(&step);
         while !self.ops.is_empty() && Instant::now() < deadline {
-            let _ = self.ring.submit_and_wait(1);
+            // Bounded wait: an op that never completes must not hang the free.
+            let _ = self.ring.submitter().submit_with_args(1, &args);
             self.drain(&mut scratch);
         }
         self.ready.clear();
