@@ -50,17 +50,22 @@ fn one_completion(host: &Host, tag: u64) {
     ok("connect", host.connect("127.0.0.1", port, tag, 0));
 }
 
-#[test]
-fn fires_once_per_arm_and_not_after_removal() {
+/// A host whose notifier fired once: armed and idle, the next completion woke it.
+fn host_notified_once() -> Host {
     let mut host = Host::new();
     let w = host.worker;
     ok("notifier", iot_worker_set_notifier(w, Some(on_ready)));
-
-    // Armed and idle: the next completion wakes us, once.
     ok("arm", iot_worker_arm(w));
     one_completion(&host, 1);
     wait_for_count(w, 1);
     assert_eq!(host.next_tagged(1).result, -libc::ECONNREFUSED);
+    host
+}
+
+#[test]
+fn fires_once_per_arm_and_not_after_removal() {
+    let mut host = host_notified_once();
+    let w = host.worker;
 
     // Not armed: a completion arrives, we drain it via the blocking wait instead.
     one_completion(&host, 2);
@@ -80,14 +85,9 @@ fn fires_once_per_arm_and_not_after_removal() {
 
 #[test]
 fn idle_armed_worker_does_not_spin() {
-    let mut host = Host::new();
-    let w = host.worker;
-    ok("notifier", iot_worker_set_notifier(w, Some(on_ready)));
     // One callback first: proves the notifier thread is up and in its wait loop.
-    ok("arm", iot_worker_arm(w));
-    one_completion(&host, 1);
-    wait_for_count(w, 1);
-    host.next_tagged(1);
+    let host = host_notified_once();
+    let w = host.worker;
     ok("arm", iot_worker_arm(w));
     // Nothing is in flight: the notifier thread must be blocked in poll(2).
     // Its CPU time after a short idle window shows it is not polling.
