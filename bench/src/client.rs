@@ -2,6 +2,8 @@
 //! connections with level-triggered epoll. Each connection does strict ping-pong:
 //! send `size` bytes, read back exactly `size` bytes, compare them with what was sent,
 //! repeat. Round trips completed after the warm-up and before the deadline are counted.
+//! A caller-supplied probe (the server's CPU time) is sampled at the same two instants
+//! that bound the counted window.
 
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
@@ -23,12 +25,15 @@ pub struct Config {
     pub stall_timeout: Duration,
 }
 
-pub struct Outcome {
+pub struct Outcome<S> {
     pub round_trips: u64,
     pub elapsed: Duration,
+    /// The probe's values at the start and the end of the measured window.
+    pub probe_start: S,
+    pub probe_end: S,
 }
 
-impl Outcome {
+impl<S> Outcome<S> {
     pub fn per_sec(&self) -> f64 {
         self.round_trips as f64 / self.elapsed.as_secs_f64()
     }
@@ -142,8 +147,9 @@ impl Conn {
 }
 
 /// Runs one measurement against 127.0.0.1:`cfg.port`. Always returns by
-/// warm-up + measure (+ connect time), or earlier with an error.
-pub fn run(cfg: &Config) -> Result<Outcome, String> {
+/// warm-up + measure (+ connect time), or earlier with an error. `probe` is called
+/// exactly twice: when the measured window opens (after the warm-up) and when it closes.
+pub fn run<S>(cfg: &Config, mut probe: impl FnMut() -> S) -> Result<Outcome<S>, String> {
     assert!(cfg.connections > 0 && cfg.size > 0);
     let addr = SocketAddr::from(([127, 0, 0, 1], cfg.port));
     let ep = Epoll::new().map_err(|e| format!("epoll_create: {e}"))?;
@@ -172,7 +178,7 @@ pub fn run(cfg: &Config) -> Result<Outcome, String> {
 
     let mut events = sys::events(cfg.connections.min(1024));
     let mut total: u64 = 0;
-    let mut measured_from: Option<(u64, Instant)> = None;
+    let mut measured_from: Option<(u64, Instant, S)> = None;
     let mut next_check = start + TICK;
     let mut now = start;
     loop {
@@ -184,7 +190,8 @@ pub fn run(cfg: &Config) -> Result<Outcome, String> {
             next_check = now + TICK;
         }
         if measured_from.is_none() && now >= warm_end {
-            measured_from = Some((total, now));
+            let at_start = probe();
+            measured_from = Some((total, now, at_start));
         }
         if now >= end {
             break;
@@ -218,7 +225,8 @@ pub fn run(cfg: &Config) -> Result<Outcome, String> {
         }
     }
 
-    let (at_warm_end, from) = measured_from.expect("set before the end");
+    let probe_end = probe();
+    let (at_warm_end, from, probe_start) = measured_from.expect("set before the end");
     let round_trips = total - at_warm_end;
     check_stalls(&conns, now, cfg)?;
     if round_trips == 0 {
@@ -230,6 +238,8 @@ pub fn run(cfg: &Config) -> Result<Outcome, String> {
     Ok(Outcome {
         round_trips,
         elapsed: now - from,
+        probe_start,
+        probe_end,
     })
 }
 

@@ -2,11 +2,13 @@
 //! an epoll peer, measured by one and the same load client in the same run.
 //!
 //! This file holds the command line, the run loop over (connections, size) cells and
-//! the result table. Every server runs as its own child process (see `spawn`): ours is
-//! the `echo_server` example binary, the peers are this binary re-executed with the
-//! hidden `serve tokio|epoll` subcommand.
+//! the two result tables: throughput, then server CPU time per request. Every server runs
+//! as its own child process (see `spawn`): ours is the `echo_server` example binary, the
+//! peers are this binary re-executed with the hidden `serve tokio|epoll` subcommand. The
+//! CPU time is read from outside the child (see `cpu`) at the edges of the measured window.
 
 mod client;
+mod cpu;
 mod epoll_server;
 mod interrupt;
 mod spawn;
@@ -18,8 +20,9 @@ use std::process::{Command, ExitCode};
 use std::time::Duration;
 
 const USAGE: &str = "\
-usage: iot_bench echo [--connections 1,50] [--sizes 64,4096] [--seconds 3]
+usage: iot_bench echo [--connections 1,50] [--sizes 64,4096] [--seconds 4]
                       [--warmup 0.5] [--timeout 5] [--servers ours,tokio,epoll] [--ours PATH]
+                      [--cpu-source auto]
 
 TCP echo throughput (round trips per second) of our io_uring example server against a
 single-thread tokio and a single-thread epoll echo server. For every (connections, size)
@@ -27,16 +30,25 @@ cell each server is started as its own child process, bound to 127.0.0.1 with on
 thread, and driven by the same one-thread epoll client: every connection sends SIZE bytes,
 reads exactly SIZE bytes back, checks them and repeats, for SECONDS after a warm-up.
 
+Besides round trips per second it reports each server process's CPU time (user + system,
+all threads) over the same measured window, per round trip (µs/req) and as a share of one
+core (cpu%). When the one client thread is the bottleneck, req/s is about equal for all
+servers; CPU per request still shows how much work each server spends on a round trip.
+
   --connections LIST  concurrent connections per cell (default 1,50)
   --sizes LIST        message size in bytes (default 64,4096)
-  --seconds S         measured time per cell and server (default 3)
+  --seconds S         measured time per cell and server (default 4)
   --warmup S          unmeasured warm-up before it (default 0.5)
   --timeout S         fail a server whose echo stalls this long; also its startup limit x2
                       (default 5)
   --servers LIST      which servers to run, in order (default ours,tokio,epoll)
   --ours PATH         our server binary, run as `PATH --host 127.0.0.1 --port 0 --workers 1`
                       (default target/release/examples/echo_server; skipped with a note
-                      when that default does not exist)";
+                      when that default does not exist)
+  --cpu-source SRC    how server CPU time is read: clock (clock_getcpuclockid, ns),
+                      schedstat (/proc/PID/task/*/schedstat, ns), stat (/proc/PID/stat
+                      utime+stime, clock ticks) or auto, the first of these that works
+                      (default auto)";
 
 const DEFAULT_OURS: &str = "target/release/examples/echo_server";
 
@@ -76,6 +88,8 @@ struct EchoArgs {
     timeout: f64,
     servers: Vec<Kind>,
     ours: Option<PathBuf>,
+    /// `None`: auto.
+    cpu_source: Option<cpu::Source>,
 }
 
 fn main() -> ExitCode {
@@ -117,11 +131,12 @@ fn parse_echo_args(args: &[String]) -> Result<EchoArgs, String> {
     let mut out = EchoArgs {
         connections: vec![1, 50],
         sizes: vec![64, 4096],
-        seconds: 3.0,
+        seconds: 4.0,
         warmup: 0.5,
         timeout: 5.0,
         servers: vec![Kind::Ours, Kind::Tokio, Kind::Epoll],
         ours: None,
+        cpu_source: None,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -146,6 +161,16 @@ fn parse_echo_args(args: &[String]) -> Result<EchoArgs, String> {
                 out.servers.dedup();
             }
             "--ours" => out.ours = Some(PathBuf::from(value)),
+            "--cpu-source" => {
+                out.cpu_source = match value {
+                    "auto" => None,
+                    _ => Some(cpu::Source::parse(value).ok_or_else(|| {
+                        format!(
+                            "--cpu-source: `{value}` is not one of auto, clock, schedstat, stat"
+                        )
+                    })?),
+                }
+            }
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -236,7 +261,8 @@ fn echo_main(args: &[String]) -> ExitCode {
     if cores <= 2 {
         println!(
             "({cores} cores: client and server each saturate one; with many connections the \
-             client can be the limit, pulling ratios toward 1.00x)"
+             client can be the limit, pulling req/s ratios toward 1.00x; CPU per request \
+             is not capped that way)"
         );
     }
     if run_kinds.contains(&Kind::Ours) {
@@ -248,9 +274,11 @@ fn echo_main(args: &[String]) -> ExitCode {
     println!();
 
     let table = Table::new(&args);
-    println!("{}", table.header());
+    println!("{}", table.throughput_header());
 
     let mut failures = Vec::new();
+    let mut rows = Vec::new();
+    let mut cpu_notes = Vec::new();
     for &conns in &args.connections {
         for &size in &args.sizes {
             let mut cells = Vec::new();
@@ -265,7 +293,15 @@ fn echo_main(args: &[String]) -> ExitCode {
                     return ExitCode::from(130);
                 }
                 match result {
-                    Ok(rate) => cells.push((kind, Cell::Rate(rate))),
+                    Ok(m) => {
+                        if let Err(e) = &m.cpu {
+                            cpu_notes.push(format!(
+                                "{} (conns {conns}, size {size}): no CPU time: {e}",
+                                kind.name()
+                            ));
+                        }
+                        cells.push((kind, Cell::Done(m)));
+                    }
                     Err(e) => {
                         let msg = format!("{} (conns {conns}, size {size}): {e}", kind.name());
                         eprintln!("error: {msg}");
@@ -274,9 +310,13 @@ fn echo_main(args: &[String]) -> ExitCode {
                     }
                 }
             }
-            println!("{}", table.row(conns, size, &cells));
+            println!("{}", table.throughput_row(conns, size, &cells));
+            rows.push((conns, size, cells));
         }
     }
+
+    println!();
+    table.print_cpu(&rows, &cpu_notes);
 
     if failures.is_empty() {
         ExitCode::SUCCESS
@@ -289,6 +329,33 @@ fn echo_main(args: &[String]) -> ExitCode {
     }
 }
 
+/// One server's result in one cell.
+struct Measured {
+    /// Round trips per second.
+    rate: f64,
+    /// The server's CPU time over the window, or why it could not be read.
+    cpu: Result<Cpu, String>,
+}
+
+struct Cpu {
+    /// Server CPU time per round trip, in µs.
+    us_per_req: f64,
+    /// Server CPU time / wall time of the window (1.0 = one core busy all the time).
+    busy: f64,
+    source: cpu::Source,
+    /// For the tick source: the ticks counted in the window (coarse if few).
+    ticks: Option<u64>,
+}
+
+impl Cpu {
+    /// Fewer ticks than this and the tick source's value is flagged as coarse.
+    const MIN_TICKS: u64 = 20;
+
+    fn coarse(&self) -> bool {
+        self.ticks.is_some_and(|t| t < Cpu::MIN_TICKS)
+    }
+}
+
 /// Starts one server, measures it with the client, stops it (the guard's drop).
 fn run_one(
     kind: Kind,
@@ -297,7 +364,7 @@ fn run_one(
     connections: usize,
     size: usize,
     args: &EchoArgs,
-) -> Result<f64, String> {
+) -> Result<Measured, String> {
     let cmd = match kind {
         Kind::Ours => {
             let mut c = Command::new(ours);
@@ -320,7 +387,17 @@ fn run_one(
         measure: Duration::from_secs_f64(args.seconds),
         stall_timeout: timeout,
     };
-    let outcome = client::run(&cfg).map_err(|e| {
+    let meter = cpu::Meter::new(server.pid(), args.cpu_source);
+    let sample = || match &meter {
+        Some(m) => m.read(),
+        None => Err(format!(
+            "cannot read the CPU time of server pid {} via {}",
+            server.pid(),
+            args.cpu_source
+                .map_or("clock, schedstat or stat", |s| s.name())
+        )),
+    };
+    let outcome = client::run(&cfg, sample).map_err(|e| {
         if interrupt::interrupted() {
             return e;
         }
@@ -331,7 +408,22 @@ fn run_one(
         }
     })?;
     server.check_running()?;
-    Ok(outcome.per_sec())
+    let cpu = match (&outcome.probe_start, &outcome.probe_end) {
+        (Ok(a), Ok(b)) => {
+            let used = b.cpu.saturating_sub(a.cpu).as_secs_f64();
+            Ok(Cpu {
+                us_per_req: used * 1e6 / outcome.round_trips as f64,
+                busy: used / outcome.elapsed.as_secs_f64(),
+                source: b.source,
+                ticks: a.ticks.zip(b.ticks).map(|(a, b)| b.saturating_sub(a)),
+            })
+        }
+        (Err(e), _) | (_, Err(e)) => Err(e.clone()),
+    };
+    Ok(Measured {
+        rate: outcome.per_sec(),
+        cpu,
+    })
 }
 
 /// Raises the soft open-file limit to the hard one, for many connections.
@@ -347,12 +439,50 @@ fn raise_fd_limit() {
 }
 
 enum Cell {
-    Rate(f64),
+    Done(Measured),
     Failed,
     Skipped,
 }
 
-/// Fixed-width, right-aligned columns, so rows can be printed as cells finish.
+impl Cell {
+    /// `f` of the measurement, or the FAILED / skipped marker.
+    fn text(&self, f: impl FnOnce(&Measured) -> String) -> String {
+        match self {
+            Cell::Done(m) => f(m),
+            Cell::Failed => "FAILED".to_string(),
+            Cell::Skipped => "skipped".to_string(),
+        }
+    }
+}
+
+/// All server cells of one (connections, size) row, in `--servers` order.
+type Row = (usize, usize, Vec<(Kind, Cell)>);
+
+/// A column: cells are right-aligned to the wider of the title and `min`.
+struct Col {
+    title: String,
+    min: usize,
+}
+
+impl Col {
+    fn new(title: String, min: usize) -> Col {
+        Col { title, min }
+    }
+
+    fn width(&self) -> usize {
+        self.title.chars().count().max(self.min)
+    }
+}
+
+fn render(cols: &[Col], texts: &[String]) -> String {
+    cols.iter()
+        .zip(texts)
+        .map(|(c, t)| format!("{t:>w$}", w = c.width()))
+        .collect::<Vec<_>>()
+        .join("  ")
+}
+
+/// Fixed-width, right-aligned columns, so throughput rows can be printed as cells finish.
 struct Table {
     servers: Vec<Kind>,
     /// Peers that `ours` is compared against (only when ours is a column).
@@ -363,6 +493,7 @@ struct Table {
 
 const RATE_W: usize = 11; // "999,999,999"
 const RATIO_W: usize = 10;
+const COARSE: &str = "*";
 
 impl Table {
     fn new(args: &EchoArgs) -> Table {
@@ -379,56 +510,156 @@ impl Table {
         Table {
             servers: args.servers.clone(),
             peers,
-            conns_w: digits(&args.connections).max("conns".len()),
-            size_w: digits(&args.sizes).max("size".len()),
+            conns_w: digits(&args.connections),
+            size_w: digits(&args.sizes),
         }
     }
 
-    fn header(&self) -> String {
-        let mut cols = vec![
-            format!("{:>w$}", "conns", w = self.conns_w),
-            format!("{:>w$}", "size", w = self.size_w),
-        ];
+    fn lead_cols(&self) -> Vec<Col> {
+        vec![
+            Col::new("conns".to_string(), self.conns_w),
+            Col::new("size".to_string(), self.size_w),
+        ]
+    }
+
+    /// conns, size, req/s per server, ours/peer ratios, server cpu% per server.
+    fn throughput_cols(&self) -> Vec<Col> {
+        let mut cols = self.lead_cols();
         for k in &self.servers {
-            let title = format!("{} req/s", k.name());
-            cols.push(format!("{title:>RATE_W$}"));
+            cols.push(Col::new(format!("{} req/s", k.name()), RATE_W));
         }
         for p in &self.peers {
-            let title = format!("ours/{}", p.name());
-            cols.push(format!("{title:>RATIO_W$}"));
+            cols.push(Col::new(format!("ours/{}", p.name()), RATIO_W));
         }
-        cols.join("  ")
+        for k in &self.servers {
+            cols.push(Col::new(format!("{} cpu%", k.name()), 0));
+        }
+        cols
     }
 
-    fn row(&self, conns: usize, size: usize, cells: &[(Kind, Cell)]) -> String {
-        let mut cols = vec![
-            format!("{conns:>w$}", w = self.conns_w),
-            format!("{size:>w$}", w = self.size_w),
-        ];
-        let title_w = |k: Kind| (k.name().len() + " req/s".len()).max(RATE_W);
-        for (k, cell) in cells {
-            let text = match cell {
-                Cell::Rate(r) => thousands(r.round() as u64),
-                Cell::Failed => "FAILED".to_string(),
-                Cell::Skipped => "skipped".to_string(),
-            };
-            cols.push(format!("{text:>w$}", w = title_w(*k)));
+    /// conns, size, µs/req per server, peer/ours CPU ratios.
+    fn cpu_cols(&self) -> Vec<Col> {
+        let mut cols = self.lead_cols();
+        for k in &self.servers {
+            cols.push(Col::new(format!("{} µs/req", k.name()), 0));
         }
-        let rate = |kind: Kind| {
-            cells.iter().find_map(|(k, c)| match c {
-                Cell::Rate(r) if *k == kind => Some(*r),
-                _ => None,
-            })
-        };
+        for p in &self.peers {
+            cols.push(Col::new(format!("cpu {}/ours", p.name()), 0));
+        }
+        cols
+    }
+
+    fn throughput_header(&self) -> String {
+        let cols = self.throughput_cols();
+        render(&cols, &titles(&cols))
+    }
+
+    fn throughput_row(&self, conns: usize, size: usize, cells: &[(Kind, Cell)]) -> String {
+        let mut texts = vec![conns.to_string(), size.to_string()];
+        for (_, cell) in cells {
+            texts.push(cell.text(|m| thousands(m.rate.round() as u64)));
+        }
+        let rate = |kind: Kind| measured(cells, kind).map(|m| m.rate);
         for &p in &self.peers {
-            let title_w = ("ours/".len() + p.name().len()).max(RATIO_W);
-            let text = match (rate(Kind::Ours), rate(p)) {
+            texts.push(match (rate(Kind::Ours), rate(p)) {
                 (Some(o), Some(r)) if r > 0.0 => format!("{:.2}x", o / r),
                 _ => "-".to_string(),
-            };
-            cols.push(format!("{text:>title_w$}"));
+            });
         }
-        cols.join("  ")
+        for (_, cell) in cells {
+            texts.push(cell.text(|m| match &m.cpu {
+                Ok(c) => format!("{:.0}%{}", c.busy * 100.0, coarse_mark(c)),
+                Err(_) => "n/a".to_string(),
+            }));
+        }
+        render(&self.throughput_cols(), &texts)
+    }
+
+    fn cpu_row(&self, conns: usize, size: usize, cells: &[(Kind, Cell)]) -> String {
+        let mut texts = vec![conns.to_string(), size.to_string()];
+        for (_, cell) in cells {
+            texts.push(cell.text(|m| match &m.cpu {
+                Ok(c) => format!("{:.2}{}", c.us_per_req, coarse_mark(c)),
+                Err(_) => "n/a".to_string(),
+            }));
+        }
+        let cpu = |kind: Kind| measured(cells, kind).and_then(|m| m.cpu.as_ref().ok());
+        for &p in &self.peers {
+            texts.push(match (cpu(Kind::Ours), cpu(p)) {
+                (Some(o), Some(c)) if o.us_per_req > 0.0 => {
+                    let mark = if o.coarse() || c.coarse() { COARSE } else { "" };
+                    format!("{:.2}x{mark}", c.us_per_req / o.us_per_req)
+                }
+                _ => "-".to_string(),
+            });
+        }
+        render(&self.cpu_cols(), &texts)
+    }
+
+    /// The second table, once every cell has run: server CPU time per round trip.
+    fn print_cpu(&self, rows: &[Row], notes: &[String]) {
+        let all = || {
+            rows.iter()
+                .flat_map(|(_, _, cells)| cells)
+                .filter_map(|(_, c)| match c {
+                    Cell::Done(Measured { cpu: Ok(cpu), .. }) => Some(cpu),
+                    _ => None,
+                })
+        };
+        let mut sources: Vec<cpu::Source> = Vec::new();
+        for c in all() {
+            if !sources.contains(&c.source) {
+                sources.push(c.source);
+            }
+        }
+        println!(
+            "server CPU time per round trip (user + system, all threads of the server process, \
+             over the same measured window)"
+        );
+        let sources: Vec<String> = sources.iter().map(|s| s.describe()).collect();
+        if sources.is_empty() {
+            println!("source: none could be read");
+        } else {
+            println!("source: {}", sources.join("; "));
+        }
+        if !self.peers.is_empty() {
+            println!("(cpu X/ours above 1.00x: ours spends less CPU per request than X)");
+        }
+        if all().any(Cpu::coarse) {
+            println!(
+                "({COARSE}: under {} clock ticks of server CPU in the window, i.e. coarse; \
+                 raise --seconds)",
+                Cpu::MIN_TICKS
+            );
+        }
+        println!();
+        let cols = self.cpu_cols();
+        println!("{}", render(&cols, &titles(&cols)));
+        for (conns, size, cells) in rows {
+            println!("{}", self.cpu_row(*conns, *size, cells));
+        }
+        for n in notes {
+            println!("{n}");
+        }
+    }
+}
+
+fn titles(cols: &[Col]) -> Vec<String> {
+    cols.iter().map(|c| c.title.clone()).collect()
+}
+
+fn measured(cells: &[(Kind, Cell)], kind: Kind) -> Option<&Measured> {
+    cells.iter().find_map(|(k, c)| match c {
+        Cell::Done(m) if *k == kind => Some(m),
+        _ => None,
+    })
+}
+
+fn coarse_mark(c: &Cpu) -> &'static str {
+    if c.coarse() {
+        COARSE
+    } else {
+        ""
     }
 }
 

@@ -100,6 +100,12 @@ impl Server {
         self.port
     }
 
+    /// The child's process id (valid while the guard lives: the child is reaped only on drop
+    /// or once it has exited).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Like [`Server::check_running`], but gives a dying child up to `grace` to finish
     /// exiting, so a crash that reset the connections is reported as a crash.
     pub fn check_running_within(&mut self, grace: Duration) -> Result<(), String> {
