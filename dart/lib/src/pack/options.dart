@@ -1,0 +1,235 @@
+/// The command line of `dart run iouring_transport:pack`, parsed by hand (the
+/// package depends on nothing but `ffi`).
+library;
+
+/// Where the archive goes when `--output` is not given.
+const String defaultOutputDir = 'build';
+
+/// The directory inside the archive that holds the native library.
+const String archiveLibDir = 'lib';
+
+/// The text `--help` prints.
+const String packUsage = r'''
+Packs a Dart program that uses iouring_transport into one .tar.gz that runs on
+another Linux machine with no Dart SDK and no Rust toolchain.
+
+Usage: dart run iouring_transport:pack [options] <entry.dart>
+
+Options:
+  -o, --output DIR     where to write <name>.tar.gz (default: build)
+      --name NAME      name of the archive, its top directory and the
+                       executable (default: the entry file's name without .dart)
+      --include PATH   copy a file or directory into <name>/ next to the
+                       executable (repeatable)
+      --no-build       skip `cargo build`; pack an already built library
+      --lib PATH       with --no-build: the libiouring_transport.so to pack
+                       (default: <workspace>/target/release/, or
+                       $CARGO_TARGET_DIR/release/ when that is set)
+  -h, --help           print this help
+
+Steps: build the native library (cargo build --release -p iouring_transport),
+compile the program (dart compile exe), stage <name>/<name> (the executable),
+<name>/lib/libiouring_transport.so and the --include files, write the archive.
+
+On the target (Linux >= 6.1 with io_uring enabled, a glibc at least as new as
+the build machine's):
+  tar xzf <name>.tar.gz && ./<name>/<name>
+''';
+
+/// A command line the pack tool cannot use; [message] says why.
+final class PackUsageException implements Exception {
+  const PackUsageException(this.message);
+
+  final String message;
+
+  @override
+  String toString() => 'PackUsageException: $message';
+}
+
+/// What a command line asks for: [PackHelp] or [PackOptions].
+sealed class PackCommand {
+  const PackCommand();
+}
+
+/// `-h`/`--help`: print [packUsage] and nothing else.
+final class PackHelp extends PackCommand {
+  const PackHelp();
+}
+
+/// Pack [entry] into `<outputDir>/<name>.tar.gz`.
+final class PackOptions extends PackCommand {
+  const PackOptions({
+    required this.entry,
+    required this.name,
+    this.outputDir = defaultOutputDir,
+    this.includes = const [],
+    this.build = true,
+    this.lib,
+  });
+
+  /// The program's main file, as given (relative to the working directory).
+  final String entry;
+
+  /// Name of the archive, of its top directory and of the executable.
+  final String name;
+
+  /// Directory the archive is written to (created when missing).
+  final String outputDir;
+
+  /// Files and directories copied into `<name>/`, without trailing slashes.
+  final List<String> includes;
+
+  /// Whether to run `cargo build` (false for `--no-build`).
+  final bool build;
+
+  /// With `--no-build`: the library to pack; null for the default build path.
+  final String? lib;
+}
+
+/// Parses the pack tool's [args].
+///
+/// `-h`/`--help` anywhere before `--` wins over everything else. Options take
+/// their value as the next argument or after `=` (`--name app`,
+/// `--name=app`); a value that looks like an option is refused so that a
+/// forgotten value is reported instead of swallowing the next flag. Throws a
+/// [PackUsageException] for anything it cannot use.
+PackCommand parsePackArgs(List<String> args) {
+  if (args.takeWhile((a) => a != '--').any((a) => a == '-h' || a == '--help')) {
+    return const PackHelp();
+  }
+
+  String? entry;
+  String? outputDir;
+  String? name;
+  String? lib;
+  var build = true;
+  final includes = <String>[];
+  var optionsEnded = false;
+
+  var i = 0;
+  // The value of [option]: after `=` ([inline]) or the next argument.
+  String valueOf(String option, String? inline) {
+    final String value;
+    if (inline != null) {
+      value = inline;
+    } else if (i < args.length && !_looksLikeOption(args[i])) {
+      value = args[i++];
+    } else {
+      final got = i < args.length ? ' (got "${args[i]}")' : '';
+      throw PackUsageException('option $option needs a value$got');
+    }
+    if (value.isEmpty) {
+      throw PackUsageException('option $option needs a non-empty value');
+    }
+    return value;
+  }
+
+  while (i < args.length) {
+    final arg = args[i++];
+    if (optionsEnded || !_looksLikeOption(arg)) {
+      if (entry != null) {
+        throw PackUsageException(
+            'one entry file only: got "$entry" and "$arg"');
+      }
+      entry = arg;
+      continue;
+    }
+    if (arg == '--') {
+      optionsEnded = true;
+      continue;
+    }
+    final equals = arg.startsWith('--') ? arg.indexOf('=') : -1;
+    final option = equals < 0 ? arg : arg.substring(0, equals);
+    final inline = equals < 0 ? null : arg.substring(equals + 1);
+    switch (option) {
+      case '-o' || '--output':
+        outputDir = _trimTrailingSlashes(valueOf(option, inline));
+      case '--name':
+        name = valueOf(option, inline);
+      case '--include':
+        includes.add(_trimTrailingSlashes(valueOf(option, inline)));
+      case '--lib':
+        lib = valueOf(option, inline);
+      case '--no-build':
+        if (inline != null) {
+          throw PackUsageException('option --no-build takes no value');
+        }
+        build = false;
+      default:
+        throw PackUsageException('unknown option "$option"');
+    }
+  }
+
+  if (entry == null) {
+    throw const PackUsageException(
+        'missing the entry file, e.g. `dart run iouring_transport:pack '
+        'bin/server.dart`');
+  }
+  if (!entry.endsWith('.dart')) {
+    throw PackUsageException('the entry file must be a .dart file: "$entry"');
+  }
+  if (lib != null && build) {
+    throw const PackUsageException(
+        '--lib names an already built library: use it with --no-build');
+  }
+
+  final entryBase = _baseName(entry);
+  final archiveName = name ?? entryBase.substring(0, entryBase.length - 5);
+  _checkName(archiveName);
+  final taken = {
+    archiveName: 'the executable',
+    archiveLibDir: 'the library directory',
+  };
+  for (final include in includes) {
+    final base = _baseName(include);
+    if (base.isEmpty || base == '.' || base == '..') {
+      throw PackUsageException(
+          '--include "$include": name a file or directory, not "$base"');
+    }
+    final holder = taken[base];
+    if (holder != null) {
+      throw PackUsageException(
+          '--include "$include" would land on $archiveName/$base, which is '
+          'already $holder');
+    }
+    taken[base] = '--include "$include"';
+  }
+
+  return PackOptions(
+    entry: entry,
+    name: archiveName,
+    outputDir: outputDir ?? defaultOutputDir,
+    includes: List.unmodifiable(includes),
+    build: build,
+    lib: lib,
+  );
+}
+
+bool _looksLikeOption(String arg) => arg.startsWith('-') && arg != '-';
+
+String _trimTrailingSlashes(String path) {
+  var end = path.length;
+  while (end > 1 && path[end - 1] == '/') {
+    end--;
+  }
+  return path.substring(0, end);
+}
+
+/// The last segment of [path] (Linux paths; trailing slashes ignored).
+String _baseName(String path) {
+  final trimmed = _trimTrailingSlashes(path);
+  return trimmed.substring(trimmed.lastIndexOf('/') + 1);
+}
+
+void _checkName(String name) {
+  if (name.isEmpty || name == '.' || name == '..' || name.contains('/')) {
+    throw PackUsageException(
+        'invalid name "$name": it becomes a file and directory name, so it '
+        'must be non-empty, not "." or "..", and contain no "/"');
+  }
+  if (name == archiveLibDir) {
+    throw PackUsageException(
+        'the name "$archiveLibDir" clashes with the $archiveLibDir/ directory '
+        'that holds the native library; choose another with --name');
+  }
+}
