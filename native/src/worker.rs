@@ -119,9 +119,6 @@ impl Worker {
             .map_err(ring_setup_error)?;
         probe::check(&ring)?;
         let signal = Signal::new()?;
-        ring.submitter()
-            .register_eventfd(signal.eventfd.as_raw_fd())
-            .map_err(ring_setup_error)?;
         let buffers = BufferPool::new(
             &ring,
             config.recv_buffer_count,
@@ -141,11 +138,28 @@ impl Worker {
         })
     }
 
+    /// The ring signals the eventfd only while a notifier is set: hosts that block in
+    /// `wait` pay nothing per completion for it.
     pub(crate) fn set_notifier(&mut self, callback: crate::notifier::iot_notify_fn) -> Result<()> {
         // Stop (and join) the old thread before the host may free the old callback.
-        self.notifier = None;
+        if self.notifier.take().is_some() {
+            self.ring
+                .submitter()
+                .unregister_eventfd()
+                .map_err(from_io)?;
+        }
         if let Some(callback) = callback {
-            self.notifier = Some(Notifier::start(self.id, self.signal.clone(), callback)?);
+            self.ring
+                .submitter()
+                .register_eventfd(self.signal.eventfd.as_raw_fd())
+                .map_err(from_io)?;
+            match Notifier::start(self.id, self.signal.clone(), callback) {
+                Ok(notifier) => self.notifier = Some(notifier),
+                Err(code) => {
+                    let _ = self.ring.submitter().unregister_eventfd();
+                    return Err(code);
+                }
+            }
         }
         Ok(())
     }
