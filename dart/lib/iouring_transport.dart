@@ -1,0 +1,41 @@
+/// io_uring-backed TCP for Dart on Linux: listeners, connections, and
+/// zero-copy payloads as ordinary Futures and Streams, driven by one native
+/// worker per isolate.
+///
+/// ```dart
+/// import 'package:iouring_transport/iouring_transport.dart';
+///
+/// Future<void> main() async {
+///   final server = await TcpListener.bind('127.0.0.1', 0);
+///   server.listen((connection) {
+///     connection.payloads.listen(connection.writePayload,
+///         onDone: connection.close);
+///   });
+///   final client = await TcpConnection.connect('127.0.0.1', server.port);
+///   await client.write([1, 2, 3]);
+///   print(await client.first);
+///   await client.close();
+///   await server.close();
+///   await Worker.current.close();
+/// }
+/// ```
+library;
+
+export 'src/buffers.dart' show Payload;
+export 'src/exception.dart'
+    show
+        IoUringUnavailableException,
+        TransportCancelledException,
+        TransportClosedException,
+        TransportException,
+        TransportLibraryException,
+        TransportTimeoutException;
+export 'src/ffi/library.dart'
+    show
+        libraryCandidates,
+        libraryEnvironmentVariable,
+        libraryFileName,
+        loadTransportLibrary,
+        loadedLibraryPath;
+export 'src/tcp.dart' show TcpConnection, TcpListener;
+export 'src/worker.dart' show Worker, WorkerConfig, WorkerStats;

@@ -1,0 +1,155 @@
+/// The worker's native buffer pool as seen from Dart, and [Payload], a
+/// received buffer handed to the program without a copy.
+library;
+
+import 'dart:ffi';
+import 'dart:typed_data';
+
+import 'exception.dart';
+import 'ffi/handles.dart';
+
+/// The worker's buffer pool: buffer `id` is `size` bytes at `base + id * size`
+/// (`iot_worker_buffers`). Valid until the worker is freed.
+final class BufferPool {
+  BufferPool(this._worker, Pointer<Uint8> base, this.bufferSize, this.count,
+      this._outId)
+      : _base = base,
+        _all = base.asTypedList(bufferSize * count);
+
+  final WorkerHandle _worker;
+  final Pointer<Uint8> _base;
+  final Pointer<Uint32> _outId;
+
+  /// Every buffer, as one view of native memory.
+  final Uint8List _all;
+
+  /// Size of each buffer in bytes.
+  final int bufferSize;
+
+  /// Number of buffers (receive and send).
+  final int count;
+
+  /// Takes a free send buffer: its id, or a negative native result
+  /// (`-ENOBUFS` when every send buffer is in use).
+  int acquire() {
+    final result = _worker.bindings.iot_buffer_acquire(_worker.id, _outId);
+    return result < 0 ? result : _outId.value;
+  }
+
+  /// Gives a host-owned buffer back; returns the native result.
+  int release(int id) => _worker.bindings.iot_buffer_release(_worker.id, id);
+
+  /// Copies `bytes[start, start + length)` into buffer [id] at offset 0.
+  void fill(int id, List<int> bytes, int start, int length) {
+    final at = id * bufferSize;
+    _all.setRange(at, at + length, bytes, start);
+  }
+
+  /// A fresh copy of [length] bytes of buffer [id] from [offset].
+  Uint8List copy(int id, int offset, int length) {
+    final at = id * bufferSize + offset;
+    return _all.sublist(at, at + length);
+  }
+
+  /// A view (no copy) of [length] bytes of buffer [id] from [offset]: an
+  /// object of its own, so a finalizer attached to it runs only when it and
+  /// every view made from it are unreachable.
+  Uint8List view(int id, int offset, int length) =>
+      (_base + (id * bufferSize + offset)).asTypedList(length);
+}
+
+/// Received bytes still in the worker's native buffer: no copy was made.
+///
+/// **A payload must be released** ([release], or handed to
+/// `TcpConnection.writePayload`, which sends the same buffer back without a
+/// copy and releases it when the send is done). Until then its buffer is out
+/// of the receive pool; a program that holds many payloads starves its own
+/// receives, which wait (without losing data) until buffers come back.
+///
+/// [bytes] is a view of native memory: it is valid only until the payload is
+/// released and never after its worker is closed (reading it then reads
+/// recycled or unmapped memory). Copy what must outlive the payload
+/// (`Uint8List.fromList(payload.bytes)`). As a safety net, a payload that
+/// becomes unreachable unreleased is released by a finalizer, but only
+/// eventually: release explicitly.
+final class Payload {
+  Payload.internal(this._owner, this.bufferId, this.offset, this._bytes)
+      : _token = _ReleaseToken(_owner, bufferId) {
+    _finalizer.attach(_bytes, _token, detach: this);
+  }
+
+  static final Finalizer<_ReleaseToken> _finalizer =
+      Finalizer<_ReleaseToken>((token) => token.release());
+
+  final PayloadOwner _owner;
+  final _ReleaseToken _token;
+  final Uint8List _bytes;
+
+  /// The worker the payload came from (for the transport itself).
+  PayloadOwner get owner => _owner;
+
+  /// The native buffer id (for the transport itself).
+  final int bufferId;
+
+  /// Where the bytes start inside the buffer (for the transport itself).
+  final int offset;
+
+  bool _released = false;
+
+  /// The received bytes (a view of native memory, see [Payload]).
+  ///
+  /// Throws [StateError] after [release] and a [TransportClosedException]
+  /// after the worker was closed.
+  Uint8List get bytes {
+    if (_released) throw StateError('payload was released');
+    if (_owner.isClosed) throw closedError('payload', 'worker');
+    return _bytes;
+  }
+
+  /// Number of bytes.
+  int get length => _bytes.length;
+
+  /// Whether the payload was released (or handed over for sending).
+  bool get isReleased => _released;
+
+  /// Returns the buffer to the receive pool. Idempotent; a no-op after the
+  /// worker closed.
+  void release() {
+    if (_released) return;
+    _released = true;
+    _finalizer.detach(this);
+    _token.release();
+  }
+
+  /// Marks the payload as handed over (its buffer now belongs to a send);
+  /// returns false if it was already released.
+  bool takeForSend() {
+    if (_released || _owner.isClosed) return false;
+    _released = true;
+    _finalizer.detach(this);
+    _token.done = true;
+    return true;
+  }
+}
+
+/// What a [Payload] needs from its worker.
+abstract interface class PayloadOwner {
+  bool get isClosed;
+
+  /// Gives received buffer [id] back to the pool.
+  void releaseBuffer(int id);
+}
+
+final class _ReleaseToken {
+  _ReleaseToken(this.owner, this.id);
+
+  final PayloadOwner owner;
+  final int id;
+  bool done = false;
+
+  void release() {
+    if (done) return;
+    done = true;
+    if (!owner.isClosed) owner.releaseBuffer(id);
+  }
+}

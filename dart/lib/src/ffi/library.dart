@@ -1,0 +1,119 @@
+/// Finds and opens `libiouring_transport.so`, once per isolate.
+library;
+
+import 'dart:ffi';
+import 'dart:io';
+import 'dart:isolate';
+
+import '../exception.dart';
+import 'bindings.dart';
+
+/// File name of the native library.
+const String libraryFileName = 'libiouring_transport.so';
+
+/// Environment variable naming the library file to load.
+const String libraryEnvironmentVariable = 'IOURING_TRANSPORT_LIB';
+
+Bindings? _bindings;
+String? _loadedFrom;
+
+/// The bindings of this isolate, loading the library on first use (see
+/// [loadBindings] for where it is looked for).
+Bindings get bindings => _bindings ?? loadBindings();
+
+/// The path the library was loaded from in this isolate, or null before the
+/// first load.
+String? get loadedLibraryPath => _loadedFrom;
+
+/// Loads the native library (once per isolate; later calls return the same
+/// bindings and ignore [path]).
+///
+/// Where it is looked for, in order:
+/// 1. [path], when given: only that file;
+/// 2. else the file named by `$IOURING_TRANSPORT_LIB`, when set: only that file;
+/// 3. else next to the running executable, as packed programs ship it:
+///    `<exe dir>/lib/libiouring_transport.so`, then
+///    `<exe dir>/libiouring_transport.so`;
+/// 4. else the development build of this repository:
+///    `<repo>/target/release/libiouring_transport.so`, where `<repo>` is the
+///    directory above the package directory `dart/`.
+///
+/// Throws a [TransportLibraryException] that lists every path tried.
+Bindings loadBindings({String? path}) {
+  final existing = _bindings;
+  if (existing != null) return existing;
+  final candidates = libraryCandidates(path: path);
+  for (final candidate in candidates) {
+    if (!File(candidate).existsSync()) continue;
+    final DynamicLibrary library;
+    try {
+      library = DynamicLibrary.open(candidate);
+    } on ArgumentError catch (error) {
+      throw TransportLibraryException(
+          'found $candidate but could not load it: $error',
+          triedPaths: candidates);
+    }
+    final Bindings loaded;
+    try {
+      loaded = Bindings(library);
+    } on ArgumentError catch (error) {
+      throw TransportLibraryException(
+          '$candidate is not a matching build of the native library '
+          '($error); rebuild it with '
+          '`cargo build --release -p iouring_transport`',
+          triedPaths: candidates);
+    }
+    _loadedFrom = candidate;
+    return _bindings = loaded;
+  }
+  throw TransportLibraryException(
+      'could not find $libraryFileName; tried:\n'
+      '${candidates.map((c) => '  $c').join('\n')}\n'
+      'Build it in the repository root with '
+      '`cargo build --release -p iouring_transport`, or set '
+      '$libraryEnvironmentVariable to its path.',
+      triedPaths: candidates);
+}
+
+/// Loads the native library now (see [loadBindings] for where it is looked
+/// for) and returns the path it was loaded from. Later calls return the same
+/// path and ignore [path].
+String loadTransportLibrary({String? path}) {
+  loadBindings(path: path);
+  final loaded = _loadedFrom;
+  if (loaded == null) throw StateError('the native library is not loaded');
+  return loaded;
+}
+
+/// The paths [loadBindings] tries, in order.
+List<String> libraryCandidates({String? path}) {
+  if (path != null) return [path];
+  final fromEnvironment = Platform.environment[libraryEnvironmentVariable];
+  if (fromEnvironment != null && fromEnvironment.isNotEmpty) {
+    return [fromEnvironment];
+  }
+  final candidates = <String>[];
+  final exeDir = File(Platform.resolvedExecutable).parent.path;
+  candidates
+    ..add('$exeDir/lib/$libraryFileName')
+    ..add('$exeDir/$libraryFileName');
+  final repo = _repositoryRoot();
+  if (repo != null) candidates.add('$repo/target/release/$libraryFileName');
+  return candidates;
+}
+
+/// `<repo>` for a checkout of this repository: the parent of the package
+/// directory, found through the package's own `package:` URI. Null when the
+/// program runs without package sources (e.g. compiled with `dart compile`).
+String? _repositoryRoot() {
+  Uri? resolved;
+  try {
+    resolved = Isolate.resolvePackageUriSync(
+        Uri.parse('package:iouring_transport/iouring_transport.dart'));
+  } on Object {
+    return null;
+  }
+  if (resolved == null || !resolved.isScheme('file')) return null;
+  // <repo>/dart/lib/iouring_transport.dart -> <repo>
+  return File.fromUri(resolved).parent.parent.parent.path;
+}

@@ -1,0 +1,605 @@
+/// The worker: one io_uring ring per isolate, driven by the isolate's event
+/// loop.
+///
+/// One turn of the loop: the native notifier wakes the isolate (through a
+/// `NativeCallable.listener`), the worker drains completions in batches into
+/// one preallocated array of `iot_completion` records read in place,
+/// dispatches each to the handler registered for its tag, flushes the
+/// submissions the handlers queued with one `io_uring_enter`, and arms the
+/// notifier again. Operations queued outside a turn (by program code running
+/// in microtasks or other events) are flushed by one microtask per burst.
+/// Nothing polls and nothing uses timers to wait.
+library;
+
+import 'dart:async';
+import 'dart:collection';
+import 'dart:ffi';
+import 'dart:typed_data';
+
+import 'package:ffi/ffi.dart';
+
+import 'buffers.dart';
+import 'exception.dart';
+import 'ffi/bindings.dart';
+import 'ffi/handles.dart';
+import 'ffi/library.dart';
+
+/// Settings for a new [Worker]. A null field keeps the native library's
+/// default (`iot_config_default`: 256 ring entries, 256 receive and 256 send
+/// buffers of 16 KiB).
+final class WorkerConfig {
+  const WorkerConfig({
+    this.ringEntries,
+    this.receiveBufferCount,
+    this.sendBufferCount,
+    this.bufferSize,
+    this.completionBatch = 256,
+  });
+
+  /// Submission queue entries (the completion queue gets four times as many).
+  final int? ringEntries;
+
+  /// Buffers the kernel fills for receives, 1..32768.
+  final int? receiveBufferCount;
+
+  /// Buffers for sends, 0..32768. Each write is cut into chunks of
+  /// [bufferSize]; when every send buffer is in flight, writes wait.
+  final int? sendBufferCount;
+
+  /// Size of every buffer in bytes, 1..16 MiB.
+  final int? bufferSize;
+
+  /// How many completions one drain reads (the size of the preallocated
+  /// completion array), 1..65536.
+  final int completionBatch;
+}
+
+/// A snapshot of a worker's counters.
+final class WorkerStats {
+  const WorkerStats({
+    required this.opsInFlight,
+    required this.socketsOpen,
+    required this.buffersOutstanding,
+    required this.completionsReady,
+  });
+
+  /// Operations the kernel still owns (including receives waiting for
+  /// buffers).
+  final int opsInFlight;
+
+  /// Open sockets (listeners and connections).
+  final int socketsOpen;
+
+  /// Buffers held by the program (unreleased payloads) or by in-flight sends.
+  final int buffersOutstanding;
+
+  /// Completions ready to drain.
+  final int completionsReady;
+
+  @override
+  String toString() => 'WorkerStats(opsInFlight: $opsInFlight, '
+      'socketsOpen: $socketsOpen, buffersOutstanding: $buffersOutstanding, '
+      'completionsReady: $completionsReady)';
+}
+
+/// One io_uring ring with its buffer pool, owned by the isolate that created
+/// it. Sockets, listeners and payloads belong to one worker and are used from
+/// its isolate only.
+///
+/// Most programs use [Worker.current], the isolate's default worker, which
+/// every operation uses when it is not given a worker. To use several cores,
+/// run one isolate per core, each with its own worker (a listener bound with
+/// `reusePort: true` in each isolate shares one port).
+///
+/// An open worker keeps its isolate alive (like an open `ReceivePort`):
+/// [close] it when done. Closing fails every operation still in flight with a
+/// [TransportClosedException], closes every socket of the worker and
+/// invalidates every [Payload] it handed out.
+final class Worker {
+  /// Creates a worker (loading the native library on first use, see
+  /// `loadTransportLibrary`).
+  ///
+  /// Throws an [IoUringUnavailableException] when the kernel does not offer
+  /// io_uring (or the operations the library needs), a [TransportException]
+  /// with code `IOT_E_MEMLOCK` (-5003) when the kernel refuses the memory (the
+  /// message says how to raise `RLIMIT_MEMLOCK`), and a
+  /// [TransportLibraryException] when the native library is missing.
+  factory Worker({WorkerConfig config = const WorkerConfig()}) =>
+      Worker._(WorkerCore.open(config));
+
+  Worker._(this._core);
+
+  static Worker? _current;
+
+  /// The isolate's default worker, created on first use (and again after it
+  /// was closed).
+  static Worker get current {
+    final existing = _current;
+    if (existing != null && !existing.isClosed) return existing;
+    return _current = Worker();
+  }
+
+  final WorkerCore _core;
+
+  /// The native worker id (unique in the process).
+  int get id => _core.id;
+
+  /// Whether [close] was called.
+  bool get isClosed => _core.isClosed;
+
+  /// Size of each native buffer: writes are sent in chunks of this size and
+  /// a single receive delivers at most this many bytes.
+  int get bufferSize => _core.buffers.bufferSize;
+
+  /// The worker's counters (useful for leak checks).
+  WorkerStats stats() => _core.stats();
+
+  /// Closes the worker: fails every pending operation with a
+  /// [TransportClosedException], closes its sockets, and frees the ring and
+  /// buffers (waiting, at most 5 s, until the kernel returned everything).
+  /// Idempotent: later calls return the same future.
+  Future<void> close() => _core.close();
+
+  @override
+  String toString() => 'Worker($id${isClosed ? ', closed' : ''})';
+}
+
+/// The internals of [worker] (for the transport's own libraries).
+WorkerCore workerCore(Worker worker) => worker._core;
+
+/// Receives the completions of the operations queued with the tags it
+/// registered ([WorkerCore.register]).
+abstract interface class CompletionHandler {
+  /// One completion, read in place from the completion array.
+  void onCompletion(int tag, int kind, int result, int flags, int handle,
+      int bufferId, int offset);
+
+  /// The worker closed while this handler still had tags registered.
+  void onWorkerClosed(TransportClosedException error);
+}
+
+/// Something waiting for a send buffer ([WorkerCore.waitForSendBuffer]).
+abstract interface class SendBufferWaiter {
+  /// A send completed since the waiter registered: try again.
+  void onSendBufferAvailable();
+
+  /// The worker closed while waiting.
+  void onWorkerClosed(TransportClosedException error);
+}
+
+/// Offsets of the scratch area that follows the completion array in the
+/// worker's native block.
+const int _outU64 = 0; // uint64_t (worker id, socket id)
+const int _outBase = 8; // uint8_t *
+const int _outSize = 16; // uint32_t
+const int _outCount = 20; // uint32_t
+const int _outId = 24; // uint32_t
+const int _outPort = 28; // uint16_t
+const int _stats = 32; // iot_stats (16 bytes)
+const int _config = 48; // iot_config (20 bytes)
+const int _text = 80; // text in and out (addresses)
+const int _textSize = 64;
+const int _scratchSize = _text + _textSize;
+
+/// Size of one `iot_completion` record.
+const int _recordSize = 32;
+
+/// At most this many full batches are drained per turn before the worker
+/// yields to the isolate's other events (the notifier fires again at once).
+const int _maxBatchesPerTurn = 4;
+
+/// The worker's machinery, shared by the transport's libraries; not part of
+/// the public API.
+final class WorkerCore implements PayloadOwner {
+  WorkerCore._(this.bindings, this.handle, this.buffers, this._memory,
+      this._capacity, this.sendBufferCount)
+      : _completions = _memory.pointer.cast<iot_completion>(),
+        _u64 = _memory.pointer.cast<Uint64>().asTypedList(_capacity * 4),
+        _i32 = _memory.pointer.cast<Int32>().asTypedList(_capacity * 8),
+        _u32 = _memory.pointer.cast<Uint32>().asTypedList(_capacity * 8),
+        _u16 = _memory.pointer.cast<Uint16>().asTypedList(_capacity * 16),
+        _scratch = _memory.pointer + _capacity * _recordSize;
+
+  /// Creates the native worker and starts its notifier.
+  static WorkerCore open(WorkerConfig config) {
+    final b = bindings;
+    final size = sizeOf<iot_completion>();
+    if (size != _recordSize) {
+      throw StateError('iot_completion is $size bytes, expected $_recordSize');
+    }
+    final capacity = config.completionBatch;
+    if (capacity < 1 || capacity > 65536) {
+      throw RangeError.range(capacity, 1, 65536, 'completionBatch');
+    }
+    final memory = NativeBlock(capacity * _recordSize + _scratchSize);
+    final scratch = memory.pointer + capacity * _recordSize;
+    final nativeConfig = (scratch + _config).cast<iot_config>();
+    final outWorker = (scratch + _outU64).cast<Uint64>();
+    final int id;
+    final int sendBuffers;
+    try {
+      final rc = b.iot_config_default(nativeConfig);
+      if (rc < 0) throw transportError(b, rc, 'create worker');
+      final c = nativeConfig.ref;
+      final ring = config.ringEntries;
+      if (ring != null) c.ring_entries = ring;
+      final receive = config.receiveBufferCount;
+      if (receive != null) c.recv_buffer_count = receive;
+      final send = config.sendBufferCount;
+      if (send != null) c.send_buffer_count = send;
+      final bufferSize = config.bufferSize;
+      if (bufferSize != null) c.buffer_size = bufferSize;
+      sendBuffers = c.send_buffer_count;
+      final created = b.iot_worker_new(nativeConfig, outWorker);
+      if (created < 0) throw transportError(b, created, 'create worker');
+      id = outWorker.value;
+    } catch (_) {
+      memory.free();
+      rethrow;
+    }
+    final outBase = (scratch + _outBase).cast<Pointer<Uint8>>();
+    final outSize = (scratch + _outSize).cast<Uint32>();
+    final outCount = (scratch + _outCount).cast<Uint32>();
+    final described = b.iot_worker_buffers(id, outBase, outSize, outCount);
+    if (described < 0) {
+      b.iot_worker_free(id);
+      memory.free();
+      throw transportError(b, described, 'create worker');
+    }
+    final handle = WorkerHandle(b, id,
+        externalSize: outSize.value * outCount.value);
+    final pool = BufferPool(handle, outBase.value, outSize.value,
+        outCount.value, (scratch + _outId).cast<Uint32>());
+    final core =
+        WorkerCore._(b, handle, pool, memory, capacity, sendBuffers);
+    core._start();
+    return core;
+  }
+
+  final Bindings bindings;
+
+  /// The owning native handle.
+  final WorkerHandle handle;
+
+  /// The native buffer pool.
+  final BufferPool buffers;
+
+  /// Number of send buffers (0: this worker cannot write).
+  final int sendBufferCount;
+
+  final NativeBlock _memory;
+  final int _capacity;
+  final Pointer<iot_completion> _completions;
+
+  // Typed views of the completion array: record i is 32 bytes at 32 * i:
+  // tag u64 @0, handle u64 @8, result i32 @16, flags u32 @20,
+  // buffer_id u16 @24, kind u16 @26, offset u32 @28.
+  final Uint64List _u64;
+  final Int32List _i32;
+  final Uint32List _u32;
+  final Uint16List _u16;
+  final Pointer<Uint8> _scratch;
+
+  late final NativeCallable<Void Function(Uint64)> _notifier;
+
+  final Map<int, CompletionHandler> _handlers = <int, CompletionHandler>{};
+  final Queue<SendBufferWaiter> _sendWaiters = Queue<SendBufferWaiter>();
+  int _nextTag = 1;
+  bool _inTurn = false;
+  bool _flushScheduled = false;
+  bool _flushRetryScheduled = false;
+  bool _sendCompleted = false;
+  bool _closed = false;
+  Future<void>? _closeFuture;
+
+  /// The native worker id.
+  int get id => handle.id;
+
+  @override
+  bool get isClosed => _closed;
+
+  void _start() {
+    assert(_layoutMatches());
+    _notifier = NativeCallable<Void Function(Uint64)>.listener(_onNotify);
+    final rc = bindings.iot_worker_set_notifier(id, _notifier.nativeFunction);
+    if (rc < 0) {
+      _closed = true;
+      _notifier.close();
+      handle.free();
+      _memory.free();
+      throw transportError(bindings, rc, 'create worker');
+    }
+    bindings.iot_worker_arm(id);
+  }
+
+  /// Checks (in debug mode) that the typed views read the fields dart:ffi
+  /// sees in `iot_completion`.
+  bool _layoutMatches() {
+    final record = _completions.ref
+      ..tag = 0x0102030405060708
+      ..handle = 0x1112131415161718
+      ..result = -2
+      ..flags = 3
+      ..buffer_id = 4
+      ..kind = 5
+      ..offset = 6;
+    final ok = _u64[0] == 0x0102030405060708 &&
+        _u64[1] == 0x1112131415161718 &&
+        _i32[4] == -2 &&
+        _u32[5] == 3 &&
+        _u16[12] == 4 &&
+        _u16[13] == 5 &&
+        _u32[7] == 6;
+    record
+      ..tag = 0
+      ..handle = 0
+      ..result = 0
+      ..flags = 0
+      ..buffer_id = 0
+      ..kind = 0
+      ..offset = 0;
+    return ok;
+  }
+
+  // ------------------------------------------------------------ the loop
+
+  /// The notifier fired: completions are ready.
+  void _onNotify(int worker) {
+    if (_closed) return;
+    _inTurn = true;
+    TransportException? failure;
+    try {
+      for (var batch = 0; batch < _maxBatchesPerTurn; batch++) {
+        final n = bindings.iot_worker_drain(id, _completions, _capacity);
+        if (n < 0) {
+          failure = transportError(bindings, n, 'drain');
+          break;
+        }
+        for (var i = 0; i < n; i++) {
+          _dispatch(i);
+        }
+        if (n < _capacity) break;
+      }
+      if (_sendCompleted) {
+        _sendCompleted = false;
+        _wakeSendWaiters();
+      }
+    } finally {
+      _inTurn = false;
+    }
+    if (failure != null) {
+      _fail(failure);
+      return;
+    }
+    if (_closed) return;
+    _flushNow();
+    bindings.iot_worker_arm(id);
+  }
+
+  void _dispatch(int i) {
+    final tag = _u64[i * 4];
+    final flags = _u32[i * 8 + 5];
+    final kind = _u16[i * 16 + 13];
+    if (kind == IOT_KIND_SEND) _sendCompleted = true;
+    final handler = _handlers[tag];
+    if (handler == null) {
+      _orphan(i, kind, flags);
+      return;
+    }
+    try {
+      handler.onCompletion(tag, kind, _i32[i * 8 + 4], flags, _u64[i * 4 + 1],
+          _u16[i * 16 + 12], _u32[i * 8 + 7]);
+    } catch (error, stack) {
+      Zone.current.handleUncaughtError(error, stack);
+    }
+  }
+
+  /// A completion nobody waits for any more: give back what it carries.
+  void _orphan(int i, int kind, int flags) {
+    if (flags & IOT_COMPLETION_BUFFER != 0) buffers.release(_u16[i * 16 + 12]);
+    final socket = _u64[i * 4 + 1];
+    if (socket != 0 && (kind == IOT_KIND_ACCEPT || kind == IOT_KIND_CONNECT)) {
+      bindings.iot_socket_close(id, socket);
+    }
+  }
+
+  void _flushNow() {
+    final rc = bindings.iot_worker_flush(id);
+    if (rc >= 0) return;
+    if (rc == -Errno.eagain || rc == -Errno.ebusy || rc == -Errno.eintr) {
+      // The kernel is short of room; the queued entries stay queued and go
+      // out with the next flush. Make sure there is one.
+      if (_flushRetryScheduled) return;
+      _flushRetryScheduled = true;
+      Timer.run(() {
+        _flushRetryScheduled = false;
+        if (!_closed) _flushNow();
+      });
+      return;
+    }
+    Zone.current.handleUncaughtError(
+        transportError(bindings, rc, 'flush'), StackTrace.current);
+  }
+
+  void _flushMicrotask() {
+    _flushScheduled = false;
+    if (!_closed) _flushNow();
+  }
+
+  // ------------------------------------------------------------ for handlers
+
+  /// Registers [handler] for a new tag and returns the tag. Tags are never
+  /// reused while the worker lives.
+  int register(CompletionHandler handler) {
+    final tag = _nextTag++;
+    _handlers[tag] = handler;
+    return tag;
+  }
+
+  /// Forgets [tag]; later completions with it are orphans (their buffers and
+  /// sockets are given back).
+  void unregister(int tag) {
+    _handlers.remove(tag);
+  }
+
+  /// Call after every native call that queued a submission: flushes once at
+  /// the end of the current turn, or in one microtask outside a turn.
+  void submitted() {
+    if (_inTurn || _flushScheduled || _closed) return;
+    _flushScheduled = true;
+    scheduleMicrotask(_flushMicrotask);
+  }
+
+  /// Gives a received buffer back to the pool (resubmitting receives that
+  /// were waiting for one).
+  @override
+  void releaseBuffer(int id) {
+    if (_closed) return;
+    buffers.release(id);
+    submitted();
+  }
+
+  /// Asks for [waiter] to be called after the next send completes (when
+  /// `iot_buffer_acquire` said `-ENOBUFS`).
+  void waitForSendBuffer(SendBufferWaiter waiter) {
+    _sendWaiters.add(waiter);
+  }
+
+  void _wakeSendWaiters() {
+    if (_sendWaiters.isEmpty) return;
+    final waiters = _sendWaiters.toList();
+    _sendWaiters.clear();
+    for (final waiter in waiters) {
+      try {
+        waiter.onSendBufferAvailable();
+      } catch (error, stack) {
+        Zone.current.handleUncaughtError(error, stack);
+      }
+    }
+  }
+
+  /// Cancels every operation with [tag]; returns the native result
+  /// (`-ENOENT` when none is in flight any more).
+  int cancel(int tag) {
+    if (_closed) return IOT_E_BAD_HANDLE;
+    final rc = bindings.iot_cancel(id, tag);
+    submitted();
+    return rc;
+  }
+
+  /// Writes [text] (ASCII, at most 63 bytes) NUL-terminated into the scratch
+  /// text area and returns it, for the `const char *ip` arguments.
+  Pointer<Utf8> scratchText(String text) {
+    if (_closed) throw closedError('address', 'worker');
+    if (text.length >= _textSize) {
+      throw ArgumentError.value(text, 'address', 'too long');
+    }
+    final bytes = (_scratch + _text).asTypedList(_textSize);
+    for (var i = 0; i < text.length; i++) {
+      final unit = text.codeUnitAt(i);
+      if (unit == 0 || unit > 0x7f) {
+        throw ArgumentError.value(text, 'address', 'not a numeric address');
+      }
+      bytes[i] = unit;
+    }
+    bytes[text.length] = 0;
+    return (_scratch + _text).cast<Utf8>();
+  }
+
+  /// The scratch `uint64_t` output (socket ids); only valid while the worker
+  /// is open.
+  Pointer<Uint64> get outSocket {
+    if (_closed) throw closedError('socket', 'worker');
+    return (_scratch + _outU64).cast<Uint64>();
+  }
+
+  /// The local or peer ([IOT_ADDRESS_LOCAL], [IOT_ADDRESS_PEER]) address of
+  /// [socket], or a negative native result.
+  ({String address, int port})? socketAddress(int socket, int which) {
+    if (_closed) return null;
+    final port = (_scratch + _outPort).cast<Uint16>();
+    final text = (_scratch + _text).cast<Utf8>();
+    final rc =
+        bindings.iot_socket_address(id, socket, which, text, _textSize, port);
+    if (rc < 0) return null;
+    return (address: text.toDartString(), port: port.value);
+  }
+
+  WorkerStats stats() {
+    if (_closed) throw closedError('stats', 'worker');
+    final out = (_scratch + _stats).cast<iot_stats>();
+    final rc = bindings.iot_worker_stats(id, out);
+    if (rc < 0) throw transportError(bindings, rc, 'stats');
+    final s = out.ref;
+    return WorkerStats(
+        opsInFlight: s.ops_in_flight,
+        socketsOpen: s.sockets_open,
+        buffersOutstanding: s.buffers_outstanding,
+        completionsReady: s.completions_ready);
+  }
+
+  /// The error for a native result [code] of [operation].
+  TransportException error(int code, String operation,
+          {Duration? timeout, bool closedLocally = false}) =>
+      transportError(bindings, code, operation,
+          timeout: timeout, closedLocally: closedLocally);
+
+  // ------------------------------------------------------------ closing
+
+  Future<void> close() => _closeFuture ??= handledFuture(_shutdown(null));
+
+  /// The worker broke (a drain failed): close it, failing everything.
+  void _fail(TransportException cause) {
+    _closeFuture ??= handledFuture(_shutdown(cause));
+  }
+
+  Future<void> _shutdown(TransportException? cause) {
+    _closed = true;
+    final handlers = _handlers.values.toSet();
+    _handlers.clear();
+    final waiters = _sendWaiters.toList();
+    _sendWaiters.clear();
+    // Stop the notifier first (this joins its thread: the callback can no
+    // longer be called), then close the callable, then free the worker.
+    bindings.iot_worker_set_notifier(id, nullptr);
+    _notifier.close();
+    final rc = handle.free();
+    _memory.free();
+    final error = TransportClosedException(
+        cause == null ? 'worker closed' : 'worker failed: $cause',
+        operation: 'worker');
+    for (final handler in handlers) {
+      try {
+        handler.onWorkerClosed(error);
+      } catch (e, stack) {
+        Zone.current.handleUncaughtError(e, stack);
+      }
+    }
+    for (final waiter in waiters) {
+      try {
+        waiter.onWorkerClosed(error);
+      } catch (e, stack) {
+        Zone.current.handleUncaughtError(e, stack);
+      }
+    }
+    if (cause != null) return Future<void>.error(cause);
+    if (rc < 0) {
+      return Future<void>.error(transportError(bindings, rc, 'close worker'));
+    }
+    return Future<void>.value();
+  }
+}
+
+/// Returns [future] after marking its error as handled: a caller that drops
+/// the future gets no uncaught error, a caller that awaits it still sees the
+/// error.
+Future<T> handledFuture<T>(Future<T> future) {
+  unawaited(future.then<void>((_) {}, onError: (Object _, StackTrace __) {}));
+  return future;
+}
+
+/// A failed future whose error counts as handled (see [handledFuture]).
+Future<void> failedFuture(Object error) {
+  final failed = Future<void>.error(error);
+  return handledFuture(failed);
+}
