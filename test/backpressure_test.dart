@@ -19,9 +19,9 @@ void main() {
     // More than loopback socket buffers (a few MiB each way) can absorb.
     const total = 32 << 20;
     final data = pattern(total, 12);
-    final serverWrite = Completer<Future<void>>();
+    Future<void>? serverWrite;
     server.listen((connection) {
-      serverWrite.complete(connection.write(data).then((_) => connection.close()));
+      serverWrite = connection.write(data).then((_) => connection.close());
     });
     final client = await TcpConnection.connect(
         InternetAddress.loopbackIPv4, server.port,
@@ -36,7 +36,8 @@ void main() {
     await waitUntil(() => got > 0, reason: 'first bytes');
     subscription.pause();
     final atPause = got;
-    final written = await serverWrite.future;
+    await waitUntil(() => serverWrite != null, reason: 'the server writing');
+    final written = serverWrite!;
     var writeDone = false;
     unawaited(written.then((_) => writeDone = true));
     await Future<void>.delayed(const Duration(milliseconds: 500));

@@ -202,7 +202,7 @@ final class WorkerCore implements PayloadOwner {
 
   /// Creates the native worker and starts its notifier.
   static WorkerCore open(WorkerConfig config) {
-    final b = bindings;
+    final b = loadBindings();
     final size = sizeOf<iot_completion>();
     if (size != _recordSize) {
       throw StateError('iot_completion is $size bytes, expected $_recordSize');

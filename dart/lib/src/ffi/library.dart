@@ -45,9 +45,9 @@ Bindings loadBindings({String? path}) {
   final candidates = libraryCandidates(path: path);
   for (final candidate in candidates) {
     if (!File(candidate).existsSync()) continue;
-    final DynamicLibrary library;
+    final DynamicLibrary dylib;
     try {
-      library = DynamicLibrary.open(candidate);
+      dylib = DynamicLibrary.open(candidate);
     } on ArgumentError catch (error) {
       throw TransportLibraryException(
           'found $candidate but could not load it: $error',
@@ -55,7 +55,7 @@ Bindings loadBindings({String? path}) {
     }
     final Bindings loaded;
     try {
-      loaded = Bindings(library);
+      loaded = Bindings(dylib);
     } on ArgumentError catch (error) {
       throw TransportLibraryException(
           '$candidate is not a matching build of the native library '
