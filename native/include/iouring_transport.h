@@ -341,6 +341,12 @@ int32_t iot_payload_pool_configure(uint32_t size, uint32_t count);
 int32_t iot_payload_pool(uint8_t **out_base, uint32_t *out_size, uint32_t *out_count);
 
 /*
+ Returns how many payloads are held by hosts or travelling in messages, process-wide
+ (0 before the pool exists). For leak checks and monitoring.
+ */
+int32_t iot_payloads_in_use(void);
+
+/*
  Takes a free payload for this worker's host to fill; writes its handle to
  `out_payload`. `-ENOBUFS` when every payload is in use. Payloads this worker still
  holds when it is freed return to the pool.

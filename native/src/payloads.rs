@@ -40,6 +40,7 @@ static POOL: OnceLock<PayloadPool> = OnceLock::new();
 
 /// Sets the pool's geometry; only before its first use (`-EBUSY` after).
 pub(crate) fn configure(size: u32, count: u32) -> Result<()> {
+    validate(size, count)?;
     if POOL.get().is_some() {
         return Err(-libc::EBUSY);
     }
@@ -58,6 +59,19 @@ pub(crate) fn pool() -> Result<&'static PayloadPool> {
     POOL.get().ok_or(-libc::ENOMEM)
 }
 
+/// Checks a geometry; returns the bytes it needs.
+fn validate(size: u32, count: u32) -> Result<u64> {
+    let bytes = u64::from(size) * u64::from(count);
+    if (1..=MAX_PAYLOAD_SIZE).contains(&size)
+        && (1..=MAX_PAYLOAD_COUNT).contains(&count)
+        && bytes <= MAX_POOL_BYTES
+    {
+        Ok(bytes)
+    } else {
+        Err(-libc::EINVAL)
+    }
+}
+
 /// The pool if anyone created it; nothing can be held in a pool that does not exist.
 pub(crate) fn existing() -> Option<&'static PayloadPool> {
     POOL.get()
@@ -65,13 +79,7 @@ pub(crate) fn existing() -> Option<&'static PayloadPool> {
 
 impl PayloadPool {
     fn new(size: u32, count: u32) -> Result<PayloadPool> {
-        let bytes = u64::from(size) * u64::from(count);
-        if !(1..=MAX_PAYLOAD_SIZE).contains(&size)
-            || !(1..=MAX_PAYLOAD_COUNT).contains(&count)
-            || bytes > MAX_POOL_BYTES
-        {
-            return Err(-libc::EINVAL);
-        }
+        let bytes = validate(size, count)?;
         Ok(PayloadPool {
             memory: Mapping::new(bytes as usize).map_err(|_| -libc::ENOMEM)?,
             size,
@@ -89,6 +97,11 @@ impl PayloadPool {
 
     pub(crate) fn count(&self) -> u32 {
         self.slots.capacity()
+    }
+
+    /// Payloads held by hosts or in transit.
+    pub(crate) fn in_use(&self) -> u32 {
+        self.slots.in_use()
     }
 
     /// A free payload for `worker`'s host, or `-ENOBUFS` when all are in use.

@@ -59,6 +59,8 @@ pub(crate) struct SlotTable {
     /// holder that is about to pass the slot on and read by the next one.
     values: Box<[AtomicU64]>,
     free: FreeStack,
+    /// Slots taken and not released, for leak checks.
+    in_use: AtomicU32,
 }
 
 impl SlotTable {
@@ -67,6 +69,7 @@ impl SlotTable {
             states: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
             values: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
             free: FreeStack::new(capacity),
+            in_use: AtomicU32::new(0),
         }
     }
 
@@ -74,9 +77,14 @@ impl SlotTable {
         self.states.len() as u32
     }
 
+    pub(crate) fn in_use(&self) -> u32 {
+        self.in_use.load(Ordering::Relaxed)
+    }
+
     /// Takes a free slot for `holder`, carrying `value`. `None` when every slot is taken.
     pub(crate) fn take(&self, holder: Holder, value: u64) -> Option<u64> {
         let index = self.free.pop()?;
+        self.in_use.fetch_add(1, Ordering::Relaxed);
         let slot = index as usize;
         let generation = next_generation(generation_of(self.states[slot].load(Ordering::Acquire)));
         self.values[slot].store(value, Ordering::Relaxed);
@@ -116,6 +124,7 @@ impl SlotTable {
             .ok()?;
         // Still ours until pushed: the free list is the only way back to a holder.
         let value = self.values[slot].load(Ordering::Relaxed);
+        self.in_use.fetch_sub(1, Ordering::Relaxed);
         self.free.push(index_of(handle));
         Some(value)
     }
@@ -241,6 +250,7 @@ mod tests {
         assert_eq!(index_of(c), index_of(a));
         assert_ne!(c, a, "a reused slot gets a new generation");
         assert_eq!(table.held_by(A), vec![b]);
+        assert_eq!(table.in_use(), 2);
     }
 
     #[test]

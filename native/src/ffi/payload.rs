@@ -29,6 +29,13 @@ pub extern "C" fn iot_payload_pool(
     })
 }
 
+/// Returns how many payloads are held by hosts or travelling in messages, process-wide
+/// (0 before the pool exists). For leak checks and monitoring.
+#[no_mangle]
+pub extern "C" fn iot_payloads_in_use() -> i32 {
+    boundary(|| Ok(payloads::existing().map_or(0, |p| p.in_use() as i32)))
+}
+
 /// Takes a free payload for this worker's host to fill; writes its handle to
 /// `out_payload`. `-ENOBUFS` when every payload is in use. Payloads this worker still
 /// holds when it is freed return to the pool.
