@@ -112,13 +112,21 @@ fn probe_flags_pass() -> bool {
 
 const FINAL: u64 = 1 << 63;
 const CLOSED: u64 = 1 << 62;
-const PENDING: u64 = CLOSED - 1;
+const COUNT: u64 = CLOSED - 1;
+
+/// Keeps a counter on a cache line of its own: senders write one counter, the receiver
+/// the other, and sharing a line would bounce it between their cores on every message.
+#[repr(align(64))]
+struct OwnLine<T>(T);
 
 /// What other threads reach of a worker without its lock: its message gate and the
-/// load it publishes for senders choosing a target.
+/// load it publishes for senders choosing a target. Messages on their way here are
+/// `admitted - settled`; both only grow, so no count can underflow.
 pub(crate) struct Mailbox {
-    /// `FINAL | CLOSED | messages admitted and not yet arrived or failed`.
-    state: AtomicU64,
+    /// `FINAL | CLOSED | messages ever admitted`, written by senders.
+    admitted: OwnLine<AtomicU64>,
+    /// Messages that arrived (written by this worker) or failed at their sender.
+    settled: OwnLine<AtomicU64>,
     /// Sockets the worker had open at its last drain.
     sockets: AtomicU32,
     /// Wakes the worker's notifier when its last pending message failed at the sender.
@@ -128,7 +136,8 @@ pub(crate) struct Mailbox {
 impl Mailbox {
     fn new(signal: Arc<Signal>) -> Mailbox {
         Mailbox {
-            state: AtomicU64::new(0),
+            admitted: OwnLine(AtomicU64::new(0)),
+            settled: OwnLine(AtomicU64::new(0)),
             sockets: AtomicU32::new(0),
             signal,
         }
@@ -136,48 +145,53 @@ impl Mailbox {
 
     /// Counts one more message on its way here, unless the worker stopped.
     fn admit(&self) -> bool {
-        self.state
+        self.admitted
+            .0
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
                 (s & CLOSED == 0).then_some(s + 1)
             })
             .is_ok()
     }
 
-    /// One pending message is accounted for; returns the state before.
-    fn settle(&self) -> u64 {
-        self.state
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
-                (s & PENDING > 0).then(|| s - 1)
-            })
-            .unwrap_or_else(|s| s)
+    fn close(&self, bits: u64) {
+        self.admitted.0.fetch_or(bits, Ordering::AcqRel);
+    }
+
+    /// A message arrived here.
+    fn settle_arrived(&self) {
+        self.settled.0.fetch_add(1, Ordering::AcqRel);
     }
 
     /// A message the sender could not deliver: if it was the last one a stopping
     /// worker waited for, wake that worker so its drain reports `STOPPED`.
     fn settle_undelivered(&self) {
-        let before = self.settle();
-        if before & CLOSED != 0 && before & PENDING == 1 {
+        let settled = self.settled.0.fetch_add(1, Ordering::AcqRel) + 1;
+        let admitted = self.admitted.0.load(Ordering::Acquire);
+        if admitted & CLOSED != 0 && admitted & COUNT == settled {
             self.signal.kick();
         }
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.state.load(Ordering::Acquire) & CLOSED != 0
+        self.admitted.0.load(Ordering::Acquire) & CLOSED != 0
     }
 
     fn is_final(&self) -> bool {
-        self.state.load(Ordering::Acquire) & FINAL != 0
+        self.admitted.0.load(Ordering::Acquire) & FINAL != 0
     }
 
+    /// Stopped, and every message admitted before has arrived or failed.
     fn is_closed_and_empty(&self) -> bool {
-        let s = self.state.load(Ordering::Acquire);
-        s & CLOSED != 0 && s & PENDING == 0
+        // Once closed, `admitted` no longer moves, so reading it first is exact.
+        let admitted = self.admitted.0.load(Ordering::Acquire);
+        admitted & CLOSED != 0 && admitted & COUNT == self.settled.0.load(Ordering::Acquire)
     }
 
     /// Open sockets plus messages on their way here: what a balancer compares.
     pub(crate) fn load(&self) -> u64 {
-        u64::from(self.sockets.load(Ordering::Relaxed))
-            + (self.state.load(Ordering::Relaxed) & PENDING)
+        let settled = self.settled.0.load(Ordering::Relaxed);
+        let admitted = self.admitted.0.load(Ordering::Relaxed) & COUNT;
+        u64::from(self.sockets.load(Ordering::Relaxed)) + admitted.saturating_sub(settled)
     }
 }
 
@@ -257,6 +271,9 @@ pub(crate) struct Messaging {
     pub(crate) mailbox: Arc<Mailbox>,
     outbox: Slab<Sending>,
     stopped_reported: bool,
+    /// The worker is being freed (its mailbox is final). Kept here too because only the
+    /// worker sets it, and reading the shared word per message would contend with senders.
+    freeing: bool,
 }
 
 impl Messaging {
@@ -265,6 +282,7 @@ impl Messaging {
             mailbox: Arc::new(Mailbox::new(signal)),
             outbox: Slab::new(),
             stopped_reported: false,
+            freeing: false,
         }
     }
 
@@ -390,8 +408,8 @@ impl Worker {
         value: i32,
         wire: Wire,
     ) -> Option<iot_completion> {
-        self.messaging.mailbox.settle();
-        if self.messaging.mailbox.is_final() {
+        self.messaging.mailbox.settle_arrived();
+        if self.messaging.freeing {
             self.discard_message(wire, value as u32);
             return None;
         }
@@ -430,10 +448,7 @@ impl Worker {
     /// Refuses new messages; `IOT_KIND_STOPPED` follows once everything already on its
     /// way here has arrived and every message this worker sent was reported.
     pub(crate) fn stop_messages(&mut self) {
-        self.messaging
-            .mailbox
-            .state
-            .fetch_or(CLOSED, Ordering::AcqRel);
+        self.messaging.mailbox.close(CLOSED);
         self.report_stopped_when_quiet();
     }
 
@@ -447,10 +462,9 @@ impl Worker {
     }
 
     fn report_stopped_when_quiet(&mut self) {
-        let mailbox = &self.messaging.mailbox;
         if self.messaging.stopped_reported
-            || mailbox.is_final()
-            || !mailbox.is_closed_and_empty()
+            || self.messaging.freeing
+            || !self.messaging.mailbox.is_closed_and_empty()
             || !self.messaging.outbox.is_empty()
         {
             return;
@@ -462,10 +476,8 @@ impl Worker {
     /// First step of freeing: from now on messages are refused, and those still
     /// arriving are disposed of instead of delivered.
     pub(crate) fn begin_final_messaging(&mut self) {
-        self.messaging
-            .mailbox
-            .state
-            .fetch_or(CLOSED | FINAL, Ordering::AcqRel);
+        self.messaging.freeing = true;
+        self.messaging.mailbox.close(CLOSED | FINAL);
     }
 
     /// Last step of freeing, after the outbox was reaped: sweep messages still in the
