@@ -1,7 +1,10 @@
 //! Cross-worker messages with `IORING_OP_MSG_RING`: a worker posts a completion (a
-//! 64-bit tag and a 32-bit value) straight into another worker's completion queue. No
-//! lock is taken on either worker and no host thread is involved; the receiver's
-//! registered eventfd fires like for any completion, so an idle, armed host wakes up.
+//! 64-bit tag and a 32-bit value) straight into another worker's completion queue. The
+//! receiver's lock is never taken and no host thread is involved; its registered
+//! eventfd fires like for any completion, so an idle, armed host wakes up, and a host
+//! blocked in `iot_worker_wait` returns. The kernel posts a data message into a ring
+//! like ours (no IOPOLL, no DEFER_TASKRUN) while the sender's SQE is submitted, so one
+//! sender's messages arrive in the order it queued them.
 //!
 //! Wire format. The message CQE carries the sender's tag as `user_data`, the value (or
 //! the slot of a payload or socket in transit) as `res`, and in `flags` a mark the
@@ -103,7 +106,8 @@ fn probe_flags_pass() -> bool {
     if unsafe { ring.submission().push(&entry) }.is_err() || ring.submit_and_wait(1).is_err() {
         return false;
     }
-    // The target CQE is posted before the sender's own one completes.
+    // The target CQE is posted before the sender's own one completes. (A local, so the
+    // queue view borrowing the ring is gone before the ring is.)
     let passed = ring
         .completion()
         .any(|cqe| incoming(cqe.flags()) == Some(Wire::Plain));

@@ -33,59 +33,44 @@ const PING_WINDOW: u64 = 64;
 #[test]
 fn ping_pong_100k_in_order_between_two_threads() {
     require_messaging!();
-    let mut pinger = Host::new();
-    let mut ponger = Host::new();
+    let (pinger, ponger) = (Host::new(), Host::new());
     let (ping, pong) = (pinger.worker, ponger.worker);
-    let pong_thread = thread::spawn(move || {
-        let (mut next, mut reported) = (0, 0);
-        while next < PING_PONG || reported < PING_PONG {
-            let c = ponger.next_where(|_| true);
-            match c.kind {
-                IOT_KIND_MESSAGE => {
-                    assert_eq!(
-                        (c.tag, c.result as u32),
-                        (next, value_of(next)),
-                        "out of order"
-                    );
-                    ok("pong", ponger.message(ping, c.tag, c.result as u32));
-                    next += 1;
-                }
-                IOT_KIND_MESSAGE_SENT => {
-                    assert_eq!(c.result, 0, "pong not sent: {}", message(c.result));
-                    reported += 1;
-                }
-                other => panic!("unexpected completion kind {other}"),
-            }
-        }
-        ponger
-    });
-    let (mut sent, mut back, mut reported) = (0, 0, 0);
-    while back < PING_PONG || reported < PING_PONG {
-        while sent < PING_PONG && sent - back < PING_WINDOW {
-            ok("ping", pinger.message(pong, sent, value_of(sent)));
+    let pong_thread = thread::spawn(move || ping_pong_side(ponger, ping, false));
+    let pinger = ping_pong_side(pinger, pong, true);
+    let ponger = pong_thread.join().expect("pong thread");
+    for host in [&pinger, &ponger] {
+        assert_eq!(host.stats().ops_in_flight, 0);
+    }
+}
+
+/// One side of the ping-pong: the pinger keeps `PING_WINDOW` pings in flight, the
+/// ponger answers each; both check that what they receive comes in order and that
+/// everything they sent was reported as sent.
+fn ping_pong_side(mut host: Host, peer: u64, pinger: bool) -> Host {
+    let (mut sent, mut next, mut reported) = (0, 0, 0);
+    while next < PING_PONG || reported < PING_PONG {
+        while pinger && sent < PING_PONG && sent - next < PING_WINDOW {
+            ok("ping", host.message(peer, sent, value_of(sent)));
             sent += 1;
         }
-        let c = pinger.next_where(|_| true);
+        let c = host.next_where(|_| true);
         match c.kind {
             IOT_KIND_MESSAGE => {
-                assert_eq!(
-                    (c.tag, c.result as u32),
-                    (back, value_of(back)),
-                    "out of order"
-                );
-                back += 1;
+                let got = (c.tag, c.result as u32);
+                assert_eq!(got, (next, value_of(next)), "out of order");
+                if !pinger {
+                    ok("pong", host.message(peer, c.tag, c.result as u32));
+                }
+                next += 1;
             }
             IOT_KIND_MESSAGE_SENT => {
-                assert_eq!(c.result, 0, "ping not sent: {}", message(c.result));
+                assert_eq!(c.result, 0, "not sent: {}", message(c.result));
                 reported += 1;
             }
             other => panic!("unexpected completion kind {other}"),
         }
     }
-    let ponger = pong_thread.join().expect("pong thread");
-    for host in [&pinger, &ponger] {
-        assert_eq!(host.stats().ops_in_flight, 0);
-    }
+    host
 }
 
 const PER_PAIR: u64 = 5_000;

@@ -18,6 +18,15 @@ fn take_turn() -> MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Runs `body`, then checks that the process holds no more file descriptors and no
+/// more payloads than before.
+fn leaves_nothing_behind(body: impl FnOnce()) {
+    let (fds, payloads) = (open_fds(), iot_payloads_in_use());
+    body();
+    assert_eq!(open_fds(), fds, "file descriptors leaked");
+    assert_eq!(iot_payloads_in_use(), payloads, "payloads leaked");
+}
+
 macro_rules! require_messaging {
     () => {
         if iot_messaging_supported() != 1 {
@@ -153,8 +162,7 @@ fn accepted(host: &mut Host) -> (u64, TcpStream) {
 fn handoff_to_a_worker_freed_unprocessed_closes_the_socket() {
     require_messaging!();
     let _turn = take_turn();
-    let fds = open_fds();
-    {
+    leaves_nothing_behind(|| {
         let mut acceptor = Host::new();
         let receiver = Host::new();
         let (socket, mut peer) = accepted(&mut acceptor);
@@ -171,17 +179,14 @@ fn handoff_to_a_worker_freed_unprocessed_closes_the_socket() {
             "the socket was not closed"
         );
         assert_eq!(acceptor.stats().sockets_open, 0);
-    }
-    assert_eq!(open_fds(), fds, "file descriptors leaked");
+    });
 }
 
 #[test]
 fn parcels_posted_after_the_target_was_freed_come_back() {
     require_messaging!();
     let _turn = take_turn();
-    let fds = open_fds();
-    let payloads = iot_payloads_in_use();
-    {
+    leaves_nothing_behind(|| {
         let mut sender = Host::new();
         let (socket, mut peer) = accepted(&mut sender);
         let mut payload = 0;
@@ -221,18 +226,14 @@ fn parcels_posted_after_the_target_was_freed_come_back() {
         );
         ok("close", iot_socket_close(sender.worker, back.handle));
         peer.write_all(b"x").ok();
-    }
-    assert_eq!(open_fds(), fds, "file descriptors leaked");
-    assert_eq!(iot_payloads_in_use(), payloads, "payloads leaked");
+    });
 }
 
 #[test]
 fn freeing_without_stop_reclaims_everything_in_flight() {
     require_messaging!();
     let _turn = take_turn();
-    let fds = open_fds();
-    let payloads = iot_payloads_in_use();
-    {
+    leaves_nothing_behind(|| {
         let mut sender = Host::new();
         let receiver = Host::new();
         let mut peers = Vec::new();
@@ -263,7 +264,5 @@ fn freeing_without_stop_reclaims_everything_in_flight() {
         for mut peer in peers {
             assert_eq!(peer.read(&mut [0u8; 1]).unwrap(), 0, "socket left open");
         }
-    }
-    assert_eq!(open_fds(), fds, "file descriptors leaked");
-    assert_eq!(iot_payloads_in_use(), payloads, "payloads leaked");
+    });
 }
