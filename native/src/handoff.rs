@@ -64,7 +64,14 @@ impl Worker {
             .take(Holder::InTransitTo(target), fd as u64)
             .ok_or(-libc::EAGAIN)?;
         // The slot owns the fd now; the table entry must not close it.
-        let detached = self.sockets.remove(socket)?;
+        let detached = match self.sockets.remove(socket) {
+            Ok(detached) => detached,
+            Err(code) => {
+                // Checked above, so unreachable; the table still owns the fd then.
+                let _ = parking().release(parked, Holder::InTransitTo(target));
+                return Err(code);
+            }
+        };
         let _ = detached.fd.into_raw_fd();
         self.post(
             admission,

@@ -38,7 +38,15 @@ pub(crate) fn request_stop(value: u32) -> Result<u32> {
             .iter()
             .filter_map(|&id| Admission::new(id).ok())
             .collect();
-        asked += post_round(ring, &mut admissions, value)?;
+        match post_round(ring, &mut admissions, value) {
+            Ok(n) => asked += n,
+            Err(code) => {
+                // SQEs left unsubmitted name ring fds only these admissions keep open:
+                // closing the ring discards them before the fds can be reused.
+                *control = None;
+                return Err(code);
+            }
+        }
     }
     Ok(asked)
 }

@@ -1,4 +1,5 @@
 use super::{boundary, out_ptr};
+use crate::error::IOT_E_BAD_BUFFER;
 use crate::payloads;
 use crate::registry;
 
@@ -57,7 +58,7 @@ pub extern "C" fn iot_payload_acquire(worker: u64, out_payload: *mut u64) -> i32
 pub extern "C" fn iot_payload_release(worker: u64, payload: u64) -> i32 {
     boundary(|| {
         registry::with(worker, |w| {
-            let pool = payloads::existing().ok_or(crate::error::IOT_E_BAD_BUFFER)?;
+            let pool = payloads::existing().ok_or(IOT_E_BAD_BUFFER)?;
             pool.release(w.id, payload).map(|()| 0)
         })
     })
