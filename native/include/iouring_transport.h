@@ -28,6 +28,42 @@
 #define IOT_KIND_SHUTDOWN 5
 
 /*
+ A message from another worker: `tag` is the sender's tag, `result` the sender's
+ 32-bit value (read it as `uint32_t`; for this kind it is not an error code).
+ */
+#define IOT_KIND_MESSAGE 20
+
+/*
+ This worker's message left: `result` 0 means the kernel posted it into the target's
+ completion queue ("sent"), negative that it was not delivered. On failure a payload
+ or socket the message carried comes back: `handle` names it again (else 0).
+ */
+#define IOT_KIND_MESSAGE_SENT 21
+
+/*
+ A payload from another worker: `handle` is the payload, now owned by this host until
+ `iot_payload_release` (or sent on); `result` is its length in bytes.
+ */
+#define IOT_KIND_PAYLOAD 22
+
+/*
+ A socket handed over by another worker: `handle` is its socket handle here.
+ */
+#define IOT_KIND_SOCKET 23
+
+/*
+ The transport asks every worker to stop (`iot_transport_request_stop`); `result` is
+ the value given there. The host should wind down and call `iot_worker_stop`.
+ */
+#define IOT_KIND_STOP_REQUESTED 24
+
+/*
+ After `iot_worker_stop`: every message sent to this worker has been drained and
+ every message it sent was reported; freeing it now loses no message.
+ */
+#define IOT_KIND_STOPPED 25
+
+/*
  Operation flag: keep the operation armed and complete once per event.
  */
 #define IOT_OP_MULTISHOT 1
@@ -91,6 +127,12 @@
 #define IOT_E_WRONG_SOCKET_KIND -5007
 
 /*
+ The target worker of a message is unknown, freed, or stopped accepting messages.
+ (Messaging errors are numbered from -5020.)
+ */
+#define IOT_E_WORKER_GONE -5020
+
+/*
  Shut down the receiving side.
  */
 #define IOT_SHUTDOWN_READ 0
@@ -142,7 +184,8 @@ typedef struct iot_completion {
    */
   uint64_t tag;
   /*
-   A new socket handle (accept, connect), else 0.
+   A new socket handle (accept, connect, a handed-over socket), a payload handle
+   (`IOT_KIND_PAYLOAD`), else 0.
    */
   uint64_t handle;
   /*
@@ -232,6 +275,91 @@ int32_t iot_buffer_release(uint64_t worker, uint32_t id);
 size_t iot_error_message(int32_t code, char *buf, size_t len);
 
 /*
+ Returns 1 if this kernel supports messages between workers (`IORING_OP_MSG_RING`
+ with passed flags, Linux >= 6.3), else 0. Without it every send fails with
+ `IOT_E_UNSUPPORTED`; everything else works.
+ */
+int32_t iot_messaging_supported(void);
+
+/*
+ Queues a message for worker `target`: it drains an `IOT_KIND_MESSAGE` completion
+ with `tag` and `value`. Goes out with the next flush; this worker then drains an
+ `IOT_KIND_MESSAGE_SENT` completion with `tag` (result 0: posted into the target's
+ queue). Messages from one worker to another arrive in the order they were queued.
+ Fails at once with `IOT_E_WORKER_GONE` if `target` is unknown, freed or stopped,
+ `-EBUSY` if the submission queue is full and cannot be flushed.
+ */
+int32_t iot_message_send(uint64_t worker, uint64_t target, uint64_t tag, uint32_t value);
+
+/*
+ Queues a message carrying the first `len` bytes of `payload` (see
+ `iot_payload_acquire`) for worker `target`, which drains an `IOT_KIND_PAYLOAD`
+ completion naming the payload under a new handle. The payload belongs to the message
+ from this call on: this host's handle goes stale. If the message cannot be delivered
+ the `IOT_KIND_MESSAGE_SENT` completion brings it back (its new handle in `handle`).
+ Fails with `IOT_E_BAD_BUFFER` if this worker does not hold `payload`, `-EINVAL` if
+ `len` exceeds the payload size, `IOT_E_WORKER_GONE` as for `iot_message_send`.
+ */
+int32_t iot_message_send_payload(uint64_t worker,
+                                 uint64_t target,
+                                 uint64_t tag,
+                                 uint64_t payload,
+                                 uint32_t len);
+
+/*
+ Hands connected stream `socket` to worker `target`, which drains an `IOT_KIND_SOCKET`
+ completion with its own handle for it. The handle goes stale here at once. The
+ socket must be idle here: `-EBUSY` while an operation or a queued send uses it
+ (hand it over straight from its accept). If the hand-off cannot be delivered, the
+ `IOT_KIND_MESSAGE_SENT` completion brings the socket back under a new handle; if the
+ target is freed with the hand-off unprocessed, the socket is closed, never leaked.
+ `-EAGAIN` when too many sockets are in transit in the process.
+ */
+int32_t iot_socket_handoff(uint64_t worker, uint64_t socket, uint64_t target, uint64_t tag);
+
+/*
+ Stops accepting messages: sends to this worker fail with `IOT_E_WORKER_GONE` from
+ now on. Keep draining: everything already on its way arrives, then one
+ `IOT_KIND_STOPPED` completion says nothing more will (and every message this worker
+ sent was reported); free the worker after it to lose no message. Other operations
+ are not affected. Calling it again does nothing.
+ */
+int32_t iot_worker_stop(uint64_t worker);
+
+/*
+ Sets the geometry of the process-wide payload pool: `count` payloads of `size`
+ bytes each (size 1..=16 MiB, count 1..=1048576). Only before the pool's first use;
+ `-EBUSY` after. Without this call the pool has 1024 payloads of 64 KiB.
+ */
+int32_t iot_payload_pool_configure(uint32_t size, uint32_t count);
+
+/*
+ Describes the process-wide payload pool (creating it if needed): payload `p` starts
+ at `base + (p & 0xffffffff) * size`. The memory stays mapped until the process
+ exits, so a view never dangles; its bytes belong to whoever holds the payload.
+ */
+int32_t iot_payload_pool(uint8_t **out_base, uint32_t *out_size, uint32_t *out_count);
+
+/*
+ Returns how many payloads are held by hosts or travelling in messages, process-wide
+ (0 before the pool exists). For leak checks and monitoring.
+ */
+int32_t iot_payloads_in_use(void);
+
+/*
+ Takes a free payload for this worker's host to fill; writes its handle to
+ `out_payload`. `-ENOBUFS` when every payload is in use. Payloads this worker still
+ holds when it is freed return to the pool.
+ */
+int32_t iot_payload_acquire(uint64_t worker, uint64_t *out_payload);
+
+/*
+ Gives a payload this worker holds back to the pool. `IOT_E_BAD_BUFFER` if it does
+ not hold it under this handle (released already, sent on, or another worker's).
+ */
+int32_t iot_payload_release(uint64_t worker, uint64_t payload);
+
+/*
  Opens a listening TCP socket on numeric address `ip` ("127.0.0.1", "::1", "::")
  and `port` (0 picks a free one). `backlog` 0 means the system maximum; `flags` are
  `IOT_LISTEN_*`. Writes the listener's socket handle to `out_socket`.
@@ -317,6 +445,23 @@ int32_t iot_socket_address(uint64_t worker,
                            char *buf,
                            size_t len,
                            uint16_t *out_port);
+
+/*
+ Asks every worker of the process to stop: each drains an `IOT_KIND_STOP_REQUESTED`
+ completion with `value` (workers already stopped are skipped). Callable from any
+ thread, with or without a worker of its own. Returns how many workers were asked.
+ Not a leaf call: it waits for the kernel to post the messages.
+ */
+int32_t iot_transport_request_stop(uint32_t value);
+
+/*
+ Picks, among `count` worker handles at `candidates`, the one with the lowest load
+ (open sockets at its last drain plus messages on their way to it) and writes it to
+ `out_worker`; ties rotate from call to call. Workers freed or stopped are skipped;
+ `IOT_E_WORKER_GONE` if none is left. Takes no worker lock: an acceptor can call it
+ for every connection it hands over.
+ */
+int32_t iot_worker_least_loaded(const uint64_t *candidates, uint32_t count, uint64_t *out_worker);
 
 /*
  Writes the default configuration into `out`.

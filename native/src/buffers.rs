@@ -25,13 +25,13 @@ enum Owner {
 }
 
 /// Anonymous private mapping, unmapped on drop.
-struct Mapping {
+pub(crate) struct Mapping {
     ptr: NonNull<u8>,
     len: usize,
 }
 
 impl Mapping {
-    fn new(len: usize) -> Result<Mapping> {
+    pub(crate) fn new(len: usize) -> Result<Mapping> {
         // SAFETY: anonymous private mapping with no address hint; the result is checked.
         let ptr = unsafe {
             libc::mmap(
@@ -49,6 +49,10 @@ impl Mapping {
         NonNull::new(ptr.cast())
             .map(|ptr| Mapping { ptr, len })
             .ok_or(IOT_E_MEMLOCK)
+    }
+
+    pub(crate) fn base(&self) -> *mut u8 {
+        self.ptr.as_ptr()
     }
 }
 

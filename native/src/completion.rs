@@ -8,7 +8,8 @@
 pub struct iot_completion {
     /// The tag the host gave when it queued the operation.
     pub tag: u64,
-    /// A new socket handle (accept, connect), else 0.
+    /// A new socket handle (accept, connect, a handed-over socket), a payload handle
+    /// (`IOT_KIND_PAYLOAD`), else 0.
     pub handle: u64,
     /// Bytes transferred or 0 on success; a negative ABI error code on failure.
     /// `IOT_KIND_RECV` with result 0 means end of stream.
@@ -35,6 +36,27 @@ pub const IOT_KIND_CONNECT: u16 = 2;
 pub const IOT_KIND_RECV: u16 = 3;
 pub const IOT_KIND_SEND: u16 = 4;
 pub const IOT_KIND_SHUTDOWN: u16 = 5;
+
+// Cross-worker messaging (20..=29).
+
+/// A message from another worker: `tag` is the sender's tag, `result` the sender's
+/// 32-bit value (read it as `uint32_t`; for this kind it is not an error code).
+pub const IOT_KIND_MESSAGE: u16 = 20;
+/// This worker's message left: `result` 0 means the kernel posted it into the target's
+/// completion queue ("sent"), negative that it was not delivered. On failure a payload
+/// or socket the message carried comes back: `handle` names it again (else 0).
+pub const IOT_KIND_MESSAGE_SENT: u16 = 21;
+/// A payload from another worker: `handle` is the payload, now owned by this host until
+/// `iot_payload_release` (or sent on); `result` is its length in bytes.
+pub const IOT_KIND_PAYLOAD: u16 = 22;
+/// A socket handed over by another worker: `handle` is its socket handle here.
+pub const IOT_KIND_SOCKET: u16 = 23;
+/// The transport asks every worker to stop (`iot_transport_request_stop`); `result` is
+/// the value given there. The host should wind down and call `iot_worker_stop`.
+pub const IOT_KIND_STOP_REQUESTED: u16 = 24;
+/// After `iot_worker_stop`: every message sent to this worker has been drained and
+/// every message it sent was reported; freeing it now loses no message.
+pub const IOT_KIND_STOPPED: u16 = 25;
 
 /// Operation flag: keep the operation armed and complete once per event.
 pub const IOT_OP_MULTISHOT: u32 = 1;

@@ -21,6 +21,9 @@ pub const IOT_E_BAD_BUFFER: i32 = -5005;
 pub const IOT_E_PANIC: i32 = -5006;
 /// The operation does not apply to this kind of socket (e.g. accept on a stream).
 pub const IOT_E_WRONG_SOCKET_KIND: i32 = -5007;
+/// The target worker of a message is unknown, freed, or stopped accepting messages.
+/// (Messaging errors are numbered from -5020.)
+pub const IOT_E_WORKER_GONE: i32 = -5020;
 
 /// Internal result type: the error is already an ABI code.
 pub(crate) type Result<T> = std::result::Result<T, i32>;
@@ -45,7 +48,7 @@ pub(crate) fn message(code: i32) -> String {
         IOT_E_UNSUPPORTED => {
             "io_uring is unavailable or lacks a required operation: needs Linux >= 6.1 with \
              io_uring enabled (sysctl kernel.io_uring_disabled=0) and not blocked by seccomp \
-             (containers often block it)"
+             (containers often block it); messaging between workers needs Linux >= 6.3"
         }
         IOT_E_MEMLOCK => {
             "the kernel refused memory for the ring or its buffers (ENOMEM): raise \
@@ -59,6 +62,9 @@ pub(crate) fn message(code: i32) -> String {
         }
         IOT_E_PANIC => "internal error (caught panic); free the worker",
         IOT_E_WRONG_SOCKET_KIND => "operation not valid for this kind of socket",
+        IOT_E_WORKER_GONE => {
+            "target worker is gone: never issued, freed, or stopped accepting messages"
+        }
         c if c < 0 && c > -4096 => {
             return io::Error::from_raw_os_error(-c).to_string();
         }

@@ -1,5 +1,6 @@
-//! Process-wide worker registry: handles are ids that are never reused, so a stale or
-//! garbage handle is simply not found. Lookups are safe from any thread.
+//! Process-wide worker registry, the transport's table of workers: handles are ids that
+//! are never reused, so a stale or garbage handle is simply not found. Lookups are safe
+//! from any thread, and every worker is reachable by id from every other one.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,14 +9,18 @@ use std::sync::{Arc, Mutex, OnceLock};
 use dashmap::DashMap;
 
 use crate::error::{Result, IOT_E_BAD_HANDLE, IOT_E_PANIC};
+use crate::messaging::Mailbox;
+use crate::slots::MAX_WORKER_ID;
 use crate::worker::Worker;
 
 /// A registered worker. `worker` is `None` once freed, for callers that looked it up
 /// just before. `ring_fd` duplicates the ring's fd so waiting (and, from other workers,
-/// messaging) needs no lock and never names a closed or reused fd.
+/// messaging) needs no lock and never names a closed or reused fd; `mailbox` is what
+/// other workers see of it without its lock.
 pub(crate) struct Cell {
     worker: Mutex<Option<Worker>>,
     pub(crate) ring_fd: OwnedFd,
+    pub(crate) mailbox: Arc<Mailbox>,
 }
 
 fn workers() -> &'static DashMap<u64, Arc<Cell>> {
@@ -25,8 +30,14 @@ fn workers() -> &'static DashMap<u64, Arc<Cell>> {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-pub(crate) fn next_id() -> u64 {
-    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+/// A fresh worker id. Ids stop at `MAX_WORKER_ID` (two billion workers per process),
+/// so payload and hand-off slots can name their holder in 31 bits.
+pub(crate) fn next_id() -> Result<u64> {
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    if id > MAX_WORKER_ID {
+        return Err(-libc::EMFILE);
+    }
+    Ok(id)
 }
 
 pub(crate) fn insert(worker: Worker) -> Result<u64> {
@@ -35,21 +46,28 @@ pub(crate) fn insert(worker: Worker) -> Result<u64> {
     let ring_fd = unsafe { BorrowedFd::borrow_raw(worker.ring.as_raw_fd()) }
         .try_clone_to_owned()
         .map_err(crate::error::from_io)?;
+    let mailbox = worker.messaging.mailbox.clone();
     workers().insert(
         id,
         Arc::new(Cell {
             worker: Mutex::new(Some(worker)),
             ring_fd,
+            mailbox,
         }),
     );
     Ok(id)
 }
 
-fn cell(id: u64) -> Result<Arc<Cell>> {
+pub(crate) fn cell(id: u64) -> Result<Arc<Cell>> {
     workers()
         .get(&id)
         .map(|c| c.clone())
         .ok_or(IOT_E_BAD_HANDLE)
+}
+
+/// Ids of every registered worker at this moment.
+pub(crate) fn ids() -> Vec<u64> {
+    workers().iter().map(|entry| *entry.key()).collect()
 }
 
 /// Runs `f` on worker `id` under its lock.

@@ -19,6 +19,7 @@ use crate::buffers::{BufferPool, RECV_GROUP};
 use crate::completion::*;
 use crate::config::iot_config;
 use crate::error::{from_io, Result, IOT_E_MEMLOCK, IOT_E_UNSUPPORTED};
+use crate::messaging::{self, Messaging};
 use crate::notifier::{Notifier, Signal};
 use crate::ops::{Op, Work, IGNORED, TIMEOUT_BIT};
 use crate::probe;
@@ -95,6 +96,7 @@ pub(crate) struct Worker {
     ready: VecDeque<iot_completion>,
     /// Receives waiting for buffers to return to the ring.
     starved: Vec<usize>,
+    pub(crate) messaging: Messaging,
 }
 
 fn ring_setup_error(err: std::io::Error) -> i32 {
@@ -131,6 +133,7 @@ impl Worker {
             ops: Slab::new(),
             sockets: SocketTable::default(),
             buffers,
+            messaging: Messaging::new(signal.clone()),
             signal,
             notifier: None,
             ready: VecDeque::new(),
@@ -165,7 +168,7 @@ impl Worker {
     }
 
     /// Pushes SQEs as one contiguous group, submitting first when the queue is too full.
-    fn push(&mut self, entries: &[squeue::Entry]) -> Result<()> {
+    pub(crate) fn push(&mut self, entries: &[squeue::Entry]) -> Result<()> {
         loop {
             // SAFETY: every pointer in these SQEs refers to memory owned by an op slot
             // (boxed, stable) or by the buffer pool, both alive until the op's last CQE.
@@ -279,6 +282,7 @@ impl Worker {
                 None => break,
             }
         }
+        self.after_drain();
         filled
     }
 
@@ -297,7 +301,7 @@ impl Worker {
     }
 
     /// A completion made here (not by a CQE): queue it and wake an armed host.
-    fn push_ready(&mut self, completion: iot_completion) {
+    pub(crate) fn push_ready(&mut self, completion: iot_completion) {
         self.ready.push_back(completion);
         if self.signal.is_armed() {
             self.signal.kick();
@@ -315,8 +319,15 @@ impl Worker {
     }
 
     fn on_cqe(&mut self, user_data: u64, res: i32, flags: u32) -> Option<iot_completion> {
+        // Checked first: a message's user_data is the sender's tag, any 64-bit value.
+        if let Some(wire) = messaging::incoming(flags) {
+            return self.on_message(user_data, res, wire);
+        }
         if user_data == IGNORED {
             return None;
+        }
+        if let Some(key) = messaging::sent_key(user_data) {
+            return self.on_message_sent(key, res);
         }
         if user_data & TIMEOUT_BIT != 0 {
             let key = (user_data & !TIMEOUT_BIT) as usize;
@@ -659,6 +670,7 @@ impl Worker {
     /// Returns the number of ops still unreaped when the time limit hit (0 normally).
     pub(crate) fn shutdown(&mut self) -> usize {
         self.notifier = None;
+        self.begin_final_messaging();
         for key in std::mem::take(&mut self.starved) {
             self.ops.remove(key);
         }
@@ -678,14 +690,20 @@ impl Worker {
         let mut scratch = [iot_completion::default(); 64];
         let step = Timespec::new().nsec(100_000_000);
         let args = types::SubmitArgs::new().timespec(&step);
-        while !self.ops.is_empty() && Instant::now() < deadline {
+        while self.in_flight() > 0 && Instant::now() < deadline {
             // Bounded wait: an op that never completes must not hang the free.
             let _ = self.ring.submitter().submit_with_args(1, &args);
             self.drain(&mut scratch);
         }
+        self.end_final_messaging();
         self.ready.clear();
         self.buffers.unregister(&self.ring);
-        self.ops.len()
+        self.in_flight()
+    }
+
+    /// Operations the kernel still owns, messages sent included.
+    fn in_flight(&self) -> usize {
+        self.ops.len() + self.messaging.in_flight()
     }
 }
 
@@ -698,7 +716,7 @@ fn outbound_tag(outbound: &Outbound) -> u64 {
 impl Worker {
     pub(crate) fn stats(&mut self) -> crate::ffi::iot_stats {
         crate::ffi::iot_stats {
-            ops_in_flight: self.ops.len() as u32,
+            ops_in_flight: self.in_flight() as u32,
             sockets_open: self.sockets.len() as u32,
             buffers_outstanding: self.buffers.outstanding() as u32,
             completions_ready: (self.ready.len() + self.ring.completion().len()) as u32,

@@ -11,12 +11,18 @@
 
 mod buffer;
 mod error;
+mod messaging;
+mod payload;
 mod tcp;
+mod transport;
 mod worker;
 
 pub use buffer::*;
 pub use error::*;
+pub use messaging::*;
+pub use payload::*;
 pub use tcp::*;
+pub use transport::*;
 pub use worker::*;
 
 use std::ffi::{c_char, CStr};
@@ -37,6 +43,16 @@ pub(crate) fn boundary(body: impl FnOnce() -> Result<i32>) -> i32 {
 pub(crate) fn out_ptr<'a, T>(ptr: *mut T) -> Result<&'a mut T> {
     // SAFETY: the caller passes either NULL or a pointer to writable storage for T.
     unsafe { ptr.as_mut() }.ok_or(IOT_E_NULL_POINTER)
+}
+
+/// An input array of `len` elements (NULL only when `len` is 0).
+pub(crate) fn in_slice<'a, T>(ptr: *const T, len: u32) -> Result<&'a [T]> {
+    match (ptr.is_null(), len) {
+        (_, 0) => Ok(&[]),
+        (true, _) => Err(IOT_E_NULL_POINTER),
+        // SAFETY: non-null and, per the ABI contract, `len` readable elements.
+        (false, _) => Ok(unsafe { std::slice::from_raw_parts(ptr, len as usize) }),
+    }
 }
 
 /// A NUL-terminated UTF-8 argument.

@@ -42,7 +42,7 @@ pub extern "C" fn iot_worker_new(config: *const iot_config, out_worker: *mut u64
         let out = out_ptr(out_worker)?;
         // SAFETY: NULL or a readable iot_config, per the contract.
         let config = unsafe { config.as_ref() }.copied().unwrap_or_default();
-        let worker = Worker::new(registry::next_id(), &config)?;
+        let worker = Worker::new(registry::next_id()?, &config)?;
         *out = registry::insert(worker)?;
         Ok(0)
     })

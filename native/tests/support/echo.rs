@@ -1,7 +1,10 @@
-//! An echo server on its own thread, driven through the C ABI, for tests that use
-//! std::net clients as peers. Dropping it closes the listener; the serving loop ends
-//! on the accept's final completion, and the worker is freed and checked for leaks.
+//! Echo serving for tests that use std::net clients as peers: `EchoSessions` echoes on
+//! the connections it is given (accepted here or handed over by another worker), and
+//! `EchoServer` runs a listener plus sessions on its own thread. Dropping the server
+//! closes the listener; the serving loop ends on the accept's final completion, and
+//! the worker is freed and checked for leaks.
 
+use std::collections::HashSet;
 use std::thread::JoinHandle;
 
 use super::*;
@@ -61,45 +64,80 @@ impl Drop for EchoServer {
 
 fn serve(mut host: Host) -> iot_stats {
     let worker = host.worker;
-    let mut open = std::collections::HashSet::new();
+    let mut sessions = EchoSessions::default();
     loop {
         let c = host.next_where(|_| true);
         match c.kind {
-            IOT_KIND_ACCEPT if c.result == 0 => {
-                open.insert(c.handle);
-                ok(
-                    "recv",
-                    iot_recv(worker, c.handle, c.handle, IOT_OP_MULTISHOT, 0),
-                );
-            }
+            IOT_KIND_ACCEPT if c.result == 0 => sessions.start(worker, c.handle),
             IOT_KIND_ACCEPT if c.flags & IOT_COMPLETION_MORE == 0 => break,
-            IOT_KIND_RECV if c.result > 0 => echo_back(worker, &c),
-            // End of stream: echo what is queued, then close after our own FIN.
-            IOT_KIND_RECV if c.result == 0 && open.contains(&c.tag) => {
-                ok(
-                    "shutdown",
-                    iot_socket_shutdown(worker, c.tag, IOT_SHUTDOWN_WRITE, c.tag),
-                );
+            _ => {
+                sessions.on_completion(worker, &c);
             }
-            IOT_KIND_RECV | IOT_KIND_SHUTDOWN
-                if c.flags & IOT_COMPLETION_MORE == 0 && open.remove(&c.tag) =>
-            {
+        }
+    }
+    sessions.finish(&mut host)
+}
+
+/// Echo on connections tagged with their own socket handle: every byte received is
+/// sent back from the receive buffer; at end of stream our FIN follows the echoes,
+/// then the socket is closed.
+#[derive(Default)]
+pub struct EchoSessions {
+    open: HashSet<u64>,
+    /// Connections that ran to their end and were closed.
+    pub closed: usize,
+}
+
+impl EchoSessions {
+    /// Starts echoing on connected socket `socket`.
+    pub fn start(&mut self, worker: u64, socket: u64) {
+        self.open.insert(socket);
+        ok(
+            "recv",
+            iot_recv(worker, socket, socket, IOT_OP_MULTISHOT, 0),
+        );
+    }
+
+    pub fn open(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Handles `c` if it belongs to one of our connections; returns whether it did.
+    pub fn on_completion(&mut self, worker: u64, c: &iot_completion) -> bool {
+        if !self.open.contains(&c.tag) {
+            return false;
+        }
+        let last = c.flags & IOT_COMPLETION_MORE == 0;
+        match c.kind {
+            IOT_KIND_RECV if c.result > 0 => echo_back(worker, c),
+            IOT_KIND_RECV if c.result == 0 => {
+                let how = IOT_SHUTDOWN_WRITE;
+                ok("shutdown", iot_socket_shutdown(worker, c.tag, how, c.tag));
+            }
+            IOT_KIND_RECV | IOT_KIND_SHUTDOWN if last => {
+                self.open.remove(&c.tag);
+                self.closed += 1;
                 ok("close", iot_socket_close(worker, c.tag));
             }
             _ => {}
         }
+        true
     }
-    for socket in open {
-        ok("close", iot_socket_close(worker, socket));
-    }
-    // Reap the cancelled receives so the counters show what really stayed behind.
-    let deadline = std::time::Instant::now() + DEADLINE;
-    while host.stats().ops_in_flight > 0 && std::time::Instant::now() < deadline {
-        if host.poll() == 0 {
-            ok("wait", iot_worker_wait(worker, 100));
+
+    /// Closes every connection still open, reaps what was cancelled, and returns the
+    /// worker's counters so callers can check that nothing stayed behind.
+    pub fn finish(self, host: &mut Host) -> iot_stats {
+        for socket in self.open {
+            ok("close", iot_socket_close(host.worker, socket));
         }
+        let deadline = std::time::Instant::now() + DEADLINE;
+        while host.stats().ops_in_flight > 0 && std::time::Instant::now() < deadline {
+            if host.poll() == 0 {
+                ok("wait", iot_worker_wait(host.worker, 100));
+            }
+        }
+        host.stats()
     }
-    host.stats()
 }
 
 /// Sends the received buffer straight back; it returns to the pool after the send.

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 pub mod echo;
+pub mod messaging;
 
 use std::collections::VecDeque;
 use std::ffi::CString;

@@ -28,6 +28,27 @@ const int IOT_KIND_RECV = 3;
 const int IOT_KIND_SEND = 4;
 const int IOT_KIND_SHUTDOWN = 5;
 
+/// A message from another worker: `tag` and the sender's 32-bit value in
+/// `result` (read as unsigned; not an error code for this kind).
+const int IOT_KIND_MESSAGE = 20;
+
+/// This worker's message left: `result` 0 means posted into the target's
+/// queue; on failure a carried payload or socket comes back in `handle`.
+const int IOT_KIND_MESSAGE_SENT = 21;
+
+/// A payload from another worker: `handle` is the payload (this host owns it
+/// now), `result` its length in bytes.
+const int IOT_KIND_PAYLOAD = 22;
+
+/// A socket handed over by another worker: `handle` is its handle here.
+const int IOT_KIND_SOCKET = 23;
+
+/// The transport asks every worker to stop; `result` is the value given.
+const int IOT_KIND_STOP_REQUESTED = 24;
+
+/// After `iot_worker_stop`: nothing more will arrive; free the worker now.
+const int IOT_KIND_STOPPED = 25;
+
 /// Operation flag: keep the operation armed and complete once per event.
 const int IOT_OP_MULTISHOT = 1;
 
@@ -63,6 +84,9 @@ const int IOT_E_PANIC = -5006;
 
 /// The operation does not apply to this kind of socket.
 const int IOT_E_WRONG_SOCKET_KIND = -5007;
+
+/// The target worker of a message is unknown, freed, or stopped.
+const int IOT_E_WORKER_GONE = -5020;
 
 /// Shut down the receiving side.
 const int IOT_SHUTDOWN_READ = 0;
@@ -105,7 +129,8 @@ final class iot_completion extends Struct {
   @Uint64()
   external int tag;
 
-  /// A new socket handle (accept, connect), else 0.
+  /// A new socket handle (accept, connect, a handed-over socket), a payload
+  /// handle ([IOT_KIND_PAYLOAD]), else 0.
   @Uint64()
   external int handle;
 
@@ -236,6 +261,46 @@ final class Bindings {
             isLeaf: true),
         iot_cancel = lib.lookupFunction<Int32 Function(Uint64, Uint64),
             int Function(int, int)>('iot_cancel', isLeaf: true),
+        iot_messaging_supported = lib.lookupFunction<Int32 Function(),
+            int Function()>('iot_messaging_supported', isLeaf: true),
+        iot_message_send = lib.lookupFunction<
+            Int32 Function(Uint64, Uint64, Uint64, Uint32),
+            int Function(int, int, int, int)>('iot_message_send',
+            isLeaf: true),
+        iot_message_send_payload = lib.lookupFunction<
+            Int32 Function(Uint64, Uint64, Uint64, Uint64, Uint32),
+            int Function(int, int, int, int, int)>('iot_message_send_payload',
+            isLeaf: true),
+        iot_socket_handoff = lib.lookupFunction<
+            Int32 Function(Uint64, Uint64, Uint64, Uint64),
+            int Function(int, int, int, int)>('iot_socket_handoff',
+            isLeaf: true),
+        iot_worker_stop = lib.lookupFunction<Int32 Function(Uint64),
+            int Function(int)>('iot_worker_stop', isLeaf: true),
+        iot_payload_pool_configure = lib.lookupFunction<
+            Int32 Function(Uint32, Uint32),
+            int Function(int, int)>('iot_payload_pool_configure',
+            isLeaf: true),
+        iot_payload_pool = lib.lookupFunction<
+            Int32 Function(
+                Pointer<Pointer<Uint8>>, Pointer<Uint32>, Pointer<Uint32>),
+            int Function(Pointer<Pointer<Uint8>>, Pointer<Uint32>,
+                Pointer<Uint32>)>('iot_payload_pool', isLeaf: true),
+        iot_payloads_in_use = lib.lookupFunction<Int32 Function(),
+            int Function()>('iot_payloads_in_use', isLeaf: true),
+        iot_payload_acquire = lib.lookupFunction<
+            Int32 Function(Uint64, Pointer<Uint64>),
+            int Function(int, Pointer<Uint64>)>('iot_payload_acquire',
+            isLeaf: true),
+        iot_payload_release = lib.lookupFunction<
+            Int32 Function(Uint64, Uint64),
+            int Function(int, int)>('iot_payload_release', isLeaf: true),
+        iot_transport_request_stop = lib.lookupFunction<Int32 Function(Uint32),
+            int Function(int)>('iot_transport_request_stop', isLeaf: false),
+        iot_worker_least_loaded = lib.lookupFunction<
+            Int32 Function(Pointer<Uint64>, Uint32, Pointer<Uint64>),
+            int Function(Pointer<Uint64>, int,
+                Pointer<Uint64>)>('iot_worker_least_loaded', isLeaf: true),
         workerFreeFinalizer = lib
             .lookup<NativeFunction<Int32 Function(Uint64)>>('iot_worker_free')
             .cast<NativeFinalizerFunction>();
@@ -282,6 +347,29 @@ final class Bindings {
   final int Function(int worker) iot_worker_arm;
   final int Function(int worker, Pointer<iot_stats> out) iot_worker_stats;
   final int Function(int worker, int tag) iot_cancel;
+
+  // Messaging between workers (IORING_OP_MSG_RING).
+  final int Function() iot_messaging_supported;
+  final int Function(int worker, int target, int tag, int value)
+      iot_message_send;
+  final int Function(int worker, int target, int tag, int payload, int len)
+      iot_message_send_payload;
+  final int Function(int worker, int socket, int target, int tag)
+      iot_socket_handoff;
+  final int Function(int worker) iot_worker_stop;
+  final int Function(int size, int count) iot_payload_pool_configure;
+  final int Function(Pointer<Pointer<Uint8>> outBase, Pointer<Uint32> outSize,
+      Pointer<Uint32> outCount) iot_payload_pool;
+  final int Function() iot_payloads_in_use;
+  final int Function(int worker, Pointer<Uint64> outPayload)
+      iot_payload_acquire;
+  final int Function(int worker, int payload) iot_payload_release;
+
+  /// Waits for the kernel to post one message per worker.
+  final int Function(int value) iot_transport_request_stop;
+  final int Function(
+          Pointer<Uint64> candidates, int count, Pointer<Uint64> outWorker)
+      iot_worker_least_loaded;
 
   /// `iot_worker_free` as a [NativeFinalizer] callback (`void (*)(void *)`).
   ///
