@@ -456,13 +456,18 @@ final class TcpConnection extends Stream<Uint8List> {
     final length = payload.length;
     final t = timeout ?? _writeTimeout;
     _timeoutMillis(t, 'timeout');
-    if (!payload.takeForSend()) {
+    if (payload.isReleased) {
       throw StateError('payload was already released');
     }
+    // Before takeForSend, which also refuses a payload of a closed worker: that
+    // is a closed connection (a failed future), not a released payload.
     final refused = _refuseWrite('write');
     if (refused != null) {
-      _core.releaseBuffer(bufferId);
+      payload.release(); // a no-op once the worker is closed
       return refused;
+    }
+    if (!payload.takeForSend()) {
+      throw StateError('payload was already released');
     }
     return _sender
         .enqueue(_Outbound.buffer(bufferId, offset, length, t));
@@ -677,8 +682,11 @@ final class _Receiver<T> extends _ReceiverBase implements CompletionHandler {
     final timeout = _timeout;
     _timeout = null;
     if (_done) return;
-    if (result == 0 && !hasBuffer) {
-      _finish(); // end of stream
+    if (result == 0) {
+      // End of stream (the header: `IOT_KIND_RECV` with result 0), whether or
+      // not the kernel named a buffer (released above). Receiving again would
+      // only get 0 again, at once, forever.
+      _finish();
       return;
     }
     if (result < 0) {
@@ -688,7 +696,12 @@ final class _Receiver<T> extends _ReceiverBase implements CompletionHandler {
         } else {
           _finish(); // closed locally
         }
-      } else if (result == -Errno.ecanceled && wasCancelling) {
+      } else if (wasCancelling &&
+          (result == -Errno.ecanceled || result == -Errno.enobufs)) {
+        // Cancelled to pause. A multishot receive the kernel ended with
+        // -ENOBUFS (pool empty) after it was cancelled is not resubmitted by
+        // the native side (worker.rs `finish`: no retry once cancelled) and
+        // reaches us as -ENOBUFS instead of -ECANCELED.
         if (!controller.isPaused) _start();
       } else {
         _fail(_core.error(result, 'recv', timeout: timeout));

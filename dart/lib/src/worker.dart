@@ -355,10 +355,12 @@ final class WorkerCore implements PayloadOwner {
           failure = transportError(bindings, n, 'drain');
           break;
         }
-        for (var i = 0; i < n; i++) {
+        // A handler (or a zone's error handler it reached) may close the
+        // worker: the completion array is freed then, so stop reading it.
+        for (var i = 0; i < n && !_closed; i++) {
           _dispatch(i);
         }
-        if (n < _capacity) break;
+        if (n < _capacity || _closed) break;
       }
       if (_sendCompleted) {
         _sendCompleted = false;
@@ -381,7 +383,11 @@ final class WorkerCore implements PayloadOwner {
     final flags = _u32[i * 8 + 5];
     final kind = _u16[i * 16 + 13];
     if (kind == IOT_KIND_SEND) _sendCompleted = true;
-    final handler = _handlers[tag];
+    // Only the operations queued here (kinds IOT_KIND_ACCEPT..IOT_KIND_SHUTDOWN)
+    // complete with this worker's tags. A message from another worker
+    // (IOT_KIND_MESSAGE, _PAYLOAD, _SOCKET, _STOP_REQUESTED) carries the
+    // sender's tag, which may equal one registered here: never route it by tag.
+    final handler = kind <= IOT_KIND_SHUTDOWN ? _handlers[tag] : null;
     if (handler == null) {
       _orphan(i, kind, flags);
       return;
@@ -394,12 +400,18 @@ final class WorkerCore implements PayloadOwner {
     }
   }
 
-  /// A completion nobody waits for any more: give back what it carries.
+  /// A completion nobody waits for any more (or a message from another
+  /// worker, which this library does not take): give back what it carries.
   void _orphan(int i, int kind, int flags) {
     if (flags & IOT_COMPLETION_BUFFER != 0) buffers.release(_u16[i * 16 + 12]);
-    final socket = _u64[i * 4 + 1];
-    if (socket != 0 && (kind == IOT_KIND_ACCEPT || kind == IOT_KIND_CONNECT)) {
-      bindings.iot_socket_close(id, socket);
+    final handle = _u64[i * 4 + 1];
+    if (handle == 0) return;
+    if (kind == IOT_KIND_ACCEPT ||
+        kind == IOT_KIND_CONNECT ||
+        kind == IOT_KIND_SOCKET) {
+      bindings.iot_socket_close(id, handle);
+    } else if (kind == IOT_KIND_PAYLOAD) {
+      bindings.iot_payload_release(id, handle);
     }
   }
 
