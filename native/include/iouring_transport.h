@@ -220,6 +220,13 @@ typedef struct iot_completion {
 typedef void (*iot_notify_fn)(uint64_t worker);
 
 /*
+ `Dart_PostCObject` (Dart: `NativeApi.postCObject`): posts `message` to a port and
+ returns whether it was accepted. Callable from any thread, and safe to call after the
+ receiving isolate is gone, which a `NativeCallable` is not.
+ */
+typedef int8_t (*iot_post_fn)(int64_t port, void *message);
+
+/*
  Counters for leak checks and monitoring.
  */
 typedef struct iot_stats {
@@ -515,6 +522,16 @@ int32_t iot_worker_wait(uint64_t worker, uint32_t timeout_ms);
  Not a leaf call: it may join the notifier thread.
  */
 int32_t iot_worker_set_notifier(uint64_t worker, iot_notify_fn callback);
+
+/*
+ Like `iot_worker_set_notifier`, but wakes the host by posting the worker handle as an
+ int64 message to native port `port` through `post` (Dart: `NativeApi.postCObject`
+ and `RawReceivePort.sendPort.nativePort`). Unlike a callback, a post to a closed
+ port is harmless, so an isolate that dies without freeing its worker cannot be
+ called into. NULL `post` removes the notifier.
+ Not a leaf call: it may join the notifier thread.
+ */
+int32_t iot_worker_set_notifier_port(uint64_t worker, iot_post_fn post, int64_t port);
 
 /*
  Asks for one callback when the next completion is ready. Call it after a drain

@@ -3,6 +3,7 @@
 //! the worker (its last drain found nothing). `arm` itself re-checks for pending
 //! completions and kicks the eventfd, so no completion slips between drain and arm.
 
+use std::ffi::c_void;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -17,6 +18,55 @@ use crate::error::{Result, IOT_E_PANIC};
 /// block (a Dart `NativeCallable.listener` only posts a message).
 #[allow(non_camel_case_types)]
 pub type iot_notify_fn = Option<unsafe extern "C" fn(worker: u64)>;
+
+/// `Dart_PostCObject` (Dart: `NativeApi.postCObject`): posts `message` to a port and
+/// returns whether it was accepted. Callable from any thread, and safe to call after the
+/// receiving isolate is gone, which a `NativeCallable` is not.
+#[allow(non_camel_case_types)]
+pub type iot_post_fn = Option<unsafe extern "C" fn(port: i64, message: *mut c_void) -> i8>;
+
+/// How the notifier thread wakes the host.
+#[derive(Clone, Copy)]
+pub(crate) enum Wake {
+    Callback(unsafe extern "C" fn(u64)),
+    /// Posts the worker id as an int64 message to a Dart port.
+    Port {
+        post: unsafe extern "C" fn(i64, *mut c_void) -> i8,
+        port: i64,
+    },
+}
+
+/// `Dart_CObject` from dart_native_api.h, as an int64 message: the type tag, then the
+/// value union (40 bytes on 64-bit targets, of which `as_int64` is the first 8).
+#[repr(C)]
+struct DartInt64Message {
+    kind: i32,
+    value: i64,
+    rest_of_union: [u64; 4],
+}
+
+/// `Dart_CObject_kInt64`.
+const DART_COBJECT_INT64: i32 = 3;
+
+impl Wake {
+    fn wake(self, worker: u64) {
+        match self {
+            // SAFETY: the host keeps the callback alive until the notifier is stopped
+            // (which joins this thread first).
+            Wake::Callback(callback) => unsafe { callback(worker) },
+            Wake::Port { post, port } => {
+                let mut message = DartInt64Message {
+                    kind: DART_COBJECT_INT64,
+                    value: worker as i64,
+                    rest_of_union: [0; 4],
+                };
+                // SAFETY: post is Dart_PostCObject, which copies the message before
+                // returning; a closed port only makes it return false.
+                unsafe { post(port, (&mut message as *mut DartInt64Message).cast()) };
+            }
+        }
+    }
+}
 
 /// State shared between the worker, its notifier thread and `arm`.
 pub(crate) struct Signal {
@@ -66,18 +116,14 @@ pub(crate) struct Notifier {
 }
 
 impl Notifier {
-    pub(crate) fn start(
-        worker: u64,
-        signal: Arc<Signal>,
-        callback: unsafe extern "C" fn(u64),
-    ) -> Result<Notifier> {
+    pub(crate) fn start(worker: u64, signal: Arc<Signal>, wake: Wake) -> Result<Notifier> {
         let stop = EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
             .map_err(|e| -(e as i32))?;
         let stop: OwnedFd = stop.into();
         let stop_for_thread = stop.try_clone().map_err(crate::error::from_io)?;
         let thread = std::thread::Builder::new()
             .name(format!("iot-notify-{worker}"))
-            .spawn(move || wait_loop(worker, &signal, stop_for_thread.as_fd(), callback))
+            .spawn(move || wait_loop(worker, &signal, stop_for_thread.as_fd(), wake))
             .map_err(|_| IOT_E_PANIC)?;
         Ok(Notifier {
             stop,
@@ -86,12 +132,7 @@ impl Notifier {
     }
 }
 
-fn wait_loop(
-    worker: u64,
-    signal: &Signal,
-    stop: BorrowedFd<'_>,
-    callback: unsafe extern "C" fn(u64),
-) {
+fn wait_loop(worker: u64, signal: &Signal, stop: BorrowedFd<'_>, wake: Wake) {
     loop {
         let mut fds = [
             PollFd::new(signal.eventfd.as_fd(), PollFlags::POLLIN),
@@ -107,9 +148,7 @@ fn wait_loop(
         }
         signal.drain_eventfd();
         if signal.take_armed() {
-            // SAFETY: the host registered this callback and keeps it alive until
-            // the notifier is stopped (which joins this thread first).
-            unsafe { callback(worker) };
+            wake.wake(worker);
         }
     }
 }

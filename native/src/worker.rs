@@ -20,7 +20,7 @@ use crate::completion::*;
 use crate::config::iot_config;
 use crate::error::{from_io, Result, IOT_E_MEMLOCK, IOT_E_UNSUPPORTED};
 use crate::messaging::{self, Messaging};
-use crate::notifier::{Notifier, Signal};
+use crate::notifier::{Notifier, Signal, Wake};
 use crate::ops::{Op, Work, IGNORED, TIMEOUT_BIT};
 use crate::probe;
 use crate::sockets::{Outbound, SocketTable};
@@ -143,7 +143,7 @@ impl Worker {
 
     /// The ring signals the eventfd only while a notifier is set: hosts that block in
     /// `wait` pay nothing per completion for it.
-    pub(crate) fn set_notifier(&mut self, callback: crate::notifier::iot_notify_fn) -> Result<()> {
+    pub(crate) fn set_notifier(&mut self, wake: Option<Wake>) -> Result<()> {
         // Stop (and join) the old thread before the host may free the old callback.
         if self.notifier.take().is_some() {
             self.ring
@@ -151,12 +151,12 @@ impl Worker {
                 .unregister_eventfd()
                 .map_err(from_io)?;
         }
-        if let Some(callback) = callback {
+        if let Some(wake) = wake {
             self.ring
                 .submitter()
                 .register_eventfd(self.signal.eventfd.as_raw_fd())
                 .map_err(from_io)?;
-            match Notifier::start(self.id, self.signal.clone(), callback) {
+            match Notifier::start(self.id, self.signal.clone(), wake) {
                 Ok(notifier) => self.notifier = Some(notifier),
                 Err(code) => {
                     let _ = self.ring.submitter().unregister_eventfd();

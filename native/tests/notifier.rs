@@ -129,3 +129,54 @@ fn wait_times_out_without_completions() {
     assert_eq!(iot_worker_wait(host.worker, 50), 0);
     assert!(start.elapsed() >= Duration::from_millis(40));
 }
+
+/// A post seen by `fake_post`: (port, Dart_CObject type, int64 value).
+type Post = (i64, i32, i64);
+
+fn posts() -> &'static (Mutex<Vec<Post>>, Condvar) {
+    static POSTS: OnceLock<(Mutex<Vec<Post>>, Condvar)> = OnceLock::new();
+    POSTS.get_or_init(Default::default)
+}
+
+/// Stands in for Dart_PostCObject: reads the message like the VM would.
+unsafe extern "C" fn fake_post(port: i64, message: *mut std::ffi::c_void) -> i8 {
+    // SAFETY: the notifier passes a Dart_CObject: i32 type tag, then the value at 8.
+    let (kind, value) = unsafe {
+        (
+            *(message as *const i32),
+            *(message.cast::<u8>().add(8) as *const i64),
+        )
+    };
+    let (list, cv) = posts();
+    list.lock().unwrap().push((port, kind, value));
+    cv.notify_all();
+    1
+}
+
+#[test]
+fn port_notifier_posts_the_worker_id_as_int64() {
+    let mut host = Host::new();
+    let w = host.worker;
+    ok(
+        "notifier",
+        iot_worker_set_notifier_port(w, Some(fake_post), 4242),
+    );
+    ok("arm", iot_worker_arm(w));
+    one_completion(&host, 1);
+    let (list, cv) = posts();
+    let guard = cv
+        .wait_timeout_while(list.lock().unwrap(), DEADLINE, |l| {
+            !l.iter().any(|p| p.0 == 4242)
+        })
+        .unwrap()
+        .0;
+    let post = *guard.iter().find(|p| p.0 == 4242).unwrap();
+    drop(guard);
+    assert_eq!(
+        post,
+        (4242, 3, w as i64),
+        "Dart_CObject_kInt64 carrying the worker id"
+    );
+    ok("remove", iot_worker_set_notifier_port(w, None, 0));
+    assert_eq!(host.next_tagged(1).result, -libc::ECONNREFUSED);
+}

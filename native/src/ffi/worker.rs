@@ -1,7 +1,7 @@
 use crate::completion::iot_completion;
 use crate::config::iot_config;
 use crate::error::IOT_E_NULL_POINTER;
-use crate::notifier::iot_notify_fn;
+use crate::notifier::{iot_notify_fn, iot_post_fn, Wake};
 use crate::registry;
 use crate::worker::Worker;
 
@@ -106,7 +106,23 @@ pub extern "C" fn iot_worker_wait(worker: u64, timeout_ms: u32) -> i32 {
 /// Not a leaf call: it may join the notifier thread.
 #[no_mangle]
 pub extern "C" fn iot_worker_set_notifier(worker: u64, callback: iot_notify_fn) -> i32 {
-    boundary(|| registry::with(worker, |w| w.set_notifier(callback).map(|()| 0)))
+    boundary(|| {
+        registry::with(worker, |w| {
+            w.set_notifier(callback.map(Wake::Callback)).map(|()| 0)
+        })
+    })
+}
+
+/// Like `iot_worker_set_notifier`, but wakes the host by posting the worker handle as an
+/// int64 message to native port `port` through `post` (Dart: `NativeApi.postCObject`
+/// and `RawReceivePort.sendPort.nativePort`). Unlike a callback, a post to a closed
+/// port is harmless, so an isolate that dies without freeing its worker cannot be
+/// called into. NULL `post` removes the notifier.
+/// Not a leaf call: it may join the notifier thread.
+#[no_mangle]
+pub extern "C" fn iot_worker_set_notifier_port(worker: u64, post: iot_post_fn, port: i64) -> i32 {
+    let wake = post.map(|post| Wake::Port { post, port });
+    boundary(|| registry::with(worker, |w| w.set_notifier(wake).map(|()| 0)))
 }
 
 /// Asks for one callback when the next completion is ready. Call it after a drain
