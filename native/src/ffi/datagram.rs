@@ -1,0 +1,53 @@
+use std::ffi::c_char;
+
+use super::{boundary, copy_bytes, out_ptr};
+use crate::address::address_text;
+use crate::registry;
+
+/// Queues a receive on a UDP or Unix datagram socket. Each datagram lands in a pool
+/// buffer the host then owns (`IOT_COMPLETION_BUFFER`, `buffer_id`, release it with
+/// `iot_buffer_release`): the payload starts at the completion's `offset` and is
+/// `result` bytes long (0 for an empty datagram); `iot_datagram_sender` reads who sent
+/// it. A datagram longer than the buffer minus `offset` is cut and flagged
+/// `IOT_COMPLETION_TRUNCATED`, never silently. With `IOT_OP_MULTISHOT` it completes
+/// once per datagram (`IOT_COMPLETION_MORE`) until error or cancel; when the pool runs
+/// dry it waits for a released buffer while the kernel queues datagrams (and counts
+/// what overflows: `iot_socket_dropped`). `timeout_ms` (0 = none) is for one-shot
+/// receives only. Needs buffers larger than the 144-byte header.
+#[no_mangle]
+pub extern "C" fn iot_datagram_recv(
+    worker: u64,
+    socket: u64,
+    tag: u64,
+    flags: u32,
+    timeout_ms: u32,
+) -> i32 {
+    boundary(|| {
+        registry::with(worker, |w| {
+            w.datagram_recv(socket, tag, flags, timeout_ms).map(|()| 0)
+        })
+    })
+}
+
+/// Reads the sender of the datagram in host buffer `buffer_id` (from an
+/// `IOT_KIND_RECV_FROM` completion) without a system call: writes its address as text
+/// into `buf` (NUL-terminated, truncated to `len`; numeric IP, or a Unix path with
+/// `@name` for abstract names and empty for an unbound sender) and its port (0 for
+/// Unix) to `out_port`. Returns the text's full length. `IOT_E_BAD_BUFFER` when the
+/// host does not own the buffer.
+#[no_mangle]
+pub extern "C" fn iot_datagram_sender(
+    worker: u64,
+    buffer_id: u32,
+    buf: *mut c_char,
+    len: usize,
+    out_port: *mut u16,
+) -> i32 {
+    boundary(|| {
+        let port = out_ptr(out_port)?;
+        let addr = registry::with(worker, |w| w.datagram_sender(buffer_id))?;
+        let (text, addr_port) = address_text(&addr)?;
+        *port = addr_port;
+        Ok(copy_bytes(text.as_bytes(), buf, len) as i32)
+    })
+}
