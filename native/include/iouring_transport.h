@@ -459,7 +459,10 @@ int32_t iot_buffer_release(uint64_t worker, uint32_t id);
  once per datagram (`IOT_COMPLETION_MORE`) until error or cancel; when the pool runs
  dry it waits for a released buffer while the kernel queues datagrams (and counts
  what overflows: `iot_socket_dropped`). `timeout_ms` (0 = none) is for one-shot
- receives only. Needs buffers larger than the 144-byte header.
+ receives only. Needs buffers larger than the 144-byte header. A one-shot receive
+ lands in one of the pool's send buffers (the kernel gives receive-ring buffers only
+ to non-empty multishot datagrams): it takes one when queued, `-ENOBUFS` if none is
+ free, and returns it to the pool if the receive fails.
  */
 int32_t iot_datagram_recv(uint64_t worker,
                           uint64_t socket,

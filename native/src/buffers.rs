@@ -234,6 +234,14 @@ impl BufferPool {
         Ok(id)
     }
 
+    /// A free send buffer for an operation to fill (a one-shot datagram receive), or
+    /// `-ENOBUFS`.
+    pub(crate) fn acquire_for_operation(&mut self) -> Result<u32> {
+        let id = self.acquire()?;
+        self.owner[id as usize] = Owner::Operation;
+        Ok(id)
+    }
+
     /// Checks that the host owns `id` and that `offset + len` fits the buffer.
     pub(crate) fn check_host_range(&self, id: u32, offset: u32, len: u32) -> Result<()> {
         self.check_host(id)?;

@@ -4,8 +4,11 @@
 //! Every received datagram's buffer has the layout of a multishot `recvmsg`: a
 //! `struct io_uring_recvmsg_out` (16 bytes), then `NAME_SPACE` bytes holding the
 //! sender's `sockaddr`, then the payload at `HEADER_LEN` (the completion's `offset`).
-//! One-shot receives are laid out the same way here, so the host reads every datagram
-//! alike and `iot_datagram_sender` parses any of them.
+//! Multishot receives get it from the kernel, in receive-ring buffers. A one-shot
+//! receive cannot: the kernel hands no ring buffer to an empty datagram, and puts a
+//! one-shot sender outside the buffer. So a one-shot receive takes a free send-pool
+//! buffer, receives behind the header room and writes the header itself. The host
+//! reads every datagram alike and `iot_datagram_sender` parses any of them.
 
 use std::cell::UnsafeCell;
 
@@ -30,56 +33,89 @@ pub(crate) const HEADER_LEN: usize = OUT_LEN + NAME_SPACE;
 
 /// The `msghdr` of a datagram receive, with room for a one-shot receive's sender.
 /// The kernel reads and writes it while the op is in flight, hence the cell; it is
-/// boxed so its address (and `msg_name`, which points into it) stays fixed.
-pub(crate) struct MessageHeader(UnsafeCell<Parts>);
+/// boxed so its address (and the pointers into it) stay fixed.
+pub(crate) struct MessageHeader {
+    parts: UnsafeCell<Parts>,
+    /// One-shot receives: the pool buffer the datagram lands in, until the host gets it.
+    buffer: Option<u32>,
+}
 
 struct Parts {
     msg: libc::msghdr,
     name: libc::sockaddr_storage,
+    iov: libc::iovec,
 }
 
-// SAFETY: the raw pointers inside point only into this same allocation, which moves
-// with the op between threads as a whole.
+// SAFETY: the raw pointers inside point into this same allocation or into the worker's
+// buffer pool, which move between threads with the op and its worker.
 unsafe impl Send for MessageHeader {}
 
 impl MessageHeader {
-    fn new() -> Box<MessageHeader> {
-        // SAFETY: all-zero bytes are valid for msghdr and sockaddr_storage.
-        let header = Box::new(MessageHeader(UnsafeCell::new(unsafe {
-            std::mem::zeroed()
-        })));
-        let parts = header.0.get();
+    /// For a multishot receive: only the name space reserved in each buffer matters.
+    fn multishot() -> Box<MessageHeader> {
+        MessageHeader::new(None)
+    }
+
+    /// For a one-shot receive into pool buffer `buffer` at `base`, `size` bytes long:
+    /// the payload goes behind the header room, the sender into `name`.
+    fn one_shot(buffer: u32, base: *mut u8, size: usize) -> Box<MessageHeader> {
+        let header = MessageHeader::new(Some(buffer));
+        let parts = header.parts.get();
+        // SAFETY: `parts` is valid and unaliased (the box is not shared yet); the iovec
+        // covers the buffer from HEADER_LEN < size to its end.
+        unsafe {
+            (*parts).iov = libc::iovec {
+                iov_base: base.add(HEADER_LEN).cast(),
+                iov_len: size - HEADER_LEN,
+            };
+            (*parts).msg.msg_iov = std::ptr::addr_of_mut!((*parts).iov);
+            (*parts).msg.msg_iovlen = 1;
+        }
+        header
+    }
+
+    fn new(buffer: Option<u32>) -> Box<MessageHeader> {
+        let header = Box::new(MessageHeader {
+            // SAFETY: all-zero bytes are valid for msghdr, sockaddr_storage and iovec.
+            parts: UnsafeCell::new(unsafe { std::mem::zeroed() }),
+            buffer,
+        });
+        let parts = header.parts.get();
         // SAFETY: `parts` is valid and unaliased; the box is not yet shared.
         unsafe {
             (*parts).msg.msg_name = std::ptr::addr_of_mut!((*parts).name).cast();
             // Multishot: the space reserved in each buffer; one-shot: the room in `name`.
             (*parts).msg.msg_namelen = NAME_SPACE as libc::socklen_t;
-            // No iovec: with buffer select the kernel receives into a whole pool buffer.
-            (*parts).msg.msg_iovlen = 0;
         }
         header
     }
 
     pub(crate) fn entry(&self, fd: Fd, multishot: bool) -> squeue::Entry {
         // SAFETY: only a pointer is formed; the kernel is its sole user while in flight.
-        let msg = unsafe { std::ptr::addr_of_mut!((*self.0.get()).msg) };
+        let msg = unsafe { std::ptr::addr_of_mut!((*self.parts.get()).msg) };
         if multishot {
             opcode::RecvMsgMulti::new(fd, msg, RECV_GROUP).build()
         } else {
-            opcode::RecvMsg::new(fd, msg)
-                .buf_group(RECV_GROUP)
-                .build()
-                .flags(squeue::Flags::BUFFER_SELECT)
+            opcode::RecvMsg::new(fd, msg).build()
         }
+    }
+
+    /// The one-shot receive's pool buffer, while the op holds it.
+    pub(crate) fn buffer(&self) -> &[u32] {
+        self.buffer.as_slice()
     }
 
     /// What a finished one-shot receive wrote back: sender length, `MSG_*` flags, and
     /// the sender bytes.
-    fn received(&self) -> (usize, u32, &[u8; NAME_SPACE]) {
+    fn received(&self) -> (usize, u32, [u8; NAME_SPACE]) {
         // SAFETY: the kernel is done with the header once the op's CQE arrived.
-        let parts = unsafe { &*self.0.get() };
+        let parts = unsafe { &*self.parts.get() };
         // SAFETY: sockaddr_storage is exactly NAME_SPACE plain bytes.
-        let name = unsafe { &*std::ptr::addr_of!(parts.name).cast::<[u8; NAME_SPACE]>() };
+        let name = unsafe {
+            std::ptr::addr_of!(parts.name)
+                .cast::<[u8; NAME_SPACE]>()
+                .read()
+        };
         (
             parts.msg.msg_namelen as usize,
             parts.msg.msg_flags as u32,
@@ -99,17 +135,23 @@ impl Worker {
         timeout_ms: u32,
     ) -> Result<()> {
         self.sockets.get_kind(socket, SocketKind::Datagram)?;
-        if self.buffers.buffer_size() as usize <= HEADER_LEN {
+        let size = self.buffers.buffer_size() as usize;
+        if size <= HEADER_LEN {
             return Err(-libc::EINVAL); // no room for any payload after the header
         }
         let multishot = flags & IOT_OP_MULTISHOT != 0;
         reject_multishot_timeout(multishot, timeout_ms)?;
+        let header = if multishot {
+            MessageHeader::multishot()
+        } else {
+            let buffer = self.buffers.acquire_for_operation()?;
+            MessageHeader::one_shot(buffer, self.buffers.ptr(buffer), size)
+        };
         let work = Work::Recv {
             multishot,
-            from: Some(MessageHeader::new()),
+            from: Some(header),
         };
-        self.start(Op::new(tag, IOT_KIND_RECV_FROM, socket, work, timeout_ms))
-            .map(drop)
+        self.start_borrowing(Op::new(tag, IOT_KIND_RECV_FROM, socket, work, timeout_ms))
     }
 
     /// Sends `len` bytes of host buffer `buffer` from `offset` as one datagram to
@@ -132,47 +174,49 @@ impl Worker {
     }
 
     /// Turns a datagram receive's raw result into the payload's length and place
-    /// (`offset`), flagging truncation. Stream receives are left alone.
+    /// (`offset`) in a host-owned buffer, flagging truncation. Stream receives and
+    /// failed ones are left alone.
     pub(crate) fn describe_datagram(&mut self, key: usize, completion: &mut iot_completion) {
         let Work::Recv {
-            multishot,
-            from: Some(header),
-        } = &self.ops[key].work
+            from: Some(header), ..
+        } = &mut self.ops[key].work
         else {
             return;
         };
-        if completion.result < 0 || completion.flags & IOT_COMPLETION_BUFFER == 0 {
+        if completion.result < 0 {
             return;
         }
-        let size = self.buffers.buffer_size() as usize;
-        // SAFETY: the kernel filled this buffer and handed it to us; nobody else
-        // touches it until the host sees the completion.
-        let buffer = unsafe {
-            std::slice::from_raw_parts_mut(self.buffers.ptr(u32::from(completion.buffer_id)), size)
-        };
         let raw = completion.result as usize;
-        let (kept, truncated) = if *multishot {
-            let out = read_out_header(buffer);
-            let kept = raw.saturating_sub(HEADER_LEN);
-            (kept, out.flags & libc::MSG_TRUNC as u32 != 0)
-        } else {
-            // The payload landed at the start: move it behind a header like multishot's.
+        let (kept, flags) = if completion.flags & IOT_COMPLETION_BUFFER != 0 {
+            // Multishot: the kernel wrote the header; the result counts it too.
+            let buffer = self.buffers.ptr(u32::from(completion.buffer_id));
+            // SAFETY: the kernel filled at least `raw` >= OUT_LEN bytes of this buffer.
+            let out = read_out_header(unsafe { std::slice::from_raw_parts(buffer, OUT_LEN) });
+            (raw.saturating_sub(HEADER_LEN), out.flags)
+        } else if let Some(id) = header.buffer.take() {
+            // One-shot: the payload is behind the header room; write the header.
             let (namelen, msg_flags, name) = header.received();
-            let kept = raw.min(size - HEADER_LEN);
-            buffer.copy_within(..kept, HEADER_LEN);
             let out = OutHeader {
                 namelen: namelen as u32,
                 controllen: 0,
                 payloadlen: raw as u32,
                 flags: msg_flags,
             };
-            buffer[..OUT_LEN].copy_from_slice(&out.to_bytes());
-            buffer[OUT_LEN..HEADER_LEN].copy_from_slice(name);
-            (kept, msg_flags & libc::MSG_TRUNC as u32 != 0 || kept < raw)
+            // SAFETY: the receive is over and the buffer is still the op's; the header
+            // room at its start is HEADER_LEN < buffer size bytes.
+            let room = unsafe { std::slice::from_raw_parts_mut(self.buffers.ptr(id), HEADER_LEN) };
+            room[..OUT_LEN].copy_from_slice(&out.to_bytes());
+            room[OUT_LEN..].copy_from_slice(&name);
+            self.buffers.return_to_host(id);
+            completion.flags |= IOT_COMPLETION_BUFFER;
+            completion.buffer_id = id as u16;
+            (raw, msg_flags)
+        } else {
+            return;
         };
         completion.offset = HEADER_LEN as u32;
         completion.result = kept as i32;
-        if truncated {
+        if flags & libc::MSG_TRUNC as u32 != 0 {
             completion.flags |= IOT_COMPLETION_TRUNCATED;
         }
     }

@@ -51,6 +51,9 @@ impl Work {
             Work::Send(progress) => std::slice::from_ref(&progress.buffer),
             Work::Read(read) => std::slice::from_ref(&read.buffer),
             Work::Vectored(io) => io.buffers(),
+            Work::Recv {
+                from: Some(header), ..
+            } => header.buffer(),
             _ => &[],
         }
     }

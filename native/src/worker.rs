@@ -379,7 +379,9 @@ impl Worker {
         if user_data & TIMEOUT_BIT != 0 {
             let key = (user_data & !TIMEOUT_BIT) as usize;
             let op = self.ops.get_mut(key)?;
-            op.timed_out |= res == -libc::ETIME;
+            // -ECANCELED: the op finished first. Anything else means the timeout fired:
+            // -ETIME, or -ENOENT/-EALREADY when the op was already running in io-wq.
+            op.timed_out |= res != -libc::ECANCELED;
             op.expected = op.expected.saturating_sub(1);
             return self.settle(key);
         }
@@ -400,8 +402,13 @@ impl Worker {
             return None;
         }
         let (mut res, flags) = op.result.take()?;
-        if op.timed_out && res == -libc::ECANCELED {
+        // An op blocked in an io-wq thread (a Unix datagram send to a full receiver, a
+        // FIFO open) is interrupted rather than cancelled: it ends with -EINTR.
+        let interrupted = res == -libc::ECANCELED || res == -libc::EINTR;
+        if op.timed_out && interrupted {
             res = -libc::ETIMEDOUT;
+        } else if op.cancelled && interrupted {
+            res = -libc::ECANCELED;
         }
         self.finish(key, res, flags)
     }
@@ -502,6 +509,9 @@ impl Worker {
                     }
                 } else if socket_gone && res >= 0 {
                     completion.result = -libc::ECANCELED;
+                } else {
+                    // A one-shot datagram landed in the op's own buffer.
+                    self.describe_datagram(key, &mut completion);
                 }
             }
             Work::Send(progress) => {

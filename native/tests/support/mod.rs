@@ -6,7 +6,8 @@ pub mod echo;
 pub mod messaging;
 
 use std::collections::VecDeque;
-use std::ffi::CString;
+use std::ffi::{c_char, CStr, CString};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 pub use iouring_transport::ffi::*;
@@ -77,9 +78,29 @@ impl Host {
 
     /// Bytes `[0, len)` of buffer `id`.
     pub fn buffer(&self, id: u32, len: usize) -> &[u8] {
-        assert!(len <= self.size as usize);
-        // SAFETY: id came from the worker and len fits one buffer.
-        unsafe { std::slice::from_raw_parts(self.base.add(id as usize * self.size as usize), len) }
+        self.buffer_range(id, 0, len)
+    }
+
+    /// Bytes `[offset, offset + len)` of buffer `id`.
+    pub fn buffer_range(&self, id: u32, offset: usize, len: usize) -> &[u8] {
+        assert!(offset + len <= self.size as usize);
+        let start = id as usize * self.size as usize + offset;
+        // SAFETY: id came from the worker and the range fits one buffer.
+        unsafe { std::slice::from_raw_parts(self.base.add(start), len) }
+    }
+
+    /// The bytes a completion delivered: `result` bytes from its `offset`.
+    pub fn payload(&self, c: &iot_completion) -> &[u8] {
+        assert_ne!(c.flags & IOT_COMPLETION_BUFFER, 0, "no buffer in {c:?}");
+        self.buffer_range(
+            u32::from(c.buffer_id),
+            c.offset as usize,
+            c.result.max(0) as usize,
+        )
+    }
+
+    pub fn release(&self, id: u16) {
+        ok("release", iot_buffer_release(self.worker, u32::from(id)));
     }
 
     /// Acquires a send buffer and copies `data` into it.
@@ -109,19 +130,42 @@ impl Host {
     }
 
     pub fn port(&self, socket: u64) -> u16 {
+        self.address(socket, IOT_ADDRESS_LOCAL).1
+    }
+
+    /// A socket's local or peer address as (text, port).
+    pub fn address(&self, socket: u64, which: u32) -> (String, u16) {
         let mut port = 0;
+        let mut text = [0 as c_char; 128];
         ok(
             "address",
             iot_socket_address(
                 self.worker,
                 socket,
-                IOT_ADDRESS_LOCAL,
-                std::ptr::null_mut(),
-                0,
+                which,
+                text.as_mut_ptr(),
+                text.len(),
                 &mut port,
             ),
         );
-        port
+        (text_of(&text), port)
+    }
+
+    /// Who sent the datagram in host buffer `id`, as (text, port).
+    pub fn sender(&self, id: u16) -> (String, u16) {
+        let mut port = 0;
+        let mut text = [0 as c_char; 128];
+        ok(
+            "sender",
+            iot_datagram_sender(
+                self.worker,
+                u32::from(id),
+                text.as_mut_ptr(),
+                text.len(),
+                &mut port,
+            ),
+        );
+        (text_of(&text), port)
     }
 
     pub fn connect(&self, ip: &str, port: u16, tag: u64, timeout_ms: u32) -> i32 {
@@ -217,6 +261,45 @@ impl Drop for Host {
         let code = iot_worker_free(self.worker);
         if !std::thread::panicking() {
             assert_eq!(code, 0, "worker_free: {}", message(code));
+        }
+    }
+}
+
+fn text_of(text: &[c_char]) -> String {
+    // SAFETY: the library NUL-terminates what it writes within the buffer.
+    unsafe { CStr::from_ptr(text.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+pub fn cstr(text: &str) -> CString {
+    CString::new(text).expect("no NUL inside")
+}
+
+/// Held for a whole test that checks it leaks no fd: tests in one binary run on
+/// parallel threads, and counting /proc/self/fd needs no other test opening or closing
+/// fds meanwhile. Declare it first, so it is dropped (and checks) last.
+pub struct FdCheck {
+    before: usize,
+    _serial: MutexGuard<'static, ()>,
+}
+
+pub fn fd_check() -> FdCheck {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    // A test that failed while holding the lock poisons it; the others still run.
+    let serial = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    FdCheck {
+        before: open_fds(),
+        _serial: serial,
+    }
+}
+
+impl Drop for FdCheck {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            assert_eq!(open_fds(), self.before, "the test leaked file descriptors");
         }
     }
 }
