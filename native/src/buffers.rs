@@ -72,6 +72,8 @@ pub(crate) struct BufferPool {
     ring_mask: u16,
     /// Our copy of the ring tail; published to the kernel with a release store.
     ring_tail: u16,
+    /// Buffers given to the ring whose use the kernel has not reported yet.
+    in_ring: u32,
     buffer_size: u32,
     recv_count: u32,
     owner: Vec<Owner>,
@@ -106,6 +108,7 @@ impl BufferPool {
             ring: ring_map,
             ring_mask: (ring_entries - 1) as u16,
             ring_tail: 0,
+            in_ring: 0,
             buffer_size,
             recv_count,
             owner: vec![Owner::Free; total],
@@ -210,6 +213,7 @@ impl BufferPool {
         entry.set_bid(id as u16);
         self.ring_tail = self.ring_tail.wrapping_add(1);
         self.owner[id as usize] = Owner::Kernel;
+        self.in_ring += 1;
     }
 
     fn publish(&self) {
@@ -222,9 +226,17 @@ impl BufferPool {
 
     /// The kernel picked `id` for a receive: the host owns it now.
     pub(crate) fn take_received(&mut self, id: u32) {
-        if let Some(owner) = self.owner.get_mut(id as usize) {
+        if let Some(owner @ Owner::Kernel) = self.owner.get_mut(id as usize) {
             *owner = Owner::Host;
+            self.in_ring -= 1;
         }
+    }
+
+    /// Whether the receive ring may still hold a buffer (some the kernel took may not
+    /// have been reported yet, so this can be true of an empty ring, never false of a
+    /// non-empty one).
+    pub(crate) fn ring_has_buffers(&self) -> bool {
+        self.in_ring > 0
     }
 
     /// A send buffer for the host, or `-ENOBUFS` when every one is in use.

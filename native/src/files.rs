@@ -184,10 +184,15 @@ impl FileWork {
     pub(crate) fn entry(&self, fd: Result<Fd>) -> Result<squeue::Entry> {
         let cwd = Fd(libc::AT_FDCWD);
         Ok(match self {
+            // Inline, the kernel first tries a non-blocking open, and keeps it when it
+            // succeeds: a FIFO would open without waiting for its other end (reads then
+            // see end of file at once) or fail with -ENXIO. Opening in an io-wq thread
+            // gives open(2)'s blocking semantics; opens are not a hot path.
             FileWork::Open { path, flags, mode } => opcode::OpenAt::new(cwd, path.as_ptr())
                 .flags(*flags)
                 .mode(*mode)
-                .build(),
+                .build()
+                .flags(squeue::Flags::ASYNC),
             FileWork::Sync { data_only } => {
                 let flags = if *data_only {
                     FsyncFlags::DATASYNC

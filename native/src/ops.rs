@@ -58,6 +58,12 @@ impl Work {
         }
     }
 
+    /// Runs in a blocking io-wq thread (`IOSQE_ASYNC`), where a linked timeout does not
+    /// fire (seen on Linux 6.18): its timeout is a separate timer that cancels it.
+    pub(crate) fn blocks_in_io_wq(&self) -> bool {
+        matches!(self, Work::File(FileWork::Open { .. }))
+    }
+
     /// Whether the borrowed buffers go back to the host (they hold what was read)
     /// rather than to the pool (their bytes were sent or written).
     pub(crate) fn fills_host_buffers(&self) -> bool {

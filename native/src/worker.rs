@@ -80,6 +80,9 @@ pub(crate) fn submit_and_wait(
     Ok(())
 }
 
+/// Kernel-internal "restart the system call" code, which io-wq lets through.
+const ERESTARTSYS: i32 = 512;
+
 /// How long freeing a worker waits for cancelled operations to be reaped.
 const SHUTDOWN_REAP_LIMIT: Duration = Duration::from_secs(5);
 
@@ -224,6 +227,14 @@ impl Worker {
         op.timed_out = false;
         op.result = None;
         match op.timeout.as_deref() {
+            Some(timespec) if op.work.blocks_in_io_wq() => {
+                // A separate timer; when it fires, `on_cqe` cancels the op.
+                op.expected = 2;
+                let timer = opcode::Timeout::new(timespec as *const Timespec)
+                    .build()
+                    .user_data(key as u64 | TIMEOUT_BIT);
+                self.push(&[entry, timer])
+            }
             Some(timespec) => {
                 op.expected = 2;
                 let timeout = opcode::LinkTimeout::new(timespec as *const Timespec)
@@ -383,13 +394,23 @@ impl Worker {
             // -ETIME, or -ENOENT/-EALREADY when the op was already running in io-wq.
             op.timed_out |= res != -libc::ECANCELED;
             op.expected = op.expected.saturating_sub(1);
+            if op.timed_out && op.result.is_none() && op.work.blocks_in_io_wq() {
+                let cancel = CancelBuilder::user_data(key as u64);
+                let _ = self.push_ignored(opcode::AsyncCancel2::new(cancel).build());
+            }
             return self.settle(key);
         }
         let key = user_data as usize;
-        let op = self.ops.get_mut(key)?;
+        let op = self.ops.get(key)?;
         if cqueue::more(flags) {
             return self.progress(key, res, flags);
         }
+        if op.expected == 2 && op.work.blocks_in_io_wq() {
+            // Done before its timer: stop the timer (its CQE then says -ECANCELED).
+            let stop = opcode::TimeoutRemove::new(user_data | TIMEOUT_BIT).build();
+            let _ = self.push_ignored(stop);
+        }
+        let op = &mut self.ops[key];
         op.expected = op.expected.saturating_sub(1);
         op.result = Some((res, flags));
         self.settle(key)
@@ -403,8 +424,9 @@ impl Worker {
         }
         let (mut res, flags) = op.result.take()?;
         // An op blocked in an io-wq thread (a Unix datagram send to a full receiver, a
-        // FIFO open) is interrupted rather than cancelled: it ends with -EINTR.
-        let interrupted = res == -libc::ECANCELED || res == -libc::EINTR;
+        // FIFO open) is interrupted rather than cancelled: it ends with -EINTR, or even
+        // the kernel-internal -ERESTARTSYS.
+        let interrupted = matches!(-res, libc::ECANCELED | libc::EINTR | ERESTARTSYS);
         if op.timed_out && interrupted {
             res = -libc::ETIMEDOUT;
         } else if op.cancelled && interrupted {
@@ -460,6 +482,11 @@ impl Worker {
 
     /// The receive ring ran dry: op `key` waits out of the kernel until a buffer returns.
     pub(crate) fn starve(&mut self, key: usize) {
+        // Buffers the host released after the failed attempt started but before its CQE
+        // was seen would never feed it: try again at once while the ring has some.
+        if self.buffers.ring_has_buffers() && self.submit_attempt(key).is_ok() {
+            return;
+        }
         self.ops[key].starved = true;
         self.starved.push(key);
     }
