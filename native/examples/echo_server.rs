@@ -32,11 +32,7 @@ fn start_worker(host: &CString, port: u16) -> Result<(u64, u16), String> {
             &mut listener,
         ),
     )?;
-    check(
-        "accept",
-        iot_accept(worker, listener, ACCEPT_TAG, IOT_OP_MULTISHOT, 0),
-    )?;
-    check("flush", iot_worker_flush(worker))?;
+    common::accept_all(worker, listener, ACCEPT_TAG)?;
     Ok((worker, local_port(worker, listener)?))
 }
 
@@ -46,27 +42,28 @@ fn run() -> Result<(), String> {
         ("--port", "7777"),
         ("--workers", "1"),
     ])?;
-    let ip: std::net::IpAddr = flags[0]
-        .parse()
-        .map_err(|_| format!("bad host {}", flags[0]))?;
-    let port: u16 = flags[1]
-        .parse()
-        .map_err(|_| format!("bad port {}", flags[1]))?;
+    let (host, addr) = common::host_and_port(&flags[0], &flags[1])?;
     let workers: usize = match flags[2].parse() {
         Ok(n) if n > 0 => n,
         _ => return Err("--workers must be at least 1".into()),
     };
-    let host = CString::new(flags[0].clone()).map_err(|_| "bad host".to_string())?;
     common::stop_on_signals();
-    let (first, port) = start_worker(&host, port)?;
+    let (first, port) = start_worker(&host, addr.port())?;
     let mut all = vec![first];
     for _ in 1..workers {
         all.push(start_worker(&host, port)?.0);
     }
-    println!("listening on {}", SocketAddr::new(ip, port));
+    println!("listening on {}", SocketAddr::new(addr.ip(), port));
     let threads: Vec<_> = all
         .iter()
-        .map(|&worker| std::thread::spawn(move || serve(worker, |c| Ok(echo_stream(worker, c)))))
+        .map(|&worker| {
+            std::thread::spawn(move || {
+                serve(worker, |c| {
+                    echo_stream(worker, c);
+                    Ok(())
+                })
+            })
+        })
         .collect();
     let mut result = Ok(());
     for thread in threads {

@@ -10,7 +10,7 @@
 
 mod common;
 
-use std::ffi::{c_char, CString};
+use std::ffi::c_char;
 use std::net::SocketAddr;
 
 use common::{check, local_port, new_worker, serve};
@@ -64,28 +64,20 @@ fn dispatch(worker: u64, socket: u64, c: &iot_completion) -> Result<(), String> 
 
 fn run() -> Result<(), String> {
     let flags = common::parse_flags(&[("--host", "127.0.0.1"), ("--port", "7777")])?;
-    let ip: std::net::IpAddr = flags[0]
-        .parse()
-        .map_err(|_| format!("bad host {}", flags[0]))?;
-    let port: u16 = flags[1]
-        .parse()
-        .map_err(|_| format!("bad port {}", flags[1]))?;
-    let host = CString::new(flags[0].clone()).map_err(|_| "bad host".to_string())?;
+    let (host, addr) = common::host_and_port(&flags[0], &flags[1])?;
     common::stop_on_signals();
     let worker = new_worker()?;
     let mut socket = 0;
     check(
         "bind",
-        iot_udp_bind(worker, host.as_ptr(), port, 0, &mut socket),
+        iot_udp_bind(worker, host.as_ptr(), addr.port(), 0, &mut socket),
     )?;
     check(
         "receive",
         iot_datagram_recv(worker, socket, RECV_TAG, IOT_OP_MULTISHOT, 0),
     )?;
-    println!(
-        "listening on {}",
-        SocketAddr::new(ip, local_port(worker, socket)?)
-    );
+    let port = local_port(worker, socket)?;
+    println!("listening on {}", SocketAddr::new(addr.ip(), port));
     let served = serve(worker, |c| dispatch(worker, socket, c));
     check("free worker", iot_worker_free(worker))?;
     served

@@ -35,12 +35,12 @@ fn run() -> Result<(), String> {
             &mut listener,
         ),
     )?;
-    check(
-        "accept",
-        iot_accept(worker, listener, ACCEPT_TAG, IOT_OP_MULTISHOT, 0),
-    )?;
+    common::accept_all(worker, listener, ACCEPT_TAG)?;
     println!("listening on {}", flags[0]);
-    let served = serve(worker, |c| Ok(echo_stream(worker, c)));
+    let served = serve(worker, |c| {
+        echo_stream(worker, c);
+        Ok(())
+    });
     // Freeing the worker closes the listener, which removes its socket file.
     check("free worker", iot_worker_free(worker))?;
     served

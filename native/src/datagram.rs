@@ -21,7 +21,7 @@ use crate::completion::*;
 use crate::error::{Result, IOT_E_WRONG_SOCKET_KIND};
 use crate::ops::{Op, SendTarget, Work};
 use crate::sockets::SocketKind;
-use crate::stream::reject_multishot_timeout;
+use crate::stream::multishot_mode;
 use crate::worker::Worker;
 
 /// Room for the sender's address in each buffer: any family fits.
@@ -139,8 +139,7 @@ impl Worker {
         if size <= HEADER_LEN {
             return Err(-libc::EINVAL); // no room for any payload after the header
         }
-        let multishot = flags & IOT_OP_MULTISHOT != 0;
-        reject_multishot_timeout(multishot, timeout_ms)?;
+        let multishot = multishot_mode(flags, timeout_ms)?;
         let header = if multishot {
             MessageHeader::multishot()
         } else {

@@ -34,8 +34,7 @@ impl Worker {
         timeout_ms: u32,
     ) -> Result<()> {
         self.sockets.get_kind(listener, SocketKind::Listener)?;
-        let multishot = flags & IOT_OP_MULTISHOT != 0;
-        reject_multishot_timeout(multishot, timeout_ms)?;
+        let multishot = multishot_mode(flags, timeout_ms)?;
         let op = Op::new(
             tag,
             IOT_KIND_ACCEPT,
@@ -77,8 +76,7 @@ impl Worker {
         timeout_ms: u32,
     ) -> Result<()> {
         self.sockets.get_kind(socket, SocketKind::Stream)?;
-        let multishot = flags & IOT_OP_MULTISHOT != 0;
-        reject_multishot_timeout(multishot, timeout_ms)?;
+        let multishot = multishot_mode(flags, timeout_ms)?;
         let work = Work::Recv {
             multishot,
             from: None,
@@ -168,11 +166,13 @@ impl Worker {
     }
 }
 
-/// A multishot op has no single deadline; timeouts are for one-shot ops.
-pub(crate) fn reject_multishot_timeout(multishot: bool, timeout_ms: u32) -> Result<()> {
+/// Whether `flags` ask for a multishot op; such an op has no single deadline, so
+/// timeouts are for one-shot ops only.
+pub(crate) fn multishot_mode(flags: u32, timeout_ms: u32) -> Result<bool> {
+    let multishot = flags & IOT_OP_MULTISHOT != 0;
     if multishot && timeout_ms > 0 {
         Err(-libc::EINVAL)
     } else {
-        Ok(())
+        Ok(multishot)
     }
 }

@@ -3,7 +3,8 @@
 //! echo that TCP and Unix servers both run. Each example uses a part of it.
 #![allow(dead_code)]
 
-use std::ffi::{c_char, CStr};
+use std::ffi::{c_char, CStr, CString};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use iouring_transport::ffi::*;
@@ -47,6 +48,14 @@ pub fn parse_flags(defaults: &[(&str, &str)]) -> Result<Vec<String>, String> {
     Ok(values)
 }
 
+/// `--host` and `--port` values: the host as text for the ABI, and the address.
+pub fn host_and_port(host: &str, port: &str) -> Result<(CString, SocketAddr), String> {
+    let ip: IpAddr = host.parse().map_err(|_| format!("bad host {host}"))?;
+    let port: u16 = port.parse().map_err(|_| format!("bad port {port}"))?;
+    let text = CString::new(host).map_err(|_| format!("bad host {host}"))?;
+    Ok((text, SocketAddr::new(ip, port)))
+}
+
 /// A result code as `Ok`, or an error naming `what` with the library's message.
 pub fn check(what: &str, code: i32) -> Result<i32, String> {
     if code >= 0 {
@@ -66,6 +75,15 @@ pub fn new_worker() -> Result<u64, String> {
         iot_worker_new(std::ptr::null(), &mut worker),
     )?;
     Ok(worker)
+}
+
+/// Queues a multishot accept on `listener` (completions tagged `tag`) and submits it.
+pub fn accept_all(worker: u64, listener: u64, tag: u64) -> Result<(), String> {
+    check(
+        "accept",
+        iot_accept(worker, listener, tag, IOT_OP_MULTISHOT, 0),
+    )?;
+    check("flush", iot_worker_flush(worker)).map(drop)
 }
 
 /// The port `socket` is bound to.

@@ -1,7 +1,6 @@
 use std::ffi::c_char;
 
-use super::{boundary, copy_bytes, out_ptr};
-use crate::address::address_text;
+use super::{boundary, on_worker, out_ptr};
 use crate::registry;
 
 /// Queues a receive on a UDP or Unix datagram socket. Each datagram lands in a pool
@@ -25,11 +24,7 @@ pub extern "C" fn iot_datagram_recv(
     flags: u32,
     timeout_ms: u32,
 ) -> i32 {
-    boundary(|| {
-        registry::with(worker, |w| {
-            w.datagram_recv(socket, tag, flags, timeout_ms).map(|()| 0)
-        })
-    })
+    on_worker(worker, |w| w.datagram_recv(socket, tag, flags, timeout_ms))
 }
 
 /// Reads the sender of the datagram in host buffer `buffer_id` (from an
@@ -49,8 +44,6 @@ pub extern "C" fn iot_datagram_sender(
     boundary(|| {
         let port = out_ptr(out_port)?;
         let addr = registry::with(worker, |w| w.datagram_sender(buffer_id))?;
-        let (text, addr_port) = address_text(&addr)?;
-        *port = addr_port;
-        Ok(copy_bytes(text.as_bytes(), buf, len) as i32)
+        super::socket::write_address(&addr, buf, len, port)
     })
 }

@@ -1,9 +1,8 @@
 use std::ffi::c_char;
 
-use super::{boundary, c_bytes};
+use super::{c_bytes, on_worker};
 use crate::error::IOT_E_NULL_POINTER;
 use crate::files::{iot_buffer_slice, iot_file_info};
-use crate::registry;
 
 /// A NUL-terminated path argument, copied: the op keeps it until its completion.
 fn owned_path(path: *const c_char) -> crate::error::Result<std::ffi::CString> {
@@ -24,11 +23,9 @@ pub extern "C" fn iot_file_open(
     tag: u64,
     timeout_ms: u32,
 ) -> i32 {
-    boundary(|| {
+    on_worker(worker, |w| {
         let path = owned_path(path)?;
-        registry::with(worker, |w| {
-            w.file_open(path, flags, mode, tag, timeout_ms).map(|()| 0)
-        })
+        w.file_open(path, flags, mode, tag, timeout_ms)
     })
 }
 
@@ -49,12 +46,12 @@ pub extern "C" fn iot_file_read(
     tag: u64,
     timeout_ms: u32,
 ) -> i32 {
-    boundary(|| {
-        registry::with(worker, |w| {
-            w.file_read(file, buffer_id, offset, len, file_offset, tag, timeout_ms)
-                .map(|()| 0)
-        })
-    })
+    let slice = iot_buffer_slice {
+        buffer_id,
+        offset,
+        len,
+    };
+    single(worker, file, slice, file_offset, false, tag, timeout_ms)
 }
 
 /// Queues a write of `len` bytes from host buffer `buffer_id` at `offset` to
@@ -74,11 +71,31 @@ pub extern "C" fn iot_file_write(
     tag: u64,
     timeout_ms: u32,
 ) -> i32 {
-    boundary(|| {
-        registry::with(worker, |w| {
-            w.file_write(file, buffer_id, offset, len, file_offset, tag, timeout_ms)
-                .map(|()| 0)
-        })
+    let slice = iot_buffer_slice {
+        buffer_id,
+        offset,
+        len,
+    };
+    single(worker, file, slice, file_offset, true, tag, timeout_ms)
+}
+
+/// `iot_file_read` or (with `write`) `iot_file_write` of one buffer slice.
+fn single(
+    worker: u64,
+    file: u64,
+    slice: iot_buffer_slice,
+    file_offset: u64,
+    write: bool,
+    tag: u64,
+    timeout_ms: u32,
+) -> i32 {
+    on_worker(worker, |w| {
+        let (id, offset, len) = (slice.buffer_id, slice.offset, slice.len);
+        if write {
+            w.file_write(file, id, offset, len, file_offset, tag, timeout_ms)
+        } else {
+            w.file_read(file, id, offset, len, file_offset, tag, timeout_ms)
+        }
     })
 }
 
@@ -146,16 +163,13 @@ fn vectored(
     tag: u64,
     timeout_ms: u32,
 ) -> i32 {
-    boundary(|| {
+    on_worker(worker, |w| {
         if slices.is_null() {
             return Err(IOT_E_NULL_POINTER);
         }
         // SAFETY: non-null, with `count` readable records per the contract.
         let slices = unsafe { std::slice::from_raw_parts(slices, count as usize) };
-        registry::with(worker, |w| {
-            w.file_vectored(file, slices, file_offset, write, tag, timeout_ms)
-                .map(|()| 0)
-        })
+        w.file_vectored(file, slices, file_offset, write, tag, timeout_ms)
     })
 }
 
@@ -174,11 +188,8 @@ pub extern "C" fn iot_file_read_stream(
     tag: u64,
     timeout_ms: u32,
 ) -> i32 {
-    boundary(|| {
-        registry::with(worker, |w| {
-            w.file_read_stream(file, file_offset, window, tag, timeout_ms)
-                .map(|()| 0)
-        })
+    on_worker(worker, |w| {
+        w.file_read_stream(file, file_offset, window, tag, timeout_ms)
     })
 }
 
@@ -193,11 +204,7 @@ pub extern "C" fn iot_file_sync(
     tag: u64,
     timeout_ms: u32,
 ) -> i32 {
-    boundary(|| {
-        registry::with(worker, |w| {
-            w.file_sync(file, flags, tag, timeout_ms).map(|()| 0)
-        })
-    })
+    on_worker(worker, |w| w.file_sync(file, flags, tag, timeout_ms))
 }
 
 /// Queues an `fallocate(2)` of `len` bytes at `offset`; `mode` takes the `FALLOC_FL_*`
@@ -212,11 +219,8 @@ pub extern "C" fn iot_file_allocate(
     tag: u64,
     timeout_ms: u32,
 ) -> i32 {
-    boundary(|| {
-        registry::with(worker, |w| {
-            w.file_allocate(file, mode, offset, len, tag, timeout_ms)
-                .map(|()| 0)
-        })
+    on_worker(worker, |w| {
+        w.file_allocate(file, mode, offset, len, tag, timeout_ms)
     })
 }
 
@@ -231,11 +235,7 @@ pub extern "C" fn iot_file_truncate(
     tag: u64,
     timeout_ms: u32,
 ) -> i32 {
-    boundary(|| {
-        registry::with(worker, |w| {
-            w.file_truncate(file, len, tag, timeout_ms).map(|()| 0)
-        })
-    })
+    on_worker(worker, |w| w.file_truncate(file, len, tag, timeout_ms))
 }
 
 /// Queues a stat of an open file. When it succeeds the result is written to `out`
@@ -249,11 +249,7 @@ pub extern "C" fn iot_file_stat(
     tag: u64,
     timeout_ms: u32,
 ) -> i32 {
-    boundary(|| {
-        registry::with(worker, |w| {
-            w.file_stat(file, None, out, tag, timeout_ms).map(|()| 0)
-        })
-    })
+    on_worker(worker, |w| w.file_stat(file, None, out, tag, timeout_ms))
 }
 
 /// Queues a stat of `path` (following symlinks), written to `out` as for
@@ -266,11 +262,9 @@ pub extern "C" fn iot_path_stat(
     tag: u64,
     timeout_ms: u32,
 ) -> i32 {
-    boundary(|| {
+    on_worker(worker, |w| {
         let path = owned_path(path)?;
-        registry::with(worker, |w| {
-            w.file_stat(0, Some(path), out, tag, timeout_ms).map(|()| 0)
-        })
+        w.file_stat(0, Some(path), out, tag, timeout_ms)
     })
 }
 
@@ -279,5 +273,5 @@ pub extern "C" fn iot_path_stat(
 /// already done them). Sockets are closed with `iot_socket_close`.
 #[no_mangle]
 pub extern "C" fn iot_file_close(worker: u64, file: u64) -> i32 {
-    boundary(|| registry::with(worker, |w| w.close_file(file).map(|()| 0)))
+    on_worker(worker, |w| w.close_file(file))
 }

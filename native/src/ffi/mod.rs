@@ -39,6 +39,7 @@ use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::error::{Result, IOT_E_NULL_POINTER, IOT_E_PANIC};
+use crate::worker::Worker;
 
 /// Runs an export body: `Ok(n)` → `n`, `Err(code)` → `code`, a panic → `IOT_E_PANIC`.
 pub(crate) fn boundary(body: impl FnOnce() -> Result<i32>) -> i32 {
@@ -47,6 +48,11 @@ pub(crate) fn boundary(body: impl FnOnce() -> Result<i32>) -> i32 {
         Ok(Err(code)) => code,
         Err(_) => IOT_E_PANIC,
     }
+}
+
+/// Runs `op` on worker `worker` inside the boundary: `Ok(())` → 0.
+pub(crate) fn on_worker(worker: u64, op: impl FnOnce(&mut Worker) -> Result<()>) -> i32 {
+    boundary(|| crate::registry::with(worker, op).map(|()| 0))
 }
 
 /// Checks an output pointer before any work is done.

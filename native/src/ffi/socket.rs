@@ -3,8 +3,9 @@
 
 use std::ffi::c_char;
 
-use super::{boundary, copy_bytes, out_ptr};
+use super::{boundary, copy_bytes, on_worker, out_ptr};
 use crate::address::address_text;
+use crate::error::Result;
 use crate::registry;
 
 /// Shut down the receiving side.
@@ -26,11 +27,7 @@ pub extern "C" fn iot_accept(
     flags: u32,
     timeout_ms: u32,
 ) -> i32 {
-    boundary(|| {
-        registry::with(worker, |w| {
-            w.accept(listener, tag, flags, timeout_ms).map(|()| 0)
-        })
-    })
+    on_worker(worker, |w| w.accept(listener, tag, flags, timeout_ms))
 }
 
 /// The former name of `iot_accept`, kept while hosts move over; same arguments and
@@ -56,11 +53,7 @@ pub extern "C" fn iot_tcp_accept(
 /// reports senders and truncation.
 #[no_mangle]
 pub extern "C" fn iot_recv(worker: u64, socket: u64, tag: u64, flags: u32, timeout_ms: u32) -> i32 {
-    boundary(|| {
-        registry::with(worker, |w| {
-            w.recv(socket, tag, flags, timeout_ms).map(|()| 0)
-        })
-    })
+    on_worker(worker, |w| w.recv(socket, tag, flags, timeout_ms))
 }
 
 /// Queues a send of `len` bytes from host buffer `buffer_id` at `offset`, on a stream
@@ -80,18 +73,15 @@ pub extern "C" fn iot_send(
     tag: u64,
     timeout_ms: u32,
 ) -> i32 {
-    boundary(|| {
-        registry::with(worker, |w| {
-            w.send(socket, buffer_id, offset, len, tag, timeout_ms)
-                .map(|()| 0)
-        })
+    on_worker(worker, |w| {
+        w.send(socket, buffer_id, offset, len, tag, timeout_ms)
     })
 }
 
 /// Queues a shutdown (`IOT_SHUTDOWN_*`) behind every send queued before it.
 #[no_mangle]
 pub extern "C" fn iot_socket_shutdown(worker: u64, socket: u64, how: i32, tag: u64) -> i32 {
-    boundary(|| registry::with(worker, |w| w.shutdown_socket(socket, how, tag).map(|()| 0)))
+    on_worker(worker, |w| w.shutdown_socket(socket, how, tag))
 }
 
 /// Closes a socket now. Its handle goes stale at once; operations on it complete with
@@ -100,7 +90,7 @@ pub extern "C" fn iot_socket_shutdown(worker: u64, socket: u64, how: i32, tag: u
 /// file replaced it meanwhile). Files are closed with `iot_file_close`.
 #[no_mangle]
 pub extern "C" fn iot_socket_close(worker: u64, socket: u64) -> i32 {
-    boundary(|| registry::with(worker, |w| w.close_socket(socket).map(|()| 0)))
+    on_worker(worker, |w| w.close_socket(socket))
 }
 
 /// Writes the socket's local (`IOT_ADDRESS_LOCAL`) or peer (`IOT_ADDRESS_PEER`) address
@@ -119,16 +109,27 @@ pub extern "C" fn iot_socket_address(
     boundary(|| {
         let port = out_ptr(out_port)?;
         let addr = registry::with(worker, |w| w.socket_address(socket, which))?;
-        let (text, addr_port) = address_text(&addr)?;
-        *port = addr_port;
-        Ok(copy_bytes(text.as_bytes(), buf, len) as i32)
+        write_address(&addr, buf, len, port)
     })
+}
+
+/// Writes `addr` as text into `buf` (NUL-terminated, truncated to `len`) and its port
+/// to `port`; returns the text's full length.
+pub(crate) fn write_address(
+    addr: &socket2::SockAddr,
+    buf: *mut c_char,
+    len: usize,
+    port: &mut u16,
+) -> Result<i32> {
+    let (text, addr_port) = address_text(addr)?;
+    *port = addr_port;
+    Ok(copy_bytes(text.as_bytes(), buf, len) as i32)
 }
 
 /// Sets socket option `option` (`IOT_OPTION_*`) to `value` (0/1 for on/off options).
 #[no_mangle]
 pub extern "C" fn iot_socket_set_option(worker: u64, socket: u64, option: u32, value: u32) -> i32 {
-    boundary(|| registry::with(worker, |w| w.set_option(socket, option, value).map(|()| 0)))
+    on_worker(worker, |w| w.set_option(socket, option, value))
 }
 
 /// Reads socket option `option` (`IOT_OPTION_*` except `IOT_OPTION_MULTICAST_INTERFACE`)

@@ -1,7 +1,6 @@
 use std::ffi::c_char;
 
-use super::{boundary, c_str, out_ptr};
-use crate::registry;
+use super::{c_str, on_worker, out_ptr};
 use crate::tcp::parse_ip;
 
 /// Opens a listening TCP socket on numeric address `ip` ("127.0.0.1", "::1", "::")
@@ -16,13 +15,11 @@ pub extern "C" fn iot_tcp_listen(
     flags: u32,
     out_socket: *mut u64,
 ) -> i32 {
-    boundary(|| {
+    on_worker(worker, |w| {
         let out = out_ptr(out_socket)?;
         let ip = parse_ip(c_str(ip)?)?;
-        registry::with(worker, |w| {
-            *out = w.tcp_listen(ip, port, backlog, flags)?;
-            Ok(0)
-        })
+        *out = w.tcp_listen(ip, port, backlog, flags)?;
+        Ok(())
     })
 }
 
@@ -37,10 +34,8 @@ pub extern "C" fn iot_tcp_connect(
     tag: u64,
     timeout_ms: u32,
 ) -> i32 {
-    boundary(|| {
+    on_worker(worker, |w| {
         let ip = parse_ip(c_str(ip)?)?;
-        registry::with(worker, |w| {
-            w.tcp_connect(ip, port, tag, timeout_ms).map(|()| 0)
-        })
+        w.tcp_connect(ip, port, tag, timeout_ms)
     })
 }

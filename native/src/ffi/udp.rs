@@ -1,7 +1,6 @@
 use std::ffi::c_char;
 
-use super::{boundary, c_str, out_ptr};
-use crate::registry;
+use super::{c_str, on_worker, out_ptr};
 use crate::tcp::parse_ip;
 
 /// Opens a UDP socket bound to numeric address `ip` and `port` (0 picks a free one).
@@ -16,13 +15,11 @@ pub extern "C" fn iot_udp_bind(
     flags: u32,
     out_socket: *mut u64,
 ) -> i32 {
-    boundary(|| {
+    on_worker(worker, |w| {
         let out = out_ptr(out_socket)?;
         let ip = parse_ip(c_str(ip)?)?;
-        registry::with(worker, |w| {
-            *out = w.udp_bind(ip, port, flags)?;
-            Ok(0)
-        })
+        *out = w.udp_bind(ip, port, flags)?;
+        Ok(())
     })
 }
 
@@ -31,9 +28,9 @@ pub extern "C" fn iot_udp_bind(
 /// (`-ECONNREFUSED`) are reported by the next receive.
 #[no_mangle]
 pub extern "C" fn iot_udp_connect(worker: u64, socket: u64, ip: *const c_char, port: u16) -> i32 {
-    boundary(|| {
+    on_worker(worker, |w| {
         let ip = parse_ip(c_str(ip)?)?;
-        registry::with(worker, |w| w.udp_connect(socket, ip, port).map(|()| 0))
+        w.udp_connect(socket, ip, port)
     })
 }
 
@@ -55,12 +52,9 @@ pub extern "C" fn iot_udp_send_to(
     tag: u64,
     timeout_ms: u32,
 ) -> i32 {
-    boundary(|| {
+    on_worker(worker, |w| {
         let addr = std::net::SocketAddr::new(parse_ip(c_str(ip)?)?, port).into();
-        registry::with(worker, |w| {
-            w.datagram_send_to(socket, buffer_id, offset, len, addr, tag, timeout_ms)
-                .map(|()| 0)
-        })
+        w.datagram_send_to(socket, buffer_id, offset, len, addr, tag, timeout_ms)
     })
 }
 
@@ -89,11 +83,8 @@ pub extern "C" fn iot_udp_leave_multicast(
 }
 
 fn multicast(worker: u64, socket: u64, group: *const c_char, interface: u32, join: bool) -> i32 {
-    boundary(|| {
+    on_worker(worker, |w| {
         let group = parse_ip(c_str(group)?)?;
-        registry::with(worker, |w| {
-            w.multicast_membership(socket, group, interface, join)
-                .map(|()| 0)
-        })
+        w.multicast_membership(socket, group, interface, join)
     })
 }

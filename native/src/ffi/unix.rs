@@ -1,7 +1,6 @@
 use std::ffi::c_char;
 
-use super::{boundary, c_bytes, out_ptr};
-use crate::registry;
+use super::{c_bytes, on_worker, out_ptr};
 
 /// Opens a listening Unix stream socket at `path`: a filesystem path, or `@name` for
 /// `name` in the abstract namespace (no file). An existing file at the path fails with
@@ -17,13 +16,11 @@ pub extern "C" fn iot_unix_listen(
     flags: u32,
     out_socket: *mut u64,
 ) -> i32 {
-    boundary(|| {
+    on_worker(worker, |w| {
         let out = out_ptr(out_socket)?;
         let path = c_bytes(path)?;
-        registry::with(worker, |w| {
-            *out = w.unix_listen(path, backlog, flags)?;
-            Ok(0)
-        })
+        *out = w.unix_listen(path, backlog, flags)?;
+        Ok(())
     })
 }
 
@@ -37,11 +34,9 @@ pub extern "C" fn iot_unix_connect(
     tag: u64,
     timeout_ms: u32,
 ) -> i32 {
-    boundary(|| {
+    on_worker(worker, |w| {
         let path = c_bytes(path)?;
-        registry::with(worker, |w| {
-            w.unix_connect(path, tag, timeout_ms).map(|()| 0)
-        })
+        w.unix_connect(path, tag, timeout_ms)
     })
 }
 
@@ -56,17 +51,15 @@ pub extern "C" fn iot_unix_datagram_bind(
     flags: u32,
     out_socket: *mut u64,
 ) -> i32 {
-    boundary(|| {
+    on_worker(worker, |w| {
         let out = out_ptr(out_socket)?;
         let path = if path.is_null() {
             None
         } else {
             Some(c_bytes(path)?)
         };
-        registry::with(worker, |w| {
-            *out = w.unix_datagram_bind(path, flags)?;
-            Ok(0)
-        })
+        *out = w.unix_datagram_bind(path, flags)?;
+        Ok(())
     })
 }
 
@@ -86,11 +79,8 @@ pub extern "C" fn iot_unix_send_to(
     tag: u64,
     timeout_ms: u32,
 ) -> i32 {
-    boundary(|| {
+    on_worker(worker, |w| {
         let addr = crate::address::unix_addr(c_bytes(path)?)?;
-        registry::with(worker, |w| {
-            w.datagram_send_to(socket, buffer_id, offset, len, addr, tag, timeout_ms)
-                .map(|()| 0)
-        })
+        w.datagram_send_to(socket, buffer_id, offset, len, addr, tag, timeout_ms)
     })
 }

@@ -213,6 +213,13 @@ impl Host {
         self.next_where(|c| c.tag == tag)
     }
 
+    /// Cancels the ops tagged `tag` and checks that the last completion says so.
+    pub fn cancel_to_end(&mut self, tag: u64) {
+        ok("cancel", iot_cancel(self.worker, tag));
+        let c = self.next_where(|c| c.tag == tag && c.flags & IOT_COMPLETION_MORE == 0);
+        assert_eq!(c.result, -libc::ECANCELED, "{}", message(c.result));
+    }
+
     pub fn stats(&self) -> iot_stats {
         let mut stats = iot_stats::default();
         ok("stats", iot_worker_stats(self.worker, &mut stats));
