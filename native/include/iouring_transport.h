@@ -186,7 +186,7 @@
 /*
  File offset meaning "at the file position", which the op advances (appends, pipes).
  */
-#define IOT_OFFSET_CURRENT UINT64_MAX
+#define IOT_OFFSET_CURRENT 18446744073709551615ull
 
 /*
  Open flag: open for reading (with `IOT_OPEN_WRITE`: both).
@@ -410,7 +410,7 @@ typedef struct iot_stats {
    */
   uint32_t ops_in_flight;
   /*
-   Open sockets (listeners and streams).
+   Open sockets (listeners, streams, datagram sockets) and files.
    */
   uint32_t sockets_open;
   /*

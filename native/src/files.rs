@@ -25,7 +25,7 @@ use crate::sockets::SocketKind;
 use crate::worker::Worker;
 
 /// File offset meaning "at the file position", which the op advances (appends, pipes).
-pub const IOT_OFFSET_CURRENT: u64 = u64::MAX;
+pub const IOT_OFFSET_CURRENT: u64 = 0xffff_ffff_ffff_ffff;
 
 /// Open flag: open for reading (with `IOT_OPEN_WRITE`: both).
 pub const IOT_OPEN_READ: u32 = 1;
