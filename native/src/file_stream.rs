@@ -135,7 +135,8 @@ impl Worker {
         }
     }
 
-    /// The host released buffer `id`: if a paused stream delivered it, it may go on.
+    /// Buffer `id` went back to the receive ring (released by the host, or sent on and
+    /// done): if a paused stream delivered it, the stream may go on.
     pub(crate) fn stream_buffer_returned(&mut self, id: u32) {
         let Some((key, serial)) = self
             .stream_holders

@@ -635,6 +635,8 @@ impl Worker {
 
     fn release_operation_buffer(&mut self, id: u32) {
         if self.buffers.release_from_operation(id) {
+            // A stream's chunk the host sent on (zero copy) counts as given back.
+            self.stream_buffer_returned(id);
             self.feed_starved();
         }
     }

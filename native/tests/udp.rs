@@ -497,3 +497,25 @@ fn bind_flags_share_ports_and_datagram_rules_are_checked() {
         "a buffer the kernel owns"
     );
 }
+
+#[test]
+fn a_one_shot_receive_needs_a_free_send_buffer() {
+    let _fds = fd_check();
+    let mut host = Host::with_config(&config(4, 1, 4096));
+    let (socket, port) = bind(&host, "127.0.0.1", 0);
+    let only = host.filled_buffer(b"");
+    assert_eq!(
+        iot_datagram_recv(host.worker, socket, 1, 0, 0),
+        -libc::ENOBUFS
+    );
+    ok("release", iot_buffer_release(host.worker, only));
+    peer("127.0.0.1")
+        .send_to(b"now", ("127.0.0.1", port))
+        .unwrap();
+    let payload = recv_one(&mut host, socket, 1, |h, c| h.payload(c).to_vec());
+    assert_eq!(payload, b"now");
+    // A failed receive gives its buffer back to the pool.
+    ok("recv", iot_datagram_recv(host.worker, socket, 2, 0, 50));
+    assert_eq!(host.next_tagged(2).result, -libc::ETIMEDOUT);
+    assert_eq!(host.stats().buffers_outstanding, 0);
+}

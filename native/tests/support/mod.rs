@@ -287,7 +287,7 @@ pub fn cstr(text: &str) -> CString {
 /// parallel threads, and counting /proc/self/fd needs no other test opening or closing
 /// fds meanwhile. Declare it first, so it is dropped (and checks) last.
 pub struct FdCheck {
-    before: usize,
+    before: Vec<(String, String)>,
     _serial: MutexGuard<'static, ()>,
 }
 
@@ -298,7 +298,7 @@ pub fn fd_check() -> FdCheck {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     FdCheck {
-        before: open_fds(),
+        before: fd_table(),
         _serial: serial,
     }
 }
@@ -306,9 +306,34 @@ pub fn fd_check() -> FdCheck {
 impl Drop for FdCheck {
     fn drop(&mut self) {
         if !std::thread::panicking() {
-            assert_eq!(open_fds(), self.before, "the test leaked file descriptors");
+            let after = fd_table();
+            assert_eq!(
+                after.len(),
+                self.before.len(),
+                "the test leaked (or closed foreign) file descriptors: {:?} before, {:?} after",
+                self.before,
+                after
+            );
         }
     }
+}
+
+/// This process's fds and what they name (the listing's own directory fd included).
+fn fd_table() -> Vec<(String, String)> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return Vec::new();
+    };
+    let mut table: Vec<(String, String)> = dir
+        .flatten()
+        .map(|entry| {
+            let target = std::fs::read_link(entry.path())
+                .map(|t| t.display().to_string())
+                .unwrap_or_default();
+            (entry.file_name().to_string_lossy().into_owned(), target)
+        })
+        .collect();
+    table.sort();
+    table
 }
 
 /// Open file descriptors of this process.
