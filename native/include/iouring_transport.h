@@ -173,7 +173,8 @@
 #define IOT_E_PANIC -5006
 
 /*
- The operation does not apply to this kind of socket (e.g. accept on a stream).
+ The operation does not apply to this kind of handle (e.g. accept on a stream,
+ `iot_recv` on a datagram socket, `iot_socket_close` on a file).
  */
 #define IOT_E_WRONG_SOCKET_KIND -5007
 

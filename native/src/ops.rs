@@ -51,6 +51,14 @@ impl Work {
             Work::Send(progress) => std::slice::from_ref(&progress.buffer),
             Work::Read(read) => std::slice::from_ref(&read.buffer),
             Work::Vectored(io) => io.buffers(),
+            _ => &[],
+        }
+    }
+
+    /// Pool buffers the op took for itself (a one-shot datagram receive's), which go
+    /// back to the pool unless the op hands them to the host.
+    pub(crate) fn taken(&self) -> &[u32] {
+        match self {
             Work::Recv {
                 from: Some(header), ..
             } => header.buffer(),

@@ -206,14 +206,17 @@ impl Worker {
         Ok(key)
     }
 
-    /// Starts an op that borrowed host buffers; when it cannot start they go back to the
-    /// host, so a rejected call leaves every buffer where it was.
+    /// Starts an op that borrowed host buffers (or took pool buffers); when it cannot
+    /// start they go back where they came from, so a rejected call changes nothing.
     pub(crate) fn start_borrowing(&mut self, op: Op) -> Result<()> {
         let key = self.ops.insert(op);
         if let Err(code) = self.submit_attempt(key) {
             let op = self.ops.remove(key);
             for &buffer in op.work.borrowed() {
                 self.buffers.return_to_host(buffer);
+            }
+            for &buffer in op.work.taken() {
+                self.release_operation_buffer(buffer);
             }
             return Err(code);
         }
@@ -606,8 +609,8 @@ impl Worker {
         }
     }
 
-    /// Buffers lent to an op go back: what was read to the host, what was sent to the
-    /// pool.
+    /// Buffers lent to an op go back: what was read to the host, what was sent (and
+    /// what the op took for itself but did not hand over) to the pool.
     fn return_borrowed(&mut self, work: &Work, completion: &mut iot_completion) {
         let to_host = work.fills_host_buffers();
         for &buffer in work.borrowed() {
@@ -616,6 +619,9 @@ impl Worker {
             } else {
                 self.release_operation_buffer(buffer);
             }
+        }
+        for &buffer in work.taken() {
+            self.release_operation_buffer(buffer);
         }
         if let Work::Read(read) = work {
             completion.flags |= IOT_COMPLETION_BUFFER;

@@ -843,3 +843,94 @@ fn closing_a_file_cancels_its_queued_ops() {
     let stats = host.stats();
     assert_eq!((stats.ops_in_flight, stats.buffers_outstanding), (0, 0));
 }
+
+#[test]
+fn freeing_a_worker_mid_flight_reaps_everything_and_removes_socket_files() {
+    let _fds = fd_check();
+    let dir = tempfile::tempdir().unwrap();
+    let fifo_path = fifo(dir.path());
+    let file_path = dir.path().join("streamed");
+    std::fs::write(&file_path, pattern(64 * 1024, 2)).unwrap();
+    let socket_path = dir.path().join("listener.sock");
+    {
+        let mut host = Host::with_config(&config(8, 8, 4096));
+        // A paused read stream (window 1, its chunk held), a read waiting on a FIFO,
+        // a write queued behind it, a FIFO open blocked in io-wq...
+        let file = open(&mut host, &file_path, IOT_OPEN_READ).unwrap();
+        ok(
+            "stream",
+            iot_file_read_stream(host.worker, file, 0, 1, 10, 0),
+        );
+        let held = host.next_tagged(10);
+        assert_ne!(held.flags & IOT_COMPLETION_MORE, 0);
+        let both = open(&mut host, &fifo_path, IOT_OPEN_READ | IOT_OPEN_WRITE).unwrap();
+        let mut id = 0;
+        ok("acquire", iot_buffer_acquire(host.worker, &mut id));
+        ok(
+            "read",
+            iot_file_read(host.worker, both, id, 0, 10, IOT_OFFSET_CURRENT, 11, 0),
+        );
+        queue_write(&host, both, b"behind", IOT_OFFSET_CURRENT, 12);
+        let other_fifo = dir.path().join("fifo2");
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(
+            unsafe { libc::mkfifo(path_arg(&other_fifo).as_ptr(), 0o600) },
+            0
+        );
+        ok(
+            "open",
+            iot_file_open(
+                host.worker,
+                path_arg(&other_fifo).as_ptr(),
+                IOT_OPEN_READ,
+                0,
+                13,
+                0,
+            ),
+        );
+        // ...a Unix listener accepting and UDP receives, one-shot and multishot.
+        let mut listener = 0;
+        ok(
+            "listen",
+            iot_unix_listen(
+                host.worker,
+                path_arg(&socket_path).as_ptr(),
+                0,
+                0,
+                &mut listener,
+            ),
+        );
+        ok(
+            "accept",
+            iot_accept(host.worker, listener, 14, IOT_OP_MULTISHOT, 0),
+        );
+        let mut udp = 0;
+        ok(
+            "bind",
+            iot_udp_bind(host.worker, cstr("127.0.0.1").as_ptr(), 0, 0, &mut udp),
+        );
+        ok("recv", iot_datagram_recv(host.worker, udp, 15, 0, 0));
+        ok(
+            "recv",
+            iot_datagram_recv(host.worker, udp, 16, IOT_OP_MULTISHOT, 0),
+        );
+        host.poll();
+        // Six ops in flight (the queued write is not), four handles, four buffers
+        // (the held chunk, the read's, the queued write's, the one-shot receive's).
+        let stats = host.stats();
+        assert_eq!(
+            (
+                stats.ops_in_flight,
+                stats.sockets_open,
+                stats.buffers_outstanding
+            ),
+            (6, 4, 4)
+        );
+        assert!(socket_path.exists());
+        // Host::drop frees the worker and asserts every op was reaped in time.
+    }
+    assert!(
+        !socket_path.exists(),
+        "freeing the worker removed the socket file"
+    );
+}

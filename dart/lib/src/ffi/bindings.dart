@@ -82,7 +82,7 @@ const int IOT_E_BAD_BUFFER = -5005;
 /// An internal panic was caught at the ABI boundary; the worker should be freed.
 const int IOT_E_PANIC = -5006;
 
-/// The operation does not apply to this kind of socket.
+/// The operation does not apply to this kind of handle (socket kind or file).
 const int IOT_E_WRONG_SOCKET_KIND = -5007;
 
 /// The target worker of a message is unknown, freed, or stopped.
