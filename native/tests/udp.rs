@@ -37,25 +37,6 @@ fn send_to(host: &mut Host, socket: u64, data: &[u8], ip: &str, port: u16, tag: 
     c.result
 }
 
-/// One-shot receive; the datagram's buffer is released after `inspect`.
-fn recv_one<T>(
-    host: &mut Host,
-    socket: u64,
-    tag: u64,
-    inspect: impl FnOnce(&Host, &iot_completion) -> T,
-) -> T {
-    ok(
-        "recv",
-        iot_datagram_recv(host.worker, socket, tag, 0, 10_000),
-    );
-    let c = host.next_tagged(tag);
-    assert_eq!(c.kind, IOT_KIND_RECV_FROM);
-    assert!(c.result >= 0, "recv failed: {}", message(c.result));
-    let out = inspect(host, &c);
-    host.release(c.buffer_id);
-    out
-}
-
 fn round_trip(ip: &str) {
     let _fds = fd_check();
     let mut host = Host::new();
@@ -64,18 +45,14 @@ fn round_trip(ip: &str) {
     let peer_port = peer.local_addr().unwrap().port();
     for message in [&b"hello over udp"[..], b""] {
         peer.send_to(message, (ip, port)).unwrap();
-        let (payload, sender, flags, offset) = recv_one(&mut host, socket, 1, |h, c| {
-            (
-                h.payload(c).to_vec(),
-                h.sender(c.buffer_id),
-                c.flags,
-                c.offset,
-            )
-        });
-        assert_eq!(payload, message);
-        assert_eq!(sender, (ip.to_string(), peer_port));
-        assert_eq!(flags & IOT_COMPLETION_TRUNCATED, 0);
-        assert_eq!(offset, 144, "payload after recvmsg_out + sockaddr_storage");
+        let got = host.recv_datagram(socket, 1);
+        assert_eq!(got.payload, message);
+        assert_eq!((got.sender.as_str(), got.port), (ip, peer_port));
+        assert_eq!(got.flags & IOT_COMPLETION_TRUNCATED, 0);
+        assert_eq!(
+            got.offset, 144,
+            "payload after recvmsg_out + sockaddr_storage"
+        );
         let sent = send_to(&mut host, socket, message, ip, peer_port, 2);
         assert_eq!(sent, message.len() as i32);
         let mut back = [0u8; 64];
@@ -327,7 +304,7 @@ fn connected_udp_sends_receives_and_reports_refusal() {
     let (n, from) = peer.recv_from(&mut back).unwrap();
     assert_eq!((&back[..n], from.port()), (&b"connected"[..], port));
     peer.send_to(b"reply", ("127.0.0.1", port)).unwrap();
-    let payload = recv_one(&mut host, socket, 2, |h, c| h.payload(c).to_vec());
+    let payload = host.recv_datagram(socket, 2).payload;
     assert_eq!(payload, b"reply");
     // A peer that is gone: the ICMP error shows up on the next receive.
     let gone = UdpSocket::bind("127.0.0.1:0")
@@ -392,11 +369,9 @@ fn broadcast_needs_the_option() {
         send_to(&mut host, sender, b"all", "127.255.255.255", port, 1),
         3
     );
-    let (payload, from) = recv_one(&mut host, receiver, 2, |h, c| {
-        (h.payload(c).to_vec(), h.sender(c.buffer_id).0)
-    });
+    let got = host.recv_datagram(receiver, 2);
     assert_eq!(
-        (payload.as_slice(), from.as_str()),
+        (got.payload.as_slice(), got.sender.as_str()),
         (&b"all"[..], "127.0.0.1")
     );
 }
@@ -431,7 +406,7 @@ fn multicast_join_delivers_and_leave_stops() {
     );
     assert_eq!(looped, 1, "multicast loops back by default");
     assert_eq!(send_to(&mut host, sender, b"group", GROUP, port, 1), 5);
-    let payload = recv_one(&mut host, receiver, 2, |h, c| h.payload(c).to_vec());
+    let payload = host.recv_datagram(receiver, 2).payload;
     assert_eq!(payload, b"group");
     ok(
         "leave",
@@ -512,7 +487,7 @@ fn a_one_shot_receive_needs_a_free_send_buffer() {
     peer("127.0.0.1")
         .send_to(b"now", ("127.0.0.1", port))
         .unwrap();
-    let payload = recv_one(&mut host, socket, 1, |h, c| h.payload(c).to_vec());
+    let payload = host.recv_datagram(socket, 1).payload;
     assert_eq!(payload, b"now");
     // A failed receive gives its buffer back to the pool.
     ok("recv", iot_datagram_recv(host.worker, socket, 2, 0, 50));

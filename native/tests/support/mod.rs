@@ -213,6 +213,27 @@ impl Host {
         self.next_where(|c| c.tag == tag)
     }
 
+    /// Receives one datagram with a one-shot receive (tag `tag`) and releases its buffer.
+    pub fn recv_datagram(&mut self, socket: u64, tag: u64) -> Datagram {
+        ok(
+            "recv",
+            iot_datagram_recv(self.worker, socket, tag, 0, 10_000),
+        );
+        let c = self.next_tagged(tag);
+        assert_eq!(c.kind, IOT_KIND_RECV_FROM);
+        assert!(c.result >= 0, "recv failed: {}", message(c.result));
+        let (sender, port) = self.sender(c.buffer_id);
+        let datagram = Datagram {
+            payload: self.payload(&c).to_vec(),
+            sender,
+            port,
+            flags: c.flags,
+            offset: c.offset,
+        };
+        self.release(c.buffer_id);
+        datagram
+    }
+
     /// Cancels the ops tagged `tag` and checks that the last completion says so.
     pub fn cancel_to_end(&mut self, tag: u64) {
         ok("cancel", iot_cancel(self.worker, tag));
@@ -270,6 +291,15 @@ impl Drop for Host {
             assert_eq!(code, 0, "worker_free: {}", message(code));
         }
     }
+}
+
+/// A received datagram: its bytes, who sent it, and how it was delivered.
+pub struct Datagram {
+    pub payload: Vec<u8>,
+    pub sender: String,
+    pub port: u16,
+    pub flags: u32,
+    pub offset: u32,
 }
 
 fn text_of(text: &[c_char]) -> String {
