@@ -135,20 +135,7 @@ impl Host {
 
     /// A socket's local or peer address as (text, port).
     pub fn address(&self, socket: u64, which: u32) -> (String, u16) {
-        let mut port = 0;
-        let mut text = [0 as c_char; 128];
-        ok(
-            "address",
-            iot_socket_address(
-                self.worker,
-                socket,
-                which,
-                text.as_mut_ptr(),
-                text.len(),
-                &mut port,
-            ),
-        );
-        (text_of(&text), port)
+        address_of(self.worker, socket, which)
     }
 
     /// Who sent the datagram in host buffer `id`, as (text, port).
@@ -291,6 +278,24 @@ impl Drop for Host {
             assert_eq!(code, 0, "worker_free: {}", message(code));
         }
     }
+}
+
+/// A socket's local or peer address as (text, port), on any worker.
+pub fn address_of(worker: u64, socket: u64, which: u32) -> (String, u16) {
+    let mut port = 0;
+    let mut text = [0 as c_char; 128];
+    ok(
+        "address",
+        iot_socket_address(
+            worker,
+            socket,
+            which,
+            text.as_mut_ptr(),
+            text.len(),
+            &mut port,
+        ),
+    );
+    (text_of(&text), port)
 }
 
 /// A received datagram: its bytes, who sent it, and how it was delivered.
