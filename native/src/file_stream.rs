@@ -63,7 +63,7 @@ impl Worker {
         };
         self.stream_holders.next_serial += 1;
         let stream = ReadStream {
-            at: (at != crate::files::IOT_OFFSET_CURRENT).then_some(at),
+            at: crate::files::position(at)?,
             window,
             held: 0,
             paused: false,

@@ -226,9 +226,14 @@ fn file_offset(at: Option<u64>) -> u64 {
     at.unwrap_or(IOT_OFFSET_CURRENT)
 }
 
-/// `None` for `IOT_OFFSET_CURRENT`, else the offset.
-fn position(offset: u64) -> Option<u64> {
-    (offset != IOT_OFFSET_CURRENT).then_some(offset)
+/// `None` for `IOT_OFFSET_CURRENT`, else the offset, which must fit `off_t` (so adding a
+/// transfer's length to it cannot overflow).
+pub(crate) fn position(offset: u64) -> Result<Option<u64>> {
+    match offset {
+        IOT_OFFSET_CURRENT => Ok(None),
+        at if at <= i64::MAX as u64 => Ok(Some(at)),
+        _ => Err(-libc::EINVAL),
+    }
 }
 
 /// `IOT_OPEN_*` flags as `open(2)` flags (ours are the same on every architecture,
@@ -294,13 +299,14 @@ impl Worker {
         timeout_ms: u32,
     ) -> Result<()> {
         self.sockets.get_kind(file, SocketKind::File)?;
+        let at_position = position(at)?;
         self.buffers.check_host_range(buffer, offset, len)?;
         self.buffers.lend_to_operation(buffer)?;
         let read = ReadInto {
             buffer,
             offset,
             len,
-            at: position(at),
+            at: at_position,
         };
         let op = Op::new(tag, IOT_KIND_FILE_READ, file, Work::Read(read), timeout_ms);
         self.run_file_op(op, at)
@@ -320,7 +326,7 @@ impl Worker {
         timeout_ms: u32,
     ) -> Result<()> {
         self.sockets.get_kind(file, SocketKind::File)?;
-        let to = SendTarget::File { at: position(at) };
+        let to = SendTarget::File { at: position(at)? };
         let op = self.lend_for_send(file, buffer, offset, len, to, tag, timeout_ms)?;
         self.run_file_op(op, at)
     }
@@ -337,6 +343,7 @@ impl Worker {
         timeout_ms: u32,
     ) -> Result<()> {
         self.sockets.get_kind(file, SocketKind::File)?;
+        let at_position = position(at)?;
         if slices.is_empty() || slices.len() > MAX_SLICES {
             return Err(-libc::EINVAL);
         }
@@ -368,7 +375,7 @@ impl Worker {
             iovecs,
             buffers: buffers.into(),
             write,
-            at: position(at),
+            at: at_position,
             first: 0,
             done: 0,
             total,

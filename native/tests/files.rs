@@ -449,6 +449,17 @@ fn open_and_io_errors_are_the_kernel_ones() {
     std::fs::write(&path, b"read only").unwrap();
     let read_only = open(&mut host, &path, IOT_OPEN_READ).unwrap();
     assert_eq!(write_at(&mut host, read_only, b"no", 0), -libc::EBADF);
+    let mut id = 0;
+    ok("acquire", iot_buffer_acquire(host.worker, &mut id));
+    assert_eq!(
+        iot_file_read(host.worker, read_only, id, 0, 1, 1 << 63, TAG, 0),
+        -libc::EINVAL,
+        "an offset past off_t"
+    );
+    ok(
+        "release: a refused read leaves the buffer",
+        iot_buffer_release(host.worker, id),
+    );
     assert_eq!(
         host.stats().buffers_outstanding,
         0,
