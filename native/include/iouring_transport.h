@@ -17,6 +17,12 @@
  */
 #define IOT_COMPLETION_BUFFER 2
 
+/*
+ The datagram was longer than the buffer's payload space: `result` bytes were kept,
+ the rest was discarded by the kernel.
+ */
+#define IOT_COMPLETION_TRUNCATED 4
+
 #define IOT_KIND_ACCEPT 1
 
 #define IOT_KIND_CONNECT 2
@@ -26,6 +32,37 @@
 #define IOT_KIND_SEND 4
 
 #define IOT_KIND_SHUTDOWN 5
+
+/*
+ A datagram received with its sender (`iot_datagram_recv`); `result` is the payload
+ length (0 is an empty datagram, not end of stream).
+ */
+#define IOT_KIND_RECV_FROM 10
+
+/*
+ A datagram sent to an address (`iot_udp_send_to`, `iot_unix_send_to`).
+ */
+#define IOT_KIND_SEND_TO 11
+
+#define IOT_KIND_FILE_OPEN 12
+
+/*
+ A file read (`iot_file_read`, `iot_file_readv`, `iot_file_read_stream`).
+ */
+#define IOT_KIND_FILE_READ 13
+
+/*
+ A file write (`iot_file_write`, `iot_file_writev`).
+ */
+#define IOT_KIND_FILE_WRITE 14
+
+#define IOT_KIND_FILE_SYNC 15
+
+#define IOT_KIND_FILE_ALLOCATE 16
+
+#define IOT_KIND_FILE_TRUNCATE 17
+
+#define IOT_KIND_FILE_STAT 18
 
 /*
  A message from another worker: `tag` is the sender's tag, `result` the sender's
@@ -79,6 +116,12 @@
 #define IOT_LISTEN_V6ONLY 2
 
 /*
+ Bind flag (`iot_udp_bind`): set `SO_REUSEADDR`, e.g. for several multicast receivers
+ on one port. TCP listeners always set it.
+ */
+#define IOT_BIND_REUSEADDR 4
+
+/*
  `iot_socket_address` selector: the local address.
  */
 #define IOT_ADDRESS_LOCAL 0
@@ -87,6 +130,14 @@
  `iot_socket_address` selector: the peer's address.
  */
 #define IOT_ADDRESS_PEER 1
+
+/*
+ Config flag: also register the buffer pool as fixed buffers, so file reads and
+ writes skip pinning pages on every operation. The pool's memory is then locked and
+ counts against `RLIMIT_MEMLOCK` (without `CAP_IPC_LOCK`); over the limit,
+ `iot_worker_new` fails with `IOT_E_MEMLOCK`.
+ */
+#define IOT_CONFIG_REGISTER_BUFFERS 1
 
 /*
  A handle (worker, socket) is null, stale, closed or was never issued.
@@ -122,7 +173,8 @@
 #define IOT_E_PANIC -5006
 
 /*
- The operation does not apply to this kind of socket (e.g. accept on a stream).
+ The operation does not apply to this kind of handle (e.g. accept on a stream,
+ `iot_recv` on a datagram socket, `iot_socket_close` on a file).
  */
 #define IOT_E_WRONG_SOCKET_KIND -5007
 
@@ -131,6 +183,84 @@
  (Messaging errors are numbered from -5020.)
  */
 #define IOT_E_WORKER_GONE -5020
+
+/*
+ File offset meaning "at the file position", which the op advances (appends, pipes).
+ */
+#define IOT_OFFSET_CURRENT 18446744073709551615ull
+
+/*
+ Open flag: open for reading (with `IOT_OPEN_WRITE`: both).
+ */
+#define IOT_OPEN_READ 1
+
+/*
+ Open flag: open for writing.
+ */
+#define IOT_OPEN_WRITE 2
+
+/*
+ Open flag: create the file if missing (`O_CREAT`), with the given mode.
+ */
+#define IOT_OPEN_CREATE 4
+
+/*
+ Open flag: with `IOT_OPEN_CREATE`, fail with `-EEXIST` if it exists (`O_EXCL`).
+ */
+#define IOT_OPEN_EXCLUSIVE 8
+
+/*
+ Open flag: truncate to length 0 (`O_TRUNC`).
+ */
+#define IOT_OPEN_TRUNCATE 16
+
+/*
+ Open flag: every write appends, whatever its offset (`O_APPEND`).
+ */
+#define IOT_OPEN_APPEND 32
+
+/*
+ Sync flag: flush the data and only the metadata needed to read it (`fdatasync`).
+ */
+#define IOT_SYNC_DATA_ONLY 1
+
+/*
+ `SO_RCVBUF` in bytes (reading it gives the kernel's doubled value).
+ */
+#define IOT_OPTION_RECV_BUFFER 1
+
+/*
+ `SO_SNDBUF` in bytes (reading it gives the kernel's doubled value).
+ */
+#define IOT_OPTION_SEND_BUFFER 2
+
+/*
+ `SO_BROADCAST`: 1 allows sending to broadcast addresses.
+ */
+#define IOT_OPTION_BROADCAST 3
+
+/*
+ `IP_MULTICAST_LOOP`/`IPV6_MULTICAST_LOOP`: 1 delivers our own multicast to us too.
+ */
+#define IOT_OPTION_MULTICAST_LOOP 4
+
+/*
+ `IP_MULTICAST_TTL`/`IPV6_MULTICAST_HOPS`.
+ */
+#define IOT_OPTION_MULTICAST_HOPS 5
+
+/*
+ `IP_MULTICAST_IF`/`IPV6_MULTICAST_IF` by interface index: where multicast goes out
+ (set only).
+ */
+#define IOT_OPTION_MULTICAST_INTERFACE 6
+
+/*
+ Bind flag (`iot_unix_listen`, `iot_unix_datagram_bind`): when the path exists and
+ is a socket nobody is bound to any more (left behind by a crashed process), remove
+ it and bind. A live socket or any other file still fails with `-EADDRINUSE`.
+ */
+#define IOT_UNIX_REPLACE_STALE 8
 
 /*
  Shut down the receiving side.
@@ -146,6 +276,52 @@
  Shut down both sides.
  */
 #define IOT_SHUTDOWN_BOTH 2
+
+/*
+ Part of one pool buffer, for `iot_file_readv`/`iot_file_writev`.
+ */
+typedef struct iot_buffer_slice {
+  /*
+   A buffer the host owns.
+   */
+  uint32_t buffer_id;
+  /*
+   Where the slice starts in the buffer.
+   */
+  uint32_t offset;
+  /*
+   Its length; `offset + len` must fit the buffer.
+   */
+  uint32_t len;
+} iot_buffer_slice;
+
+/*
+ What `iot_file_stat`/`iot_path_stat` report. Times are since the Unix epoch.
+ */
+typedef struct iot_file_info {
+  /*
+   Length in bytes.
+   */
+  uint64_t size;
+  /*
+   Bytes of storage allocated (`st_blocks * 512`): more than `size` after an
+   allocate, less for a sparse file.
+   */
+  uint64_t allocated;
+  int64_t accessed_sec;
+  int64_t modified_sec;
+  /*
+   Last status change (metadata or data).
+   */
+  int64_t changed_sec;
+  uint32_t accessed_nsec;
+  uint32_t modified_nsec;
+  uint32_t changed_nsec;
+  /*
+   File type and permission bits, as `st_mode` (`S_IFREG | 0644`, ...).
+   */
+  uint32_t mode;
+} iot_file_info;
 
 /*
  Worker configuration. Fill with `iot_config_default`, then adjust.
@@ -169,7 +345,7 @@ typedef struct iot_config {
    */
   uint32_t buffer_size;
   /*
-   Reserved, must be 0.
+   `IOT_CONFIG_*` bits; others must be 0.
    */
   uint32_t flags;
 } iot_config;
@@ -235,7 +411,7 @@ typedef struct iot_stats {
    */
   uint32_t ops_in_flight;
   /*
-   Open sockets (listeners and streams).
+   Open sockets (listeners, streams, datagram sockets) and files.
    */
   uint32_t sockets_open;
   /*
@@ -275,11 +451,200 @@ int32_t iot_buffer_acquire(uint64_t worker, uint32_t *out_id);
 int32_t iot_buffer_release(uint64_t worker, uint32_t id);
 
 /*
+ Queues a receive on a UDP or Unix datagram socket. Each datagram lands in a pool
+ buffer the host then owns (`IOT_COMPLETION_BUFFER`, `buffer_id`, release it with
+ `iot_buffer_release`): the payload starts at the completion's `offset` and is
+ `result` bytes long (0 for an empty datagram); `iot_datagram_sender` reads who sent
+ it. A datagram longer than the buffer minus `offset` is cut and flagged
+ `IOT_COMPLETION_TRUNCATED`, never silently. With `IOT_OP_MULTISHOT` it completes
+ once per datagram (`IOT_COMPLETION_MORE`) until error or cancel; when the pool runs
+ dry it waits for a released buffer while the kernel queues datagrams (and counts
+ what overflows: `iot_socket_dropped`). `timeout_ms` (0 = none) is for one-shot
+ receives only. Needs buffers larger than the 144-byte header. A one-shot receive
+ lands in one of the pool's send buffers (the kernel gives receive-ring buffers only
+ to non-empty multishot datagrams): it takes one when queued, `-ENOBUFS` if none is
+ free, and returns it to the pool if the receive fails.
+ */
+int32_t iot_datagram_recv(uint64_t worker,
+                          uint64_t socket,
+                          uint64_t tag,
+                          uint32_t flags,
+                          uint32_t timeout_ms);
+
+/*
+ Reads the sender of the datagram in host buffer `buffer_id` (from an
+ `IOT_KIND_RECV_FROM` completion) without a system call: writes its address as text
+ into `buf` (NUL-terminated, truncated to `len`; numeric IP, or a Unix path with
+ `@name` for abstract names and empty for an unbound sender) and its port (0 for
+ Unix) to `out_port`. Returns the text's full length. `IOT_E_BAD_BUFFER` when the
+ host does not own the buffer.
+ */
+int32_t iot_datagram_sender(uint64_t worker,
+                            uint32_t buffer_id,
+                            char *buf,
+                            size_t len,
+                            uint16_t *out_port);
+
+/*
  Writes the text for result code `code` into `buf` (at most `len` bytes including the
  terminating NUL; truncated to fit) and returns the full length of the text, so a
  caller can retry with a bigger buffer. `buf` may be NULL when `len` is 0.
  */
 size_t iot_error_message(int32_t code, char *buf, size_t len);
+
+/*
+ Queues an open of file `path` with `flags` (`IOT_OPEN_*`; at least one of READ and
+ WRITE) and, when it creates the file, permission bits `mode` (e.g. 0644, less the
+ umask). The completion carries the file handle in `handle` (result 0), or an error
+ (`-ENOENT`, `-EACCES`, `-EISDIR`, `-ETIMEDOUT` after `timeout_ms`, ...) and no
+ handle. Opening a FIFO waits for its other end: bound it with `timeout_ms`.
+ */
+int32_t iot_file_open(uint64_t worker,
+                      const char *path,
+                      uint32_t flags,
+                      uint32_t mode,
+                      uint64_t tag,
+                      uint32_t timeout_ms);
+
+/*
+ Queues a read of up to `len` bytes at `file_offset` (`IOT_OFFSET_CURRENT`: at the
+ file position, in call order with the file's other position ops) into host buffer
+ `buffer_id` from `offset`. The buffer is lent to the read and handed back in its
+ completion (`IOT_COMPLETION_BUFFER`; the bytes start at the completion's `offset`)
+ whatever the outcome; `result` is the byte count, short only at end of file (0
+ there) or on pipes. If this call fails the buffer stays with the host.
+ */
+int32_t iot_file_read(uint64_t worker,
+                      uint64_t file,
+                      uint32_t buffer_id,
+                      uint32_t offset,
+                      uint32_t len,
+                      uint64_t file_offset,
+                      uint64_t tag,
+                      uint32_t timeout_ms);
+
+/*
+ Queues a write of `len` bytes from host buffer `buffer_id` at `offset` to
+ `file_offset` (`IOT_OFFSET_CURRENT`: at the file position, in call order — appends
+ land in the order queued). It completes when every byte is written (result = `len`)
+ or with an error (`-EBADF` on a read-only file, `-ENOSPC`, ...). The buffer belongs
+ to the write and returns to the pool when it completes; if this call fails it stays
+ with the host.
+ */
+int32_t iot_file_write(uint64_t worker,
+                       uint64_t file,
+                       uint32_t buffer_id,
+                       uint32_t offset,
+                       uint32_t len,
+                       uint64_t file_offset,
+                       uint64_t tag,
+                       uint32_t timeout_ms);
+
+/*
+ Queues one read filling `count` (1..=1024) slices of host buffers in order, from
+ `file_offset` (`IOT_OFFSET_CURRENT` as for `iot_file_read`). Each buffer may appear
+ once. All of them are lent to the read and belong to the host again when it
+ completes, whatever the outcome; `result` is the total byte count. `slices` is read
+ during this call only.
+ */
+int32_t iot_file_readv(uint64_t worker,
+                       uint64_t file,
+                       const struct iot_buffer_slice *slices,
+                       uint32_t count,
+                       uint64_t file_offset,
+                       uint64_t tag,
+                       uint32_t timeout_ms);
+
+/*
+ Queues one write of `count` (1..=1024) slices of host buffers in order, at
+ `file_offset` (`IOT_OFFSET_CURRENT` as for `iot_file_write`). It completes when
+ every byte is written (result = total) or with an error; every buffer returns to
+ the pool then. Each buffer may appear once. `slices` is read during this call only.
+ */
+int32_t iot_file_writev(uint64_t worker,
+                        uint64_t file,
+                        const struct iot_buffer_slice *slices,
+                        uint32_t count,
+                        uint64_t file_offset,
+                        uint64_t tag,
+                        uint32_t timeout_ms);
+
+/*
+ Streams the file from `file_offset` (`IOT_OFFSET_CURRENT`: the file position) to
+ its end: completions `IOT_KIND_FILE_READ` with `IOT_COMPLETION_MORE`, each a
+ host-owned pool buffer of up to buffer-size bytes in file order, then a final one
+ with result 0 at end of file (or an error). The stream pauses while the host holds
+ `window` of its buffers (0: a quarter of the receive buffers) and resumes as they
+ are released. `timeout_ms` (0 = none) bounds each chunk's read.
+ */
+int32_t iot_file_read_stream(uint64_t worker,
+                             uint64_t file,
+                             uint64_t file_offset,
+                             uint32_t window,
+                             uint64_t tag,
+                             uint32_t timeout_ms);
+
+/*
+ Queues an fsync (with `IOT_SYNC_DATA_ONLY`: fdatasync). It runs after the ops queued
+ before it at the file position; writes at explicit offsets still in flight are not
+ waited for, so sync after their completions.
+ */
+int32_t iot_file_sync(uint64_t worker,
+                      uint64_t file,
+                      uint32_t flags,
+                      uint64_t tag,
+                      uint32_t timeout_ms);
+
+/*
+ Queues an `fallocate(2)` of `len` bytes at `offset`; `mode` takes the `FALLOC_FL_*`
+ values (0: allocate and extend the size; 1, KEEP_SIZE: allocate only).
+ */
+int32_t iot_file_allocate(uint64_t worker,
+                          uint64_t file,
+                          uint32_t mode,
+                          uint64_t offset,
+                          uint64_t len,
+                          uint64_t tag,
+                          uint32_t timeout_ms);
+
+/*
+ Queues a truncate (or extension) of the file to `len` bytes, in call order with the
+ file's position ops. Needs Linux 6.9 (`IORING_OP_FTRUNCATE`); older kernels return
+ `IOT_E_UNSUPPORTED` from this call.
+ */
+int32_t iot_file_truncate(uint64_t worker,
+                          uint64_t file,
+                          uint64_t len,
+                          uint64_t tag,
+                          uint32_t timeout_ms);
+
+/*
+ Queues a stat of an open file. When it succeeds the result is written to `out`
+ just before the completion is drained; `out` must stay valid until then (or until
+ the op is cancelled or the worker freed, after which it is not written).
+ */
+int32_t iot_file_stat(uint64_t worker,
+                      uint64_t file,
+                      struct iot_file_info *out,
+                      uint64_t tag,
+                      uint32_t timeout_ms);
+
+/*
+ Queues a stat of `path` (following symlinks), written to `out` as for
+ `iot_file_stat`. A missing path completes with `-ENOENT`.
+ */
+int32_t iot_path_stat(uint64_t worker,
+                      const char *path,
+                      struct iot_file_info *out,
+                      uint64_t tag,
+                      uint32_t timeout_ms);
+
+/*
+ Closes an open file now. Its handle goes stale at once; queued and in-flight
+ operations on it complete with `-ECANCELED` (or their result, if the kernel had
+ already done them). Sockets are closed with `iot_socket_close`.
+ */
+int32_t iot_file_close(uint64_t worker, uint64_t file);
 
 /*
  Returns 1 if this kernel supports messages between workers (`IORING_OP_MSG_RING`
@@ -367,21 +732,20 @@ int32_t iot_payload_acquire(uint64_t worker, uint64_t *out_payload);
 int32_t iot_payload_release(uint64_t worker, uint64_t payload);
 
 /*
- Opens a listening TCP socket on numeric address `ip` ("127.0.0.1", "::1", "::")
- and `port` (0 picks a free one). `backlog` 0 means the system maximum; `flags` are
- `IOT_LISTEN_*`. Writes the listener's socket handle to `out_socket`.
+ Queues an accept on a TCP or Unix stream `listener`. With `IOT_OP_MULTISHOT` it
+ completes once per connection (flag `IOT_COMPLETION_MORE`) until cancelled;
+ `timeout_ms` (0 = none) is for one-shot accepts only. Each completion carries the
+ new socket in `handle`.
  */
-int32_t iot_tcp_listen(uint64_t worker,
-                       const char *ip,
-                       uint16_t port,
-                       uint32_t backlog,
-                       uint32_t flags,
-                       uint64_t *out_socket);
+int32_t iot_accept(uint64_t worker,
+                   uint64_t listener,
+                   uint64_t tag,
+                   uint32_t flags,
+                   uint32_t timeout_ms);
 
 /*
- Queues an accept on `listener`. With `IOT_OP_MULTISHOT` it completes once per
- connection (flag `IOT_COMPLETION_MORE`) until cancelled; `timeout_ms` (0 = none) is
- for one-shot accepts only. Each completion carries the new socket in `handle`.
+ The former name of `iot_accept`, kept while hosts move over; same arguments and
+ behaviour.
  */
 int32_t iot_tcp_accept(uint64_t worker,
                        uint64_t listener,
@@ -390,23 +754,14 @@ int32_t iot_tcp_accept(uint64_t worker,
                        uint32_t timeout_ms);
 
 /*
- Queues a connect to numeric address `ip` and `port`. The completion carries the new
- socket in `handle` on success; on failure (`-ECONNREFUSED`, `-ETIMEDOUT` after
- `timeout_ms`, ...) no socket remains.
- */
-int32_t iot_tcp_connect(uint64_t worker,
-                        const char *ip,
-                        uint16_t port,
-                        uint64_t tag,
-                        uint32_t timeout_ms);
-
-/*
  Queues a receive on a stream socket. Data lands in a pool buffer the kernel picks;
  the completion names it (`IOT_COMPLETION_BUFFER`, `buffer_id`) and the host owns it
  until `iot_buffer_release`. Result 0 means the peer closed its side. With
  `IOT_OP_MULTISHOT` it completes once per chunk until end of stream, error or cancel.
  When the pool runs dry the receive waits (no data is lost) and resumes as soon as a
  buffer is released. `timeout_ms` (0 = none) is for one-shot receives only.
+ Datagram sockets use `iot_datagram_recv` (`IOT_E_WRONG_SOCKET_KIND` here), which
+ reports senders and truncation.
  */
 int32_t iot_recv(uint64_t worker,
                  uint64_t socket,
@@ -415,10 +770,12 @@ int32_t iot_recv(uint64_t worker,
                  uint32_t timeout_ms);
 
 /*
- Queues a send of `len` bytes from host buffer `buffer_id` at `offset`. Sends on one
+ Queues a send of `len` bytes from host buffer `buffer_id` at `offset`, on a stream
+ socket or a connected datagram socket (`iot_udp_connect`). Stream sends on one
  socket go out in the order queued; each completes only when all its bytes were sent
- (result = `len`) or with an error. The buffer belongs to the send from this call on
- and returns to the pool when it completes, whatever the outcome.
+ (result = `len`) or with an error. A datagram send goes out at once as one datagram.
+ The buffer belongs to the send from this call on and returns to the pool when it
+ completes, whatever the outcome; if this call fails it stays with the host.
  `timeout_ms` (0 = none) bounds each wait for socket space.
  */
 int32_t iot_send(uint64_t worker,
@@ -437,14 +794,16 @@ int32_t iot_socket_shutdown(uint64_t worker, uint64_t socket, int32_t how, uint6
 /*
  Closes a socket now. Its handle goes stale at once; operations on it complete with
  `-ECANCELED` (receive buffers are recycled, not delivered). Closing a listener stops
- its accepts.
+ its accepts. A Unix socket bound to a path removes its socket file (unless another
+ file replaced it meanwhile). Files are closed with `iot_file_close`.
  */
 int32_t iot_socket_close(uint64_t worker, uint64_t socket);
 
 /*
- Writes the socket's local (`IOT_ADDRESS_LOCAL`) or peer (`IOT_ADDRESS_PEER`) IP
- address as text into `buf` (NUL-terminated, truncated to `len`) and its port to
- `out_port`. Returns the text's full length.
+ Writes the socket's local (`IOT_ADDRESS_LOCAL`) or peer (`IOT_ADDRESS_PEER`) address
+ as text into `buf` (NUL-terminated, truncated to `len`) and its port to `out_port`.
+ IP sockets give the numeric IP; Unix sockets give the path (`@name` for abstract
+ names, empty when unnamed) and port 0. Returns the text's full length.
  */
 int32_t iot_socket_address(uint64_t worker,
                            uint64_t socket,
@@ -452,6 +811,51 @@ int32_t iot_socket_address(uint64_t worker,
                            char *buf,
                            size_t len,
                            uint16_t *out_port);
+
+/*
+ Sets socket option `option` (`IOT_OPTION_*`) to `value` (0/1 for on/off options).
+ */
+int32_t iot_socket_set_option(uint64_t worker, uint64_t socket, uint32_t option, uint32_t value);
+
+/*
+ Reads socket option `option` (`IOT_OPTION_*` except `IOT_OPTION_MULTICAST_INTERFACE`)
+ into `out_value`.
+ */
+int32_t iot_socket_get_option(uint64_t worker,
+                              uint64_t socket,
+                              uint32_t option,
+                              uint32_t *out_value);
+
+/*
+ Writes to `out_count` how many packets the kernel dropped for this socket because
+ its receive queue was full (what `SO_RXQ_OVFL` reports), since it was created. On
+ loopback that is the only way a datagram gets lost: raise `IOT_OPTION_RECV_BUFFER`
+ or receive faster.
+ */
+int32_t iot_socket_dropped(uint64_t worker, uint64_t socket, uint32_t *out_count);
+
+/*
+ Opens a listening TCP socket on numeric address `ip` ("127.0.0.1", "::1", "::")
+ and `port` (0 picks a free one). `backlog` 0 means the system maximum; `flags` are
+ `IOT_LISTEN_*`. Writes the listener's socket handle to `out_socket`.
+ */
+int32_t iot_tcp_listen(uint64_t worker,
+                       const char *ip,
+                       uint16_t port,
+                       uint32_t backlog,
+                       uint32_t flags,
+                       uint64_t *out_socket);
+
+/*
+ Queues a connect to numeric address `ip` and `port`. The completion carries the new
+ socket in `handle` on success; on failure (`-ECONNREFUSED`, `-ETIMEDOUT` after
+ `timeout_ms`, ...) no socket remains.
+ */
+int32_t iot_tcp_connect(uint64_t worker,
+                        const char *ip,
+                        uint16_t port,
+                        uint64_t tag,
+                        uint32_t timeout_ms);
 
 /*
  Asks every worker of the process to stop: each drains an `IOT_KIND_STOP_REQUESTED`
@@ -469,6 +873,109 @@ int32_t iot_transport_request_stop(uint32_t value);
  for every connection it hands over.
  */
 int32_t iot_worker_least_loaded(const uint64_t *candidates, uint32_t count, uint64_t *out_worker);
+
+/*
+ Opens a UDP socket bound to numeric address `ip` and `port` (0 picks a free one).
+ `flags`: `IOT_BIND_REUSEADDR`, `IOT_LISTEN_REUSEPORT`, `IOT_LISTEN_V6ONLY`. Writes
+ the socket handle to `out_socket`. Receive with `iot_datagram_recv`, send with
+ `iot_udp_send_to` (or `iot_send` after `iot_udp_connect`).
+ */
+int32_t iot_udp_bind(uint64_t worker,
+                     const char *ip,
+                     uint16_t port,
+                     uint32_t flags,
+                     uint64_t *out_socket);
+
+/*
+ Gives a UDP socket a default peer (synchronous: nothing goes on the wire). Then
+ `iot_send` sends there, only that peer's datagrams arrive, and ICMP errors from it
+ (`-ECONNREFUSED`) are reported by the next receive.
+ */
+int32_t iot_udp_connect(uint64_t worker, uint64_t socket, const char *ip, uint16_t port);
+
+/*
+ Queues one datagram of `len` bytes from host buffer `buffer_id` at `offset` to
+ numeric address `ip` and `port`. The buffer belongs to the send from this call on
+ and returns to the pool when it completes (result = `len`, or an error such as
+ `-EMSGSIZE`); if this call fails it stays with the host. Datagram sends go out at
+ once, several in flight: queued together they leave in order unless the socket's
+ send buffer is full. `timeout_ms` (0 = none) bounds the wait for buffer space.
+ */
+int32_t iot_udp_send_to(uint64_t worker,
+                        uint64_t socket,
+                        uint32_t buffer_id,
+                        uint32_t offset,
+                        uint32_t len,
+                        const char *ip,
+                        uint16_t port,
+                        uint64_t tag,
+                        uint32_t timeout_ms);
+
+/*
+ Joins multicast group `group` (numeric IPv4 or IPv6) on the interface with index
+ `interface_index` (0: the kernel's choice by route). Datagrams sent to the group
+ and the socket's port then arrive like any other.
+ */
+int32_t iot_udp_join_multicast(uint64_t worker,
+                               uint64_t socket,
+                               const char *group,
+                               uint32_t interface_index);
+
+/*
+ Leaves a multicast group joined with `iot_udp_join_multicast` (same arguments).
+ */
+int32_t iot_udp_leave_multicast(uint64_t worker,
+                                uint64_t socket,
+                                const char *group,
+                                uint32_t interface_index);
+
+/*
+ Opens a listening Unix stream socket at `path`: a filesystem path, or `@name` for
+ `name` in the abstract namespace (no file). An existing file at the path fails with
+ `-EADDRINUSE`, unless `flags` has `IOT_UNIX_REPLACE_STALE` and it is a socket
+ nobody listens on any more. Closing the listener removes the socket file it made.
+ Accept with `iot_accept`; connections then work like TCP ones. `backlog` 0 means
+ the system maximum. Writes the listener's handle to `out_socket`.
+ */
+int32_t iot_unix_listen(uint64_t worker,
+                        const char *path,
+                        uint32_t backlog,
+                        uint32_t flags,
+                        uint64_t *out_socket);
+
+/*
+ Queues a connect to the Unix stream socket at `path` (`@name`: abstract). The
+ completion carries the new socket in `handle` on success; on failure
+ (`-ENOENT`, `-ECONNREFUSED`, `-ETIMEDOUT` after `timeout_ms`, ...) no socket remains.
+ */
+int32_t iot_unix_connect(uint64_t worker, const char *path, uint64_t tag, uint32_t timeout_ms);
+
+/*
+ Opens a Unix datagram socket bound to `path` (`@name`: abstract; the same stale-file
+ rules and `flags` as `iot_unix_listen`), or with `path` NULL to a kernel-chosen
+ abstract name, so peers can still answer. Receive with `iot_datagram_recv`, send
+ with `iot_unix_send_to`. Writes the socket handle to `out_socket`.
+ */
+int32_t iot_unix_datagram_bind(uint64_t worker,
+                               const char *path,
+                               uint32_t flags,
+                               uint64_t *out_socket);
+
+/*
+ Queues one datagram of `len` bytes from host buffer `buffer_id` at `offset` to the
+ Unix datagram socket at `path` (`@name`: abstract). Buffer ownership, ordering and
+ `timeout_ms` as for `iot_udp_send_to`. A receiver whose queue is full makes the
+ send wait (bound it with `timeout_ms`); a missing one fails with `-ENOENT` or
+ `-ECONNREFUSED`.
+ */
+int32_t iot_unix_send_to(uint64_t worker,
+                         uint64_t socket,
+                         uint32_t buffer_id,
+                         uint32_t offset,
+                         uint32_t len,
+                         const char *path,
+                         uint64_t tag,
+                         uint32_t timeout_ms);
 
 /*
  Writes the default configuration into `out`.

@@ -4,6 +4,9 @@
 //! `recv..recv+send` are handed to the host for sends. Every id has exactly one owner
 //! at a time (kernel ring, host, or an in-flight operation), tracked in `owner`, so a
 //! double release is an error instead of a corrupted ring.
+//!
+//! Optionally the whole region is also registered as fixed buffers, so file reads and
+//! writes into pool buffers skip pinning pages on every operation.
 
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -69,12 +72,19 @@ pub(crate) struct BufferPool {
     ring_mask: u16,
     /// Our copy of the ring tail; published to the kernel with a release store.
     ring_tail: u16,
+    /// Buffers given to the ring whose use the kernel has not reported yet.
+    in_ring: u32,
     buffer_size: u32,
     recv_count: u32,
     owner: Vec<Owner>,
     free_send: Vec<u32>,
     registered: bool,
+    /// With fixed buffers: how many pool buffers each registered iovec spans.
+    fixed_span: Option<u32>,
 }
+
+/// The kernel refuses a single registered buffer larger than 1 GiB.
+const MAX_FIXED_BYTES: u64 = 1 << 30;
 
 // SAFETY: the raw mappings are owned exclusively by the pool, which is only used under
 // its worker's mutex.
@@ -86,6 +96,7 @@ impl BufferPool {
         recv_count: u32,
         send_count: u32,
         buffer_size: u32,
+        register_fixed: bool,
     ) -> Result<BufferPool> {
         let total = (recv_count + send_count) as usize;
         let ring_entries = recv_count.next_power_of_two();
@@ -97,12 +108,17 @@ impl BufferPool {
             ring: ring_map,
             ring_mask: (ring_entries - 1) as u16,
             ring_tail: 0,
+            in_ring: 0,
             buffer_size,
             recv_count,
             owner: vec![Owner::Free; total],
             free_send: (recv_count..recv_count + send_count).rev().collect(),
             registered: false,
+            fixed_span: None,
         };
+        if register_fixed {
+            pool.register_fixed(ring)?;
+        }
         // SAFETY: the ring memory is page aligned (mmap), sized for ring_entries and
         // outlives the registration (unregistered in `unregister` before drop).
         unsafe {
@@ -129,12 +145,45 @@ impl BufferPool {
         Ok(pool)
     }
 
+    /// Registers the region as fixed buffers, in iovecs of whole pool buffers.
+    fn register_fixed(&mut self, ring: &IoUring) -> Result<()> {
+        let span =
+            (MAX_FIXED_BYTES / u64::from(self.buffer_size)).min(u64::from(self.count())) as u32;
+        let iovecs: Vec<libc::iovec> = (0..self.count())
+            .step_by(span as usize)
+            .map(|first| libc::iovec {
+                iov_base: self.ptr(first).cast(),
+                iov_len: ((self.count() - first).min(span) * self.buffer_size) as usize,
+            })
+            .collect();
+        // SAFETY: the iovecs cover the pool mapping, which outlives the ring (the ring
+        // field is dropped first in `Worker`).
+        unsafe { ring.submitter().register_buffers(&iovecs) }.map_err(|e| {
+            match e.raw_os_error() {
+                Some(libc::ENOMEM) => IOT_E_MEMLOCK,
+                _ => from_io(e),
+            }
+        })?;
+        self.fixed_span = Some(span);
+        Ok(())
+    }
+
+    /// The registered buffer index holding pool buffer `id`, when fixed buffers are on.
+    pub(crate) fn fixed_index(&self, id: u32) -> Option<u16> {
+        self.fixed_span.map(|span| (id / span) as u16)
+    }
+
     pub(crate) fn base(&self) -> *mut u8 {
         self.memory.ptr.as_ptr()
     }
 
     pub(crate) fn buffer_size(&self) -> u32 {
         self.buffer_size
+    }
+
+    /// Buffers fed to the receive ring (ids `0..recv_count`).
+    pub(crate) fn recv_count(&self) -> u32 {
+        self.recv_count
     }
 
     pub(crate) fn count(&self) -> u32 {
@@ -164,6 +213,7 @@ impl BufferPool {
         entry.set_bid(id as u16);
         self.ring_tail = self.ring_tail.wrapping_add(1);
         self.owner[id as usize] = Owner::Kernel;
+        self.in_ring += 1;
     }
 
     fn publish(&self) {
@@ -176,15 +226,31 @@ impl BufferPool {
 
     /// The kernel picked `id` for a receive: the host owns it now.
     pub(crate) fn take_received(&mut self, id: u32) {
-        if let Some(owner) = self.owner.get_mut(id as usize) {
+        if let Some(owner @ Owner::Kernel) = self.owner.get_mut(id as usize) {
             *owner = Owner::Host;
+            self.in_ring -= 1;
         }
+    }
+
+    /// Whether the receive ring may still hold a buffer (some the kernel took may not
+    /// have been reported yet, so this can be true of an empty ring, never false of a
+    /// non-empty one).
+    pub(crate) fn ring_has_buffers(&self) -> bool {
+        self.in_ring > 0
     }
 
     /// A send buffer for the host, or `-ENOBUFS` when every one is in use.
     pub(crate) fn acquire(&mut self) -> Result<u32> {
         let id = self.free_send.pop().ok_or(-libc::ENOBUFS)?;
         self.owner[id as usize] = Owner::Host;
+        Ok(id)
+    }
+
+    /// A free send buffer for an operation to fill (a one-shot datagram receive), or
+    /// `-ENOBUFS`.
+    pub(crate) fn acquire_for_operation(&mut self) -> Result<u32> {
+        let id = self.acquire()?;
+        self.owner[id as usize] = Owner::Operation;
         Ok(id)
     }
 
@@ -195,6 +261,13 @@ impl BufferPool {
             Some(end) if end <= self.buffer_size => Ok(()),
             _ => Err(-libc::EINVAL),
         }
+    }
+
+    /// The bytes of buffer `id`, which the host must own.
+    pub(crate) fn host_buffer(&self, id: u32) -> Result<&[u8]> {
+        self.check_host(id)?;
+        // SAFETY: id is in range (checked) and the host, not the kernel, owns it now.
+        Ok(unsafe { std::slice::from_raw_parts(self.ptr(id), self.buffer_size as usize) })
     }
 
     fn check_host(&self, id: u32) -> Result<()> {
@@ -209,6 +282,13 @@ impl BufferPool {
         self.check_host(id)?;
         self.owner[id as usize] = Owner::Operation;
         Ok(())
+    }
+
+    /// An operation that borrowed host buffer `id` (a read) hands it back.
+    pub(crate) fn return_to_host(&mut self, id: u32) {
+        if let Some(owner @ Owner::Operation) = self.owner.get_mut(id as usize) {
+            *owner = Owner::Host;
+        }
     }
 
     /// Host gives `id` back. Returns true when a receive buffer went back to the kernel.

@@ -30,12 +30,29 @@ pub struct iot_completion {
 pub const IOT_COMPLETION_MORE: u32 = 1;
 /// `buffer_id` is valid and now owned by the host.
 pub const IOT_COMPLETION_BUFFER: u32 = 2;
+/// The datagram was longer than the buffer's payload space: `result` bytes were kept,
+/// the rest was discarded by the kernel.
+pub const IOT_COMPLETION_TRUNCATED: u32 = 4;
 
 pub const IOT_KIND_ACCEPT: u16 = 1;
 pub const IOT_KIND_CONNECT: u16 = 2;
 pub const IOT_KIND_RECV: u16 = 3;
 pub const IOT_KIND_SEND: u16 = 4;
 pub const IOT_KIND_SHUTDOWN: u16 = 5;
+/// A datagram received with its sender (`iot_datagram_recv`); `result` is the payload
+/// length (0 is an empty datagram, not end of stream).
+pub const IOT_KIND_RECV_FROM: u16 = 10;
+/// A datagram sent to an address (`iot_udp_send_to`, `iot_unix_send_to`).
+pub const IOT_KIND_SEND_TO: u16 = 11;
+pub const IOT_KIND_FILE_OPEN: u16 = 12;
+/// A file read (`iot_file_read`, `iot_file_readv`, `iot_file_read_stream`).
+pub const IOT_KIND_FILE_READ: u16 = 13;
+/// A file write (`iot_file_write`, `iot_file_writev`).
+pub const IOT_KIND_FILE_WRITE: u16 = 14;
+pub const IOT_KIND_FILE_SYNC: u16 = 15;
+pub const IOT_KIND_FILE_ALLOCATE: u16 = 16;
+pub const IOT_KIND_FILE_TRUNCATE: u16 = 17;
+pub const IOT_KIND_FILE_STAT: u16 = 18;
 
 // Cross-worker messaging (20..=29).
 
@@ -65,6 +82,9 @@ pub const IOT_OP_MULTISHOT: u32 = 1;
 pub const IOT_LISTEN_REUSEPORT: u32 = 1;
 /// Listen flag: an IPv6 socket accepts only IPv6 (`IPV6_V6ONLY`).
 pub const IOT_LISTEN_V6ONLY: u32 = 2;
+/// Bind flag (`iot_udp_bind`): set `SO_REUSEADDR`, e.g. for several multicast receivers
+/// on one port. TCP listeners always set it.
+pub const IOT_BIND_REUSEADDR: u32 = 4;
 
 /// `iot_socket_address` selector: the local address.
 pub const IOT_ADDRESS_LOCAL: u32 = 0;

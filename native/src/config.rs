@@ -16,7 +16,7 @@ pub struct iot_config {
     pub send_buffer_count: u32,
     /// Size of every buffer in bytes, 1..=16 MiB.
     pub buffer_size: u32,
-    /// Reserved, must be 0.
+    /// `IOT_CONFIG_*` bits; others must be 0.
     pub flags: u32,
 }
 
@@ -32,6 +32,12 @@ impl Default for iot_config {
     }
 }
 
+/// Config flag: also register the buffer pool as fixed buffers, so file reads and
+/// writes skip pinning pages on every operation. The pool's memory is then locked and
+/// counts against `RLIMIT_MEMLOCK` (without `CAP_IPC_LOCK`); over the limit,
+/// `iot_worker_new` fails with `IOT_E_MEMLOCK`.
+pub const IOT_CONFIG_REGISTER_BUFFERS: u32 = 1;
+
 const MAX_RING_BUFFERS: u32 = 1 << 15;
 const MAX_BUFFER_SIZE: u32 = 16 << 20;
 
@@ -41,7 +47,7 @@ impl iot_config {
             && (1..=MAX_RING_BUFFERS).contains(&self.recv_buffer_count)
             && self.send_buffer_count <= MAX_RING_BUFFERS
             && (1..=MAX_BUFFER_SIZE).contains(&self.buffer_size)
-            && self.flags == 0;
+            && self.flags & !IOT_CONFIG_REGISTER_BUFFERS == 0;
         if ok {
             Ok(())
         } else {

@@ -19,7 +19,8 @@ pub const IOT_E_NULL_POINTER: i32 = -5004;
 pub const IOT_E_BAD_BUFFER: i32 = -5005;
 /// An internal panic was caught at the ABI boundary; the worker should be freed.
 pub const IOT_E_PANIC: i32 = -5006;
-/// The operation does not apply to this kind of socket (e.g. accept on a stream).
+/// The operation does not apply to this kind of handle (e.g. accept on a stream,
+/// `iot_recv` on a datagram socket, `iot_socket_close` on a file).
 pub const IOT_E_WRONG_SOCKET_KIND: i32 = -5007;
 /// The target worker of a message is unknown, freed, or stopped accepting messages.
 /// (Messaging errors are numbered from -5020.)
@@ -61,7 +62,7 @@ pub(crate) fn message(code: i32) -> String {
              still in use by an operation)"
         }
         IOT_E_PANIC => "internal error (caught panic); free the worker",
-        IOT_E_WRONG_SOCKET_KIND => "operation not valid for this kind of socket",
+        IOT_E_WRONG_SOCKET_KIND => "operation not valid for this kind of socket or file",
         IOT_E_WORKER_GONE => {
             "target worker is gone: never issued, freed, or stopped accepting messages"
         }

@@ -1,5 +1,6 @@
-//! The worker's socket table. A handle is `generation << 32 | slot`; the generation
-//! changes every time a slot is reused, so a stale handle never reaches a new socket.
+//! The worker's handle table: sockets and open files. A handle is
+//! `generation << 32 | slot`; the generation changes every time a slot is reused, so a
+//! stale handle never reaches a new socket or file.
 
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -7,35 +8,33 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use slab::Slab;
 
 use crate::error::{Result, IOT_E_BAD_HANDLE, IOT_E_WRONG_SOCKET_KIND};
+use crate::ops::Op;
+use crate::unix::BoundPath;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum SocketKind {
+    /// A listening TCP or Unix stream socket.
     Listener,
+    /// A connected TCP or Unix stream socket.
     Stream,
-}
-
-/// A send or shutdown waiting for the previous one on the same socket: the kernel does
-/// not order concurrent sends on a stream, so each socket has one in flight at a time.
-pub(crate) enum Outbound {
-    Send {
-        tag: u64,
-        buffer: u32,
-        offset: u32,
-        len: u32,
-        timeout_ms: u32,
-    },
-    Shutdown {
-        tag: u64,
-        how: i32,
-    },
+    /// A UDP or Unix datagram socket.
+    Datagram,
+    /// An open file (or anything else opened by path: FIFOs, devices).
+    File,
 }
 
 pub(crate) struct Socket {
     pub(crate) fd: OwnedFd,
     pub(crate) kind: SocketKind,
     generation: u32,
-    pub(crate) outbound: VecDeque<Outbound>,
+    /// Ops that must run one at a time in call order, not yet started: the kernel does
+    /// not order concurrent sends on a stream, nor writes at a file's position.
+    pub(crate) outbound: VecDeque<Op>,
+    /// An op from `outbound` is in flight.
     pub(crate) sending: bool,
+    /// The Unix socket file this socket created; removed when the socket closes
+    /// (declared after `fd`, so the socket is closed first).
+    pub(crate) bound_path: Option<BoundPath>,
 }
 
 impl Socket {
@@ -65,6 +64,7 @@ impl SocketTable {
             generation,
             outbound: VecDeque::new(),
             sending: false,
+            bound_path: None,
         });
         (u64::from(generation) << 32) | slot as u64
     }
@@ -103,15 +103,11 @@ impl SocketTable {
         self.slots.drain()
     }
 
-    /// Sockets with a queued (not yet started) send or shutdown tagged `tag`.
+    /// Handles with a queued (not yet started) op tagged `tag`.
     pub(crate) fn handles_with_queued(&self, tag: u64) -> Vec<u64> {
         self.slots
             .iter()
-            .filter(|(_, s)| {
-                s.outbound.iter().any(|o| match o {
-                    Outbound::Send { tag: t, .. } | Outbound::Shutdown { tag: t, .. } => *t == tag,
-                })
-            })
+            .filter(|(_, s)| s.outbound.iter().any(|op| op.tag == tag))
             .map(|(slot, s)| (u64::from(s.generation) << 32) | slot as u64)
             .collect()
     }

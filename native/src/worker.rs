@@ -17,13 +17,13 @@ use slab::Slab;
 
 use crate::buffers::{BufferPool, RECV_GROUP};
 use crate::completion::*;
-use crate::config::iot_config;
+use crate::config::{iot_config, IOT_CONFIG_REGISTER_BUFFERS};
 use crate::error::{from_io, Result, IOT_E_MEMLOCK, IOT_E_UNSUPPORTED};
 use crate::messaging::{self, Messaging};
 use crate::notifier::{Notifier, Signal, Wake};
-use crate::ops::{Op, Work, IGNORED, TIMEOUT_BIT};
+use crate::ops::{Op, SendTarget, Work, IGNORED, TIMEOUT_BIT};
 use crate::probe;
-use crate::sockets::{Outbound, SocketTable};
+use crate::sockets::SocketTable;
 
 /// Submits `to_submit` queued SQEs and blocks in the same `io_uring_enter` until the
 /// ring at `ring_fd` has a completion or `timeout_ms` passes (0 = no limit). Runs
@@ -80,6 +80,9 @@ pub(crate) fn submit_and_wait(
     Ok(())
 }
 
+/// Kernel-internal "restart the system call" code, which io-wq lets through.
+const ERESTARTSYS: i32 = 512;
+
 /// How long freeing a worker waits for cancelled operations to be reaped.
 const SHUTDOWN_REAP_LIMIT: Duration = Duration::from_secs(5);
 
@@ -97,6 +100,10 @@ pub(crate) struct Worker {
     /// Receives waiting for buffers to return to the ring.
     starved: Vec<usize>,
     pub(crate) messaging: Messaging,
+    /// Which read stream delivered each buffer the host holds.
+    pub(crate) stream_holders: crate::file_stream::StreamHolders,
+    /// Opcodes this kernel supports, for operations newer than the 6.1 baseline.
+    pub(crate) probe: io_uring::Probe,
 }
 
 fn ring_setup_error(err: std::io::Error) -> i32 {
@@ -119,14 +126,16 @@ impl Worker {
             .setup_submit_all()
             .build(config.ring_entries)
             .map_err(ring_setup_error)?;
-        probe::check(&ring)?;
+        let probe = probe::check(&ring)?;
         let signal = Signal::new()?;
         let buffers = BufferPool::new(
             &ring,
             config.recv_buffer_count,
             config.send_buffer_count,
             config.buffer_size,
+            config.flags & IOT_CONFIG_REGISTER_BUFFERS != 0,
         )?;
+        let stream_holders = crate::file_stream::StreamHolders::new(buffers.count());
         Ok(Worker {
             ring,
             id,
@@ -138,6 +147,8 @@ impl Worker {
             notifier: None,
             ready: VecDeque::new(),
             starved: Vec::new(),
+            stream_holders,
+            probe,
         })
     }
 
@@ -195,13 +206,38 @@ impl Worker {
         Ok(key)
     }
 
+    /// Starts an op that borrowed host buffers (or took pool buffers); when it cannot
+    /// start they go back where they came from, so a rejected call changes nothing.
+    pub(crate) fn start_borrowing(&mut self, op: Op) -> Result<()> {
+        let key = self.ops.insert(op);
+        if let Err(code) = self.submit_attempt(key) {
+            let op = self.ops.remove(key);
+            for &buffer in op.work.borrowed() {
+                self.buffers.return_to_host(buffer);
+            }
+            for &buffer in op.work.taken() {
+                self.release_operation_buffer(buffer);
+            }
+            return Err(code);
+        }
+        Ok(())
+    }
+
     /// Builds and queues one kernel attempt of op `key`, with its linked timeout.
-    fn submit_attempt(&mut self, key: usize) -> Result<()> {
+    pub(crate) fn submit_attempt(&mut self, key: usize) -> Result<()> {
         let entry = self.build_entry(key)?.user_data(key as u64);
         let op = &mut self.ops[key];
         op.timed_out = false;
         op.result = None;
         match op.timeout.as_deref() {
+            Some(timespec) if op.work.blocks_in_io_wq() => {
+                // A separate timer; when it fires, `on_cqe` cancels the op.
+                op.expected = 2;
+                let timer = opcode::Timeout::new(timespec as *const Timespec)
+                    .build()
+                    .user_data(key as u64 | TIMEOUT_BIT);
+                self.push(&[entry, timer])
+            }
             Some(timespec) => {
                 op.expected = 2;
                 let timeout = opcode::LinkTimeout::new(timespec as *const Timespec)
@@ -218,32 +254,57 @@ impl Worker {
 
     fn build_entry(&self, key: usize) -> Result<squeue::Entry> {
         let op = &self.ops[key];
-        let fd = types::Fd(self.sockets.get(op.socket)?.raw());
+        // Looked up lazily: open and path stat work on no handle.
+        let fd = self.sockets.get(op.socket).map(|s| types::Fd(s.raw()));
         Ok(match &op.work {
-            Work::Accept { multishot: true } => opcode::AcceptMulti::new(fd)
+            Work::Accept { multishot: true } => opcode::AcceptMulti::new(fd?)
                 .flags(libc::SOCK_CLOEXEC)
                 .build(),
             Work::Accept { multishot: false } => {
-                opcode::Accept::new(fd, std::ptr::null_mut(), std::ptr::null_mut())
+                opcode::Accept::new(fd?, std::ptr::null_mut(), std::ptr::null_mut())
                     .flags(libc::SOCK_CLOEXEC)
                     .build()
             }
-            Work::Connect { addr } => opcode::Connect::new(fd, addr.as_ptr(), addr.len()).build(),
-            Work::Recv { multishot: true } => opcode::RecvMulti::new(fd, RECV_GROUP).build(),
-            Work::Recv { multishot: false } => {
-                opcode::Recv::new(fd, std::ptr::null_mut(), self.buffers.buffer_size())
-                    .buf_group(RECV_GROUP)
-                    .build()
-                    .flags(squeue::Flags::BUFFER_SELECT)
-            }
+            Work::Connect { addr } => opcode::Connect::new(fd?, addr.as_ptr(), addr.len()).build(),
+            Work::Recv {
+                multishot,
+                from: Some(header),
+            } => header.entry(fd?, *multishot),
+            Work::Recv {
+                multishot: true,
+                from: None,
+            } => opcode::RecvMulti::new(fd?, RECV_GROUP).build(),
+            Work::Recv {
+                multishot: false,
+                from: None,
+            } => opcode::Recv::new(fd?, std::ptr::null_mut(), self.buffers.buffer_size())
+                .buf_group(RECV_GROUP)
+                .build()
+                .flags(squeue::Flags::BUFFER_SELECT),
             Work::Send(p) => {
                 // SAFETY: offset + len was checked against the buffer size at queue time.
                 let ptr = unsafe { self.buffers.ptr(p.buffer).add((p.offset + p.done) as usize) };
-                opcode::Send::new(fd, ptr, p.len - p.done)
-                    .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
-                    .build()
+                let len = p.len - p.done;
+                match &p.to {
+                    SendTarget::Connected => opcode::Send::new(fd?, ptr, len)
+                        .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
+                        .build(),
+                    SendTarget::Address(addr) => opcode::Send::new(fd?, ptr, len)
+                        .flags(libc::MSG_NOSIGNAL)
+                        .dest_addr(addr.as_ptr().cast())
+                        .dest_addr_len(addr.len())
+                        .build(),
+                    SendTarget::File { at } => {
+                        let at = at.map(|offset| offset + u64::from(p.done));
+                        self.write_entry(fd?, p.buffer, ptr, len, at)
+                    }
+                }
             }
-            Work::Shutdown { how } => opcode::Shutdown::new(fd, *how).build(),
+            Work::Shutdown { how } => opcode::Shutdown::new(fd?, *how).build(),
+            Work::Read(read) => self.read_entry(fd?, read),
+            Work::Vectored(io) => io.entry(fd?),
+            Work::ReadStream(stream) => self.stream_entry(fd?, stream),
+            Work::File(file) => file.entry(fd)?,
         })
     }
 
@@ -332,15 +393,27 @@ impl Worker {
         if user_data & TIMEOUT_BIT != 0 {
             let key = (user_data & !TIMEOUT_BIT) as usize;
             let op = self.ops.get_mut(key)?;
-            op.timed_out |= res == -libc::ETIME;
+            // -ECANCELED: the op finished first. Anything else means the timeout fired:
+            // -ETIME, or -ENOENT/-EALREADY when the op was already running in io-wq.
+            op.timed_out |= res != -libc::ECANCELED;
             op.expected = op.expected.saturating_sub(1);
+            if op.timed_out && op.result.is_none() && op.work.blocks_in_io_wq() {
+                let cancel = CancelBuilder::user_data(key as u64);
+                let _ = self.push_ignored(opcode::AsyncCancel2::new(cancel).build());
+            }
             return self.settle(key);
         }
         let key = user_data as usize;
-        let op = self.ops.get_mut(key)?;
+        let op = self.ops.get(key)?;
         if cqueue::more(flags) {
             return self.progress(key, res, flags);
         }
+        if op.expected == 2 && op.work.blocks_in_io_wq() {
+            // Done before its timer: stop the timer (its CQE then says -ECANCELED).
+            let stop = opcode::TimeoutRemove::new(user_data | TIMEOUT_BIT).build();
+            let _ = self.push_ignored(stop);
+        }
+        let op = &mut self.ops[key];
         op.expected = op.expected.saturating_sub(1);
         op.result = Some((res, flags));
         self.settle(key)
@@ -353,8 +426,14 @@ impl Worker {
             return None;
         }
         let (mut res, flags) = op.result.take()?;
-        if op.timed_out && res == -libc::ECANCELED {
+        // An op blocked in an io-wq thread (a Unix datagram send to a full receiver, a
+        // FIFO open) is interrupted rather than cancelled: it ends with -EINTR, or even
+        // the kernel-internal -ERESTARTSYS.
+        let interrupted = matches!(-res, libc::ECANCELED | libc::EINTR | ERESTARTSYS);
+        if op.timed_out && interrupted {
             res = -libc::ETIMEDOUT;
+        } else if op.cancelled && interrupted {
+            res = -libc::ECANCELED;
         }
         self.finish(key, res, flags)
     }
@@ -370,10 +449,11 @@ impl Worker {
                 completion.result = 0;
                 completion.handle = self.adopt_accepted(res, socket_gone)?;
             }
-            IOT_KIND_RECV => {
+            IOT_KIND_RECV | IOT_KIND_RECV_FROM => {
                 let buffer = self.take_buffer(flags, socket_gone)?;
                 completion.flags |= IOT_COMPLETION_BUFFER;
                 completion.buffer_id = buffer;
+                self.describe_datagram(key, &mut completion);
             }
             _ => {}
         }
@@ -387,12 +467,13 @@ impl Worker {
         if listener_gone {
             return None; // dropping closes it
         }
+        // Fails harmlessly on Unix sockets, which have no Nagle delay to turn off.
         let _ = socket2::SockRef::from(&fd).set_nodelay(true);
         Some(self.sockets.insert(fd, crate::sockets::SocketKind::Stream))
     }
 
     /// The buffer a receive CQE names: the host's now, or recycled if nobody can take it.
-    fn take_buffer(&mut self, flags: u32, socket_gone: bool) -> Option<u16> {
+    pub(crate) fn take_buffer(&mut self, flags: u32, socket_gone: bool) -> Option<u16> {
         let id = cqueue::buffer_select(flags)?;
         self.buffers.take_received(u32::from(id));
         if socket_gone {
@@ -400,6 +481,17 @@ impl Worker {
             return None;
         }
         Some(id)
+    }
+
+    /// The receive ring ran dry: op `key` waits out of the kernel until a buffer returns.
+    pub(crate) fn starve(&mut self, key: usize) {
+        // Buffers the host released after the failed attempt started but before its CQE
+        // was seen would never feed it: try again at once while the ring has some.
+        if self.buffers.ring_has_buffers() && self.submit_attempt(key).is_ok() {
+            return;
+        }
+        self.ops[key].starved = true;
+        self.starved.push(key);
     }
 
     /// Final CQE of an attempt: resubmit, or complete the op and free its slot.
@@ -431,55 +523,117 @@ impl Worker {
                     let _ = self.sockets.remove(socket); // never exposed: close it here
                 }
             }
-            Work::Recv { multishot } => {
+            Work::Recv { multishot, .. } => {
                 let multishot = *multishot;
                 if res == -libc::ENOBUFS && retry {
-                    self.ops[key].starved = true;
-                    self.starved.push(key);
+                    self.starve(key);
                     return None;
                 }
                 if let Some(id) = self.take_buffer(flags, socket_gone) {
                     completion.flags = IOT_COMPLETION_BUFFER;
                     completion.buffer_id = id;
+                    self.describe_datagram(key, &mut completion);
                     if multishot && res > 0 && retry && self.submit_attempt(key).is_ok() {
                         completion.flags |= IOT_COMPLETION_MORE;
                         return Some(completion);
                     }
                 } else if socket_gone && res >= 0 {
                     completion.result = -libc::ECANCELED;
+                } else {
+                    // A one-shot datagram landed in the op's own buffer.
+                    self.describe_datagram(key, &mut completion);
                 }
             }
             Work::Send(progress) => {
                 if res > 0 {
                     progress.done += res as u32;
                 }
-                let (buffer, done, len) = (progress.buffer, progress.done, progress.len);
+                let (done, len) = (progress.done, progress.len);
+                let to_file = matches!(progress.to, SendTarget::File { .. });
                 if res > 0 && done < len && retry && self.submit_attempt(key).is_ok() {
                     return None;
                 }
                 completion.result = match res {
                     r if r < 0 => r,
+                    // Nothing moved: the peer is gone, or the file takes no more.
+                    _ if done < len && to_file => -libc::EIO,
                     _ if done < len => -libc::EPIPE,
                     _ => done as i32,
                 };
-                self.ops.remove(key);
-                self.release_operation_buffer(buffer);
-                self.outbound_done(socket);
-                return Some(completion);
             }
-            Work::Shutdown { .. } => {
-                self.ops.remove(key);
-                self.outbound_done(socket);
-                return Some(completion);
+            Work::Shutdown { .. } => {}
+            Work::Read(_) | Work::Vectored(_) | Work::File(_) => {
+                self.finish_file(key, &mut completion, retry)?;
+            }
+            Work::ReadStream(_) => return self.finish_stream(key, flags, completion, retry),
+        }
+        self.end_op(key, completion)
+    }
+
+    /// Ends op `key` and starts the next op queued behind it.
+    pub(crate) fn end_op(
+        &mut self,
+        key: usize,
+        completion: iot_completion,
+    ) -> Option<iot_completion> {
+        let (socket, ordered) = (self.ops[key].socket, self.ops[key].ordered);
+        let completion = self.retire(key, completion);
+        if ordered {
+            self.start_outbound(socket);
+        }
+        Some(completion)
+    }
+
+    /// Frees op `key`'s slot and gives back the buffers it borrowed (noting them in
+    /// `completion`); an ordered op lets its handle's queue move on.
+    fn retire(&mut self, key: usize, completion: iot_completion) -> iot_completion {
+        let op = self.ops.remove(key);
+        self.conclude(op, completion)
+    }
+
+    /// Gives back what `op` borrowed; the slot (if it had one) is already free.
+    fn conclude(&mut self, op: Op, mut completion: iot_completion) -> iot_completion {
+        self.return_borrowed(&op.work, &mut completion);
+        if op.ordered {
+            if let Ok(s) = self.sockets.get_mut(op.socket) {
+                s.sending = false;
             }
         }
-        self.ops.remove(key);
-        Some(completion)
+        completion
+    }
+
+    /// Ends op `key`, which is not in the kernel, as cancelled.
+    fn abandon(&mut self, key: usize) {
+        if let Some(completion) = self.end_op(key, self.ops[key].completion(-libc::ECANCELED)) {
+            self.push_ready(completion);
+        }
+    }
+
+    /// Buffers lent to an op go back: what was read to the host, what was sent (and
+    /// what the op took for itself but did not hand over) to the pool.
+    fn return_borrowed(&mut self, work: &Work, completion: &mut iot_completion) {
+        let to_host = work.fills_host_buffers();
+        for &buffer in work.borrowed() {
+            if to_host {
+                self.buffers.return_to_host(buffer);
+            } else {
+                self.release_operation_buffer(buffer);
+            }
+        }
+        for &buffer in work.taken() {
+            self.release_operation_buffer(buffer);
+        }
+        if let Work::Read(read) = work {
+            completion.flags |= IOT_COMPLETION_BUFFER;
+            completion.buffer_id = read.buffer as u16;
+            completion.offset = read.offset;
+        }
     }
 
     /// Host gives a buffer back.
     pub(crate) fn release_buffer(&mut self, id: u32) -> Result<()> {
         if self.buffers.release(id)? {
+            self.stream_buffer_returned(id);
             self.feed_starved();
         }
         Ok(())
@@ -487,6 +641,8 @@ impl Worker {
 
     fn release_operation_buffer(&mut self, id: u32) {
         if self.buffers.release_from_operation(id) {
+            // A stream's chunk the host sent on (zero copy) counts as given back.
+            self.stream_buffer_returned(id);
             self.feed_starved();
         }
     }
@@ -499,24 +655,19 @@ impl Worker {
             };
             op.starved = false;
             if let Err(code) = self.submit_attempt(key) {
-                let op = self.ops.remove(key);
-                self.push_ready(iot_completion::new(op.tag, op.kind, code));
+                let completion = self.retire(key, self.ops[key].completion(code));
+                self.push_ready(completion);
             }
         }
     }
 
-    /// Queues a send or shutdown behind the socket's previous one.
-    pub(crate) fn queue_outbound(&mut self, socket: u64, outbound: Outbound) -> Result<()> {
-        self.sockets.get_mut(socket)?.outbound.push_back(outbound);
+    /// Queues `op` behind the handle's previous ordered op (sends and shutdowns on a
+    /// socket, writes, reads and syncs at a file's position).
+    pub(crate) fn queue_ordered(&mut self, op: Op) -> Result<()> {
+        let socket = op.socket;
+        self.sockets.get_mut(socket)?.outbound.push_back(op);
         self.start_outbound(socket);
         Ok(())
-    }
-
-    fn outbound_done(&mut self, socket: u64) {
-        if let Ok(s) = self.sockets.get_mut(socket) {
-            s.sending = false;
-        }
-        self.start_outbound(socket);
     }
 
     fn start_outbound(&mut self, socket: u64) {
@@ -527,51 +678,23 @@ impl Worker {
             if s.sending {
                 return;
             }
-            let Some(next) = s.outbound.pop_front() else {
+            let Some(mut op) = s.outbound.pop_front() else {
                 return;
             };
-            let (op, buffer) = match next {
-                Outbound::Send {
-                    tag,
-                    buffer,
-                    offset,
-                    len,
-                    timeout_ms,
-                } => {
-                    let progress = crate::ops::SendProgress {
-                        buffer,
-                        offset,
-                        len,
-                        done: 0,
-                    };
-                    (
-                        Op::new(tag, IOT_KIND_SEND, socket, Work::Send(progress), timeout_ms),
-                        Some(buffer),
-                    )
-                }
-                Outbound::Shutdown { tag, how } => (
-                    Op::new(tag, IOT_KIND_SHUTDOWN, socket, Work::Shutdown { how }, 0),
-                    None,
-                ),
-            };
             s.sending = true;
-            let (tag, kind) = (op.tag, op.kind);
-            match self.start(op) {
-                Ok(_) => return,
+            op.ordered = true;
+            let key = self.ops.insert(op);
+            match self.submit_attempt(key) {
+                Ok(()) => return,
                 Err(code) => {
-                    if let Ok(s) = self.sockets.get_mut(socket) {
-                        s.sending = false;
-                    }
-                    if let Some(buffer) = buffer {
-                        self.release_operation_buffer(buffer);
-                    }
-                    self.push_ready(iot_completion::new(tag, kind, code));
+                    let completion = self.retire(key, self.ops[key].completion(code));
+                    self.push_ready(completion);
                 }
             }
         }
     }
 
-    /// Cancels every op with `tag` (in flight, starved, or queued behind a send).
+    /// Cancels every op with `tag` (in flight, starved, or queued behind another).
     /// Their completions still arrive: in-flight ones from the kernel, the rest here.
     pub(crate) fn cancel(&mut self, tag: u64) -> Result<()> {
         let mut found = false;
@@ -588,7 +711,7 @@ impl Worker {
         let queued: Vec<u64> = self.sockets.handles_with_queued(tag);
         for socket in queued {
             found = true;
-            self.drop_queued(socket, |o| outbound_tag(o) == tag);
+            self.drop_queued(socket, |op| op.tag == tag);
         }
         if found {
             Ok(())
@@ -602,8 +725,7 @@ impl Worker {
         op.cancelled = true;
         if op.starved {
             self.starved.retain(|&k| k != key);
-            let op = self.ops.remove(key);
-            self.push_ready(iot_completion::new(op.tag, op.kind, -libc::ECANCELED));
+            self.abandon(key);
             return Ok(());
         }
         self.push_ignored(
@@ -611,37 +733,32 @@ impl Worker {
         )
     }
 
-    /// Removes queued (not yet started) outbound ops matching `pred`, completing them
-    /// as cancelled and returning their buffers.
-    fn drop_queued(&mut self, socket: u64, pred: impl Fn(&Outbound) -> bool) {
+    /// Removes queued (not yet started) ops matching `pred`, completing them as
+    /// cancelled and returning their buffers.
+    fn drop_queued(&mut self, socket: u64, pred: impl Fn(&Op) -> bool) {
         let Ok(s) = self.sockets.get_mut(socket) else {
             return;
         };
-        let (dropped, kept): (Vec<Outbound>, Vec<Outbound>) =
-            s.outbound.drain(..).partition(|o| pred(o));
+        let (dropped, kept): (Vec<Op>, Vec<Op>) = s.outbound.drain(..).partition(|op| pred(op));
         s.outbound = kept.into();
-        for outbound in dropped {
-            self.complete_dropped(outbound);
+        for op in dropped {
+            self.complete_dropped(op);
         }
     }
 
-    fn complete_dropped(&mut self, outbound: Outbound) {
-        let (tag, kind) = match outbound {
-            Outbound::Send { tag, buffer, .. } => {
-                self.release_operation_buffer(buffer);
-                (tag, IOT_KIND_SEND)
-            }
-            Outbound::Shutdown { tag, .. } => (tag, IOT_KIND_SHUTDOWN),
-        };
-        self.push_ready(iot_completion::new(tag, kind, -libc::ECANCELED));
+    /// A queued op that never started completes as cancelled.
+    fn complete_dropped(&mut self, op: Op) {
+        let completion = op.completion(-libc::ECANCELED);
+        let completion = self.conclude(op, completion);
+        self.push_ready(completion);
     }
 
-    /// Closes a socket now: its handle goes stale, its queued ops complete as cancelled,
-    /// in-flight ones are cancelled in the kernel before the fd is closed.
-    pub(crate) fn close_socket(&mut self, socket: u64) -> Result<()> {
+    /// Closes a socket or file now: its handle goes stale, its queued ops complete as
+    /// cancelled, in-flight ones are cancelled in the kernel before the fd is closed.
+    pub(crate) fn close_handle(&mut self, socket: u64) -> Result<()> {
         let mut removed = self.sockets.remove(socket)?;
-        for outbound in removed.outbound.drain(..) {
-            self.complete_dropped(outbound);
+        for op in removed.outbound.drain(..) {
+            self.complete_dropped(op);
         }
         let keys: Vec<usize> = self
             .ops
@@ -653,8 +770,7 @@ impl Worker {
             self.ops[key].cancelled = true;
             if self.ops[key].starved {
                 self.starved.retain(|&k| k != key);
-                let op = self.ops.remove(key);
-                self.push_ready(iot_completion::new(op.tag, op.kind, -libc::ECANCELED));
+                self.abandon(key);
             }
         }
         // The cancel must reach the kernel while the fd number still names this socket.
@@ -671,19 +787,17 @@ impl Worker {
     pub(crate) fn shutdown(&mut self) -> usize {
         self.notifier = None;
         self.begin_final_messaging();
-        for key in std::mem::take(&mut self.starved) {
-            self.ops.remove(key);
-        }
+        self.starved.clear();
+        // Ops waiting out of the kernel (starved, paused) have no CQE to wait for.
+        self.ops.retain(|_, op| !op.starved);
         for (_, op) in self.ops.iter_mut() {
             op.cancelled = true;
         }
         let _ = self.push_ignored(opcode::AsyncCancel2::new(CancelBuilder::any()).build());
         let _ = self.flush();
         for mut socket in self.sockets.drain().collect::<Vec<_>>() {
-            for outbound in socket.outbound.drain(..) {
-                if let Outbound::Send { buffer, .. } = outbound {
-                    self.buffers.release_from_operation(buffer);
-                }
+            for op in socket.outbound.drain(..) {
+                self.conclude(op, iot_completion::default());
             }
         }
         let deadline = Instant::now() + SHUTDOWN_REAP_LIMIT;
@@ -704,12 +818,6 @@ impl Worker {
     /// Operations the kernel still owns, messages sent included.
     fn in_flight(&self) -> usize {
         self.ops.len() + self.messaging.in_flight()
-    }
-}
-
-fn outbound_tag(outbound: &Outbound) -> u64 {
-    match outbound {
-        Outbound::Send { tag, .. } | Outbound::Shutdown { tag, .. } => *tag,
     }
 }
 

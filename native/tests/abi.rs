@@ -65,7 +65,7 @@ fn invalid_configs_are_rejected() {
         assert_eq!(iot_worker_new(&broken, &mut worker), -libc::EINVAL);
     }
     let mut flags = config(4, 4, 4096);
-    flags.flags = 1;
+    flags.flags = 1 << 31;
     assert_eq!(iot_worker_new(&flags, &mut worker), -libc::EINVAL);
     assert_eq!(worker, 0);
 }

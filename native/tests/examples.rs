@@ -1,5 +1,6 @@
-//! The echo example, run as a user would: prints one `listening on` line, echoes over
-//! TCP (one and several workers), and exits 0 on SIGTERM and SIGINT.
+//! The echo examples, run as a user would: each prints one `listening on` line, echoes
+//! (TCP with one and several workers, UDP, Unix stream), and exits 0 on SIGTERM and
+//! SIGINT.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -7,20 +8,34 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-fn start(workers: &str) -> (Child, u16, BufReader<std::process::ChildStdout>) {
-    let exe = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/examples/echo_server");
-    let mut child = Command::new(exe)
-        .args(["--port", "0", "--workers", workers])
+/// Starts `example` with `args` and returns it with what its one line says it
+/// listens on.
+fn start(example: &str, args: &[&str]) -> (Child, String, BufReader<std::process::ChildStdout>) {
+    let exe = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/debug/examples")
+        .join(example);
+    let mut child = Command::new(&exe)
+        .args(args)
         .stdout(Stdio::piped())
         .spawn()
-        .expect("start echo_server (built by cargo test)");
+        .unwrap_or_else(|e| panic!("start {} (built by cargo test): {e}", exe.display()));
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
-    let port = line
+    let address = line
         .trim()
-        .strip_prefix("listening on 127.0.0.1:")
+        .strip_prefix("listening on ")
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    (child, address, stdout)
+}
+
+/// Starts the TCP echo server on a free port.
+fn start_tcp(workers: &str) -> (Child, u16, BufReader<std::process::ChildStdout>) {
+    let (child, address, stdout) = start("echo_server", &["--port", "0", "--workers", workers]);
+    let port = address
+        .strip_prefix("127.0.0.1:")
+        .unwrap_or_else(|| panic!("unexpected address {address:?}"))
         .parse()
         .unwrap();
     (child, port, stdout)
@@ -41,7 +56,7 @@ fn stop(mut child: Child, signal: i32, mut stdout: BufReader<std::process::Child
     // SAFETY: sending a signal to our own child process.
     assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
     let status = child.wait().unwrap();
-    assert!(status.success(), "echo_server exited with {status}");
+    assert!(status.success(), "the example exited with {status}");
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).unwrap();
     assert_eq!(rest, "", "exactly one line of output");
@@ -49,14 +64,14 @@ fn stop(mut child: Child, signal: i32, mut stdout: BufReader<std::process::Child
 
 #[test]
 fn one_worker_echoes_and_stops_on_sigterm() {
-    let (child, port, stdout) = start("1");
+    let (child, port, stdout) = start_tcp("1");
     echo(port, b"ping");
     stop(child, libc::SIGTERM, stdout);
 }
 
 #[test]
 fn several_workers_share_the_port_and_stop_on_sigint() {
-    let (child, port, stdout) = start("3");
+    let (child, port, stdout) = start_tcp("3");
     let clients: Vec<_> = (0..30u8)
         .map(|i| std::thread::spawn(move || echo(port, &[i; 100])))
         .collect();
@@ -64,4 +79,54 @@ fn several_workers_share_the_port_and_stop_on_sigint() {
         c.join().unwrap();
     }
     stop(child, libc::SIGINT, stdout);
+}
+
+#[test]
+fn udp_echo_answers_every_sender_and_stops_on_sigterm() {
+    let (child, address, stdout) = start("udp_echo", &["--port", "0"]);
+    let server: std::net::SocketAddr = address.parse().unwrap();
+    assert!(server.ip().is_loopback(), "{address}");
+    let clients: Vec<_> = (0..3u8)
+        .map(|i| {
+            let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            socket
+                .set_read_timeout(Some(Duration::from_secs(20)))
+                .unwrap();
+            (i, socket)
+        })
+        .collect();
+    for round in 0..10u8 {
+        for (i, socket) in &clients {
+            socket.send_to(&[*i, round, 42], server).unwrap();
+        }
+        for (i, socket) in &clients {
+            let mut back = [0u8; 8];
+            let (n, from) = socket.recv_from(&mut back).unwrap();
+            assert_eq!((&back[..n], from), (&[*i, round, 42][..], server));
+        }
+    }
+    stop(child, libc::SIGTERM, stdout);
+}
+
+#[test]
+fn unix_echo_serves_a_path_removes_it_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("echo.sock");
+    let path_text = path.to_str().unwrap();
+    // A stale file from a crashed run is replaced.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    let (child, address, stdout) = start("unix_echo", &["--path", path_text]);
+    assert_eq!(address, path_text);
+    for i in 0..5u8 {
+        let mut stream = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        stream.write_all(&[i; 300]).unwrap();
+        let mut back = [0u8; 300];
+        stream.read_exact(&mut back).unwrap();
+        assert_eq!(back, [i; 300]);
+    }
+    stop(child, libc::SIGTERM, stdout);
+    assert!(!path.exists(), "the server removes its socket file");
 }

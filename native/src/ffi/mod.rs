@@ -10,25 +10,36 @@
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 mod buffer;
+mod datagram;
 mod error;
+mod file;
 mod messaging;
 mod payload;
+mod socket;
 mod tcp;
 mod transport;
+mod udp;
+mod unix;
 mod worker;
 
 pub use buffer::*;
+pub use datagram::*;
 pub use error::*;
+pub use file::*;
 pub use messaging::*;
 pub use payload::*;
+pub use socket::*;
 pub use tcp::*;
 pub use transport::*;
+pub use udp::*;
+pub use unix::*;
 pub use worker::*;
 
 use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::error::{Result, IOT_E_NULL_POINTER, IOT_E_PANIC};
+use crate::worker::Worker;
 
 /// Runs an export body: `Ok(n)` → `n`, `Err(code)` → `code`, a panic → `IOT_E_PANIC`.
 pub(crate) fn boundary(body: impl FnOnce() -> Result<i32>) -> i32 {
@@ -37,6 +48,11 @@ pub(crate) fn boundary(body: impl FnOnce() -> Result<i32>) -> i32 {
         Ok(Err(code)) => code,
         Err(_) => IOT_E_PANIC,
     }
+}
+
+/// Runs `op` on worker `worker` inside the boundary: `Ok(())` → 0.
+pub(crate) fn on_worker(worker: u64, op: impl FnOnce(&mut Worker) -> Result<()>) -> i32 {
+    boundary(|| crate::registry::with(worker, op).map(|()| 0))
 }
 
 /// Checks an output pointer before any work is done.
@@ -57,24 +73,32 @@ pub(crate) fn in_slice<'a, T>(ptr: *const T, len: u32) -> Result<&'a [T]> {
 
 /// A NUL-terminated UTF-8 argument.
 pub(crate) fn c_str<'a>(ptr: *const c_char) -> Result<&'a str> {
+    std::str::from_utf8(c_bytes(ptr)?).map_err(|_| -libc::EINVAL)
+}
+
+/// A NUL-terminated argument as bytes (paths need not be UTF-8).
+pub(crate) fn c_bytes<'a>(ptr: *const c_char) -> Result<&'a [u8]> {
     if ptr.is_null() {
         return Err(IOT_E_NULL_POINTER);
     }
     // SAFETY: non-null and, per the ABI contract, NUL-terminated.
-    unsafe { CStr::from_ptr(ptr) }
-        .to_str()
-        .map_err(|_| -libc::EINVAL)
+    Ok(unsafe { CStr::from_ptr(ptr) }.to_bytes())
 }
 
 /// Copies `text` into `buf` (NUL-terminated, truncated to fit); returns its full length.
 pub(crate) fn copy_text(text: &str, buf: *mut c_char, len: usize) -> usize {
+    copy_bytes(text.as_bytes(), buf, len)
+}
+
+/// Copies `bytes` into `buf` (NUL-terminated, truncated to fit); returns their length.
+pub(crate) fn copy_bytes(bytes: &[u8], buf: *mut c_char, len: usize) -> usize {
     if !buf.is_null() && len > 0 {
-        let n = text.len().min(len - 1);
+        let n = bytes.len().min(len - 1);
         // SAFETY: buf has room for len bytes and n + 1 <= len.
         unsafe {
-            std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), n);
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf.cast::<u8>(), n);
             *buf.add(n) = 0;
         }
     }
-    text.len()
+    bytes.len()
 }

@@ -14,7 +14,7 @@ use super::{boundary, out_ptr};
 pub struct iot_stats {
     /// Operations the kernel still owns (including receives waiting for buffers).
     pub ops_in_flight: u32,
-    /// Open sockets (listeners and streams).
+    /// Open sockets (listeners, streams, datagram sockets) and files.
     pub sockets_open: u32,
     /// Buffers held by the host or by in-flight sends.
     pub buffers_outstanding: u32,

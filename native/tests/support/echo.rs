@@ -1,8 +1,8 @@
-//! Echo serving for tests that use std::net clients as peers: `EchoSessions` echoes on
-//! the connections it is given (accepted here or handed over by another worker), and
-//! `EchoServer` runs a listener plus sessions on its own thread. Dropping the server
-//! closes the listener; the serving loop ends on the accept's final completion, and
-//! the worker is freed and checked for leaks.
+//! Echo serving for tests that use std::net and std::os::unix::net clients as peers:
+//! `EchoSessions` echoes on the connections it is given (accepted here or handed over
+//! by another worker), and `EchoServer` runs a TCP or Unix listener plus sessions on
+//! its own thread. Dropping the server closes the listener; the serving loop ends on
+//! the accept's final completion, and the worker is freed and checked for leaks.
 
 use std::collections::HashSet;
 use std::thread::JoinHandle;
@@ -26,9 +26,25 @@ impl EchoServer {
     pub fn start_with(ip: &str, config: &iot_config) -> EchoServer {
         let host = Host::with_config(config);
         let (listener, port) = host.listen(ip, 0);
+        EchoServer::serve_on(host, listener, port)
+    }
+
+    /// An echo server on the Unix stream socket at `path` (`@name`: abstract).
+    pub fn unix(path: &str) -> EchoServer {
+        let host = Host::new();
+        let mut listener = 0;
+        let path = cstr(path);
+        ok(
+            "unix listen",
+            iot_unix_listen(host.worker, path.as_ptr(), 0, 0, &mut listener),
+        );
+        EchoServer::serve_on(host, listener, 0)
+    }
+
+    fn serve_on(host: Host, listener: u64, port: u16) -> EchoServer {
         ok(
             "accept",
-            iot_tcp_accept(host.worker, listener, ACCEPT, IOT_OP_MULTISHOT, 0),
+            iot_accept(host.worker, listener, ACCEPT, IOT_OP_MULTISHOT, 0),
         );
         host.flush();
         let worker = host.worker;

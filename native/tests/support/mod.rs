@@ -6,7 +6,8 @@ pub mod echo;
 pub mod messaging;
 
 use std::collections::VecDeque;
-use std::ffi::CString;
+use std::ffi::{c_char, CStr, CString};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 pub use iouring_transport::ffi::*;
@@ -77,9 +78,29 @@ impl Host {
 
     /// Bytes `[0, len)` of buffer `id`.
     pub fn buffer(&self, id: u32, len: usize) -> &[u8] {
-        assert!(len <= self.size as usize);
-        // SAFETY: id came from the worker and len fits one buffer.
-        unsafe { std::slice::from_raw_parts(self.base.add(id as usize * self.size as usize), len) }
+        self.buffer_range(id, 0, len)
+    }
+
+    /// Bytes `[offset, offset + len)` of buffer `id`.
+    pub fn buffer_range(&self, id: u32, offset: usize, len: usize) -> &[u8] {
+        assert!(offset + len <= self.size as usize);
+        let start = id as usize * self.size as usize + offset;
+        // SAFETY: id came from the worker and the range fits one buffer.
+        unsafe { std::slice::from_raw_parts(self.base.add(start), len) }
+    }
+
+    /// The bytes a completion delivered: `result` bytes from its `offset`.
+    pub fn payload(&self, c: &iot_completion) -> &[u8] {
+        assert_ne!(c.flags & IOT_COMPLETION_BUFFER, 0, "no buffer in {c:?}");
+        self.buffer_range(
+            u32::from(c.buffer_id),
+            c.offset as usize,
+            c.result.max(0) as usize,
+        )
+    }
+
+    pub fn release(&self, id: u16) {
+        ok("release", iot_buffer_release(self.worker, u32::from(id)));
     }
 
     /// Acquires a send buffer and copies `data` into it.
@@ -109,19 +130,29 @@ impl Host {
     }
 
     pub fn port(&self, socket: u64) -> u16 {
+        self.address(socket, IOT_ADDRESS_LOCAL).1
+    }
+
+    /// A socket's local or peer address as (text, port).
+    pub fn address(&self, socket: u64, which: u32) -> (String, u16) {
+        address_of(self.worker, socket, which)
+    }
+
+    /// Who sent the datagram in host buffer `id`, as (text, port).
+    pub fn sender(&self, id: u16) -> (String, u16) {
         let mut port = 0;
+        let mut text = [0 as c_char; 128];
         ok(
-            "address",
-            iot_socket_address(
+            "sender",
+            iot_datagram_sender(
                 self.worker,
-                socket,
-                IOT_ADDRESS_LOCAL,
-                std::ptr::null_mut(),
-                0,
+                u32::from(id),
+                text.as_mut_ptr(),
+                text.len(),
                 &mut port,
             ),
         );
-        port
+        (text_of(&text), port)
     }
 
     pub fn connect(&self, ip: &str, port: u16, tag: u64, timeout_ms: u32) -> i32 {
@@ -167,6 +198,34 @@ impl Host {
 
     pub fn next_tagged(&mut self, tag: u64) -> iot_completion {
         self.next_where(|c| c.tag == tag)
+    }
+
+    /// Receives one datagram with a one-shot receive (tag `tag`) and releases its buffer.
+    pub fn recv_datagram(&mut self, socket: u64, tag: u64) -> Datagram {
+        ok(
+            "recv",
+            iot_datagram_recv(self.worker, socket, tag, 0, 10_000),
+        );
+        let c = self.next_tagged(tag);
+        assert_eq!(c.kind, IOT_KIND_RECV_FROM);
+        assert!(c.result >= 0, "recv failed: {}", message(c.result));
+        let (sender, port) = self.sender(c.buffer_id);
+        let datagram = Datagram {
+            payload: self.payload(&c).to_vec(),
+            sender,
+            port,
+            flags: c.flags,
+            offset: c.offset,
+        };
+        self.release(c.buffer_id);
+        datagram
+    }
+
+    /// Cancels the ops tagged `tag` and checks that the last completion says so.
+    pub fn cancel_to_end(&mut self, tag: u64) {
+        ok("cancel", iot_cancel(self.worker, tag));
+        let c = self.next_where(|c| c.tag == tag && c.flags & IOT_COMPLETION_MORE == 0);
+        assert_eq!(c.result, -libc::ECANCELED, "{}", message(c.result));
     }
 
     pub fn stats(&self) -> iot_stats {
@@ -219,6 +278,97 @@ impl Drop for Host {
             assert_eq!(code, 0, "worker_free: {}", message(code));
         }
     }
+}
+
+/// A socket's local or peer address as (text, port), on any worker.
+pub fn address_of(worker: u64, socket: u64, which: u32) -> (String, u16) {
+    let mut port = 0;
+    let mut text = [0 as c_char; 128];
+    ok(
+        "address",
+        iot_socket_address(
+            worker,
+            socket,
+            which,
+            text.as_mut_ptr(),
+            text.len(),
+            &mut port,
+        ),
+    );
+    (text_of(&text), port)
+}
+
+/// A received datagram: its bytes, who sent it, and how it was delivered.
+pub struct Datagram {
+    pub payload: Vec<u8>,
+    pub sender: String,
+    pub port: u16,
+    pub flags: u32,
+    pub offset: u32,
+}
+
+fn text_of(text: &[c_char]) -> String {
+    // SAFETY: the library NUL-terminates what it writes within the buffer.
+    unsafe { CStr::from_ptr(text.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+pub fn cstr(text: &str) -> CString {
+    CString::new(text).expect("no NUL inside")
+}
+
+/// Held for a whole test that checks it leaks no fd: tests in one binary run on
+/// parallel threads, and counting /proc/self/fd needs no other test opening or closing
+/// fds meanwhile. Declare it first, so it is dropped (and checks) last.
+pub struct FdCheck {
+    before: Vec<(String, String)>,
+    _serial: MutexGuard<'static, ()>,
+}
+
+pub fn fd_check() -> FdCheck {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    // A test that failed while holding the lock poisons it; the others still run.
+    let serial = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    FdCheck {
+        before: fd_table(),
+        _serial: serial,
+    }
+}
+
+impl Drop for FdCheck {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let after = fd_table();
+            assert_eq!(
+                after.len(),
+                self.before.len(),
+                "the test leaked (or closed foreign) file descriptors: {:?} before, {:?} after",
+                self.before,
+                after
+            );
+        }
+    }
+}
+
+/// This process's fds and what they name (the listing's own directory fd included).
+fn fd_table() -> Vec<(String, String)> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return Vec::new();
+    };
+    let mut table: Vec<(String, String)> = dir
+        .flatten()
+        .map(|entry| {
+            let target = std::fs::read_link(entry.path())
+                .map(|t| t.display().to_string())
+                .unwrap_or_default();
+            (entry.file_name().to_string_lossy().into_owned(), target)
+        })
+        .collect();
+    table.sort();
+    table
 }
 
 /// Open file descriptors of this process.

@@ -82,7 +82,7 @@ const int IOT_E_BAD_BUFFER = -5005;
 /// An internal panic was caught at the ABI boundary; the worker should be freed.
 const int IOT_E_PANIC = -5006;
 
-/// The operation does not apply to this kind of socket.
+/// The operation does not apply to this kind of handle (socket kind or file).
 const int IOT_E_WRONG_SOCKET_KIND = -5007;
 
 /// The target worker of a message is unknown, freed, or stopped.
@@ -96,6 +96,61 @@ const int IOT_SHUTDOWN_WRITE = 1;
 
 /// Shut down both sides.
 const int IOT_SHUTDOWN_BOTH = 2;
+
+// Datagrams, files, Unix sockets and socket options (issue #3).
+
+/// The datagram was longer than the buffer's payload space: `result` bytes
+/// were kept, the rest was discarded.
+const int IOT_COMPLETION_TRUNCATED = 4;
+
+/// A datagram received with its sender; `result` is the payload length (0 is an
+/// empty datagram, not end of stream).
+const int IOT_KIND_RECV_FROM = 10;
+
+/// A datagram sent to an address.
+const int IOT_KIND_SEND_TO = 11;
+const int IOT_KIND_FILE_OPEN = 12;
+
+/// A file read (single, vectored or streamed).
+const int IOT_KIND_FILE_READ = 13;
+
+/// A file write (single or vectored).
+const int IOT_KIND_FILE_WRITE = 14;
+const int IOT_KIND_FILE_SYNC = 15;
+const int IOT_KIND_FILE_ALLOCATE = 16;
+const int IOT_KIND_FILE_TRUNCATE = 17;
+const int IOT_KIND_FILE_STAT = 18;
+
+/// Bind flag (`iot_udp_bind`): set `SO_REUSEADDR`.
+const int IOT_BIND_REUSEADDR = 4;
+
+/// Config flag: register the buffer pool as fixed buffers (pinned memory).
+const int IOT_CONFIG_REGISTER_BUFFERS = 1;
+
+/// File offset meaning "at the file position" (-1 as a 64-bit value).
+const int IOT_OFFSET_CURRENT = 0xFFFFFFFFFFFFFFFF;
+
+/// Open flags (`iot_file_open`); READ and WRITE together open for both.
+const int IOT_OPEN_READ = 1;
+const int IOT_OPEN_WRITE = 2;
+const int IOT_OPEN_CREATE = 4;
+const int IOT_OPEN_EXCLUSIVE = 8;
+const int IOT_OPEN_TRUNCATE = 16;
+const int IOT_OPEN_APPEND = 32;
+
+/// Sync flag: fdatasync rather than fsync.
+const int IOT_SYNC_DATA_ONLY = 1;
+
+/// Socket options (`iot_socket_set_option`, `iot_socket_get_option`).
+const int IOT_OPTION_RECV_BUFFER = 1;
+const int IOT_OPTION_SEND_BUFFER = 2;
+const int IOT_OPTION_BROADCAST = 3;
+const int IOT_OPTION_MULTICAST_LOOP = 4;
+const int IOT_OPTION_MULTICAST_HOPS = 5;
+const int IOT_OPTION_MULTICAST_INTERFACE = 6;
+
+/// Unix bind flag: replace a stale socket file nobody is bound to any more.
+const int IOT_UNIX_REPLACE_STALE = 8;
 
 // ---------------------------------------------------------------- structs
 
@@ -117,7 +172,7 @@ final class iot_config extends Struct {
   @Uint32()
   external int buffer_size;
 
-  /// Reserved, must be 0.
+  /// `IOT_CONFIG_*` bits; others must be 0.
   @Uint32()
   external int flags;
 }
@@ -164,7 +219,7 @@ final class iot_stats extends Struct {
   @Uint32()
   external int ops_in_flight;
 
-  /// Open sockets (listeners and streams).
+  /// Open sockets (listeners, streams, datagram sockets) and files.
   @Uint32()
   external int sockets_open;
 
@@ -175,6 +230,56 @@ final class iot_stats extends Struct {
   /// Completions ready to drain without entering the kernel.
   @Uint32()
   external int completions_ready;
+}
+
+/// Part of one pool buffer, for `iot_file_readv`/`iot_file_writev`.
+final class iot_buffer_slice extends Struct {
+  /// A buffer the host owns.
+  @Uint32()
+  external int buffer_id;
+
+  /// Where the slice starts in the buffer.
+  @Uint32()
+  external int offset;
+
+  /// Its length; `offset + len` must fit the buffer.
+  @Uint32()
+  external int len;
+}
+
+/// What `iot_file_stat`/`iot_path_stat` report. Times are since the Unix
+/// epoch.
+final class iot_file_info extends Struct {
+  /// Length in bytes.
+  @Uint64()
+  external int size;
+
+  /// Bytes of storage allocated (`st_blocks * 512`).
+  @Uint64()
+  external int allocated;
+
+  @Int64()
+  external int accessed_sec;
+
+  @Int64()
+  external int modified_sec;
+
+  /// Last status change (metadata or data).
+  @Int64()
+  external int changed_sec;
+
+  @Uint32()
+  external int accessed_nsec;
+
+  @Uint32()
+  external int modified_nsec;
+
+  @Uint32()
+  external int changed_nsec;
+
+  /// File type and permission bits, as `st_mode`.
+  @Uint32()
+  external int mode;
 }
 
 // ---------------------------------------------------------------- functions
@@ -301,6 +406,165 @@ final class Bindings {
             Int32 Function(Pointer<Uint64>, Uint32, Pointer<Uint64>),
             int Function(Pointer<Uint64>, int,
                 Pointer<Uint64>)>('iot_worker_least_loaded', isLeaf: true),
+        iot_accept = lib.lookupFunction<
+            Int32 Function(Uint64, Uint64, Uint64, Uint32, Uint32),
+            int Function(int, int, int, int, int)>('iot_accept',
+            isLeaf: true),
+        iot_socket_set_option = lib.lookupFunction<
+            Int32 Function(Uint64, Uint64, Uint32, Uint32),
+            int Function(int, int, int, int)>('iot_socket_set_option',
+            isLeaf: true),
+        iot_socket_get_option = lib.lookupFunction<
+            Int32 Function(Uint64, Uint64, Uint32, Pointer<Uint32>),
+            int Function(
+                int, int, int, Pointer<Uint32>)>(
+            'iot_socket_get_option',
+            isLeaf: true),
+        iot_socket_dropped = lib.lookupFunction<
+            Int32 Function(Uint64, Uint64, Pointer<Uint32>),
+            int Function(int, int, Pointer<Uint32>)>('iot_socket_dropped',
+            isLeaf: true),
+        iot_udp_bind = lib.lookupFunction<
+            Int32 Function(
+                Uint64, Pointer<Utf8>, Uint16, Uint32, Pointer<Uint64>),
+            int Function(
+                int, Pointer<Utf8>, int, int, Pointer<Uint64>)>(
+            'iot_udp_bind',
+            isLeaf: true),
+        iot_udp_connect = lib.lookupFunction<
+            Int32 Function(Uint64, Uint64, Pointer<Utf8>, Uint16),
+            int Function(int, int, Pointer<Utf8>, int)>('iot_udp_connect',
+            isLeaf: true),
+        iot_udp_send_to = lib.lookupFunction<
+            Int32 Function(
+                Uint64, Uint64, Uint32, Uint32, Uint32, Pointer<Utf8>, Uint16,
+                Uint64, Uint32),
+            int Function(
+                int, int, int, int, int, Pointer<Utf8>, int, int, int)>(
+            'iot_udp_send_to',
+            isLeaf: true),
+        iot_udp_join_multicast = lib.lookupFunction<
+            Int32 Function(Uint64, Uint64, Pointer<Utf8>, Uint32),
+            int Function(
+                int, int, Pointer<Utf8>, int)>(
+            'iot_udp_join_multicast',
+            isLeaf: true),
+        iot_udp_leave_multicast = lib.lookupFunction<
+            Int32 Function(Uint64, Uint64, Pointer<Utf8>, Uint32),
+            int Function(
+                int, int, Pointer<Utf8>, int)>(
+            'iot_udp_leave_multicast',
+            isLeaf: true),
+        iot_unix_listen = lib.lookupFunction<
+            Int32 Function(
+                Uint64, Pointer<Utf8>, Uint32, Uint32, Pointer<Uint64>),
+            int Function(
+                int, Pointer<Utf8>, int, int, Pointer<Uint64>)>(
+            'iot_unix_listen',
+            isLeaf: true),
+        iot_unix_connect = lib.lookupFunction<
+            Int32 Function(Uint64, Pointer<Utf8>, Uint64, Uint32),
+            int Function(int, Pointer<Utf8>, int, int)>('iot_unix_connect',
+            isLeaf: true),
+        iot_unix_datagram_bind = lib.lookupFunction<
+            Int32 Function(Uint64, Pointer<Utf8>, Uint32, Pointer<Uint64>),
+            int Function(
+                int, Pointer<Utf8>, int, Pointer<Uint64>)>(
+            'iot_unix_datagram_bind',
+            isLeaf: true),
+        iot_unix_send_to = lib.lookupFunction<
+            Int32 Function(
+                Uint64, Uint64, Uint32, Uint32, Uint32, Pointer<Utf8>, Uint64,
+                Uint32),
+            int Function(
+                int, int, int, int, int, Pointer<Utf8>, int, int)>(
+            'iot_unix_send_to',
+            isLeaf: true),
+        iot_datagram_recv = lib.lookupFunction<
+            Int32 Function(Uint64, Uint64, Uint64, Uint32, Uint32),
+            int Function(int, int, int, int, int)>('iot_datagram_recv',
+            isLeaf: true),
+        iot_datagram_sender = lib.lookupFunction<
+            Int32 Function(
+                Uint64, Uint32, Pointer<Utf8>, Size, Pointer<Uint16>),
+            int Function(
+                int, int, Pointer<Utf8>, int, Pointer<Uint16>)>(
+            'iot_datagram_sender',
+            isLeaf: true),
+        iot_file_open = lib.lookupFunction<
+            Int32 Function(
+                Uint64, Pointer<Utf8>, Uint32, Uint32, Uint64, Uint32),
+            int Function(
+                int, Pointer<Utf8>, int, int, int, int)>(
+            'iot_file_open',
+            isLeaf: true),
+        iot_file_read = lib.lookupFunction<
+            Int32 Function(
+                Uint64, Uint64, Uint32, Uint32, Uint32, Uint64, Uint64, Uint32),
+            int Function(
+                int, int, int, int, int, int, int, int)>(
+            'iot_file_read',
+            isLeaf: true),
+        iot_file_write = lib.lookupFunction<
+            Int32 Function(
+                Uint64, Uint64, Uint32, Uint32, Uint32, Uint64, Uint64, Uint32),
+            int Function(
+                int, int, int, int, int, int, int, int)>(
+            'iot_file_write',
+            isLeaf: true),
+        iot_file_readv = lib.lookupFunction<
+            Int32 Function(
+                Uint64, Uint64, Pointer<iot_buffer_slice>, Uint32, Uint64,
+                Uint64, Uint32),
+            int Function(
+                int, int, Pointer<iot_buffer_slice>, int, int, int, int)>(
+            'iot_file_readv',
+            isLeaf: true),
+        iot_file_writev = lib.lookupFunction<
+            Int32 Function(
+                Uint64, Uint64, Pointer<iot_buffer_slice>, Uint32, Uint64,
+                Uint64, Uint32),
+            int Function(
+                int, int, Pointer<iot_buffer_slice>, int, int, int, int)>(
+            'iot_file_writev',
+            isLeaf: true),
+        iot_file_read_stream = lib.lookupFunction<
+            Int32 Function(Uint64, Uint64, Uint64, Uint32, Uint64, Uint32),
+            int Function(int, int, int, int, int, int)>('iot_file_read_stream',
+            isLeaf: true),
+        iot_file_sync = lib.lookupFunction<
+            Int32 Function(Uint64, Uint64, Uint32, Uint64, Uint32),
+            int Function(int, int, int, int, int)>('iot_file_sync',
+            isLeaf: true),
+        iot_file_allocate = lib.lookupFunction<
+            Int32 Function(
+                Uint64, Uint64, Uint32, Uint64, Uint64, Uint64, Uint32),
+            int Function(
+                int, int, int, int, int, int, int)>(
+            'iot_file_allocate',
+            isLeaf: true),
+        iot_file_truncate = lib.lookupFunction<
+            Int32 Function(Uint64, Uint64, Uint64, Uint64, Uint32),
+            int Function(int, int, int, int, int)>('iot_file_truncate',
+            isLeaf: true),
+        iot_file_stat = lib.lookupFunction<
+            Int32 Function(
+                Uint64, Uint64, Pointer<iot_file_info>, Uint64, Uint32),
+            int Function(
+                int, int, Pointer<iot_file_info>, int, int)>(
+            'iot_file_stat',
+            isLeaf: true),
+        iot_path_stat = lib.lookupFunction<
+            Int32 Function(
+                Uint64, Pointer<Utf8>, Pointer<iot_file_info>, Uint64, Uint32),
+            int Function(
+                int, Pointer<Utf8>, Pointer<iot_file_info>, int, int)>(
+            'iot_path_stat',
+            isLeaf: true),
+        iot_file_close = lib.lookupFunction<
+            Int32 Function(Uint64, Uint64),
+            int Function(int, int)>('iot_file_close',
+            isLeaf: true),
         workerFreeFinalizer = lib
             .lookup<NativeFunction<Int32 Function(Uint64)>>('iot_worker_free')
             .cast<NativeFinalizerFunction>();
@@ -370,6 +634,92 @@ final class Bindings {
   final int Function(
           Pointer<Uint64> candidates, int count, Pointer<Uint64> outWorker)
       iot_worker_least_loaded;
+
+  // Datagrams, files, Unix sockets and socket options (issue #3).
+  final int Function(
+      int worker, int listener, int tag, int flags, int timeoutMs)
+      iot_accept;
+  final int Function(int worker, int socket, int option, int value)
+      iot_socket_set_option;
+  final int Function(
+      int worker, int socket, int option, Pointer<Uint32> outValue)
+      iot_socket_get_option;
+  final int Function(int worker, int socket, Pointer<Uint32> outCount)
+      iot_socket_dropped;
+  final int Function(
+      int worker, Pointer<Utf8> ip, int port, int flags,
+      Pointer<Uint64> outSocket)
+      iot_udp_bind;
+  final int Function(int worker, int socket, Pointer<Utf8> ip, int port)
+      iot_udp_connect;
+  final int Function(
+      int worker, int socket, int bufferId, int offset, int len,
+      Pointer<Utf8> ip, int port, int tag, int timeoutMs)
+      iot_udp_send_to;
+  final int Function(
+      int worker, int socket, Pointer<Utf8> group, int interfaceIndex)
+      iot_udp_join_multicast;
+  final int Function(
+      int worker, int socket, Pointer<Utf8> group, int interfaceIndex)
+      iot_udp_leave_multicast;
+  final int Function(
+      int worker, Pointer<Utf8> path, int backlog, int flags,
+      Pointer<Uint64> outSocket)
+      iot_unix_listen;
+  final int Function(int worker, Pointer<Utf8> path, int tag, int timeoutMs)
+      iot_unix_connect;
+  final int Function(
+      int worker, Pointer<Utf8> path, int flags, Pointer<Uint64> outSocket)
+      iot_unix_datagram_bind;
+  final int Function(
+      int worker, int socket, int bufferId, int offset, int len,
+      Pointer<Utf8> path, int tag, int timeoutMs)
+      iot_unix_send_to;
+  final int Function(int worker, int socket, int tag, int flags, int timeoutMs)
+      iot_datagram_recv;
+  final int Function(
+      int worker, int bufferId, Pointer<Utf8> buf, int len,
+      Pointer<Uint16> outPort)
+      iot_datagram_sender;
+  final int Function(
+      int worker, Pointer<Utf8> path, int flags, int mode, int tag,
+      int timeoutMs)
+      iot_file_open;
+  final int Function(
+      int worker, int file, int bufferId, int offset, int len, int fileOffset,
+      int tag, int timeoutMs)
+      iot_file_read;
+  final int Function(
+      int worker, int file, int bufferId, int offset, int len, int fileOffset,
+      int tag, int timeoutMs)
+      iot_file_write;
+  final int Function(
+      int worker, int file, Pointer<iot_buffer_slice> slices, int count,
+      int fileOffset, int tag, int timeoutMs)
+      iot_file_readv;
+  final int Function(
+      int worker, int file, Pointer<iot_buffer_slice> slices, int count,
+      int fileOffset, int tag, int timeoutMs)
+      iot_file_writev;
+  final int Function(
+      int worker, int file, int fileOffset, int window, int tag, int timeoutMs)
+      iot_file_read_stream;
+  final int Function(int worker, int file, int flags, int tag, int timeoutMs)
+      iot_file_sync;
+  final int Function(
+      int worker, int file, int mode, int offset, int len, int tag,
+      int timeoutMs)
+      iot_file_allocate;
+  final int Function(int worker, int file, int len, int tag, int timeoutMs)
+      iot_file_truncate;
+  final int Function(
+      int worker, int file, Pointer<iot_file_info> out, int tag, int timeoutMs)
+      iot_file_stat;
+  final int Function(
+      int worker, Pointer<Utf8> path, Pointer<iot_file_info> out, int tag,
+      int timeoutMs)
+      iot_path_stat;
+  final int Function(int worker, int file) iot_file_close;
 
   /// `iot_worker_free` as a [NativeFinalizer] callback (`void (*)(void *)`).
   ///

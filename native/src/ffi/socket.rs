@@ -1,0 +1,162 @@
+//! Socket calls shared by every kind of socket: accept on any listener, receive,
+//! send, shutdown and close on connections, addresses and options.
+
+use std::ffi::c_char;
+
+use super::{boundary, copy_bytes, on_worker, out_ptr};
+use crate::address::address_text;
+use crate::error::Result;
+use crate::registry;
+
+/// Shut down the receiving side.
+pub const IOT_SHUTDOWN_READ: i32 = 0;
+/// Shut down the sending side (sends queued before it still go out first).
+pub const IOT_SHUTDOWN_WRITE: i32 = 1;
+/// Shut down both sides.
+pub const IOT_SHUTDOWN_BOTH: i32 = 2;
+
+/// Queues an accept on a TCP or Unix stream `listener`. With `IOT_OP_MULTISHOT` it
+/// completes once per connection (flag `IOT_COMPLETION_MORE`) until cancelled;
+/// `timeout_ms` (0 = none) is for one-shot accepts only. Each completion carries the
+/// new socket in `handle`.
+#[no_mangle]
+pub extern "C" fn iot_accept(
+    worker: u64,
+    listener: u64,
+    tag: u64,
+    flags: u32,
+    timeout_ms: u32,
+) -> i32 {
+    on_worker(worker, |w| w.accept(listener, tag, flags, timeout_ms))
+}
+
+/// The former name of `iot_accept`, kept while hosts move over; same arguments and
+/// behaviour.
+#[no_mangle]
+pub extern "C" fn iot_tcp_accept(
+    worker: u64,
+    listener: u64,
+    tag: u64,
+    flags: u32,
+    timeout_ms: u32,
+) -> i32 {
+    iot_accept(worker, listener, tag, flags, timeout_ms)
+}
+
+/// Queues a receive on a stream socket. Data lands in a pool buffer the kernel picks;
+/// the completion names it (`IOT_COMPLETION_BUFFER`, `buffer_id`) and the host owns it
+/// until `iot_buffer_release`. Result 0 means the peer closed its side. With
+/// `IOT_OP_MULTISHOT` it completes once per chunk until end of stream, error or cancel.
+/// When the pool runs dry the receive waits (no data is lost) and resumes as soon as a
+/// buffer is released. `timeout_ms` (0 = none) is for one-shot receives only.
+/// Datagram sockets use `iot_datagram_recv` (`IOT_E_WRONG_SOCKET_KIND` here), which
+/// reports senders and truncation.
+#[no_mangle]
+pub extern "C" fn iot_recv(worker: u64, socket: u64, tag: u64, flags: u32, timeout_ms: u32) -> i32 {
+    on_worker(worker, |w| w.recv(socket, tag, flags, timeout_ms))
+}
+
+/// Queues a send of `len` bytes from host buffer `buffer_id` at `offset`, on a stream
+/// socket or a connected datagram socket (`iot_udp_connect`). Stream sends on one
+/// socket go out in the order queued; each completes only when all its bytes were sent
+/// (result = `len`) or with an error. A datagram send goes out at once as one datagram.
+/// The buffer belongs to the send from this call on and returns to the pool when it
+/// completes, whatever the outcome; if this call fails it stays with the host.
+/// `timeout_ms` (0 = none) bounds each wait for socket space.
+#[no_mangle]
+pub extern "C" fn iot_send(
+    worker: u64,
+    socket: u64,
+    buffer_id: u32,
+    offset: u32,
+    len: u32,
+    tag: u64,
+    timeout_ms: u32,
+) -> i32 {
+    on_worker(worker, |w| {
+        w.send(socket, buffer_id, offset, len, tag, timeout_ms)
+    })
+}
+
+/// Queues a shutdown (`IOT_SHUTDOWN_*`) behind every send queued before it.
+#[no_mangle]
+pub extern "C" fn iot_socket_shutdown(worker: u64, socket: u64, how: i32, tag: u64) -> i32 {
+    on_worker(worker, |w| w.shutdown_socket(socket, how, tag))
+}
+
+/// Closes a socket now. Its handle goes stale at once; operations on it complete with
+/// `-ECANCELED` (receive buffers are recycled, not delivered). Closing a listener stops
+/// its accepts. A Unix socket bound to a path removes its socket file (unless another
+/// file replaced it meanwhile). Files are closed with `iot_file_close`.
+#[no_mangle]
+pub extern "C" fn iot_socket_close(worker: u64, socket: u64) -> i32 {
+    on_worker(worker, |w| w.close_socket(socket))
+}
+
+/// Writes the socket's local (`IOT_ADDRESS_LOCAL`) or peer (`IOT_ADDRESS_PEER`) address
+/// as text into `buf` (NUL-terminated, truncated to `len`) and its port to `out_port`.
+/// IP sockets give the numeric IP; Unix sockets give the path (`@name` for abstract
+/// names, empty when unnamed) and port 0. Returns the text's full length.
+#[no_mangle]
+pub extern "C" fn iot_socket_address(
+    worker: u64,
+    socket: u64,
+    which: u32,
+    buf: *mut c_char,
+    len: usize,
+    out_port: *mut u16,
+) -> i32 {
+    boundary(|| {
+        let port = out_ptr(out_port)?;
+        let addr = registry::with(worker, |w| w.socket_address(socket, which))?;
+        write_address(&addr, buf, len, port)
+    })
+}
+
+/// Writes `addr` as text into `buf` (NUL-terminated, truncated to `len`) and its port
+/// to `port`; returns the text's full length.
+pub(crate) fn write_address(
+    addr: &socket2::SockAddr,
+    buf: *mut c_char,
+    len: usize,
+    port: &mut u16,
+) -> Result<i32> {
+    let (text, addr_port) = address_text(addr)?;
+    *port = addr_port;
+    Ok(copy_bytes(text.as_bytes(), buf, len) as i32)
+}
+
+/// Sets socket option `option` (`IOT_OPTION_*`) to `value` (0/1 for on/off options).
+#[no_mangle]
+pub extern "C" fn iot_socket_set_option(worker: u64, socket: u64, option: u32, value: u32) -> i32 {
+    on_worker(worker, |w| w.set_option(socket, option, value))
+}
+
+/// Reads socket option `option` (`IOT_OPTION_*` except `IOT_OPTION_MULTICAST_INTERFACE`)
+/// into `out_value`.
+#[no_mangle]
+pub extern "C" fn iot_socket_get_option(
+    worker: u64,
+    socket: u64,
+    option: u32,
+    out_value: *mut u32,
+) -> i32 {
+    boundary(|| {
+        let out = out_ptr(out_value)?;
+        *out = registry::with(worker, |w| w.get_option(socket, option))?;
+        Ok(0)
+    })
+}
+
+/// Writes to `out_count` how many packets the kernel dropped for this socket because
+/// its receive queue was full (what `SO_RXQ_OVFL` reports), since it was created. On
+/// loopback that is the only way a datagram gets lost: raise `IOT_OPTION_RECV_BUFFER`
+/// or receive faster.
+#[no_mangle]
+pub extern "C" fn iot_socket_dropped(worker: u64, socket: u64, out_count: *mut u32) -> i32 {
+    boundary(|| {
+        let out = out_ptr(out_count)?;
+        *out = registry::with(worker, |w| w.dropped_count(socket))?;
+        Ok(0)
+    })
+}

@@ -1,0 +1,178 @@
+//! Connection-oriented sockets, shared by TCP and Unix stream sockets: listen, accept,
+//! connect, receive, send and shutdown. Sends also serve connected datagram sockets.
+
+use std::os::fd::OwnedFd;
+
+use socket2::{SockAddr, Socket};
+
+use crate::completion::*;
+use crate::error::{from_io, Result, IOT_E_WRONG_SOCKET_KIND};
+use crate::ops::{Op, SendProgress, SendTarget, Work};
+use crate::sockets::SocketKind;
+use crate::worker::Worker;
+
+impl Worker {
+    /// Listens on a bound socket and registers it as a listener.
+    pub(crate) fn listen_on(&mut self, socket: Socket, backlog: u32) -> Result<u64> {
+        let backlog = if backlog == 0 {
+            libc::SOMAXCONN
+        } else {
+            backlog.min(i32::MAX as u32) as i32
+        };
+        socket.listen(backlog).map_err(from_io)?;
+        Ok(self
+            .sockets
+            .insert(OwnedFd::from(socket), SocketKind::Listener))
+    }
+
+    /// Each accepted connection completes with its new socket in `handle`.
+    pub(crate) fn accept(
+        &mut self,
+        listener: u64,
+        tag: u64,
+        flags: u32,
+        timeout_ms: u32,
+    ) -> Result<()> {
+        self.sockets.get_kind(listener, SocketKind::Listener)?;
+        let multishot = multishot_mode(flags, timeout_ms)?;
+        let op = Op::new(
+            tag,
+            IOT_KIND_ACCEPT,
+            listener,
+            Work::Accept { multishot },
+            timeout_ms,
+        );
+        self.start(op).map(drop)
+    }
+
+    /// Connects a fresh stream `socket` to `addr`. The connected socket arrives in the
+    /// completion's `handle`; on failure no socket is left behind.
+    pub(crate) fn connect_stream(
+        &mut self,
+        socket: Socket,
+        addr: SockAddr,
+        tag: u64,
+        timeout_ms: u32,
+    ) -> Result<()> {
+        let handle = self
+            .sockets
+            .insert(OwnedFd::from(socket), SocketKind::Stream);
+        let work = Work::Connect {
+            addr: Box::new(addr),
+        };
+        let result = self.start(Op::new(tag, IOT_KIND_CONNECT, handle, work, timeout_ms));
+        if result.is_err() {
+            let _ = self.sockets.remove(handle);
+        }
+        result.map(drop)
+    }
+
+    /// Received bytes arrive in buffers the host owns until it releases them.
+    pub(crate) fn recv(
+        &mut self,
+        socket: u64,
+        tag: u64,
+        flags: u32,
+        timeout_ms: u32,
+    ) -> Result<()> {
+        self.sockets.get_kind(socket, SocketKind::Stream)?;
+        let multishot = multishot_mode(flags, timeout_ms)?;
+        let work = Work::Recv {
+            multishot,
+            from: None,
+        };
+        self.start(Op::new(tag, IOT_KIND_RECV, socket, work, timeout_ms))
+            .map(drop)
+    }
+
+    /// Sends `len` bytes of host buffer `buffer` from `offset` on a stream or connected
+    /// datagram socket; the buffer belongs to the send until it completes (fully, or
+    /// with an error) and is then released.
+    pub(crate) fn send(
+        &mut self,
+        socket: u64,
+        buffer: u32,
+        offset: u32,
+        len: u32,
+        tag: u64,
+        timeout_ms: u32,
+    ) -> Result<()> {
+        // A stream's sends must not interleave; a datagram is all or nothing, so
+        // datagram sends go out at once, several in flight.
+        let ordered = match self.sockets.get(socket)?.kind {
+            SocketKind::Stream => true,
+            SocketKind::Datagram => false,
+            _ => return Err(IOT_E_WRONG_SOCKET_KIND),
+        };
+        let to = SendTarget::Connected;
+        let op = self.lend_for_send(socket, buffer, offset, len, to, tag, timeout_ms)?;
+        if ordered {
+            self.queue_ordered(op)
+        } else {
+            self.start_borrowing(op)
+        }
+    }
+
+    /// Checks that the host owns `offset + len` bytes of `buffer` and lends it to a new
+    /// send op towards `to`.
+    #[allow(clippy::too_many_arguments)] // the fields of one send, in ABI order
+    pub(crate) fn lend_for_send(
+        &mut self,
+        socket: u64,
+        buffer: u32,
+        offset: u32,
+        len: u32,
+        to: SendTarget,
+        tag: u64,
+        timeout_ms: u32,
+    ) -> Result<Op> {
+        self.buffers.check_host_range(buffer, offset, len)?;
+        self.buffers.lend_to_operation(buffer)?;
+        let kind = match to {
+            SendTarget::Connected => IOT_KIND_SEND,
+            SendTarget::Address(_) => IOT_KIND_SEND_TO,
+            SendTarget::File { .. } => IOT_KIND_FILE_WRITE,
+        };
+        let progress = SendProgress {
+            buffer,
+            offset,
+            len,
+            done: 0,
+            to,
+        };
+        Ok(Op::new(tag, kind, socket, Work::Send(progress), timeout_ms))
+    }
+
+    /// Shuts down after every send queued before it.
+    pub(crate) fn shutdown_socket(&mut self, socket: u64, how: i32, tag: u64) -> Result<()> {
+        if !matches!(how, libc::SHUT_RD | libc::SHUT_WR | libc::SHUT_RDWR) {
+            return Err(-libc::EINVAL);
+        }
+        if self.sockets.get(socket)?.kind == SocketKind::File {
+            return Err(IOT_E_WRONG_SOCKET_KIND);
+        }
+        let op = Op::new(tag, IOT_KIND_SHUTDOWN, socket, Work::Shutdown { how }, 0);
+        self.queue_ordered(op)
+    }
+}
+
+impl Worker {
+    /// Closes a socket (not a file: `close_file`).
+    pub(crate) fn close_socket(&mut self, socket: u64) -> Result<()> {
+        if self.sockets.get(socket)?.kind == SocketKind::File {
+            return Err(IOT_E_WRONG_SOCKET_KIND);
+        }
+        self.close_handle(socket)
+    }
+}
+
+/// Whether `flags` ask for a multishot op; such an op has no single deadline, so
+/// timeouts are for one-shot ops only.
+pub(crate) fn multishot_mode(flags: u32, timeout_ms: u32) -> Result<bool> {
+    let multishot = flags & IOT_OP_MULTISHOT != 0;
+    if multishot && timeout_ms > 0 {
+        Err(-libc::EINVAL)
+    } else {
+        Ok(multishot)
+    }
+}
