@@ -128,7 +128,9 @@ def main(argv: list[str]) -> int:
     reports = []
     for path in files:
         source = path.read_bytes()
-        shown = os.path.relpath(path)
+        # Relative to where we run when inside it, else as given: never "../".
+        absolute = Path(path).resolve()
+        shown = str(absolute.relative_to(Path.cwd())) if absolute.is_relative_to(Path.cwd()) else str(path)
         for node, what in syntax_problems(parse(source)):
             reports.append(format_problem(shown, source, node, what))
     if reports:

@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+step "system packages (C compiler, socat)"
+bash tool/setup_system.sh
+
 step "rustfmt"
 cargo fmt --all --check
 
