@@ -1002,6 +1002,14 @@ int32_t iot_worker_new(const struct iot_config *config, uint64_t *out_worker);
 int32_t iot_worker_free(uint64_t worker);
 
 /*
+ Frees the worker whose handle is `token` (the handle cast to a pointer) without
+ blocking, for Dart's `NativeFinalizer`, which may run during garbage collection on
+ any thread: the handle goes stale at once and the worker is reaped on a background
+ thread as `iot_worker_free` would. An unknown or already freed handle is ignored.
+ */
+void iot_worker_finalize(void *token);
+
+/*
  Submits every queued operation with one `io_uring_enter`. Returns how many
  submissions the kernel took.
  */

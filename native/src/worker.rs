@@ -529,6 +529,10 @@ impl Worker {
                     self.starve(key);
                     return None;
                 }
+                if res == -libc::ENOBUFS {
+                    // Out of buffers after the host cancelled: report what it asked for.
+                    completion.result = -libc::ECANCELED;
+                }
                 if let Some(id) = self.take_buffer(flags, socket_gone) {
                     completion.flags = IOT_COMPLETION_BUFFER;
                     completion.buffer_id = id;

@@ -154,3 +154,27 @@ fn every_code_has_a_message() {
     }
     assert!(message(IOT_E_UNSUPPORTED).contains("io_uring_disabled"));
 }
+
+#[test]
+fn finalize_frees_without_blocking_and_tolerates_repeats() {
+    let mut worker = 0;
+    ok("new", iot_worker_new(null(), &mut worker));
+    let ip = std::ffi::CString::new("127.0.0.1").unwrap();
+    let mut listener = 0;
+    ok(
+        "listen",
+        iot_tcp_listen(worker, ip.as_ptr(), 0, 0, 0, &mut listener),
+    );
+    ok(
+        "accept",
+        iot_tcp_accept(worker, listener, 1, IOT_OP_MULTISHOT, 0),
+    );
+    ok("flush", iot_worker_flush(worker));
+    // The token is the handle itself, as Dart's NativeFinalizer passes it.
+    iot_worker_finalize(worker as usize as *mut std::ffi::c_void);
+    assert_eq!(iot_worker_flush(worker), IOT_E_BAD_HANDLE, "stale at once");
+    assert_eq!(iot_worker_free(worker), IOT_E_BAD_HANDLE);
+    iot_worker_finalize(worker as usize as *mut std::ffi::c_void);
+    iot_worker_finalize(std::ptr::null_mut());
+    iot_worker_finalize(0xdead_beef as *mut std::ffi::c_void);
+}

@@ -1,3 +1,6 @@
+use std::ffi::c_void;
+use std::sync::{Arc, Mutex};
+
 use crate::completion::iot_completion;
 use crate::config::iot_config;
 use crate::error::IOT_E_NULL_POINTER;
@@ -61,6 +64,30 @@ pub extern "C" fn iot_worker_free(worker: u64) -> i32 {
         let unreaped = worker.shutdown();
         Ok(if unreaped == 0 { 0 } else { -libc::ETIMEDOUT })
     })
+}
+
+/// Frees the worker whose handle is `token` (the handle cast to a pointer) without
+/// blocking, for Dart's `NativeFinalizer`, which may run during garbage collection on
+/// any thread: the handle goes stale at once and the worker is reaped on a background
+/// thread as `iot_worker_free` would. An unknown or already freed handle is ignored.
+#[no_mangle]
+pub extern "C" fn iot_worker_finalize(token: *mut c_void) {
+    boundary(|| {
+        let worker = Arc::new(Mutex::new(registry::remove(token as u64).ok()));
+        let for_reaper = worker.clone();
+        let reaper = std::thread::Builder::new().name("iot-finalize".into());
+        if reaper.spawn(move || reap(&for_reaper)).is_err() {
+            reap(&worker); // no thread to be had: block rather than leak
+        }
+        Ok(0)
+    });
+}
+
+fn reap(worker: &Mutex<Option<Worker>>) {
+    let taken = worker.lock().map(|mut w| w.take()).unwrap_or(None);
+    if let Some(mut worker) = taken {
+        worker.shutdown();
+    }
 }
 
 /// Submits every queued operation with one `io_uring_enter`. Returns how many
