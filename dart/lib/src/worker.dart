@@ -383,11 +383,11 @@ final class WorkerCore implements PayloadOwner {
     final flags = _u32[i * 8 + 5];
     final kind = _u16[i * 16 + 13];
     if (kind == IOT_KIND_SEND) _sendCompleted = true;
-    // Only the operations queued here (kinds IOT_KIND_ACCEPT..IOT_KIND_SHUTDOWN)
-    // complete with this worker's tags. A message from another worker
-    // (IOT_KIND_MESSAGE, _PAYLOAD, _SOCKET, _STOP_REQUESTED) carries the
-    // sender's tag, which may equal one registered here: never route it by tag.
-    final handler = kind <= IOT_KIND_SHUTDOWN ? _handlers[tag] : null;
+    // Operations queued here complete with this worker's tags. Something from
+    // another worker (IOT_KIND_MESSAGE, _PAYLOAD, _SOCKET, _STOP_REQUESTED)
+    // carries the sender's tag, which may equal one registered here: never
+    // route it by tag.
+    final handler = _fromAnotherWorker(kind) ? null : _handlers[tag];
     if (handler == null) {
       _orphan(i, kind, flags);
       return;
@@ -399,6 +399,12 @@ final class WorkerCore implements PayloadOwner {
       Zone.current.handleUncaughtError(error, stack);
     }
   }
+
+  static bool _fromAnotherWorker(int kind) =>
+      kind == IOT_KIND_MESSAGE ||
+      kind == IOT_KIND_PAYLOAD ||
+      kind == IOT_KIND_SOCKET ||
+      kind == IOT_KIND_STOP_REQUESTED;
 
   /// A completion nobody waits for any more (or a message from another
   /// worker, which this library does not take): give back what it carries.
