@@ -29,7 +29,8 @@ export 'src/exception.dart'
         TransportClosedException,
         TransportException,
         TransportLibraryException,
-        TransportTimeoutException;
+        TransportTimeoutException,
+        WorkerGoneException;
 export 'src/ffi/library.dart'
     show
         libraryCandidates,
@@ -37,5 +38,13 @@ export 'src/ffi/library.dart'
         libraryFileName,
         loadTransportLibrary,
         loadedLibraryPath;
+export 'src/isolates.dart' show WorkerContext, WorkerPool;
+export 'src/messages.dart'
+    show
+        BytesMessage,
+        HandOffException,
+        TcpConnectionHandOff,
+        Transport,
+        WorkerMessage;
 export 'src/tcp.dart' show TcpConnection, TcpListener;
 export 'src/worker.dart' show Worker, WorkerConfig, WorkerStats;

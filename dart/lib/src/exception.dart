@@ -104,6 +104,16 @@ final class TransportCancelledException extends TransportException {
   String get _kind => 'TransportCancelledException';
 }
 
+/// The target worker of a message is unknown, closed or stopped
+/// (`IOT_E_WORKER_GONE`, code -5020).
+final class WorkerGoneException extends TransportException {
+  WorkerGoneException(super.message,
+      {super.operation, super.code, super.nativeMessage});
+
+  @override
+  String get _kind => 'WorkerGoneException';
+}
+
 /// io_uring is unavailable on this system (old kernel,
 /// `kernel.io_uring_disabled`, a seccomp filter in a container) or lacks an
 /// operation the library needs. [nativeMessage] says what to check.
@@ -168,6 +178,10 @@ TransportException transportError(Bindings bindings, int code, String operation,
   }
   if (code == -Errno.ecanceled) {
     return TransportCancelledException('cancelled',
+        operation: operation, code: code, nativeMessage: text);
+  }
+  if (code == IOT_E_WORKER_GONE) {
+    return WorkerGoneException(text,
         operation: operation, code: code, nativeMessage: text);
   }
   if (code == IOT_E_UNSUPPORTED) {

@@ -942,3 +942,36 @@ final class _Sender implements CompletionHandler, SendBufferWaiter {
     _tag = 0;
   }
 }
+
+// ------------------------------------------------------------ hand-off
+// For messages.dart (`TcpConnection.handOff`, `Worker.handedOffConnections`);
+// not exported.
+
+/// Wraps [socket], a connected stream that another worker handed over to
+/// [core]'s worker, as a connection.
+TcpConnection adoptTcpConnection(WorkerCore core, SocketHandle socket) =>
+    TcpConnection._(core, socket);
+
+/// The worker and socket of [connection], checked idle enough to hand over:
+/// never read (neither listened to nor [TcpConnection.payloads] taken) and no
+/// write queued or in flight. Returns null when it is closed; throws a
+/// [StateError] when it is busy.
+({WorkerCore core, SocketHandle socket})? tcpConnectionForHandOff(
+    TcpConnection connection) {
+  if (connection.isClosed || connection._core.isClosed) return null;
+  if (connection._receiver != null) {
+    throw StateError('a connection that was read cannot be handed off');
+  }
+  final sender = connection._sender;
+  if (sender._queue.isNotEmpty || sender._inFlight.isNotEmpty) {
+    throw StateError('a connection with writes pending cannot be handed off');
+  }
+  return (core: connection._core, socket: connection._socket);
+}
+
+/// [connection]'s socket was handed over: its handle is stale here, so it is
+/// forgotten (not closed) and the connection counts as destroyed.
+void tcpConnectionHandedOff(TcpConnection connection) {
+  connection._socket.forget();
+  connection.destroy();
+}

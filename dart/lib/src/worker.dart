@@ -1,19 +1,22 @@
 /// The worker: one io_uring ring per isolate, driven by the isolate's event
 /// loop.
 ///
-/// One turn of the loop: the native notifier wakes the isolate (through a
-/// `NativeCallable.listener`), the worker drains completions in batches into
-/// one preallocated array of `iot_completion` records read in place,
-/// dispatches each to the handler registered for its tag, flushes the
-/// submissions the handlers queued with one `io_uring_enter`, and arms the
-/// notifier again. Operations queued outside a turn (by program code running
-/// in microtasks or other events) are flushed by one microtask per burst.
-/// Nothing polls and nothing uses timers to wait.
+/// One turn of the loop: the native notifier wakes the isolate (it posts the
+/// worker id to a `RawReceivePort` with `Dart_PostCObject`, which is harmless
+/// once the port or the isolate is gone), the worker drains completions in
+/// batches into one preallocated array of `iot_completion` records read in
+/// place, dispatches each to the handler registered for its tag (messages
+/// from other workers go to the worker's messenger, `messages.dart`), flushes
+/// the submissions the handlers queued with one `io_uring_enter`, and arms
+/// the notifier again. Operations queued outside a turn (by program code
+/// running in microtasks or other events) are flushed by one microtask per
+/// burst. Nothing polls and nothing uses timers to wait.
 library;
 
 import 'dart:async';
 import 'dart:collection';
 import 'dart:ffi';
+import 'dart:isolate';
 import 'dart:typed_data';
 
 import 'package:ffi/ffi.dart';
@@ -23,6 +26,8 @@ import 'exception.dart';
 import 'ffi/bindings.dart';
 import 'ffi/handles.dart';
 import 'ffi/library.dart';
+import 'messages.dart';
+import 'tcp.dart';
 
 /// Settings for a new [Worker]. A null field keeps the native library's
 /// default (`iot_config_default`: 256 ring entries, 256 receive and 256 send
@@ -139,6 +144,80 @@ final class Worker {
   /// buffers (waiting, at most 5 s, until the kernel returned everything).
   /// Idempotent: later calls return the same future.
   Future<void> close() => _core.close();
+
+  // ------------------------------------------------------------ messaging
+
+  /// Posts a message ([tag] and [value], each 0..0xffffffff) straight into
+  /// the completion queue of worker [toWorker] (its [id], usually received
+  /// from another isolate once at setup), which gets it on [messages].
+  /// Messages from one worker to another arrive in the order they were sent.
+  ///
+  /// Completes when the kernel posted the message into the target's queue.
+  /// Fails with a [WorkerGoneException] when the target is unknown, closed
+  /// or stopped, an [IoUringUnavailableException] when the kernel cannot
+  /// message between rings (Linux < 6.3, see [Transport.messagingSupported]),
+  /// and a [TransportClosedException] when this worker closes first. An
+  /// ignored future never causes an uncaught error.
+  Future<void> sendMessage(int toWorker, int tag, int value) =>
+      _core.messenger.sendMessage(toWorker, tag, value);
+
+  /// The messages other workers send here with [sendMessage], as
+  /// [WorkerMessage]s (tag and value; the sender is not part of a message:
+  /// put it in the tag or value if the receiver needs it).
+  ///
+  /// A single-subscription stream. Messages that arrive before it is
+  /// listened to wait for the listener; pausing buffers them. After the
+  /// subscription is cancelled, later messages are dropped. The stream ends
+  /// when the worker stopped ([stop]) or closed.
+  Stream<WorkerMessage> get messages => _core.messenger.messages;
+
+  /// Sends a copy of [bytes] (at most [Transport.payloadSize], 64 KiB by
+  /// default) to worker [toWorker], which gets them on [byteMessages]
+  /// without a copy: the bytes travel in a payload of the process-wide
+  /// payload pool, and only its slot number crosses the ring. [tag] is
+  /// 0..0xffffffff. Completes and fails like [sendMessage]; when every
+  /// payload is in use it fails with a [TransportException] whose errno is
+  /// 105 (`ENOBUFS`). A payload that could not be delivered returns to the
+  /// pool.
+  Future<void> sendBytes(int toWorker, int tag, List<int> bytes) =>
+      _core.messenger.sendBytes(toWorker, tag, bytes);
+
+  /// The bytes other workers send here with [sendBytes]. Each
+  /// [BytesMessage] is a view of the payload itself: **release every one**
+  /// ([BytesMessage.release]) or the pool runs dry. Stream semantics as for
+  /// [messages]; a message dropped after the subscription was cancelled is
+  /// released.
+  Stream<BytesMessage> get byteMessages => _core.messenger.byteMessages;
+
+  /// Connections other workers handed over to this one
+  /// (`TcpConnection.handOff`), ready to read and write here, like the
+  /// connections a [TcpListener] yields. Stream semantics as for
+  /// [messages]; a connection that arrives after the subscription was
+  /// cancelled is closed.
+  Stream<TcpConnection> get handedOffConnections =>
+      _core.messenger.handedOffConnections;
+
+  /// The values of stop requests ([Transport.requestStop]) that reached this
+  /// worker. A request asks the program to wind down this worker: finish or
+  /// hand over its work, then [stop] and [close] it. Stream semantics as for
+  /// [messages].
+  Stream<int> get stopRequests => _core.messenger.stopRequests;
+
+  /// Stops accepting messages: sends to this worker fail with a
+  /// [WorkerGoneException] from now on, and everything already on its way
+  /// still arrives. Completes when nothing more will arrive and every
+  /// message this worker sent was reported; the message streams end then.
+  /// [close] it after that to lose no message. Other operations (sockets,
+  /// sending messages) keep working. Idempotent; fails with a
+  /// [TransportClosedException] if the worker closes first.
+  Future<void> stop() => _core.messenger.stop();
+
+  /// Among the workers [workerIds] (ids of workers of any isolate), the one
+  /// with the lowest load: open sockets at its last drain plus messages on
+  /// their way to it; ties rotate from call to call. Closed and stopped
+  /// workers are skipped; throws a [WorkerGoneException] when none is left.
+  /// Cheap (no lock on any worker): an acceptor can call it per connection.
+  static int leastLoaded(List<int> workerIds) => leastLoadedWorker(workerIds);
 
   @override
   String toString() => 'Worker($id${isClosed ? ', closed' : ''})';
@@ -280,7 +359,11 @@ final class WorkerCore implements PayloadOwner {
   final Uint16List _u16;
   final Pointer<Uint8> _scratch;
 
-  late final NativeCallable<Void Function(Uint64)> _notifier;
+  /// Where the native notifier posts wake-ups (the worker id, an int).
+  late final RawReceivePort _port;
+
+  /// Messaging state, created on first use (or the first message).
+  Messenger? _messenger;
 
   final Map<int, CompletionHandler> _handlers = <int, CompletionHandler>{};
   final Queue<SendBufferWaiter> _sendWaiters = Queue<SendBufferWaiter>();
@@ -298,13 +381,22 @@ final class WorkerCore implements PayloadOwner {
   @override
   bool get isClosed => _closed;
 
+  /// The worker's messaging (messages.dart).
+  Messenger get messenger => _messenger ??= Messenger(this);
+
   void _start() {
     assert(_layoutMatches());
-    _notifier = NativeCallable<Void Function(Uint64)>.listener(_onNotify);
-    final rc = bindings.iot_worker_set_notifier(id, _notifier.nativeFunction);
+    // A post to a port that was closed, or whose isolate is gone, is simply
+    // refused: unlike a NativeCallable, an isolate that dies without closing
+    // its worker can never be called into.
+    _port = RawReceivePort(_onNotify, 'iouring_transport worker $id');
+    final post = NativeApi.postCObject
+        .cast<NativeFunction<Int8 Function(Int64, Pointer<Void>)>>();
+    final rc = bindings.iot_worker_set_notifier_port(
+        id, post, _port.sendPort.nativePort);
     if (rc < 0) {
       _closed = true;
-      _notifier.close();
+      _port.close();
       handle.free();
       _memory.free();
       throw transportError(bindings, rc, 'create worker');
@@ -343,8 +435,9 @@ final class WorkerCore implements PayloadOwner {
 
   // ------------------------------------------------------------ the loop
 
-  /// The notifier fired: completions are ready.
-  void _onNotify(int worker) {
+  /// The notifier fired (its message is the worker id): completions are
+  /// ready.
+  void _onNotify(Object? message) {
     if (_closed) return;
     _inTurn = true;
     TransportException? failure;
@@ -383,11 +476,20 @@ final class WorkerCore implements PayloadOwner {
     final flags = _u32[i * 8 + 5];
     final kind = _u16[i * 16 + 13];
     if (kind == IOT_KIND_SEND) _sendCompleted = true;
-    // Operations queued here complete with this worker's tags. Something from
-    // another worker (IOT_KIND_MESSAGE, _PAYLOAD, _SOCKET, _STOP_REQUESTED)
-    // carries the sender's tag, which may equal one registered here: never
-    // route it by tag.
-    final handler = _fromAnotherWorker(kind) ? null : _handlers[tag];
+    // Something from another worker (IOT_KIND_MESSAGE, _PAYLOAD, _SOCKET,
+    // _STOP_REQUESTED) carries the sender's tag, which may equal one
+    // registered here: never route it by tag. The outcome of this worker's
+    // own sends (_MESSAGE_SENT) and _STOPPED belong to the messenger, which
+    // keys its sends in the upper half of the tag.
+    if (_isMessaging(kind)) {
+      try {
+        messenger.onCompletion(kind, tag, _i32[i * 8 + 4], _u64[i * 4 + 1]);
+      } catch (error, stack) {
+        Zone.current.handleUncaughtError(error, stack);
+      }
+      return;
+    }
+    final handler = _handlers[tag];
     if (handler == null) {
       _orphan(i, kind, flags);
       return;
@@ -400,24 +502,21 @@ final class WorkerCore implements PayloadOwner {
     }
   }
 
-  static bool _fromAnotherWorker(int kind) =>
+  static bool _isMessaging(int kind) =>
       kind == IOT_KIND_MESSAGE ||
+      kind == IOT_KIND_MESSAGE_SENT ||
       kind == IOT_KIND_PAYLOAD ||
       kind == IOT_KIND_SOCKET ||
-      kind == IOT_KIND_STOP_REQUESTED;
+      kind == IOT_KIND_STOP_REQUESTED ||
+      kind == IOT_KIND_STOPPED;
 
-  /// A completion nobody waits for any more (or a message from another
-  /// worker, which this library does not take): give back what it carries.
+  /// A completion nobody waits for any more: give back what it carries.
   void _orphan(int i, int kind, int flags) {
     if (flags & IOT_COMPLETION_BUFFER != 0) buffers.release(_u16[i * 16 + 12]);
     final handle = _u64[i * 4 + 1];
     if (handle == 0) return;
-    if (kind == IOT_KIND_ACCEPT ||
-        kind == IOT_KIND_CONNECT ||
-        kind == IOT_KIND_SOCKET) {
+    if (kind == IOT_KIND_ACCEPT || kind == IOT_KIND_CONNECT) {
       bindings.iot_socket_close(id, handle);
-    } else if (kind == IOT_KIND_PAYLOAD) {
-      bindings.iot_payload_release(id, handle);
     }
   }
 
@@ -577,10 +676,11 @@ final class WorkerCore implements PayloadOwner {
     _handlers.clear();
     final waiters = _sendWaiters.toList();
     _sendWaiters.clear();
-    // Stop the notifier first (this joins its thread: the callback can no
-    // longer be called), then close the callable, then free the worker.
-    bindings.iot_worker_set_notifier(id, nullptr);
-    _notifier.close();
+    // Remove the notifier first (this joins its thread: nothing posts any
+    // more), then close the port (wake-ups already queued are dropped), then
+    // free the worker.
+    bindings.iot_worker_set_notifier_port(id, nullptr, 0);
+    _port.close();
     final rc = handle.free();
     _memory.free();
     final error = TransportClosedException(
@@ -599,6 +699,11 @@ final class WorkerCore implements PayloadOwner {
       } catch (e, stack) {
         Zone.current.handleUncaughtError(e, stack);
       }
+    }
+    try {
+      _messenger?.onWorkerClosed(error);
+    } catch (e, stack) {
+      Zone.current.handleUncaughtError(e, stack);
     }
     if (cause != null) return Future<void>.error(cause);
     if (rc < 0) {

@@ -213,6 +213,12 @@ final class iot_completion extends Struct {
 /// Host callback: receives the worker handle. Called from a native thread.
 typedef iot_notify_fn = Pointer<NativeFunction<Void Function(Uint64)>>;
 
+/// `Dart_PostCObject` (Dart: `NativeApi.postCObject`): posts `message` to a
+/// port and returns whether it was accepted. Callable from any thread, and
+/// safe to call after the receiving isolate is gone.
+typedef iot_post_fn
+    = Pointer<NativeFunction<Int8 Function(Int64, Pointer<Void>)>>;
+
 /// Counters for leak checks and monitoring.
 final class iot_stats extends Struct {
   /// Operations the kernel still owns (including receives waiting for buffers).
@@ -358,6 +364,13 @@ final class Bindings {
             Int32 Function(Uint64, iot_notify_fn),
             int Function(int, iot_notify_fn)>('iot_worker_set_notifier',
             isLeaf: false),
+        iot_worker_set_notifier_port = lib.lookupFunction<
+            Int32 Function(Uint64, iot_post_fn, Int64),
+            int Function(int, iot_post_fn, int)>(
+            'iot_worker_set_notifier_port',
+            isLeaf: false),
+        iot_worker_finalize = lib.lookupFunction<Void Function(Pointer<Void>),
+            void Function(Pointer<Void>)>('iot_worker_finalize', isLeaf: true),
         iot_worker_arm = lib.lookupFunction<Int32 Function(Uint64),
             int Function(int)>('iot_worker_arm', isLeaf: true),
         iot_worker_stats = lib.lookupFunction<
@@ -565,9 +578,8 @@ final class Bindings {
             Int32 Function(Uint64, Uint64),
             int Function(int, int)>('iot_file_close',
             isLeaf: true),
-        workerFreeFinalizer = lib
-            .lookup<NativeFunction<Int32 Function(Uint64)>>('iot_worker_free')
-            .cast<NativeFinalizerFunction>();
+        workerFinalizer =
+            lib.lookup<NativeFinalizerFunction>('iot_worker_finalize');
 
   final int Function(int worker, Pointer<Pointer<Uint8>> outBase,
       Pointer<Uint32> outSize, Pointer<Uint32> outCount) iot_worker_buffers;
@@ -608,6 +620,14 @@ final class Bindings {
   /// May join the notifier thread.
   final int Function(int worker, iot_notify_fn callback)
       iot_worker_set_notifier;
+
+  /// May join the notifier thread. A NULL `post` removes the notifier.
+  final int Function(int worker, iot_post_fn post, int port)
+      iot_worker_set_notifier_port;
+
+  /// Non-blocking free for a [NativeFinalizer] (see [workerFinalizer]); the
+  /// package never calls it directly.
+  final void Function(Pointer<Void> token) iot_worker_finalize;
   final int Function(int worker) iot_worker_arm;
   final int Function(int worker, Pointer<iot_stats> out) iot_worker_stats;
   final int Function(int worker, int tag) iot_cancel;
@@ -721,13 +741,11 @@ final class Bindings {
       iot_path_stat;
   final int Function(int worker, int file) iot_file_close;
 
-  /// `iot_worker_free` as a [NativeFinalizer] callback (`void (*)(void *)`).
-  ///
-  /// The finalizer passes the worker id as the token pointer. This relies on
-  /// the 64-bit Linux calling conventions (x86-64 System V, AArch64, RISC-V
-  /// LP64): a `uint64_t` and a pointer travel in the same first argument
-  /// register, and the `int32_t` result is simply ignored by a caller that
-  /// expects `void`. It is only the safety net for a worker that was never
-  /// closed; `Worker.close` detaches it and calls [iot_worker_free] itself.
-  final Pointer<NativeFinalizerFunction> workerFreeFinalizer;
+  /// `iot_worker_finalize`, a real `void (*)(void *token)`, as the
+  /// [NativeFinalizer] callback of a worker nobody closed: the token is the
+  /// worker id as a pointer (`Pointer<Void>.fromAddress(id)`). It does not
+  /// block (the worker is reaped on a native background thread), so it is
+  /// safe to run during garbage collection on any thread. `Worker.close`
+  /// detaches it and calls [iot_worker_free] itself.
+  final Pointer<NativeFinalizerFunction> workerFinalizer;
 }

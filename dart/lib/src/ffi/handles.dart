@@ -11,8 +11,11 @@ import 'bindings.dart';
 
 /// Owns one native worker handle (`iot_worker_new` .. `iot_worker_free`).
 ///
-/// A [NativeFinalizer] on `iot_worker_free` frees a worker whose owner was
-/// never closed (at the latest when the isolate group shuts down).
+/// A [NativeFinalizer] on `iot_worker_finalize` frees a worker whose owner
+/// was never closed (at the latest when the isolate group shuts down). That
+/// native function takes the worker id as its `void *` token and does not
+/// block: the worker's handle goes stale at once and it is reaped on a native
+/// background thread.
 final class WorkerHandle implements Finalizable {
   WorkerHandle(this.bindings, this.id, {int externalSize = 0}) {
     _finalizerFor(bindings).attach(this, Pointer<Void>.fromAddress(id),
@@ -22,7 +25,7 @@ final class WorkerHandle implements Finalizable {
   static NativeFinalizer? _finalizer;
 
   static NativeFinalizer _finalizerFor(Bindings bindings) =>
-      _finalizer ??= NativeFinalizer(bindings.workerFreeFinalizer);
+      _finalizer ??= NativeFinalizer(bindings.workerFinalizer);
 
   final Bindings bindings;
 
@@ -77,6 +80,15 @@ final class SocketHandle {
     _finalizer.detach(this);
     if (worker.isFreed) return 0;
     return worker.bindings.iot_socket_close(worker.id, id);
+  }
+
+  /// Marks the socket closed without closing anything natively: its handle
+  /// already went stale (the socket was handed over to another worker).
+  /// Idempotent.
+  void forget() {
+    if (_closed) return;
+    _closed = true;
+    _finalizer.detach(this);
   }
 }
 
