@@ -30,8 +30,66 @@ Future<void> _echoIsolate(List<Object?> message) async {
   reply.send(accepted);
 }
 
+/// Creates a worker (idle: armed, nothing in flight), replies a command
+/// port, and on any command closes the worker: nothing keeps the isolate
+/// alive after that.
+Future<void> _closeWhenToldIsolate(SendPort reply) async {
+  final worker = Worker();
+  final commands = ReceivePort();
+  reply.send(commands.sendPort);
+  await commands.first;
+  await worker.close();
+}
+
+/// Creates a worker and exits at once without closing it; the worker id is
+/// the isolate's final message.
+void _abandonIsolate(SendPort reply) {
+  final worker = Worker();
+  Isolate.exit(reply, worker.id);
+}
+
 void main() {
   setUpTransport();
+
+  group('notifier port', () {
+    const wait = Duration(seconds: 20);
+
+    test('an isolate whose idle worker was closed exits', () async {
+      final replies = ReceivePort();
+      final commands = replies.first;
+      final exited = ReceivePort();
+      final exit = exited.first;
+      await Isolate.spawn(_closeWhenToldIsolate, replies.sendPort,
+          onExit: exited.sendPort, debugName: 'idle');
+      final port = (await commands.timeout(wait)) as SendPort;
+      port.send('close');
+      await exit.timeout(wait);
+    });
+
+    test('an isolate that exits without closing its worker is not called into',
+        () async {
+      if (!Transport.messagingSupported) {
+        markTestSkipped('this kernel cannot message between io_uring workers');
+        return;
+      }
+      final replies = ReceivePort();
+      final reply = replies.first;
+      await Isolate.spawn(_abandonIsolate, replies.sendPort,
+          debugName: 'abandon');
+      final abandoned = (await reply.timeout(wait)) as int;
+      final worker = testWorker();
+      // Each message wakes the abandoned worker's notifier, which posts to
+      // the port of an isolate that is gone: refused, harmlessly. (Its
+      // NativeFinalizer may have freed it already: then the target is gone.)
+      for (var i = 0; i < 3; i++) {
+        try {
+          await worker.sendMessage(abandoned, 1, i).timeout(wait);
+        } on WorkerGoneException {
+          // Freed by iot_worker_finalize.
+        }
+      }
+    });
+  });
 
   test('echo across isolates, one worker each, sharing a port', () async {
     const isolates = 4;
