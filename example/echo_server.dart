@@ -1,12 +1,18 @@
-/// TCP echo server: one isolate per core, each with its own io_uring worker
-/// and its own listener on the shared port (`SO_REUSEPORT`); received
-/// buffers are sent back as they are (zero copy).
+/// TCP echo server: one isolate per core, each with its own io_uring worker;
+/// received buffers are sent back as they are (zero copy).
 ///
 /// ```text
-/// dart run example/echo_server.dart [--host 127.0.0.1] [--port 7777] [--isolates 1]
+/// dart run example/echo_server.dart [--host 127.0.0.1] [--port 7777]
+///     [--isolates 1] [--mode reuseport|acceptor]
 /// ```
-/// Prints `listening on HOST:PORT` once every isolate accepts; stops cleanly
-/// on SIGINT or SIGTERM.
+/// `--mode reuseport` (the default): every isolate has its own listener on
+/// the shared port (`SO_REUSEPORT`) and the kernel spreads connections.
+/// `--mode acceptor`: the main isolate alone accepts, and hands each
+/// connection to the least loaded of `--isolates` server isolates (a
+/// [WorkerPool]) through the rings (`TcpConnection.handOff`).
+///
+/// Prints `listening on HOST:PORT` once it accepts; stops cleanly on SIGINT
+/// or SIGTERM.
 library;
 
 import 'dart:async';
@@ -22,11 +28,125 @@ Future<void> main(List<String> arguments) async {
   } on FormatException catch (error) {
     stderr
       ..writeln('echo_server: ${error.message}')
-      ..writeln('usage: echo_server.dart [--host H] [--port P] [--isolates N]');
+      ..writeln('usage: echo_server.dart [--host H] [--port P] [--isolates N] '
+          '[--mode reuseport|acceptor]');
     exitCode = 64;
     return;
   }
+  if (options.mode == 'acceptor') {
+    await _acceptorMode(options);
+  } else {
+    await _reusePortMode(options);
+  }
+}
 
+/// The host as printed in `listening on HOST:PORT`.
+String _printable(String host) => host.contains(':') ? '[$host]' : host;
+
+/// Completes on the first SIGINT or SIGTERM.
+Future<void> _signalled() async {
+  final stop = Completer<void>();
+  void onSignal(ProcessSignal _) {
+    if (!stop.isCompleted) stop.complete();
+  }
+
+  final signals = [
+    ProcessSignal.sigint.watch().listen(onSignal),
+    ProcessSignal.sigterm.watch().listen(onSignal),
+  ];
+  await stop.future;
+  for (final subscription in signals) {
+    await subscription.cancel();
+  }
+}
+
+// ---------------------------------------------------------------- acceptor
+
+/// One acceptor (this isolate's own worker) hands every connection to the
+/// least loaded server isolate; on a signal, a stop request winds the
+/// servers down.
+Future<void> _acceptorMode(_Options options) async {
+  final WorkerPool<int> pool;
+  try {
+    pool = await WorkerPool.spawn(options.isolates, _serveHandedOff,
+        debugName: 'echo');
+  } on Object catch (error) {
+    stderr.writeln('echo_server: $error');
+    exitCode = 1;
+    return;
+  }
+  Worker? acceptor;
+  TcpListener? listener;
+  try {
+    final worker = acceptor = Worker();
+    listener = await TcpListener.bind(options.host, options.port,
+        worker: worker);
+  } on TransportException catch (error) {
+    stderr.writeln('echo_server: $error');
+    exitCode = 1;
+  }
+  if (listener != null) {
+    listener.listen((connection) => unawaited(_handOff(connection, pool)),
+        onError: (Object error) => stderr.writeln('echo_server: $error'));
+    stdout.writeln('listening on ${_printable(options.host)}:${listener.port}');
+    await _signalled();
+    await listener.close();
+  }
+  // Every worker of the process gets the request: the servers stop (taking
+  // the hand-offs still on their way), then close.
+  Transport.requestStop();
+  try {
+    final served = await pool.done;
+    stderr.writeln('echo_server: served ${served.join(' + ')} connections');
+  } on Object catch (error) {
+    stderr.writeln('echo_server: $error');
+    exitCode = 1;
+  }
+  await acceptor?.close();
+}
+
+/// Hands [connection] to the least loaded server; if that one is gone, to
+/// the next; closes it when none is left.
+Future<void> _handOff(TcpConnection connection, WorkerPool<int> pool) async {
+  var current = connection;
+  try {
+    for (var attempt = 0; attempt < pool.workerIds.length; attempt++) {
+      try {
+        await current.handOff(pool.leastLoaded());
+        return;
+      } on HandOffException catch (error) {
+        final back = error.connection;
+        if (back == null) return; // lost on the way (closed natively)
+        current = back;
+      }
+    }
+  } on WorkerGoneException {
+    // Every server stopped.
+  } on Object catch (error) {
+    stderr.writeln('echo_server: hand-off: $error');
+  }
+  current.destroy();
+}
+
+/// A server isolate: echoes the connections handed to its worker until a
+/// stop request; returns how many it served.
+Future<int> _serveHandedOff(WorkerContext context) async {
+  final worker = context.worker;
+  var served = 0;
+  worker.handedOffConnections.listen((connection) {
+    served++;
+    _echo(connection);
+  });
+  await worker.stopRequests.first;
+  // Refuse new hand-offs; those already on their way still arrive.
+  await worker.stop();
+  return served;
+}
+
+// ---------------------------------------------------------------- reuseport
+
+/// Every isolate listens on the shared port (`SO_REUSEPORT`).
+Future<void> _reusePortMode(_Options options) async {
   final replies = ReceivePort();
   final events = StreamIterator<Object?>(replies);
   final stops = <SendPort>[];
@@ -46,21 +166,8 @@ Future<void> main(List<String> arguments) async {
   }
 
   if (failure == null) {
-    final host = options.host.contains(':') ? '[${options.host}]' : options.host;
-    stdout.writeln('listening on $host:$port');
-    final stop = Completer<void>();
-    void onSignal(ProcessSignal _) {
-      if (!stop.isCompleted) stop.complete();
-    }
-
-    final signals = [
-      ProcessSignal.sigint.watch().listen(onSignal),
-      ProcessSignal.sigterm.watch().listen(onSignal),
-    ];
-    await stop.future;
-    for (final subscription in signals) {
-      await subscription.cancel();
-    }
+    stdout.writeln('listening on ${_printable(options.host)}:$port');
+    await _signalled();
   } else {
     stderr.writeln('echo_server: $failure');
     exitCode = 1;
@@ -115,12 +222,13 @@ void _echo(TcpConnection connection) {
 }
 
 final class _Options {
-  _Options(this.host, this.port, this.isolates);
+  _Options(this.host, this.port, this.isolates, this.mode);
 
   factory _Options.parse(List<String> arguments) {
     var host = '127.0.0.1';
     var port = 7777;
     var isolates = 1;
+    var mode = 'reuseport';
     final values = _flagValues(arguments);
     for (final MapEntry(:key, :value) in values.entries) {
       switch (key) {
@@ -130,16 +238,25 @@ final class _Options {
           port = _intFlag(key, value, 0, 65535);
         case 'isolates':
           isolates = _intFlag(key, value, 1, 1024);
+        case 'mode':
+          if (value != 'reuseport' && value != 'acceptor') {
+            throw const FormatException(
+                '--mode must be reuseport or acceptor');
+          }
+          mode = value;
         default:
           throw FormatException('unknown option --$key');
       }
     }
-    return _Options(host, port, isolates);
+    return _Options(host, port, isolates, mode);
   }
 
   final String host;
   final int port;
   final int isolates;
+
+  /// `reuseport` or `acceptor`.
+  final String mode;
 }
 
 /// `--name value` and `--name=value` pairs.
