@@ -133,6 +133,7 @@ final class _Member<R> {
   String? _uncaught;
   bool _closeSent = false;
   bool _killed = false;
+  bool _portClosed = false;
 
   /// The worker id, once the isolate created its worker.
   Future<int> get ready => handledFuture(_ready.future);
@@ -179,7 +180,7 @@ final class _Member<R> {
       if (!_ready.isCompleted) _ready.complete(message.workerId);
     } else if (message is _Done) {
       if (!_done.isCompleted) _done.complete(message.result as R);
-      _events.close();
+      _closePort();
     } else if (message is _Failed) {
       _fail(RemoteError(message.error, message.stack));
     } else if (message is List<Object?> && message.length == 2) {
@@ -199,6 +200,12 @@ final class _Member<R> {
   void _fail(RemoteError error) {
     if (!_ready.isCompleted) _ready.completeError(error, error.stackTrace);
     if (!_done.isCompleted) _done.completeError(error, error.stackTrace);
+    _closePort();
+  }
+
+  void _closePort() {
+    if (_portClosed) return;
+    _portClosed = true;
     _events.close();
   }
 }
