@@ -37,11 +37,12 @@ Future<void> _dartIoEchoClient(int port, Uint8List data) async {
   final reader = ByteReader(socket);
   try {
     socket.add(data);
+    await socket.flush();
     final back = await reader.read(data.length);
     expect(sameBytes(back, data), isTrue, reason: 'echoed bytes differ');
+    await socket.close(); // the server closes after the end of stream
+    expect(await reader.readToEnd(), isEmpty);
   } finally {
-    await socket.close();
-    await reader.cancel();
     socket.destroy();
   }
 }
