@@ -1,6 +1,7 @@
-/// io_uring-backed TCP for Dart on Linux: listeners, connections, and
-/// zero-copy payloads as ordinary Futures and Streams, driven by one native
-/// worker per isolate.
+/// io_uring-backed TCP, UDP, Unix stream and datagram sockets and files for
+/// Dart on Linux: listeners, connections, datagrams, file reads and writes,
+/// and zero-copy payloads as ordinary Futures and Streams, driven by one
+/// native worker per isolate.
 ///
 /// ```dart
 /// import 'package:iouring_transport/iouring_transport.dart';
@@ -38,6 +39,8 @@ export 'src/ffi/library.dart'
         libraryFileName,
         loadTransportLibrary,
         loadedLibraryPath;
+export 'src/file.dart'
+    show FileInfo, IoFile, IoFileMode, defaultFilePermissions;
 export 'src/isolates.dart' show WorkerContext, WorkerPool;
 export 'src/messages.dart'
     show
@@ -46,5 +49,9 @@ export 'src/messages.dart'
         TcpConnectionHandOff,
         Transport,
         WorkerMessage;
+export 'src/stream_connection.dart' show ConnectionListener, StreamConnection;
 export 'src/tcp.dart' show TcpConnection, TcpListener;
+export 'src/udp.dart' show UdpDatagram, UdpSocket;
+export 'src/unix.dart'
+    show UnixConnection, UnixDatagram, UnixDatagramSocket, UnixListener;
 export 'src/worker.dart' show Worker, WorkerConfig, WorkerStats;

@@ -455,7 +455,8 @@ final class WorkerCore implements PayloadOwner {
         }
         if (n < _capacity || _closed) break;
       }
-      if (_sendCompleted) {
+      // A woken waiter may give a buffer back (and wake others) in turn.
+      while (_sendCompleted) {
         _sendCompleted = false;
         _wakeSendWaiters();
       }
@@ -475,7 +476,12 @@ final class WorkerCore implements PayloadOwner {
     final tag = _u64[i * 4];
     final flags = _u32[i * 8 + 5];
     final kind = _u16[i * 16 + 13];
-    if (kind == IOT_KIND_SEND) _sendCompleted = true;
+    // Sends, datagram sends and file writes return their send buffer.
+    if (kind == IOT_KIND_SEND ||
+        kind == IOT_KIND_SEND_TO ||
+        kind == IOT_KIND_FILE_WRITE) {
+      _sendCompleted = true;
+    }
     // Something from another worker (IOT_KIND_MESSAGE, _PAYLOAD, _SOCKET,
     // _STOP_REQUESTED) carries the sender's tag, which may equal one
     // registered here: never route it by tag. The outcome of this worker's
@@ -517,6 +523,8 @@ final class WorkerCore implements PayloadOwner {
     if (handle == 0) return;
     if (kind == IOT_KIND_ACCEPT || kind == IOT_KIND_CONNECT) {
       bindings.iot_socket_close(id, handle);
+    } else if (kind == IOT_KIND_FILE_OPEN) {
+      bindings.iot_file_close(id, handle);
     }
   }
 
@@ -540,7 +548,12 @@ final class WorkerCore implements PayloadOwner {
 
   void _flushMicrotask() {
     _flushScheduled = false;
-    if (!_closed) _flushNow();
+    if (_closed) return;
+    while (_sendCompleted) {
+      _sendCompleted = false;
+      _wakeSendWaiters();
+    }
+    _flushNow();
   }
 
   // ------------------------------------------------------------ for handlers
@@ -567,12 +580,15 @@ final class WorkerCore implements PayloadOwner {
     scheduleMicrotask(_flushMicrotask);
   }
 
-  /// Gives a received buffer back to the pool (resubmitting receives that
-  /// were waiting for one).
+  /// Gives a host-owned buffer back to the pool (resubmitting receives that
+  /// were waiting for one). A send buffer given back (a file read's, a
+  /// one-shot datagram receive's) wakes the send-buffer waiters at the end of
+  /// the turn, or in the flush microtask outside a turn.
   @override
   void releaseBuffer(int id) {
     if (_closed) return;
     buffers.release(id);
+    if (_sendWaiters.isNotEmpty) _sendCompleted = true;
     submitted();
   }
 

@@ -1,0 +1,254 @@
+/// What UDP and Unix datagram sockets share: the receive stream (with each
+/// datagram's sender and truncation), sends with send-buffer back-pressure,
+/// socket options and the drop counter.
+library;
+
+import 'dart:async';
+import 'dart:collection';
+import 'dart:typed_data';
+
+import 'exception.dart';
+import 'ffi/bindings.dart';
+import 'ffi/handles.dart';
+import 'operation.dart';
+import 'receiver.dart';
+import 'worker.dart';
+
+/// `EMSGSIZE`: a datagram larger than one native buffer.
+const int _emsgsize = 90;
+
+/// Where one datagram goes: the native send call for a filled buffer.
+abstract interface class DatagramTarget {
+  /// Queues the send of [length] bytes at the start of host buffer
+  /// [bufferId] on [socket] with [tag]; returns the native call's result.
+  int submit(WorkerCore core, int socket, int bufferId, int length, int tag,
+      int timeoutMs);
+}
+
+/// Makes the stream event for one received datagram: [data] is a copy of its
+/// payload, [bufferId] the buffer it arrived in (still held, so the sender
+/// can be read from it with `iot_datagram_sender`), [truncated] whether the
+/// kernel cut it to fit the buffer.
+typedef DatagramEvent<T> = T Function(
+    Uint8List data, int bufferId, bool truncated);
+
+/// The machinery of one datagram socket, owned by a `UdpSocket` or a
+/// `UnixDatagramSocket`.
+final class DatagramChannel<T> implements SendBufferWaiter {
+  DatagramChannel(this.core, this.socket, this._event) {
+    receiver = Receiver<T>(core, socket, _convert,
+        datagram: true, readTimeout: () => _readTimeout);
+  }
+
+  final WorkerCore core;
+  final SocketHandle socket;
+  final DatagramEvent<T> _event;
+
+  /// The receive stream.
+  late final Receiver<T> receiver;
+
+  /// Sends waiting for a send buffer, in call order.
+  final Queue<_DatagramSend> _queue = Queue<_DatagramSend>();
+  bool _waiting = false;
+  Duration? _readTimeout;
+
+  Stream<T> get stream => receiver.controller.stream;
+
+  /// See `UdpSocket.readTimeout`.
+  Duration? get readTimeout => _readTimeout;
+
+  set readTimeout(Duration? value) {
+    timeoutMillis(value, 'readTimeout');
+    _readTimeout = value;
+  }
+
+  bool get isClosed => socket.isClosed;
+
+  T _convert(int bufferId, int offset, int length, int flags) {
+    try {
+      final data = core.buffers.copy(bufferId, offset, length);
+      return _event(data, bufferId, flags & IOT_COMPLETION_TRUNCATED != 0);
+    } finally {
+      core.releaseBuffer(bufferId);
+    }
+  }
+
+  /// Sends [data] as one datagram to [target]; completes when the kernel
+  /// took it.
+  Future<void> send(List<int> data, DatagramTarget target, Duration? timeout) {
+    final timeoutMs = timeoutMillis(timeout, 'timeout');
+    if (socket.isClosed) {
+      return failedFuture(closedError('send', 'socket'));
+    }
+    if (core.sendBufferCount == 0) {
+      return failedFuture(StateError(
+          'the worker has no send buffers (WorkerConfig.sendBufferCount)'));
+    }
+    if (data.length > core.buffers.bufferSize) {
+      // One datagram travels in one native buffer.
+      return failedFuture(TransportException(
+          'a datagram of ${data.length} bytes does not fit a buffer of '
+          '${core.buffers.bufferSize} bytes (WorkerConfig.bufferSize)',
+          operation: 'send',
+          code: -_emsgsize));
+    }
+    final send = _DatagramSend(this, data, target, timeout, timeoutMs);
+    _queue.add(send);
+    if (!_waiting) _pump();
+    return handledFuture(send.completer.future);
+  }
+
+  void _pump() {
+    while (_queue.isNotEmpty) {
+      if (socket.isClosed) {
+        _failQueued(core.isClosed
+            ? closedError('send', 'worker')
+            : closedError('send', 'socket'));
+        return;
+      }
+      final id = core.buffers.acquire();
+      if (id < 0) {
+        if (id == -Errno.enobufs) {
+          _waiting = true;
+          core.waitForSendBuffer(this);
+        } else {
+          _failQueued(core.error(id, 'send'));
+        }
+        return;
+      }
+      _queue.removeFirst().start(id);
+    }
+  }
+
+  void _failQueued(TransportException error) {
+    for (final send in _queue) {
+      send.fail(error);
+    }
+    _queue.clear();
+  }
+
+  @override
+  void onSendBufferAvailable() {
+    _waiting = false;
+    _pump();
+  }
+
+  @override
+  void onWorkerClosed(TransportClosedException error) {
+    _waiting = false;
+    _failQueued(error);
+  }
+
+  /// Reads socket option [option] (`IOT_OPTION_*`).
+  int getOption(int option, String operation) {
+    if (socket.isClosed) throw closedError(operation, 'socket');
+    final out = NativeScratch.of(core, operation).value;
+    final rc =
+        core.bindings.iot_socket_get_option(core.id, socket.id, option, out);
+    if (rc < 0) throw core.error(rc, operation);
+    return out.value;
+  }
+
+  /// Sets socket option [option] (`IOT_OPTION_*`) to [value].
+  void setOption(int option, int value, String operation) {
+    if (socket.isClosed) throw closedError(operation, 'socket');
+    RangeError.checkValueInInterval(value, 0, 0xffffffff, operation);
+    final rc =
+        core.bindings.iot_socket_set_option(core.id, socket.id, option, value);
+    if (rc < 0) throw core.error(rc, operation);
+  }
+
+  /// Datagrams the kernel dropped because the receive queue was full.
+  int get dropped {
+    if (socket.isClosed) throw closedError('dropped', 'socket');
+    final out = NativeScratch.of(core, 'dropped').value;
+    final rc = core.bindings.iot_socket_dropped(core.id, socket.id, out);
+    if (rc < 0) throw core.error(rc, 'dropped');
+    return out.value;
+  }
+
+  /// The local address of the socket as text, and its port (0 for Unix).
+  ({String address, int port}) localAddress(String operation) {
+    if (socket.isClosed) throw closedError(operation, 'socket');
+    return NativeScratch.of(core, operation)
+        .socketAddress(core, socket.id, IOT_ADDRESS_LOCAL, operation);
+  }
+
+  /// The sender of the datagram in held buffer [bufferId] as text (an IP, or
+  /// a Unix path: `@name` for abstract names, empty for an unbound sender),
+  /// and its port (0 for Unix).
+  ({String address, int port}) sender(int bufferId) {
+    final scratch = NativeScratch.of(core, 'recv');
+    final rc = core.bindings.iot_datagram_sender(
+        core.id, bufferId, scratch.text, scratch.capacity, scratch.port);
+    if (rc < 0) throw core.error(rc, 'recv');
+    return (address: scratch.read(rc), port: scratch.port.value);
+  }
+
+  /// Closes the socket: sends in flight fail with a
+  /// [TransportClosedException], the receive stream ends. Idempotent.
+  void close() {
+    socket.close();
+    _failQueued(closedError('send', 'socket'));
+    receiver.onClosed();
+  }
+}
+
+/// One datagram send: its own tag, as datagram sends complete in any order.
+final class _DatagramSend implements CompletionHandler {
+  _DatagramSend(
+      this.channel, this.data, this.target, this.timeout, this.timeoutMs);
+
+  final DatagramChannel<Object?> channel;
+  final List<int> data;
+  final DatagramTarget target;
+  final Duration? timeout;
+  final int timeoutMs;
+  final Completer<void> completer = Completer<void>();
+
+  void fail(Object error) {
+    if (!completer.isCompleted) completer.completeError(error);
+  }
+
+  /// Fills host buffer [bufferId] and queues the send.
+  void start(int bufferId) {
+    final core = channel.core;
+    final socket = channel.socket;
+    core.buffers.fill(bufferId, data, 0, data.length);
+    final tag = core.register(this);
+    final int rc;
+    try {
+      rc = target.submit(
+          core, socket.id, bufferId, data.length, tag, timeoutMs);
+    } catch (error) {
+      core.unregister(tag);
+      core.releaseBuffer(bufferId);
+      fail(error);
+      return;
+    }
+    if (rc < 0) {
+      // The buffer is still ours when the send was refused.
+      core.unregister(tag);
+      core.releaseBuffer(bufferId);
+      fail(core.error(rc, 'send', closedLocally: socket.isClosed));
+      return;
+    }
+    core.submitted();
+  }
+
+  @override
+  void onCompletion(int tag, int kind, int result, int flags, int handle,
+      int bufferId, int offset) {
+    final core = channel.core;
+    core.unregister(tag);
+    if (result < 0) {
+      fail(core.error(result, 'send',
+          timeout: timeout, closedLocally: channel.socket.isClosed));
+    } else if (!completer.isCompleted) {
+      completer.complete();
+    }
+  }
+
+  @override
+  void onWorkerClosed(TransportClosedException error) => fail(error);
+}

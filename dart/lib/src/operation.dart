@@ -1,0 +1,195 @@
+/// Pieces every transport library shares: timeouts in the native unit,
+/// operations with a single completion, and native text (paths, socket
+/// addresses) longer than the worker's own scratch area holds.
+library;
+
+import 'dart:async';
+import 'dart:convert';
+import 'dart:ffi';
+import 'dart:typed_data';
+
+import 'package:ffi/ffi.dart';
+
+import 'exception.dart';
+import 'ffi/handles.dart';
+import 'worker.dart';
+
+/// [timeout] in whole milliseconds (rounded up) for the native calls; 0 for
+/// none. Throws a [RangeError] for a timeout below 1 ms or above 2^32 - 1 ms.
+int timeoutMillis(Duration? timeout, String name) {
+  if (timeout == null) return 0;
+  final ms = (timeout.inMicroseconds + 999) ~/ 1000;
+  if (ms < 1 || ms > 0xffffffff) {
+    throw RangeError.range(ms, 1, 0xffffffff, name, 'timeout in milliseconds');
+  }
+  return ms;
+}
+
+/// One native operation with a single completion (a connect, an open, a
+/// sync, a stat): [future] completes with what [convert] makes of the
+/// completion's result and handle, or fails with the operation's error.
+final class SingleOp<T> implements CompletionHandler {
+  SingleOp(this.core, this.operation, this.convert,
+      {this.timeout, this.onEnd});
+
+  final WorkerCore core;
+
+  /// The operation's name in errors (`connect`, `open`, ...).
+  final String operation;
+
+  /// Turns a successful completion into the future's value; may throw, which
+  /// fails the future.
+  final T Function(int result, int handle) convert;
+
+  /// The timeout given to the native call (for the timeout error).
+  final Duration? timeout;
+
+  /// Called exactly once when the operation is over, whatever the outcome,
+  /// after [convert] ran: frees what the operation held for the kernel.
+  final void Function()? onEnd;
+
+  final Completer<T> _completer = Completer<T>();
+  bool _ended = false;
+
+  Future<T> get future => _completer.future;
+
+  /// Queues the operation: [submit] makes the native call with the tag it is
+  /// given and returns the call's result. Returns [future], failed at once
+  /// when the call was refused; rethrows what [submit] throws (an invalid
+  /// argument) after cleaning up.
+  Future<T> start(int Function(int tag) submit) {
+    if (core.isClosed) {
+      _end();
+      final closed = closedError(operation, 'worker');
+      return Future<T>.error(closed);
+    }
+    final tag = core.register(this);
+    final int rc;
+    try {
+      rc = submit(tag);
+    } catch (_) {
+      core.unregister(tag);
+      _end();
+      rethrow;
+    }
+    if (rc < 0) {
+      core.unregister(tag);
+      _end();
+      final refused = core.error(rc, operation, timeout: timeout);
+      return Future<T>.error(refused);
+    }
+    core.submitted();
+    return _completer.future;
+  }
+
+  void _end() {
+    if (_ended) return;
+    _ended = true;
+    onEnd?.call();
+  }
+
+  @override
+  void onCompletion(int tag, int kind, int result, int flags, int handle,
+      int bufferId, int offset) {
+    core.unregister(tag);
+    try {
+      if (result < 0) {
+        _completer
+            .completeError(core.error(result, operation, timeout: timeout));
+      } else {
+        _completer.complete(convert(result, handle));
+      }
+    } catch (error, stack) {
+      if (!_completer.isCompleted) _completer.completeError(error, stack);
+    } finally {
+      _end();
+    }
+  }
+
+  @override
+  void onWorkerClosed(TransportClosedException error) {
+    _end();
+    if (!_completer.isCompleted) _completer.completeError(error);
+  }
+}
+
+// ------------------------------------------------------------ native text
+
+/// Room for one path (`PATH_MAX`, with its NUL) or socket address.
+const int _textCapacity = 4096;
+
+/// A worker's native area for text arguments and results: paths and Unix
+/// socket addresses (up to 4095 bytes, where the worker's own scratch holds
+/// 63), plus small outputs (a port, an option value). Every native call
+/// reads or writes it only while it runs, so one per worker serves all.
+final class NativeScratch {
+  NativeScratch._(this._block)
+      : text = _block.pointer.cast<Utf8>(),
+        _bytes = _block.pointer.asTypedList(_textCapacity),
+        port = (_block.pointer + _textCapacity).cast<Uint16>(),
+        value = (_block.pointer + _textCapacity + 4).cast<Uint32>();
+
+  static final Expando<NativeScratch> _byWorker =
+      Expando<NativeScratch>('iouring_transport text scratch');
+
+  /// The scratch of [core], created on first use. Throws a
+  /// [TransportClosedException] for [operation] once the worker is closed.
+  static NativeScratch of(WorkerCore core, String operation) {
+    if (core.isClosed) throw closedError(operation, 'worker');
+    return _byWorker[core] ??= NativeScratch._(NativeBlock(_textCapacity + 8));
+  }
+
+  /// Kept reachable (and so allocated) as long as the scratch is.
+  final NativeBlock _block;
+  final Uint8List _bytes;
+
+  /// The text area (`char *`), [capacity] bytes.
+  final Pointer<Utf8> text;
+
+  /// A `uint16_t` output (ports).
+  final Pointer<Uint16> port;
+
+  /// A `uint32_t` output (option values, counters).
+  final Pointer<Uint32> value;
+
+  /// Size of [text] in bytes, the terminating NUL included.
+  int get capacity => _textCapacity;
+
+  /// Writes [path] as NUL-terminated UTF-8 into [text] and returns [text].
+  /// Throws an [ArgumentError] for a path with a NUL character or longer
+  /// than 4095 bytes.
+  Pointer<Utf8> path(String path) {
+    final bytes = utf8.encode(path);
+    if (bytes.contains(0)) {
+      throw ArgumentError.value(path, 'path', 'contains a NUL character');
+    }
+    if (bytes.length >= _textCapacity) {
+      throw ArgumentError.value(
+          path, 'path', 'longer than ${_textCapacity - 1} bytes');
+    }
+    _bytes.setRange(0, bytes.length, bytes);
+    _bytes[bytes.length] = 0;
+    return text;
+  }
+
+  /// The text a native call wrote into [text]; [length] is the full length
+  /// it returned (the text was cut to fit if longer). Bytes that are not
+  /// UTF-8 (a path may hold any) become U+FFFD.
+  String read(int length) {
+    final n = length < _textCapacity ? length : _textCapacity - 1;
+    return utf8.decode(Uint8List.sublistView(_bytes, 0, n),
+        allowMalformed: true);
+  }
+
+  /// The local ([which] `IOT_ADDRESS_LOCAL`) or peer (`IOT_ADDRESS_PEER`)
+  /// address of [socket] as text (an IP, or a Unix path with `@name` for
+  /// abstract names and empty when unnamed) and its port (0 for Unix).
+  /// Throws the native error for [operation].
+  ({String address, int port}) socketAddress(
+      WorkerCore core, int socket, int which, String operation) {
+    final rc = core.bindings
+        .iot_socket_address(core.id, socket, which, text, _textCapacity, port);
+    if (rc < 0) throw core.error(rc, operation);
+    return (address: read(rc), port: port.value);
+  }
+}

@@ -1,0 +1,215 @@
+/// The receive loop shared by stream connections (TCP, Unix) and datagram
+/// sockets (UDP, Unix): one native receive kept armed while the stream is
+/// listened to and not paused.
+library;
+
+import 'dart:async';
+
+import 'exception.dart';
+import 'ffi/bindings.dart';
+import 'ffi/handles.dart';
+import 'operation.dart';
+import 'worker.dart';
+
+/// Datagram receive errors that concern one datagram exchange, not the socket
+/// (an ICMP error from a peer, reported by the next receive on a connected
+/// socket): the stream gets an error event and receiving goes on.
+const int _ehostunreach = 113;
+const int _enetunreach = 101;
+
+bool _isTransientDatagramError(int code) =>
+    code == -Errno.econnrefused ||
+    code == -_ehostunreach ||
+    code == -_enetunreach;
+
+/// Receives on one socket into a single-subscription stream of [T].
+///
+/// Listening starts receiving. Without a read timeout one multishot receive
+/// stays armed; with one, each receive is a one-shot receive bounded by it.
+/// Pausing cancels the receive, so nothing piles up in Dart and the kernel's
+/// queue (and, for a stream, the peer) takes the back-pressure; resuming
+/// receives again. For a stream socket a result of 0 is the end of stream;
+/// for a datagram socket it is an empty datagram.
+final class Receiver<T> implements CompletionHandler, SendBufferWaiter {
+  Receiver(this._core, this._socket, this._convert,
+      {required bool datagram, required Duration? Function() readTimeout})
+      : _datagram = datagram,
+        _readTimeout = readTimeout {
+    controller = StreamController<T>(
+        onListen: _start,
+        onPause: _stop,
+        onResume: _resume,
+        onCancel: _cancel);
+  }
+
+  final WorkerCore _core;
+  final SocketHandle _socket;
+
+  /// Turns received buffer `bufferId` (`length` bytes from `offset`, the
+  /// completion's `flags`) into an event. It owns the buffer from then on:
+  /// it copies and releases it, or hands it out as a payload.
+  final T Function(int bufferId, int offset, int length, int flags) _convert;
+  final bool _datagram;
+  final Duration? Function() _readTimeout;
+
+  late final StreamController<T> controller;
+
+  /// The tag of the receive in flight (0: none).
+  int _tag = 0;
+
+  /// The timeout of the receive in flight.
+  Duration? _timeout;
+
+  /// The receive in flight was cancelled to pause.
+  bool _cancelling = false;
+
+  /// A one-shot datagram receive waits for a free send buffer.
+  bool _waitingForBuffer = false;
+
+  /// No more events: ended, failed or the subscription was cancelled.
+  bool _done = false;
+
+  void _start() {
+    if (_done || _tag != 0 || _waitingForBuffer) return;
+    if (_socket.isClosed) {
+      if (_core.isClosed) {
+        _fail(closedError('recv', 'worker'));
+      } else {
+        _finish();
+      }
+      return;
+    }
+    final timeout = _readTimeout();
+    final timeoutMs = timeoutMillis(timeout, 'readTimeout');
+    final flags = timeoutMs > 0 ? 0 : IOT_OP_MULTISHOT;
+    final tag = _core.register(this);
+    final b = _core.bindings;
+    final rc = _datagram
+        ? b.iot_datagram_recv(_core.id, _socket.id, tag, flags, timeoutMs)
+        : b.iot_recv(_core.id, _socket.id, tag, flags, timeoutMs);
+    if (rc < 0) {
+      _core.unregister(tag);
+      if (_datagram && rc == -Errno.enobufs) {
+        // A one-shot datagram receive lands in a send buffer and takes it
+        // when queued: wait until one is free.
+        _waitingForBuffer = true;
+        _core.waitForSendBuffer(this);
+        return;
+      }
+      _fail(_core.error(rc, 'recv'));
+      return;
+    }
+    _tag = tag;
+    _timeout = timeout;
+    _core.submitted();
+  }
+
+  void _stop() {
+    if (_tag != 0 && !_cancelling && _core.cancel(_tag) == 0) {
+      _cancelling = true;
+    }
+  }
+
+  void _resume() {
+    if (_tag == 0) _start();
+  }
+
+  void _cancel() {
+    _done = true;
+    _stop();
+  }
+
+  void _fail(TransportException error) {
+    if (_done) return;
+    controller.addError(error);
+    _finish();
+  }
+
+  void _finish() {
+    if (_done) return;
+    _done = true;
+    unawaited(controller.close());
+  }
+
+  /// The socket was closed locally.
+  void onClosed() {
+    // A receive in flight completes with -ECANCELED and ends the stream then.
+    if (_tag == 0) _finish();
+  }
+
+  @override
+  void onSendBufferAvailable() {
+    _waitingForBuffer = false;
+    if (!_done && !controller.isPaused) _start();
+  }
+
+  @override
+  void onCompletion(int tag, int kind, int result, int flags, int handle,
+      int bufferId, int offset) {
+    if (flags & IOT_COMPLETION_BUFFER != 0) {
+      final deliver = !_done &&
+          !_socket.isClosed &&
+          (result > 0 || (_datagram && result == 0));
+      if (deliver) {
+        _deliver(bufferId, offset, result, flags);
+      } else {
+        _core.releaseBuffer(bufferId);
+      }
+    }
+    if (flags & IOT_COMPLETION_MORE != 0) return;
+    _core.unregister(tag);
+    _tag = 0;
+    final wasCancelling = _cancelling;
+    _cancelling = false;
+    final timeout = _timeout;
+    _timeout = null;
+    if (_done) return;
+    if (result == 0 && !_datagram) {
+      // End of stream (the header: `IOT_KIND_RECV` with result 0), whether or
+      // not the kernel named a buffer (released above). Receiving again would
+      // only get 0 again, at once, forever.
+      _finish();
+      return;
+    }
+    if (result < 0) {
+      if (_socket.isClosed) {
+        if (_core.isClosed) {
+          _fail(closedError('recv', 'worker'));
+        } else {
+          _finish(); // closed locally
+        }
+      } else if (wasCancelling &&
+          (result == -Errno.ecanceled || result == -Errno.enobufs)) {
+        // Cancelled to pause (a receive cancelled while the pool was empty
+        // may report -ENOBUFS).
+        if (!controller.isPaused) _start();
+      } else if (_datagram && _isTransientDatagramError(result)) {
+        controller.addError(_core.error(result, 'recv'));
+        if (!controller.isPaused) _start();
+      } else {
+        _fail(_core.error(result, 'recv', timeout: timeout));
+      }
+      return;
+    }
+    // Data (or an empty datagram) on a final completion: this receive ended
+    // (a one-shot receive, or one cancelled to pause). Receive again unless
+    // paused.
+    if (!controller.isPaused) _start();
+  }
+
+  void _deliver(int bufferId, int offset, int length, int flags) {
+    try {
+      controller.add(_convert(bufferId, offset, length, flags));
+    } catch (error, stack) {
+      // The conversion owned the buffer; the receive goes on.
+      controller.addError(error, stack);
+    }
+  }
+
+  @override
+  void onWorkerClosed(TransportClosedException error) {
+    _tag = 0;
+    _waitingForBuffer = false;
+    _fail(error);
+  }
+}
