@@ -1,0 +1,84 @@
+/// Command-line helpers shared by the UDP, Unix and file examples: `--name
+/// value` options and waiting for a stop signal.
+library;
+
+import 'dart:async';
+import 'dart:io';
+
+import 'package:iouring_transport/iouring_transport.dart';
+
+final RegExp _option = RegExp(r'^--([a-z][a-z-]*)(?:=(.*))?$');
+
+/// The options in [arguments] (`--name value` or `--name=value`), each one
+/// of [known]; throws a [FormatException] for anything else.
+Map<String, String> parseOptions(List<String> arguments, Set<String> known) {
+  final options = <String, String>{};
+  final rest = arguments.iterator;
+  while (rest.moveNext()) {
+    final match = _option.firstMatch(rest.current);
+    final name = match?.group(1);
+    if (match == null || name == null || !known.contains(name)) {
+      throw FormatException('unknown argument ${rest.current}');
+    }
+    final inline = match.group(2);
+    if (inline != null) {
+      options[name] = inline;
+    } else if (rest.moveNext()) {
+      options[name] = rest.current;
+    } else {
+      throw FormatException('--$name needs a value');
+    }
+  }
+  return options;
+}
+
+/// Option [name] of [options] as a number in [min]..[max], or [fallback].
+int numberOption(Map<String, String> options, String name,
+    {required int fallback, required int min, required int max}) {
+  final text = options[name];
+  if (text == null) return fallback;
+  final value = int.tryParse(text);
+  if (value == null || value < min || value > max) {
+    throw FormatException('--$name must be a number in $min..$max');
+  }
+  return value;
+}
+
+/// [host] as printed in `listening on HOST:PORT` (IPv6 in brackets).
+String printableHost(String host) => host.contains(':') ? '[$host]' : host;
+
+/// Completes on the first SIGINT or SIGTERM (and stops watching both).
+Future<void> signalled() async {
+  final received = StreamController<ProcessSignal>();
+  final watches = <StreamSubscription<ProcessSignal>>[
+    for (final signal in [ProcessSignal.sigint, ProcessSignal.sigterm])
+      signal.watch().listen(received.add),
+  ];
+  await received.stream.first;
+  await Future.wait(watches.map((watch) => watch.cancel()));
+}
+
+/// Reports a usage error of [program] on stderr (exit code 64).
+void usageError(String program, Object error, String usage) {
+  stderr
+    ..writeln('$program: $error')
+    ..writeln('usage: $usage');
+  exitCode = 64;
+}
+
+/// Runs [body] with a fresh worker and closes the worker after it; a
+/// [TransportException] (io_uring unavailable, a bind refused, ...) is
+/// reported on stderr as an error of [program] (exit code 1).
+Future<void> withWorker(
+    String program, Future<void> Function(Worker worker) body) async {
+  Worker? worker;
+  try {
+    final created = worker = Worker();
+    await body(created);
+  } on TransportException catch (error) {
+    stderr.writeln('$program: $error');
+    exitCode = 1;
+  } finally {
+    await worker?.close();
+  }
+}
