@@ -29,7 +29,7 @@ Future<void> main(List<String> arguments) async {
   }
   await withWorker('udp_echo', (worker) async {
     final socket = await UdpSocket.bind(host, port, worker: worker);
-    socket.listen((datagram) => _reply(socket, datagram),
+    socket.listen((datagram) => unawaited(_reply(socket, datagram)),
         onError: (Object error) => stderr.writeln('udp_echo: $error'));
     stdout.writeln(
         'listening on ${printableHost(socket.address.address)}:${socket.port}');
@@ -39,8 +39,10 @@ Future<void> main(List<String> arguments) async {
 }
 
 /// Sends [datagram] back to its sender.
-void _reply(UdpSocket socket, UdpDatagram datagram) {
-  unawaited(socket.send(datagram.data, datagram.address, datagram.port).then(
-      (_) {},
-      onError: (Object error) => stderr.writeln('udp_echo: $error')));
+Future<void> _reply(UdpSocket socket, UdpDatagram datagram) async {
+  try {
+    await socket.send(datagram.data, datagram.address, datagram.port);
+  } on TransportException catch (error) {
+    stderr.writeln('udp_echo: $error');
+  }
 }
