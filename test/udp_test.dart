@@ -15,6 +15,20 @@ Future<int> deadPort() async {
   return port;
 }
 
+/// Two UDP sockets on the IPv4 loopback of [worker], closed when the test
+/// ends.
+Future<(UdpSocket, UdpSocket)> _pair(Worker worker) async {
+  final first =
+      await UdpSocket.bind(InternetAddress.loopbackIPv4, 0, worker: worker)
+          .bounded;
+  addTearDown(first.close);
+  final second =
+      await UdpSocket.bind(InternetAddress.loopbackIPv4, 0, worker: worker)
+          .bounded;
+  addTearDown(second.close);
+  return (first, second);
+}
+
 /// Sends [data] to [to] and returns the datagram that arrives in [inbox].
 Future<UdpDatagram> roundTrip(UdpSocket from, UdpSocket to,
     Inbox<UdpDatagram> inbox, List<int> data, InternetAddress address) async {
@@ -71,14 +85,7 @@ void main() {
 
   test('1000 datagrams arrive, none lost on loopback', () async {
     final worker = testWorker();
-    final receiver =
-        await UdpSocket.bind(InternetAddress.loopbackIPv4, 0, worker: worker)
-            .bounded;
-    final sender =
-        await UdpSocket.bind(InternetAddress.loopbackIPv4, 0, worker: worker)
-            .bounded;
-    addTearDown(receiver.close);
-    addTearDown(sender.close);
+    final (receiver, sender) = await _pair(worker);
     final inbox = Inbox<UdpDatagram>(receiver);
     const count = 1000;
     const batch = 50;
@@ -134,14 +141,7 @@ void main() {
   test('connected UDP: write, only the peer is heard, refusals reported',
       () async {
     final worker = testWorker();
-    final a =
-        await UdpSocket.bind(InternetAddress.loopbackIPv4, 0, worker: worker)
-            .bounded;
-    final b =
-        await UdpSocket.bind(InternetAddress.loopbackIPv4, 0, worker: worker)
-            .bounded;
-    addTearDown(a.close);
-    addTearDown(b.close);
+    final (a, b) = await _pair(worker);
     expect(() => a.write([1]), throwsStateError);
     await a.connect('127.0.0.1', b.port).bounded;
     expect(a.remoteAddress?.address, '127.0.0.1');
@@ -201,14 +201,7 @@ void main() {
   test('pausing cancels the receive; the kernel keeps the datagrams',
       () async {
     final worker = testWorker();
-    final receiver =
-        await UdpSocket.bind(InternetAddress.loopbackIPv4, 0, worker: worker)
-            .bounded;
-    final sender =
-        await UdpSocket.bind(InternetAddress.loopbackIPv4, 0, worker: worker)
-            .bounded;
-    addTearDown(receiver.close);
-    addTearDown(sender.close);
+    final (receiver, sender) = await _pair(worker);
     final inbox = Inbox<UdpDatagram>(receiver);
     await sender.send([0], InternetAddress.loopbackIPv4, receiver.port).bounded;
     await inbox.next();
@@ -246,14 +239,7 @@ void main() {
 
   test('one-shot receives (with a timeout) deliver datagrams too', () async {
     final worker = testWorker();
-    final receiver =
-        await UdpSocket.bind(InternetAddress.loopbackIPv4, 0, worker: worker)
-            .bounded;
-    final sender =
-        await UdpSocket.bind(InternetAddress.loopbackIPv4, 0, worker: worker)
-            .bounded;
-    addTearDown(receiver.close);
-    addTearDown(sender.close);
+    final (receiver, sender) = await _pair(worker);
     receiver.readTimeout = const Duration(seconds: 10);
     final inbox = Inbox<UdpDatagram>(receiver);
     for (var i = 0; i < 5; i++) {

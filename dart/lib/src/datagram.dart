@@ -106,14 +106,10 @@ final class DatagramChannel<T> implements SendBufferWaiter {
             : closedError('send', 'socket'));
         return;
       }
-      final id = core.buffers.acquire();
+      final id = acquireSendBuffer(core, this);
       if (id < 0) {
-        if (id == -Errno.enobufs) {
-          _waiting = true;
-          core.waitForSendBuffer(this);
-        } else {
-          _failQueued(core.error(id, 'send'));
-        }
+        _waiting = id == -Errno.enobufs;
+        if (!_waiting) _failQueued(core.error(id, 'send'));
         return;
       }
       _queue.removeFirst().start(id);

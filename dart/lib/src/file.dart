@@ -520,10 +520,14 @@ final class _FileQueue implements SendBufferWaiter {
     }
   }
 
-  /// [op] needs a send buffer: the queue stops until one is free.
-  void waitForBuffer() {
-    _waiting = true;
-    core.waitForSendBuffer(this);
+  /// A free send buffer for [op], or null: none is free (the queue stops
+  /// until one may be) or taking one failed (the operation was refused).
+  int? takeBuffer(_FileOp<Object?> op) {
+    final id = acquireSendBuffer(core, this);
+    if (id >= 0) return id;
+    _waiting = id == -Errno.enobufs;
+    if (!_waiting) op.refused(id);
+    return null;
   }
 
   /// [op] completed a native operation and may queue more.
@@ -555,11 +559,10 @@ final class _FileQueue implements SendBufferWaiter {
     _pump();
   }
 
+  /// The pump fails what is pending once the worker is closed.
   @override
-  void onWorkerClosed(TransportClosedException error) {
-    _waiting = false;
-    _pump(); // fails what is pending
-  }
+  void onWorkerClosed(TransportClosedException error) =>
+      onSendBufferAvailable();
 }
 
 /// One call on a file: one or more native operations under one tag.
@@ -598,8 +601,8 @@ abstract base class _FileOp<T> implements CompletionHandler {
   int get tag => _tag != 0 ? _tag : (_tag = core.register(this));
 
   /// Queues native operations (reporting each with [queued], a refusal with
-  /// [refused], the end with [allQueued]); returns early after
-  /// [_FileQueue.waitForBuffer] or with enough in flight.
+  /// [refused], the end with [allQueued]); returns early when
+  /// [_FileQueue.takeBuffer] found no buffer, or with enough in flight.
   void queueMore();
 
   /// One native operation completed (before the error, if any, is noted).
@@ -693,18 +696,57 @@ abstract base class _FileOp<T> implements CompletionHandler {
   }
 }
 
-/// A read of [length] bytes, in pieces of at most one buffer.
-final class _ReadOp extends _FileOp<Uint8List> {
-  _ReadOp(_FileQueue queue, this.length, this.offset, Duration? timeout)
-      : super(queue, 'read', timeout);
+/// A read or write of [total] bytes in pieces of at most one buffer each,
+/// at [offset] (null: at the file position).
+abstract base class _Pieces<T> extends _FileOp<T> {
+  _Pieces(_FileQueue queue, String operation, this.total, this.offset,
+      Duration? timeout)
+      : super(queue, operation, timeout);
 
-  final int length;
-
-  /// Where to read; null: at the file position.
+  final int total;
   final int? offset;
 
-  /// Bytes asked for so far.
-  int _requested = 0;
+  /// Bytes queued so far.
+  int _queuedBytes = 0;
+
+  /// Most pieces in flight at once.
+  int get limit => _maxChunksInFlight;
+
+  /// Whether no more pieces are needed.
+  bool get finished => _queuedBytes >= total;
+
+  /// Queues the native operation of the piece of [length] bytes that starts
+  /// [position] bytes into the operation (at file offset [at]), in host
+  /// buffer [bufferId]; returns the call's result.
+  int submitPiece(int bufferId, int position, int length, int at);
+
+  @override
+  void queueMore() {
+    final start = offset;
+    final size = core.buffers.bufferSize;
+    while (!finished) {
+      if (inFlight >= limit) return;
+      final id = queue.takeBuffer(this);
+      if (id == null) return;
+      final n = math.min(size, total - _queuedBytes);
+      final at = start == null ? IOT_OFFSET_CURRENT : start + _queuedBytes;
+      final rc = submitPiece(id, _queuedBytes, n, at);
+      if (rc < 0) {
+        core.releaseBuffer(id); // a refused call leaves the buffer with us
+        refused(rc);
+        return;
+      }
+      _queuedBytes += n;
+      queued();
+    }
+    allQueued();
+  }
+}
+
+/// A read of up to [total] bytes.
+final class _ReadOp extends _Pieces<Uint8List> {
+  _ReadOp(_FileQueue queue, int length, int? offset, Duration? timeout)
+      : super(queue, 'read', length, offset, timeout);
 
   /// A piece came back short: the end of the file (or of what a pipe had).
   bool _short = false;
@@ -716,40 +758,24 @@ final class _ReadOp extends _FileOp<Uint8List> {
   /// Which piece each lent buffer holds.
   final Map<int, int> _pieceOfBuffer = <int, int>{};
 
+  // At the file position the native reads run one after the other anyway,
+  // and a short one must end the read before the next is asked for.
   @override
-  void queueMore() {
-    final start = offset;
-    // At the file position the native reads run one after the other anyway,
-    // and a short one must end the read before the next is asked for.
-    final limit = start == null ? 1 : _maxChunksInFlight;
-    final size = core.buffers.bufferSize;
-    while (_requested < length && !_short) {
-      if (inFlight >= limit) return;
-      final id = core.buffers.acquire();
-      if (id < 0) {
-        if (id == -Errno.enobufs) {
-          queue.waitForBuffer();
-        } else {
-          refused(id);
-        }
-        return;
-      }
-      final n = math.min(size, length - _requested);
-      final at = start == null ? IOT_OFFSET_CURRENT : start + _requested;
-      final rc = core.bindings
-          .iot_file_read(core.id, file, id, 0, n, at, tag, timeoutMs);
-      if (rc < 0) {
-        core.releaseBuffer(id); // a refused read leaves the buffer with us
-        refused(rc);
-        return;
-      }
-      _pieceOfBuffer[id] = _pieces.length;
+  int get limit => offset == null ? 1 : _maxChunksInFlight;
+
+  @override
+  bool get finished => _short || super.finished;
+
+  @override
+  int submitPiece(int bufferId, int position, int length, int at) {
+    final rc = core.bindings
+        .iot_file_read(core.id, file, bufferId, 0, length, at, tag, timeoutMs);
+    if (rc >= 0) {
+      _pieceOfBuffer[bufferId] = _pieces.length;
       _pieces.add(null);
-      _sizes.add(n);
-      _requested += n;
-      queued();
+      _sizes.add(length);
     }
-    allQueued();
+    return rc;
   }
 
   @override
@@ -768,15 +794,15 @@ final class _ReadOp extends _FileOp<Uint8List> {
     // The pieces up to the first short one (past the end of a file, the
     // later ones are empty).
     var count = 0;
-    var total = 0;
+    var length = 0;
     for (var i = 0; i < _pieces.length; i++) {
       final n = _pieces[i]?.length ?? 0;
-      total += n;
+      length += n;
       count = i + 1;
       if (n < _sizes[i]) break;
     }
     if (count == 1) return _pieces[0] ?? Uint8List(0);
-    final out = Uint8List(total);
+    final out = Uint8List(length);
     var at = 0;
     for (var i = 0; i < count; i++) {
       final piece = _pieces[i];
@@ -788,50 +814,9 @@ final class _ReadOp extends _FileOp<Uint8List> {
   }
 }
 
-/// A write of [data], copied into buffers piece by piece.
-final class _WriteOp extends _FileOp<void> {
-  _WriteOp(_FileQueue queue, this.data, this.offset, Duration? timeout)
-      : super(queue, 'write', timeout);
-
-  final List<int> data;
-
-  /// Where to write; null: at the file position.
-  final int? offset;
-
-  /// Bytes of [data] queued so far.
-  int _position = 0;
-
-  @override
-  void queueMore() {
-    final start = offset;
-    final size = core.buffers.bufferSize;
-    while (_position < data.length) {
-      if (inFlight >= _maxChunksInFlight) return;
-      final id = core.buffers.acquire();
-      if (id < 0) {
-        if (id == -Errno.enobufs) {
-          queue.waitForBuffer();
-        } else {
-          refused(id);
-        }
-        return;
-      }
-      final n = math.min(size, data.length - _position);
-      core.buffers.fill(id, data, _position, n);
-      final at = start == null ? IOT_OFFSET_CURRENT : start + _position;
-      final rc = core.bindings
-          .iot_file_write(core.id, file, id, 0, n, at, tag, timeoutMs);
-      if (rc < 0) {
-        core.releaseBuffer(id); // a refused write leaves the buffer with us
-        refused(rc);
-        return;
-      }
-      _position += n;
-      queued();
-    }
-    allQueued();
-  }
-
+/// What every write does: no value, and its error is also kept for the
+/// next [IoFile.flush].
+base mixin _WriteErrors on _FileOp<void> {
   @override
   void result() {}
 
@@ -842,8 +827,23 @@ final class _WriteOp extends _FileOp<void> {
   }
 }
 
+/// A write of [data], copied into buffers piece by piece.
+final class _WriteOp extends _Pieces<void> with _WriteErrors {
+  _WriteOp(_FileQueue queue, this.data, int? offset, Duration? timeout)
+      : super(queue, 'write', data.length, offset, timeout);
+
+  final List<int> data;
+
+  @override
+  int submitPiece(int bufferId, int position, int length, int at) {
+    core.buffers.fill(bufferId, data, position, length);
+    return core.bindings.iot_file_write(
+        core.id, file, bufferId, 0, length, at, tag, timeoutMs);
+  }
+}
+
 /// A write of a payload's buffer itself.
-final class _PayloadWriteOp extends _FileOp<void> {
+final class _PayloadWriteOp extends _FileOp<void> with _WriteErrors {
   _PayloadWriteOp(_FileQueue queue, this.bufferId, this.bufferOffset,
       this.length, this.offset, Duration? timeout)
       : super(queue, 'write', timeout);
@@ -872,14 +872,10 @@ final class _PayloadWriteOp extends _FileOp<void> {
   }
 
   @override
-  void result() {}
-
-  @override
   void onEnd() {
     // Still ours when the write never started or was refused.
     if (!_handedOver) core.releaseBuffer(bufferId);
-    final error = _error;
-    if (error != null) queue.writeFailed(error);
+    super.onEnd();
   }
 }
 

@@ -6,11 +6,14 @@ library;
 import 'dart:async';
 import 'dart:convert';
 import 'dart:ffi';
+import 'dart:io' show InternetAddress;
 import 'dart:typed_data';
 
 import 'package:ffi/ffi.dart';
 
+import 'address.dart';
 import 'exception.dart';
+import 'ffi/bindings.dart';
 import 'ffi/handles.dart';
 import 'worker.dart';
 
@@ -111,6 +114,36 @@ final class SingleOp<T> implements CompletionHandler {
     _end();
     if (!_completer.isCompleted) _completer.completeError(error);
   }
+}
+
+/// Takes a free send buffer of [core]: its id, or a negative native result:
+/// `-ENOBUFS` when every send buffer is in use, after queueing [waiter] to be
+/// woken when one may be free; another error when the worker is closed.
+int acquireSendBuffer(WorkerCore core, SendBufferWaiter waiter) {
+  final id = core.buffers.acquire();
+  if (id == -Errno.enobufs) core.waitForSendBuffer(waiter);
+  return id;
+}
+
+/// Binds an IP socket (TCP listener, UDP socket) to [host] (a `String` or an
+/// [InternetAddress]; a name is looked up and its first address used) and
+/// [port]: [bind] makes the native call with the numeric address and the
+/// output for the socket handle. Returns the socket, the address and the
+/// bound port (the chosen one for port 0).
+Future<({WorkerCore core, SocketHandle socket, InternetAddress address, int port})>
+    bindIp(Object host, int port, Worker? worker,
+        int Function(WorkerCore core, Pointer<Utf8> ip, Pointer<Uint64> out)
+            bind) async {
+  RangeError.checkValueInInterval(port, 0, 65535, 'port');
+  final core = workerCore(worker ?? Worker.current);
+  final addresses = await resolveHost(host, 'bind');
+  if (core.isClosed) throw closedError('bind', 'worker');
+  final ip = addresses.first;
+  final rc = bind(core, core.scratchText(ip.address), core.outSocket);
+  if (rc < 0) throw core.error(rc, 'bind');
+  final socket = SocketHandle(core.handle, core.outSocket.value);
+  final local = core.socketAddress(socket.id, IOT_ADDRESS_LOCAL);
+  return (core: core, socket: socket, address: ip, port: local?.port ?? port);
 }
 
 // ------------------------------------------------------------ native text

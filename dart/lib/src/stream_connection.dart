@@ -548,14 +548,10 @@ final class _Sender implements CompletionHandler, SendBufferWaiter {
       final data = entry.data;
       if (data != null) {
         while (entry.position < data.length) {
-          final id = core.buffers.acquire();
+          final id = acquireSendBuffer(core, this);
           if (id < 0) {
-            if (id == -Errno.enobufs) {
-              _waiting = true;
-              core.waitForSendBuffer(this);
-            } else {
-              _abort(core.error(id, 'write'));
-            }
+            _waiting = id == -Errno.enobufs;
+            if (!_waiting) _abort(core.error(id, 'write'));
             return;
           }
           final n =
@@ -569,11 +565,8 @@ final class _Sender implements CompletionHandler, SendBufferWaiter {
                 closedLocally: _connection._closeRequested));
             return;
           }
-          entry
-            ..position += n
-            ..inFlight += 1;
-          _inFlight.add(entry);
-          core.submitted();
+          entry.position += n;
+          _queued(entry);
         }
       } else if (entry.isShutdown) {
         final rc = b.iot_socket_shutdown(
@@ -583,9 +576,7 @@ final class _Sender implements CompletionHandler, SendBufferWaiter {
               closedLocally: _connection._closeRequested));
           return;
         }
-        entry.inFlight += 1;
-        _inFlight.add(entry);
-        core.submitted();
+        _queued(entry);
       } else {
         final rc = b.iot_send(core.id, _socket.id, entry.bufferId,
             entry.offset, entry.length, _tag, timeoutMs);
@@ -596,13 +587,18 @@ final class _Sender implements CompletionHandler, SendBufferWaiter {
               closedLocally: _connection._closeRequested));
           return;
         }
-        entry.inFlight += 1;
-        _inFlight.add(entry);
-        core.submitted();
+        _queued(entry);
       }
       entry.submitted = true;
       _queue.removeFirst();
     }
+  }
+
+  /// One more native operation of [entry] was queued.
+  void _queued(_Outbound entry) {
+    entry.inFlight += 1;
+    _inFlight.add(entry);
+    _core.submitted();
   }
 
   @override

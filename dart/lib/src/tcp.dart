@@ -41,21 +41,17 @@ final class TcpListener extends ConnectionListener<TcpConnection> {
       bool reusePort = false,
       bool v6Only = false,
       Worker? worker}) async {
-    RangeError.checkValueInInterval(port, 0, 65535, 'port');
     RangeError.checkValueInInterval(backlog, 0, 0x7fffffff, 'backlog');
-    final core = workerCore(worker ?? Worker.current);
-    final addresses = await resolveHost(address, 'bind');
-    if (core.isClosed) throw closedError('bind', 'worker');
-    final ip = addresses.first;
     var flags = 0;
     if (reusePort) flags |= IOT_LISTEN_REUSEPORT;
     if (v6Only) flags |= IOT_LISTEN_V6ONLY;
-    final rc = core.bindings.iot_tcp_listen(core.id,
-        core.scratchText(ip.address), port, backlog, flags, core.outSocket);
-    if (rc < 0) throw core.error(rc, 'bind');
-    final socket = SocketHandle(core.handle, core.outSocket.value);
-    final local = core.socketAddress(socket.id, IOT_ADDRESS_LOCAL);
-    return TcpListener._(core, socket, ip, local?.port ?? port);
+    final bound = await bindIp(
+        address,
+        port,
+        worker,
+        (core, ip, out) => core.bindings
+            .iot_tcp_listen(core.id, ip, port, backlog, flags, out));
+    return TcpListener._(bound.core, bound.socket, bound.address, bound.port);
   }
 
   /// The address the listener is bound to.

@@ -11,6 +11,7 @@ import 'datagram.dart';
 import 'exception.dart';
 import 'ffi/bindings.dart';
 import 'ffi/handles.dart';
+import 'operation.dart';
 import 'worker.dart';
 
 /// One received UDP datagram.
@@ -79,21 +80,13 @@ final class UdpSocket extends Stream<UdpDatagram> {
       bool reusePort = false,
       bool v6Only = false,
       Worker? worker}) async {
-    RangeError.checkValueInInterval(port, 0, 65535, 'port');
-    final core = workerCore(worker ?? Worker.current);
-    final addresses = await resolveHost(address, 'bind');
-    if (core.isClosed) throw closedError('bind', 'worker');
-    final ip = addresses.first;
     var flags = 0;
     if (reuseAddress) flags |= IOT_BIND_REUSEADDR;
     if (reusePort) flags |= IOT_LISTEN_REUSEPORT;
     if (v6Only) flags |= IOT_LISTEN_V6ONLY;
-    final rc = core.bindings.iot_udp_bind(
-        core.id, core.scratchText(ip.address), port, flags, core.outSocket);
-    if (rc < 0) throw core.error(rc, 'bind');
-    final socket = SocketHandle(core.handle, core.outSocket.value);
-    final local = core.socketAddress(socket.id, IOT_ADDRESS_LOCAL);
-    return UdpSocket._(core, socket, ip, local?.port ?? port);
+    final bound = await bindIp(address, port, worker,
+        (core, ip, out) => core.bindings.iot_udp_bind(core.id, ip, port, flags, out));
+    return UdpSocket._(bound.core, bound.socket, bound.address, bound.port);
   }
 
   late final DatagramChannel<UdpDatagram> _channel;
