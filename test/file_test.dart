@@ -104,7 +104,7 @@ void main() {
             mode: IoFileMode.writeOnlyAppend, worker: worker)
         .bounded;
     await writeOnly.write('!'.codeUnits).bounded;
-    await expectLater(writeOnly.read(1, offset: 0), throwsA(_errno(9)));
+    await expectLater(writeOnly.read(1, offset: 0), throwsA(_errno(9))).bounded;
     await writeOnly.close().bounded;
     expect(File(path).readAsStringSync(), 'abcdefghi!');
   });
@@ -132,7 +132,7 @@ void main() {
     final ofDir = await IoFile.statPath(dir.path, worker: worker).bounded;
     expect(ofDir.isDirectory, isTrue);
     await expectLater(IoFile.statPath('${dir.path}/missing', worker: worker),
-        throwsA(_errno(2)));
+        throwsA(_errno(2))).bounded;
   });
 
   test('allocate and truncate', () async {
@@ -170,28 +170,28 @@ void main() {
     final worker = testWorker();
     final dir = tempDirectory('iot_file_');
     await expectLater(IoFile.open('${dir.path}/missing', worker: worker),
-        throwsA(_errno(2).having((e) => e.operation, 'operation', 'open')));
+        throwsA(_errno(2).having((e) => e.operation, 'operation', 'open'))).bounded;
     await expectLater(
         IoFile.open(dir.path, mode: IoFileMode.write, worker: worker),
-        throwsA(_errno(21)));
+        throwsA(_errno(21))).bounded;
     final asDirectory = await IoFile.open(dir.path, worker: worker).bounded;
-    await expectLater(asDirectory.read(10), throwsA(_errno(21)));
+    await expectLater(asDirectory.read(10), throwsA(_errno(21))).bounded;
     await asDirectory.close().bounded;
     final path = '${dir.path}/read-only';
     File(path).writeAsStringSync('read only');
     final readOnly = await IoFile.open(path, worker: worker).bounded;
-    await expectLater(readOnly.write([1, 2]), throwsA(_errno(9)));
+    await expectLater(readOnly.write([1, 2]), throwsA(_errno(9))).bounded;
     // The write error is reported by the next flush, once.
     final ignored = readOnly.write([3]);
-    await expectLater(readOnly.flush(), throwsA(_errno(9)));
+    await expectLater(readOnly.flush(), throwsA(_errno(9))).bounded;
     await readOnly.flush().bounded;
-    await expectLater(ignored, throwsA(_errno(9)));
+    await expectLater(ignored, throwsA(_errno(9))).bounded;
     expect(await readOnly.read(100).bounded, 'read only'.codeUnits);
     await readOnly.close().bounded;
     await expectLater(
         IoFile.open(path,
             mode: IoFileMode.writeOnly, exclusive: true, worker: worker),
-        throwsA(_errno(17)));
+        throwsA(_errno(17))).bounded;
     expect(() => IoFile.open(path, exclusive: true, worker: worker),
         throwsArgumentError,
         reason: 'exclusive needs a mode that creates');
@@ -270,7 +270,7 @@ void main() {
         throwsA(isA<TransportTimeoutException>()
             .having((e) => e.operation, 'operation', 'open')
             .having((e) => e.timeout, 'timeout',
-                const Duration(milliseconds: 200))));
+                const Duration(milliseconds: 200)))).bounded;
     // Opened for both ends, it opens at once, and a read waits for data.
     final both = await IoFile.open(fifo,
             mode: IoFileMode.readWrite, worker: worker)
@@ -278,7 +278,7 @@ void main() {
     await expectLater(
         both.read(10, timeout: const Duration(milliseconds: 200)),
         throwsA(isA<TransportTimeoutException>()
-            .having((e) => e.operation, 'operation', 'read')));
+            .having((e) => e.operation, 'operation', 'read'))).bounded;
     await both.write([1, 2, 3]).bounded;
     expect(await both.read(10).bounded, [1, 2, 3]);
     await both.close().bounded;
@@ -293,12 +293,12 @@ void main() {
     expect(identical(file.close(), closed), isTrue);
     await closed.bounded;
     expect(file.isClosed, isTrue);
-    await expectLater(file.read(1), throwsA(isA<TransportClosedException>()));
-    await expectLater(file.write([1]), throwsA(isA<TransportClosedException>()));
-    await expectLater(file.sync(), throwsA(isA<TransportClosedException>()));
-    await expectLater(file.stat(), throwsA(isA<TransportClosedException>()));
+    await expectLater(file.read(1), throwsA(isA<TransportClosedException>())).bounded;
+    await expectLater(file.write([1]), throwsA(isA<TransportClosedException>())).bounded;
+    await expectLater(file.sync(), throwsA(isA<TransportClosedException>())).bounded;
+    await expectLater(file.stat(), throwsA(isA<TransportClosedException>())).bounded;
     await expectLater(file.readStream(),
-        emitsInOrder(<Object>[emitsError(isA<TransportClosedException>()), emitsDone]));
+        emitsInOrder(<Object>[emitsError(isA<TransportClosedException>()), emitsDone])).bounded;
     final other = await IoFile.open(path, mode: IoFileMode.readWrite, worker: worker)
         .bounded;
     final stream = expectLater(
@@ -309,9 +309,9 @@ void main() {
         ]));
     await worker.close().bounded;
     await stream.bounded;
-    await expectLater(other.write([1]), throwsA(isA<TransportClosedException>()));
+    await expectLater(other.write([1]), throwsA(isA<TransportClosedException>())).bounded;
     await other.close().bounded; // a no-op on a closed worker
     await expectLater(IoFile.open(path, worker: worker),
-        throwsA(isA<TransportClosedException>()));
+        throwsA(isA<TransportClosedException>())).bounded;
   });
 }

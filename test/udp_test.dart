@@ -9,7 +9,8 @@ import 'support/inbox.dart';
 
 /// A UDP port nobody listens on (bound once, then closed).
 Future<int> deadPort() async {
-  final probe = await RawDatagramSocket.bind(InternetAddress.loopbackIPv4, 0);
+  final probe =
+      await RawDatagramSocket.bind(InternetAddress.loopbackIPv4, 0).bounded;
   final port = probe.port;
   probe.close();
   return port;
@@ -69,7 +70,7 @@ void main() {
   test('round trip over IPv4', () => echoBothWays(InternetAddress.loopbackIPv4));
 
   test('round trip over IPv6', () async {
-    if (!await ipv6Available()) {
+    if (!await ipv6Available().bounded) {
       markTestSkipped('no IPv6 loopback on this machine');
       return;
     }
@@ -135,7 +136,7 @@ void main() {
     // Sending is bounded by the buffer size too.
     await expectLater(
         receiver.send(Uint8List(2000), InternetAddress.loopbackIPv4, peer.port),
-        throwsA(isA<TransportException>().having((e) => e.errno, 'errno', 90)));
+        throwsA(isA<TransportException>().having((e) => e.errno, 'errno', 90))).bounded;
   });
 
   test('connected UDP: write, only the peer is heard, refusals reported',
@@ -265,7 +266,7 @@ void main() {
     expect(inbox.errors, isEmpty);
     await expectLater(
         socket.send([1], InternetAddress.loopbackIPv4, 9),
-        throwsA(isA<TransportClosedException>()));
+        throwsA(isA<TransportClosedException>())).bounded;
     expect(() => socket.dropped, throwsA(isA<TransportClosedException>()));
     await waitUntil(() {
       final stats = worker.stats();
@@ -291,10 +292,10 @@ void main() {
     await done.bounded;
     await expectLater(
         socket.send([1], InternetAddress.loopbackIPv4, 9),
-        throwsA(isA<TransportClosedException>()));
+        throwsA(isA<TransportClosedException>())).bounded;
     await expectLater(
         UdpSocket.bind(InternetAddress.loopbackIPv4, 0, worker: worker),
-        throwsA(isA<TransportClosedException>()));
+        throwsA(isA<TransportClosedException>())).bounded;
   });
 }
 

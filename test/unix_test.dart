@@ -58,7 +58,7 @@ void main() {
     await waitUntil(() => _typeOf(path) == FileSystemEntityType.notFound,
         reason: 'the socket file removed');
     await expectLater(UnixConnection.connect(path, worker: worker),
-        throwsA(_errno(2)));
+        throwsA(_errno(2))).bounded;
   });
 
   test('stream echo in the abstract namespace', () async {
@@ -93,21 +93,21 @@ void main() {
     final stale = '${root.path}/b/s.sock';
     expect(_typeOf(stale), FileSystemEntityType.unixDomainSock);
     await expectLater(UnixConnection.connect(stale, worker: worker),
-        throwsA(_errno(111)));
+        throwsA(_errno(111))).bounded;
     await expectLater(
-        UnixListener.bind(stale, worker: worker), throwsA(_errno(98)));
+        UnixListener.bind(stale, worker: worker), throwsA(_errno(98))).bounded;
     final replaced = await UnixListener.bind(stale,
             replaceStale: true, worker: worker)
         .bounded;
     await expectLater(
         UnixListener.bind(stale, replaceStale: true, worker: worker),
         throwsA(_errno(98)),
-        reason: 'a live socket');
+        reason: 'a live socket').bounded;
     final plain = File('${root.path}/plain')..writeAsStringSync('x');
     await expectLater(
         UnixListener.bind(plain.path, replaceStale: true, worker: worker),
         throwsA(_errno(98)),
-        reason: 'a regular file');
+        reason: 'a regular file').bounded;
     expect(plain.readAsStringSync(), 'x');
     replaced.listen(_echo);
     final client = await UnixConnection.connect(stale, worker: worker).bounded;
@@ -121,12 +121,12 @@ void main() {
   test('bad paths are refused', () async {
     final worker = testWorker();
     await expectLater(UnixListener.bind('', worker: worker),
-        throwsA(isA<TransportException>()));
+        throwsA(isA<TransportException>())).bounded;
     await expectLater(
         UnixListener.bind('/tmp/${'x' * 200}.sock', worker: worker),
-        throwsA(_errno(36)));
+        throwsA(_errno(36))).bounded;
     await expectLater(UnixListener.bind('a\u0000b', worker: worker),
-        throwsA(isA<ArgumentError>()));
+        throwsA(isA<ArgumentError>())).bounded;
   });
 
   test('datagrams carry their sender path', () async {
@@ -161,13 +161,13 @@ void main() {
     expect(fromC.data, isEmpty);
     // Nobody at the other end.
     await expectLater(b.send([5], '${dir.path}/missing.sock'),
-        throwsA(_errno(anyOf(2, 111))));
+        throwsA(_errno(anyOf(2, 111)))).bounded;
     await a.close().bounded;
     await atA.done();
     await waitUntil(() => _typeOf(path) == FileSystemEntityType.notFound,
         reason: 'the datagram socket removed its file');
     await expectLater(
-        a.send([6], name), throwsA(isA<TransportClosedException>()));
+        a.send([6], name), throwsA(isA<TransportClosedException>())).bounded;
   });
 
   test('a datagram socket refuses to bind over an existing file', () async {
@@ -176,7 +176,7 @@ void main() {
       ..writeAsStringSync('x');
     await expectLater(
         UnixDatagramSocket.bind(plain.path, replaceStale: true, worker: worker),
-        throwsA(_errno(98)));
+        throwsA(_errno(98))).bounded;
   });
 
   test('closing the worker ends connections and listeners', () async {
@@ -202,8 +202,8 @@ void main() {
     await accepts.bounded;
     await input.bounded;
     await expectLater(
-        client.write([1]), throwsA(isA<TransportClosedException>()));
+        client.write([1]), throwsA(isA<TransportClosedException>())).bounded;
     await expectLater(UnixConnection.connect(name, worker: worker),
-        throwsA(isA<TransportClosedException>()));
+        throwsA(isA<TransportClosedException>())).bounded;
   });
 }
