@@ -354,6 +354,7 @@ final class IoFile {
 
   /// The file's size, times and mode, after every operation called before.
   Future<FileInfo> stat({Duration? timeout}) {
+    timeoutMillis(timeout, 'timeout'); // before anything is allocated
     final out = calloc<iot_file_info>();
     return _single<FileInfo>(
         'stat',
