@@ -14,10 +14,12 @@ import 'dart:typed_data';
 
 import 'package:iouring_transport/iouring_transport.dart';
 
+import 'support/cli.dart';
+
 Future<void> main(List<String> arguments) async {
   final Map<String, String> values;
   try {
-    values = _flagValues(arguments);
+    values = parseOptions(arguments, const {'host', 'port', 'connections', 'size', 'seconds'});
   } on FormatException catch (error) {
     stderr.writeln('echo_client: ${error.message}');
     exitCode = 64;
@@ -94,26 +96,6 @@ Future<void> main(List<String> arguments) async {
       'connections in ${elapsed.toStringAsFixed(2)} s: '
       '${(requests / elapsed).toStringAsFixed(0)} req/s');
   await worker.close();
-}
-
-/// `--name value` and `--name=value` pairs.
-Map<String, String> _flagValues(List<String> arguments) {
-  final values = <String, String>{};
-  for (var i = 0; i < arguments.length; i++) {
-    final argument = arguments[i];
-    if (!argument.startsWith('--')) {
-      throw FormatException('unexpected argument $argument');
-    }
-    final equals = argument.indexOf('=');
-    if (equals > 0) {
-      values[argument.substring(2, equals)] = argument.substring(equals + 1);
-    } else if (i + 1 < arguments.length) {
-      values[argument.substring(2)] = arguments[++i];
-    } else {
-      throw FormatException('$argument needs a value');
-    }
-  }
-  return values;
 }
 
 int _intFlag(

@@ -21,6 +21,8 @@ import 'dart:isolate';
 
 import 'package:iouring_transport/iouring_transport.dart';
 
+import 'support/cli.dart';
+
 Future<void> main(List<String> arguments) async {
   final _Options options;
   try {
@@ -37,26 +39,6 @@ Future<void> main(List<String> arguments) async {
     await _acceptorMode(options);
   } else {
     await _reusePortMode(options);
-  }
-}
-
-/// The host as printed in `listening on HOST:PORT`.
-String _printable(String host) => host.contains(':') ? '[$host]' : host;
-
-/// Completes on the first SIGINT or SIGTERM.
-Future<void> _signalled() async {
-  final stop = Completer<void>();
-  void onSignal(ProcessSignal _) {
-    if (!stop.isCompleted) stop.complete();
-  }
-
-  final signals = [
-    ProcessSignal.sigint.watch().listen(onSignal),
-    ProcessSignal.sigterm.watch().listen(onSignal),
-  ];
-  await stop.future;
-  for (final subscription in signals) {
-    await subscription.cancel();
   }
 }
 
@@ -88,8 +70,8 @@ Future<void> _acceptorMode(_Options options) async {
   if (listener != null) {
     listener.listen((connection) => unawaited(_handOff(connection, pool)),
         onError: (Object error) => stderr.writeln('echo_server: $error'));
-    stdout.writeln('listening on ${_printable(options.host)}:${listener.port}');
-    await _signalled();
+    stdout.writeln('listening on ${printableHost(options.host)}:${listener.port}');
+    await signalled();
     await listener.close();
   }
   // Every worker of the process gets the request: the servers stop (taking
@@ -166,8 +148,8 @@ Future<void> _reusePortMode(_Options options) async {
   }
 
   if (failure == null) {
-    stdout.writeln('listening on ${_printable(options.host)}:$port');
-    await _signalled();
+    stdout.writeln('listening on ${printableHost(options.host)}:$port');
+    await signalled();
   } else {
     stderr.writeln('echo_server: $failure');
     exitCode = 1;
@@ -229,7 +211,7 @@ final class _Options {
     var port = 7777;
     var isolates = 1;
     var mode = 'reuseport';
-    final values = _flagValues(arguments);
+    final values = parseOptions(arguments, const {'host', 'port', 'isolates', 'mode'});
     for (final MapEntry(:key, :value) in values.entries) {
       switch (key) {
         case 'host':
@@ -257,26 +239,6 @@ final class _Options {
 
   /// `reuseport` or `acceptor`.
   final String mode;
-}
-
-/// `--name value` and `--name=value` pairs.
-Map<String, String> _flagValues(List<String> arguments) {
-  final values = <String, String>{};
-  for (var i = 0; i < arguments.length; i++) {
-    final argument = arguments[i];
-    if (!argument.startsWith('--')) {
-      throw FormatException('unexpected argument $argument');
-    }
-    final equals = argument.indexOf('=');
-    if (equals > 0) {
-      values[argument.substring(2, equals)] = argument.substring(equals + 1);
-    } else if (i + 1 < arguments.length) {
-      values[argument.substring(2)] = arguments[++i];
-    } else {
-      throw FormatException('$argument needs a value');
-    }
-  }
-  return values;
 }
 
 int _intFlag(String name, String value, int min, int max) {
