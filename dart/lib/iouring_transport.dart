@@ -22,7 +22,7 @@
 /// ```
 library;
 
-export 'src/buffers.dart' show Payload;
+export 'src/buffers.dart' show Payload, ReleasableBytes;
 export 'src/exception.dart'
     show
         IoUringUnavailableException,

@@ -58,6 +58,66 @@ final class BufferPool {
       (_base + (id * bufferSize + offset)).asTypedList(length);
 }
 
+/// Bytes handed to the program in native memory (a receive buffer or a
+/// payload), given back exactly once: by [release], by being handed over, or
+/// eventually by a finalizer if the program drops it unreleased. [Payload]
+/// and `BytesMessage` are the two kinds.
+abstract base class ReleasableBytes {
+  ReleasableBytes(
+      this._owner, this._bytes, void Function() giveBack, this._what)
+      : _token = _GiveBackOnce(_owner, giveBack) {
+    _finalizer.attach(_bytes, _token, detach: this);
+  }
+
+  static final Finalizer<_GiveBackOnce> _finalizer =
+      Finalizer<_GiveBackOnce>((token) => token.release());
+
+  final PayloadOwner _owner;
+  final _GiveBackOnce _token;
+  final Uint8List _bytes;
+
+  /// What this is, for error messages.
+  final String _what;
+
+  bool _released = false;
+
+  /// The bytes: a view of native memory, valid until [release] and never
+  /// after the worker was closed.
+  ///
+  /// Throws [StateError] after [release] and a [TransportClosedException]
+  /// after the worker was closed.
+  Uint8List get bytes {
+    if (_released) throw StateError('$_what was released');
+    if (_owner.isClosed) throw closedError(_what, 'worker');
+    return _bytes;
+  }
+
+  /// Number of bytes.
+  int get length => _bytes.length;
+
+  /// Whether the bytes were released (or handed over).
+  bool get isReleased => _released;
+
+  /// Gives the native memory back. Idempotent; a no-op after the worker
+  /// closed.
+  void release() {
+    if (_released) return;
+    _released = true;
+    _finalizer.detach(this);
+    _token.release();
+  }
+
+  /// Marks the bytes as handed over: someone else gives the memory back now.
+  /// Returns false if they were already released or the worker closed.
+  bool _handOver() {
+    if (_released || _owner.isClosed) return false;
+    _released = true;
+    _finalizer.detach(this);
+    _token.done = true;
+    return true;
+  }
+}
+
 /// Received bytes still in the worker's native buffer: no copy was made.
 ///
 /// **A payload must be released** ([release], or handed to
@@ -72,18 +132,10 @@ final class BufferPool {
 /// (`Uint8List.fromList(payload.bytes)`). As a safety net, a payload that
 /// becomes unreachable unreleased is released by a finalizer, but only
 /// eventually: release explicitly.
-final class Payload {
-  Payload.internal(this._owner, this.bufferId, this.offset, this._bytes)
-      : _token = _ReleaseToken(_owner, bufferId) {
-    _finalizer.attach(_bytes, _token, detach: this);
-  }
-
-  static final Finalizer<_ReleaseToken> _finalizer =
-      Finalizer<_ReleaseToken>((token) => token.release());
-
-  final PayloadOwner _owner;
-  final _ReleaseToken _token;
-  final Uint8List _bytes;
+final class Payload extends ReleasableBytes {
+  Payload.internal(
+      PayloadOwner owner, this.bufferId, this.offset, Uint8List bytes)
+      : super(owner, bytes, () => owner.releaseBuffer(bufferId), 'payload');
 
   /// The worker the payload came from (for the transport itself).
   PayloadOwner get owner => _owner;
@@ -94,42 +146,9 @@ final class Payload {
   /// Where the bytes start inside the buffer (for the transport itself).
   final int offset;
 
-  bool _released = false;
-
-  /// The received bytes (a view of native memory, see [Payload]).
-  ///
-  /// Throws [StateError] after [release] and a [TransportClosedException]
-  /// after the worker was closed.
-  Uint8List get bytes {
-    if (_released) throw StateError('payload was released');
-    if (_owner.isClosed) throw closedError('payload', 'worker');
-    return _bytes;
-  }
-
-  /// Number of bytes.
-  int get length => _bytes.length;
-
-  /// Whether the payload was released (or handed over for sending).
-  bool get isReleased => _released;
-
-  /// Returns the buffer to the receive pool. Idempotent; a no-op after the
-  /// worker closed.
-  void release() {
-    if (_released) return;
-    _released = true;
-    _finalizer.detach(this);
-    _token.release();
-  }
-
   /// Marks the payload as handed over (its buffer now belongs to a send);
   /// returns false if it was already released.
-  bool takeForSend() {
-    if (_released || _owner.isClosed) return false;
-    _released = true;
-    _finalizer.detach(this);
-    _token.done = true;
-    return true;
-  }
+  bool takeForSend() => _handOver();
 }
 
 /// What a [Payload] needs from its worker.
@@ -140,16 +159,18 @@ abstract interface class PayloadOwner {
   void releaseBuffer(int id);
 }
 
-final class _ReleaseToken {
-  _ReleaseToken(this.owner, this.id);
+/// Runs a give-back once, and not at all once the worker is closed (closing
+/// frees or reclaims everything).
+final class _GiveBackOnce {
+  _GiveBackOnce(this.owner, this.giveBack);
 
   final PayloadOwner owner;
-  final int id;
+  final void Function() giveBack;
   bool done = false;
 
   void release() {
     if (done) return;
     done = true;
-    if (!owner.isClosed) owner.releaseBuffer(id);
+    if (!owner.isClosed) giveBack();
   }
 }

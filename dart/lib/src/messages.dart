@@ -20,6 +20,7 @@ import 'dart:typed_data';
 
 import 'package:ffi/ffi.dart';
 
+import 'buffers.dart';
 import 'exception.dart';
 import 'ffi/bindings.dart';
 import 'ffi/handles.dart';
@@ -67,69 +68,20 @@ final class WorkerMessage {
 /// then return to the pool, and may already carry someone else's bytes).
 /// Copy what must outlive it. As a safety net, a bytes message that becomes
 /// unreachable unreleased is released by a finalizer, but only eventually.
-final class BytesMessage {
-  BytesMessage._(this._owner, int payload, this.tag, this._bytes)
-      : _token = _PayloadToken(_owner, payload) {
-    _finalizer.attach(_bytes, _token, detach: this);
-  }
-
-  static final Finalizer<_PayloadToken> _finalizer =
-      Finalizer<_PayloadToken>((token) => token.release());
-
-  final WorkerCore _owner;
-  final _PayloadToken _token;
-  final Uint8List _bytes;
+final class BytesMessage extends ReleasableBytes {
+  BytesMessage._(WorkerCore owner, int payload, this.tag, Uint8List bytes)
+      : super(
+            owner,
+            bytes,
+            () => owner.bindings.iot_payload_release(owner.id, payload),
+            'bytes message');
 
   /// The tag the sender gave, 0..0xffffffff.
   final int tag;
 
-  bool _released = false;
-
-  /// The bytes (a view of the payload, see [BytesMessage]).
-  ///
-  /// Throws a [StateError] after [release] and a [TransportClosedException]
-  /// after the worker was closed.
-  Uint8List get bytes {
-    if (_released) throw StateError('bytes message was released');
-    if (_owner.isClosed) throw closedError('bytes message', 'worker');
-    return _bytes;
-  }
-
-  /// Number of bytes.
-  int get length => _bytes.length;
-
-  /// Whether [release] was called.
-  bool get isReleased => _released;
-
-  /// Returns the payload to the pool. Idempotent; a no-op after the worker
-  /// closed.
-  void release() {
-    if (_released) return;
-    _released = true;
-    _finalizer.detach(this);
-    _token.release();
-  }
-
   @override
   String toString() => 'BytesMessage(tag: $tag, $length bytes'
-      '${_released ? ', released' : ''})';
-}
-
-/// Gives one payload back to the pool, once.
-final class _PayloadToken {
-  _PayloadToken(this.owner, this.payload);
-
-  final WorkerCore owner;
-  final int payload;
-  bool done = false;
-
-  void release() {
-    if (done) return;
-    done = true;
-    if (!owner.isClosed) {
-      owner.bindings.iot_payload_release(owner.id, payload);
-    }
-  }
+      '${isReleased ? ', released' : ''})';
 }
 
 /// A hand-off ([TcpConnectionHandOff.handOff]) failed.
