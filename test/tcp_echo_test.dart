@@ -46,11 +46,7 @@ void main() {
 
   test('copying echo server (no payloads)', () async {
     final worker = testWorker();
-    final server = await startEchoServer(InternetAddress.loopbackIPv4,
-        worker: worker, zeroCopy: false);
-    final client = await TcpConnection.connect(
-        InternetAddress.loopbackIPv4, server.port,
-        worker: worker);
+    final client = await connectToEchoServer(worker, zeroCopy: false);
     await expectEcho(client, ByteReader(client), pattern(70000, 3));
     await client.close();
   });
@@ -102,11 +98,7 @@ void main() {
 
   test('writeAll, shutdownWrite and end of stream', () async {
     final worker = testWorker();
-    final server =
-        await startEchoServer(InternetAddress.loopbackIPv4, worker: worker);
-    final client = await TcpConnection.connect(
-        InternetAddress.loopbackIPv4, server.port,
-        worker: worker);
+    final client = await connectToEchoServer(worker);
     final reader = ByteReader(client);
     final parts = [pattern(10, 7), pattern(50000, 8), pattern(1, 9)];
     await client.writeAll(parts);
@@ -174,11 +166,7 @@ void main() {
 
   test('a connection is read as bytes or as payloads, not both', () async {
     final worker = testWorker();
-    final server =
-        await startEchoServer(InternetAddress.loopbackIPv4, worker: worker);
-    final client = await TcpConnection.connect(
-        InternetAddress.loopbackIPv4, server.port,
-        worker: worker);
+    final client = await connectToEchoServer(worker);
     final subscription = client.payloads.listen((p) => p.release());
     expect(() => client.listen((_) {}), throwsStateError);
     await subscription.cancel();
@@ -187,11 +175,7 @@ void main() {
 
   test('bytes stream delivers Uint8List copies', () async {
     final worker = testWorker();
-    final server =
-        await startEchoServer(InternetAddress.loopbackIPv4, worker: worker);
-    final client = await TcpConnection.connect(
-        InternetAddress.loopbackIPv4, server.port,
-        worker: worker);
+    final client = await connectToEchoServer(worker);
     final first = client.first;
     await client.write([1, 2, 3]);
     final Uint8List bytes = await first;

@@ -117,11 +117,7 @@ void main() {
 
   test('close waits for queued writes, then closes', () async {
     final worker = testWorker();
-    final server =
-        await startEchoServer(InternetAddress.loopbackIPv4, worker: worker);
-    final client = await TcpConnection.connect(
-        InternetAddress.loopbackIPv4, server.port,
-        worker: worker);
+    final client = await connectToEchoServer(worker);
     final reader = ByteReader(client);
     final data = pattern(1 << 20, 11);
     final write = client.write(data);

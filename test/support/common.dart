@@ -193,6 +193,16 @@ Future<TcpListener> startEchoServer(Object address,
   return server;
 }
 
+/// A client on [worker] connected to a fresh in-package echo server on the
+/// same worker (IPv4 loopback).
+Future<TcpConnection> connectToEchoServer(Worker worker,
+    {bool zeroCopy = true}) async {
+  final server = await startEchoServer(InternetAddress.loopbackIPv4,
+      worker: worker, zeroCopy: zeroCopy);
+  return TcpConnection.connect(InternetAddress.loopbackIPv4, server.port,
+      worker: worker);
+}
+
 /// A dart:io echo server on [address], port chosen by the system.
 Future<ServerSocket> startDartIoEchoServer(InternetAddress address) async {
   final server = await ServerSocket.bind(address, 0);
