@@ -5,6 +5,7 @@ library;
 
 import 'dart:async';
 import 'dart:collection';
+import 'dart:ffi';
 import 'dart:typed_data';
 
 import 'exception.dart';

@@ -5,6 +5,7 @@ library;
 
 import 'dart:async';
 import 'dart:collection';
+import 'dart:ffi';
 import 'dart:math' as math;
 import 'dart:typed_data';
 

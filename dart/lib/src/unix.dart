@@ -8,7 +8,7 @@
 library;
 
 import 'dart:async';
-import 'dart:ffi' show nullptr;
+import 'dart:ffi';
 import 'dart:typed_data';
 
 import 'datagram.dart';
