@@ -132,27 +132,20 @@ void main() {
         client.write([1]), throwsA(isA<TransportClosedException>()));
   });
 
-  test('closing the worker fails everything in flight', () async {
+  test('closing the worker fails the futures in flight and ends the streams', () async {
     final worker = Worker();
     final peer = await silentPeer();
     final client = await TcpConnection.connect(
         InternetAddress.loopbackIPv4, peer.port,
         worker: worker);
-    final input = expectLater(
-        client,
-        emitsInOrder(<Object>[
-          emitsError(isA<TransportClosedException>()),
-          emitsDone,
-        ]));
+    // Closing the worker closes its sockets, as destroy() does: the streams
+    // end without an error event (one nobody listens to would kill the
+    // isolate); the futures of what was in flight fail.
+    final input = expectLater(client, emitsDone);
     final write = client.write(Uint8List(64 << 20));
     final listener = await TcpListener.bind(InternetAddress.loopbackIPv4, 0,
         worker: worker);
-    final accepts = expectLater(
-        listener,
-        emitsInOrder(<Object>[
-          emitsError(isA<TransportClosedException>()),
-          emitsDone,
-        ]));
+    final accepts = expectLater(listener, emitsDone);
     await Future<void>.delayed(const Duration(milliseconds: 100));
     await worker.close();
     await expectLater(write, throwsA(isA<TransportClosedException>()));

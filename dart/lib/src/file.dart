@@ -459,6 +459,9 @@ final class _FileHandle {
   /// Whether [close] was called or the worker was freed.
   bool get isClosed => _closed || worker.isFreed;
 
+  /// Whether [close] was called: the owner itself let go.
+  bool get closeCalled => _closed;
+
   /// Closes the file now: operations on it complete with `-ECANCELED`.
   /// Idempotent.
   void close() {
@@ -1057,7 +1060,7 @@ final class _ReadStream<T> implements CompletionHandler {
     _tag = 0;
     _held.clear(); // the buffers went with the worker
     if (_done) return;
-    controller.addError(error);
+    if (_core.failure != null && !_handle.closeCalled) controller.addError(error);
     _finish();
   }
 }

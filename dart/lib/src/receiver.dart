@@ -210,6 +210,10 @@ final class Receiver<T> implements CompletionHandler, SendBufferWaiter {
   void onWorkerClosed(TransportClosedException error) {
     _tag = 0;
     _waitingForBuffer = false;
-    _fail(error);
+    if (_core.failure != null && !_socket.closeCalled) {
+      _fail(error);
+    } else {
+      _finish();
+    }
   }
 }

@@ -163,7 +163,7 @@ final class _Acceptor<T extends StreamConnection> implements CompletionHandler {
   void onWorkerClosed(TransportClosedException error) {
     _tag = 0;
     if (_done) return;
-    controller.addError(error);
+    if (core.failure != null && !socket.closeCalled) controller.addError(error);
     _finish();
   }
 }
@@ -617,6 +617,9 @@ final class _Sender implements CompletionHandler, SendBufferWaiter {
       _abort(_core.error(
           result, kind == IOT_KIND_SHUTDOWN ? 'shutdown' : 'write',
           timeout: entry.timeout, closedLocally: _socket.isClosed));
+      // Its last operation is no longer in _inFlight, where _abort fails
+      // entries: fail it with the error that won.
+      entry.fail(_error!);
     } else if (entry.inFlight == 0 && entry.submitted) {
       if (!entry.completer.isCompleted) entry.completer.complete();
     }

@@ -373,6 +373,7 @@ final class WorkerCore implements PayloadOwner {
   bool _flushRetryScheduled = false;
   bool _sendCompleted = false;
   bool _closed = false;
+  TransportException? _failure;
   Future<void>? _closeFuture;
 
   /// The native worker id.
@@ -380,6 +381,12 @@ final class WorkerCore implements PayloadOwner {
 
   @override
   bool get isClosed => _closed;
+
+  /// Why the worker broke (a drain failed), or null while it is open and
+  /// after [close]. Streams still read when the worker closes end quietly
+  /// after [close], as a destroyed socket's do, and with an error after a
+  /// failure.
+  TransportException? get failure => _failure;
 
   /// The worker's messaging (messages.dart).
   Messenger get messenger => _messenger ??= Messenger(this);
@@ -688,6 +695,7 @@ final class WorkerCore implements PayloadOwner {
 
   Future<void> _shutdown(TransportException? cause) {
     _closed = true;
+    _failure = cause;
     final handlers = _handlers.values.toSet();
     _handlers.clear();
     final waiters = _sendWaiters.toList();

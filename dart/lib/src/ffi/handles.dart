@@ -72,6 +72,9 @@ final class SocketHandle {
   /// Whether [close] was called or the worker was freed.
   bool get isClosed => _closed || worker.isFreed;
 
+  /// Whether [close] (or [forget]) was called: the owner itself let go.
+  bool get closeCalled => _closed;
+
   /// Closes the socket now; operations on it complete with `-ECANCELED`.
   /// Returns the native result; later calls return 0 and do nothing.
   int close() {
