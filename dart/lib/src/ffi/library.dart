@@ -7,6 +7,7 @@ import 'dart:isolate';
 
 import '../exception.dart';
 import 'bindings.dart';
+import 'native_target.dart';
 
 /// File name of the native library.
 const String libraryFileName = 'libiouring_transport.so';
@@ -34,24 +35,36 @@ String? get loadedLibraryPath => _loadedFrom;
 /// 3. else next to the running executable, as packed programs ship it:
 ///    `<exe dir>/lib/libiouring_transport.so`, then
 ///    `<exe dir>/libiouring_transport.so`;
-/// 4. else the development build of this repository:
-///    `<repo>/target/release/libiouring_transport.so`, where `<repo>` is the
-///    directory above the package directory `dart/`.
+/// 4. else the development builds of this repository, where `<repo>` is the
+///    directory above the package directory `dart/`: first the build for the
+///    running VM's ABI, `<repo>/target/<triple>/release/` (a 32-bit VM on a
+///    64-bit machine: `target/i686-unknown-linux-gnu/release/`), then the
+///    host build `<repo>/target/release/`.
 ///
-/// Throws a [TransportLibraryException] that lists every path tried.
+/// A file built for another architecture than the running VM's is skipped
+/// (its ELF header says so). Throws a [TransportLibraryException] that lists
+/// every path tried, and why each was not loaded.
 Bindings loadBindings({String? path}) {
   final existing = _bindings;
   if (existing != null) return existing;
   final candidates = libraryCandidates(path: path);
+  final refused = <String>[];
   for (final candidate in candidates) {
-    if (!File(candidate).existsSync()) continue;
+    if (!File(candidate).existsSync()) {
+      refused.add('  $candidate: not found');
+      continue;
+    }
+    final mismatch = nativeTargetMismatch(candidate, Abi.current());
+    if (mismatch != null) {
+      refused.add('  $candidate: $mismatch');
+      continue;
+    }
     final DynamicLibrary dylib;
     try {
       dylib = DynamicLibrary.open(candidate);
     } on ArgumentError catch (error) {
-      throw TransportLibraryException(
-          'found $candidate but could not load it: $error',
-          triedPaths: candidates);
+      refused.add('  $candidate: could not load it: ${error.message}');
+      continue;
     }
     final Bindings loaded;
     try {
@@ -59,20 +72,26 @@ Bindings loadBindings({String? path}) {
     } on ArgumentError catch (error) {
       throw TransportLibraryException(
           '$candidate is not a matching build of the native library '
-          '($error); rebuild it with '
-          '`cargo build --release -p iouring_transport`',
+          '(${error.message}); rebuild it with `${_buildCommand()}`',
           triedPaths: candidates);
     }
     _loadedFrom = candidate;
     return _bindings = loaded;
   }
   throw TransportLibraryException(
-      'could not find $libraryFileName; tried:\n'
-      '${candidates.map((c) => '  $c').join('\n')}\n'
-      'Build it in the repository root with '
-      '`cargo build --release -p iouring_transport`, or set '
+      'could not load $libraryFileName; tried:\n'
+      '${refused.join('\n')}\n'
+      'Build it in the repository root with `${_buildCommand()}`, or set '
       '$libraryEnvironmentVariable to its path.',
       triedPaths: candidates);
+}
+
+/// The cargo command that builds the library for the running VM's ABI (into
+/// `target/<triple>/release/`, which the default search tries first).
+String _buildCommand() {
+  const build = 'cargo build --release -p iouring_transport';
+  final triple = rustTargetTriple(Abi.current());
+  return triple == null ? build : '$build --target $triple';
 }
 
 /// Loads the native library now (see [loadBindings] for where it is looked
@@ -98,7 +117,13 @@ List<String> libraryCandidates({String? path}) {
     ..add('$exeDir/lib/$libraryFileName')
     ..add('$exeDir/$libraryFileName');
   final repo = _repositoryRoot();
-  if (repo != null) candidates.add('$repo/target/release/$libraryFileName');
+  if (repo != null) {
+    final triple = rustTargetTriple(Abi.current());
+    if (triple != null) {
+      candidates.add('$repo/target/$triple/release/$libraryFileName');
+    }
+    candidates.add('$repo/target/release/$libraryFileName');
+  }
   return candidates;
 }
 
