@@ -11,12 +11,17 @@ import 'dart:typed_data';
 import 'package:iouring_transport/iouring_transport.dart';
 import 'package:test/test.dart';
 
+import 'leaks.dart';
+
 /// Loads the native library (the repository's development build unless
 /// `IOURING_TRANSPORT_LIB` says otherwise) before the tests of a file run.
+/// Also checks that the file's tests leak no file descriptor and no payload
+/// (see `checkLeaksAroundFile`).
 void setUpTransport() {
   setUpAll(() {
     loadTransportLibrary();
   });
+  checkLeaksAroundFile();
 }
 
 /// A fresh worker for one test, closed when the test ends.

@@ -1,0 +1,54 @@
+/// The leak check every test file runs (through `setUpTransport`): the file
+/// descriptors of the test process are the same after the file's tests as
+/// before them, and no payload of the process-wide pool is still in use.
+library;
+
+import 'dart:io';
+
+import 'package:iouring_transport/iouring_transport.dart';
+import 'package:test/test.dart';
+
+/// The open file descriptors of this process and what each refers to
+/// (`socket:[123]`, `anon_inode:[io_uring]`, a path).
+Map<int, String> openFileDescriptors() {
+  final fds = <int, String>{};
+  for (final entry in Directory('/proc/self/fd').listSync()) {
+    final fd = int.tryParse(entry.uri.pathSegments.last);
+    if (fd == null) continue;
+    try {
+      fds[fd] = Link(entry.path).targetSync();
+    } on FileSystemException {
+      // The directory listing's own descriptor, closed again by now.
+    }
+  }
+  return fds;
+}
+
+/// Registers the check around the tests of the calling file.
+void checkLeaksAroundFile() {
+  late Map<int, String> before;
+  setUpAll(() async {
+    // dart:io opens its event handler's descriptors on first use: start it
+    // before the snapshot, so they do not count as the tests' own.
+    final warmUp = await ServerSocket.bind(InternetAddress.loopbackIPv4, 0);
+    await warmUp.close();
+    // Likewise the transport's own ring, made by the first stop request and
+    // kept for the process (no worker exists yet: nobody is asked).
+    if (Transport.messagingSupported) Transport.requestStop(0);
+    before = openFileDescriptors();
+  });
+  tearDownAll(() async {
+    // A file that used the isolate's default worker closes it here (closing
+    // one it never created creates and closes one: no net change).
+    await Worker.current.close();
+    final after = openFileDescriptors();
+    final leaked = {
+      for (final MapEntry(:key, :value) in after.entries)
+        if (before[key] != value) key: value,
+    };
+    expect(leaked, isEmpty,
+        reason: 'file descriptors opened by the tests and still open');
+    expect(Transport.payloadsInUse, 0,
+        reason: 'payloads still in use after every test');
+  });
+}
