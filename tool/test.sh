@@ -1,45 +1,110 @@
 #!/usr/bin/env bash
 # The one test command (CI runs exactly this via .ci/run): formatting and lints, the
-# native tests through the C ABI (including the header-is-current check and a C
-# program built against the header), the SDK-free Dart checks, and the Dart tests
-# whenever a Dart SDK is on PATH.
-set -euo pipefail
+# native tests through the C ABI (for the host, and again for the Dart VM's target when
+# that differs, e.g. i686 for a 32-bit VM), the Dart binding checks, and every Dart
+# test, compiled and run on a real Dart VM. The Dart tests always run: with the Dart SDK
+# on PATH, or else with the VM kit beside this checkout (../shared/dart); with neither,
+# this fails. Every step runs even after one fails; the last line counts every runner's
+# passed and failed tests.
+set -uo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-# Runner output is kept to print one summary line at the end.
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+failed_steps=()
 
-step "system packages (C compiler, socat)"
-bash tool/setup_system.sh
+# run NAME CMD...: runs CMD, its output shown and kept in $logs/NAME.
+run() {
+    local name=$1
+    shift
+    "$@" 2>&1 | tee "$logs/$name"
+    local rc=${PIPESTATUS[0]}
+    [ "$rc" -eq 0 ] || failed_steps+=("$name (exit $rc)")
+    return "$rc"
+}
+
+step "system packages (C compiler, socat, python3)"
+run setup bash tool/setup_system.sh
+
+step "Dart"
+if ! command -v dart >/dev/null 2>&1 && [ -x ../shared/dart/bin/dart ]; then
+    PATH="$(cd ../shared/dart/bin && pwd):$PATH"
+    export PATH
+fi
+dart_triple=""
+if command -v dart >/dev/null 2>&1 && dart_version=$(dart --version 2>&1); then
+    echo "$dart_version"
+    case "$dart_version" in
+    *'"linux_x64"'*) dart_triple=x86_64-unknown-linux-gnu ;;
+    *'"linux_ia32"'*) dart_triple=i686-unknown-linux-gnu ;;
+    *'"linux_arm64"'*) dart_triple=aarch64-unknown-linux-gnu ;;
+    *'"linux_arm"'*) dart_triple=armv7-unknown-linux-gnueabihf ;;
+    *'"linux_riscv64"'*) dart_triple=riscv64gc-unknown-linux-gnu ;;
+    *) failed_steps+=("dart: unknown platform in: $dart_version") ;;
+    esac
+else
+    failed_steps+=("dart: no Dart SDK on PATH and no VM kit at ../shared/dart")
+    echo "FAILED: no 'dart' on PATH and no kit at ../shared/dart/bin: the Dart tests cannot run."
+fi
+host_triple=$(rustc -vV | sed -n 's/^host: //p')
 
 step "rustfmt"
-cargo fmt --all --check
+run rustfmt cargo fmt --all --check
 
 step "clippy (warnings are errors)"
-cargo clippy --workspace --all-targets -q -- -D warnings
+run clippy cargo clippy --workspace --all-targets -q -- -D warnings
 
-step "native tests (C ABI, header, C program, examples)"
-cargo test -p iouring_transport 2>&1 | tee -a "$log"
+step "native tests for $host_triple (C ABI, header, C program, examples)"
+run native-host cargo test -p iouring_transport
 
-step "Dart checks without an SDK (tree-sitter syntax check, FFI bindings vs header)"
-bash tool/setup_python.sh
-.venv/bin/python -m unittest discover -s tool/tests 2>&1 | tee -a "$log"
-.venv/bin/python tool/dart_syntax_check.py
-.venv/bin/python tool/check_bindings.py
-
-step "Dart tests"
-if command -v dart >/dev/null 2>&1; then
-    cargo build --release -p iouring_transport
-    dart pub get
-    dart test
-else
-    echo "SKIPPED: Dart tests (package:test) -- no 'dart' on PATH."
-    echo "         Install a Dart SDK >= 3.6 and rerun tool/test.sh to run them."
+if [ -n "$dart_triple" ] && [ "$dart_triple" != "$host_triple" ]; then
+    step "native tests for $dart_triple (the Dart VM's target)"
+    run native-dart-target bash tool/cargo_for.sh "$dart_triple" test -p iouring_transport
 fi
 
-passed=$(awk '/^test result:/ {n += $4} /^Ran [0-9]+ tests?/ {n += $2} END {print n + 0}' "$log")
+step "Dart binding checks (FFI bindings against the header; tree-sitter syntax check)"
+if run python-setup bash tool/setup_python.sh; then
+    run python-tests .venv/bin/python -m unittest discover -s tool/tests
+    run dart-syntax .venv/bin/python tool/dart_syntax_check.py
+    run dart-bindings .venv/bin/python tool/check_bindings.py
+fi
+
+if [ -n "$dart_triple" ]; then
+    step "Dart tests on $dart_triple"
+    if run native-release bash tool/cargo_for.sh "$dart_triple" build --release -p iouring_transport &&
+        run pub-get dart pub get; then
+        run dart-tests dart test -j 2
+    fi
+fi
+
+# Counts: cargo's `test result:` lines, unittest's `Ran N tests` / `FAILED (...)`, the
+# Dart runner's last `+passed ~skipped -failed` progress or the kit's `N passed, N failed`.
+cat "$logs"/native-* 2>/dev/null | awk '/^test result:/ {p += $4; f += $6} END {print p + 0, f + 0}' >"$logs/count-native"
+awk '/^Ran [0-9]+ tests?/ {n += $2}
+     /^FAILED \(/ {while (match($0, /(failures|errors)=[0-9]+/)) {split(substr($0, RSTART, RLENGTH), kv, "="); f += kv[2]; $0 = substr($0, RSTART + RLENGTH)}}
+     END {print n - f, f + 0}' "$logs/python-tests" 2>/dev/null >"$logs/count-python" || echo "0 0" >"$logs/count-python"
+sed 's/\x1b\[[0-9;]*m//g' "$logs/dart-tests" 2>/dev/null | awk '
+     /^[0-9]+ passed, [0-9]+ failed/ {kit = $1 " " $3; ks = ($5 == "" ? 0 : $5)}
+     match($0, /[0-9]+:[0-9]+ \+[0-9]+( ~[0-9]+)?( -[0-9]+)?:/) {
+         s = substr($0, RSTART, RLENGTH); p = s; sub(/^[^+]*\+/, "", p); sub(/[^0-9].*/, "", p)
+         f = 0; if (s ~ / -[0-9]+/) {f = s; sub(/.* -/, "", f); sub(/[^0-9].*/, "", f)}
+         sk = 0; if (s ~ / ~[0-9]+/) {sk = s; sub(/.* ~/, "", sk); sub(/[^0-9].*/, "", sk)}
+         last = p " " f; lasts = sk}
+     END {if (kit != "") print kit, ks; else if (last != "") print last, lasts; else print "0 0 0"}' >"$logs/count-dart"
+
+read -r native_passed native_failed <"$logs/count-native"
+read -r python_passed python_failed <"$logs/count-python"
+read -r dart_passed dart_failed dart_skipped <"$logs/count-dart"
+passed=$((native_passed + python_passed + dart_passed))
+failed=$((native_failed + python_failed + dart_failed))
+
 echo
-echo "summary: $passed passed, 0 failed"
+for failure in "${failed_steps[@]}"; do
+    echo "failed step: $failure"
+done
+echo "native: $native_passed passed, $native_failed failed; binding checks: $python_passed passed," \
+    "$python_failed failed; Dart: $dart_passed passed, $dart_failed failed, $dart_skipped skipped"
+echo "summary: $passed passed, $failed failed"
+[ ${#failed_steps[@]} -eq 0 ] && [ "$failed" -eq 0 ]
