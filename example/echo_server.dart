@@ -1,5 +1,6 @@
-/// TCP echo server: one isolate per core, each with its own io_uring worker;
-/// received buffers are sent back as they are (zero copy).
+/// TCP echo server: `--isolates` serving isolates (default 1), each with its
+/// own io_uring worker; received buffers are sent back as they are (zero
+/// copy).
 ///
 /// ```text
 /// dart run example/echo_server.dart [--host 127.0.0.1] [--port 7777]
@@ -11,8 +12,10 @@
 /// connection to the least loaded of `--isolates` server isolates (a
 /// [WorkerPool]) through the rings (`TcpConnection.handOff`).
 ///
-/// Prints `listening on HOST:PORT` once it accepts; stops cleanly on SIGINT
-/// or SIGTERM.
+/// Prints `listening on HOST:PORT` once it accepts (`--port 0`: the port the
+/// system chose); stops cleanly on SIGINT or SIGTERM (exit code 0). In
+/// acceptor mode it then prints how many connections each server isolate
+/// served.
 library;
 
 import 'dart:async';
@@ -23,16 +26,15 @@ import 'package:iouring_transport/iouring_transport.dart';
 
 import 'support/cli.dart';
 
+const String _usage = 'echo_server.dart [--host H] [--port P] [--isolates N] '
+    '[--mode reuseport|acceptor]';
+
 Future<void> main(List<String> arguments) async {
   final _Options options;
   try {
     options = _Options.parse(arguments);
   } on FormatException catch (error) {
-    stderr
-      ..writeln('echo_server: ${error.message}')
-      ..writeln('usage: echo_server.dart [--host H] [--port P] [--isolates N] '
-          '[--mode reuseport|acceptor]');
-    exitCode = 64;
+    usageError('echo_server', error.message, _usage);
     return;
   }
   if (options.mode == 'acceptor') {
@@ -70,16 +72,20 @@ Future<void> _acceptorMode(_Options options) async {
   if (listener != null) {
     listener.listen((connection) => unawaited(_handOff(connection, pool)),
         onError: (Object error) => stderr.writeln('echo_server: $error'));
-    stdout.writeln('listening on ${printableHost(options.host)}:${listener.port}');
-    await signalled();
+    await listeningUntilSignalled(
+        '${printableHost(options.host)}:${listener.port}');
     await listener.close();
   }
-  // Every worker of the process gets the request: the servers stop (taking
-  // the hand-offs still on their way), then close.
-  Transport.requestStop();
   try {
+    // Every worker of the process gets the request: the servers stop
+    // (taking the hand-offs still on their way), then close.
+    Transport.requestStop();
     final served = await pool.done;
-    stderr.writeln('echo_server: served ${served.join(' + ')} connections');
+    // A report, not an error: stdout, so that a clean stop leaves stderr
+    // empty.
+    if (listener != null) {
+      stdout.writeln('served ${served.join(' + ')} connections');
+    }
   } on Object catch (error) {
     stderr.writeln('echo_server: $error');
     exitCode = 1;
@@ -127,29 +133,36 @@ Future<int> _serveHandedOff(WorkerContext context) async {
 
 // ---------------------------------------------------------------- reuseport
 
-/// Every isolate listens on the shared port (`SO_REUSEPORT`).
+/// Every isolate listens on the shared port (`SO_REUSEPORT`); the first one
+/// binds `--port` (0: the system picks), the others the port it got.
 Future<void> _reusePortMode(_Options options) async {
+  // Each isolate replies on this port once (listening or failed), and its
+  // exit arrives here too (null), also when it dies of an uncaught error.
   final replies = ReceivePort();
   final events = StreamIterator<Object?>(replies);
   final stops = <SendPort>[];
+  var running = 0;
   var port = options.port;
   String? failure;
   for (var i = 0; i < options.isolates && failure == null; i++) {
     await Isolate.spawn(_serve, <Object?>[replies.sendPort, options.host, port],
-        debugName: 'echo-$i');
-    if (!await events.moveNext()) break;
-    final reply = events.current;
-    if (reply is List<Object?>) {
-      stops.add(reply[0] as SendPort);
-      port = reply[1] as int;
-    } else {
-      failure = '$reply';
+        onExit: replies.sendPort, debugName: 'echo-$i');
+    running++;
+    await events.moveNext(); // the port stays open: always true
+    switch (events.current) {
+      case [final SendPort stop, final int bound]:
+        stops.add(stop);
+        port = bound;
+      case final String error:
+        failure = error;
+      default: // exited before replying (its error is on stderr)
+        running--;
+        failure = 'a server isolate exited before listening';
     }
   }
 
   if (failure == null) {
-    stdout.writeln('listening on ${printableHost(options.host)}:$port');
-    await signalled();
+    await listeningUntilSignalled('${printableHost(options.host)}:$port');
   } else {
     stderr.writeln('echo_server: $failure');
     exitCode = 1;
@@ -158,14 +171,15 @@ Future<void> _reusePortMode(_Options options) async {
   for (final isolate in stops) {
     isolate.send('stop');
   }
-  for (var i = 0; i < stops.length; i++) {
-    if (!await events.moveNext()) break;
+  // Wait for every isolate to exit; an exit is the only null message.
+  while (running > 0 && await events.moveNext()) {
+    if (events.current == null) running--;
   }
   await events.cancel();
 }
 
 /// One serving isolate: replies `[commands port, bound port]` (or an error
-/// text), serves until it gets any command, then replies `stopped`.
+/// text), serves until it gets any command, then closes and exits.
 Future<void> _serve(List<Object?> message) async {
   final reply = message[0] as SendPort;
   final host = message[1] as String;
@@ -193,7 +207,6 @@ Future<void> _serve(List<Object?> message) async {
   await commands.first;
   await listener.close();
   await worker.close();
-  reply.send('stopped');
 }
 
 void _echo(TcpConnection connection) {
@@ -207,30 +220,17 @@ final class _Options {
   _Options(this.host, this.port, this.isolates, this.mode);
 
   factory _Options.parse(List<String> arguments) {
-    var host = '127.0.0.1';
-    var port = 7777;
-    var isolates = 1;
-    var mode = 'reuseport';
-    final values = parseOptions(arguments, const {'host', 'port', 'isolates', 'mode'});
-    for (final MapEntry(:key, :value) in values.entries) {
-      switch (key) {
-        case 'host':
-          host = value;
-        case 'port':
-          port = _intFlag(key, value, 0, 65535);
-        case 'isolates':
-          isolates = _intFlag(key, value, 1, 1024);
-        case 'mode':
-          if (value != 'reuseport' && value != 'acceptor') {
-            throw const FormatException(
-                '--mode must be reuseport or acceptor');
-          }
-          mode = value;
-        default:
-          throw FormatException('unknown option --$key');
-      }
+    final values =
+        parseOptions(arguments, const {'host', 'port', 'isolates', 'mode'});
+    final mode = values['mode'] ?? 'reuseport';
+    if (mode != 'reuseport' && mode != 'acceptor') {
+      throw const FormatException('--mode must be reuseport or acceptor');
     }
-    return _Options(host, port, isolates, mode);
+    return _Options(
+        values['host'] ?? '127.0.0.1',
+        numberOption(values, 'port', fallback: 7777, min: 0, max: 65535),
+        numberOption(values, 'isolates', fallback: 1, min: 1, max: 1024),
+        mode);
   }
 
   final String host;
@@ -239,12 +239,4 @@ final class _Options {
 
   /// `reuseport` or `acceptor`.
   final String mode;
-}
-
-int _intFlag(String name, String value, int min, int max) {
-  final parsed = int.tryParse(value);
-  if (parsed == null || parsed < min || parsed > max) {
-    throw FormatException('--$name must be a number in $min..$max');
-  }
-  return parsed;
 }

@@ -31,9 +31,8 @@ Future<void> main(List<String> arguments) async {
     final socket = await UdpSocket.bind(host, port, worker: worker);
     socket.listen((datagram) => unawaited(_reply(socket, datagram)),
         onError: (Object error) => stderr.writeln('udp_echo: $error'));
-    stdout.writeln(
-        'listening on ${printableHost(socket.address.address)}:${socket.port}');
-    await signalled();
+    await listeningUntilSignalled(
+        '${printableHost(socket.address.address)}:${socket.port}');
     await socket.close();
   });
 }

@@ -33,8 +33,7 @@ Future<void> main(List<String> arguments) async {
         await UnixListener.bind(path, replaceStale: true, worker: worker);
     listener.listen(_echo,
         onError: (Object error) => stderr.writeln('unix_echo: $error'));
-    stdout.writeln('listening on $path');
-    await signalled();
+    await listeningUntilSignalled(path);
     await listener.close();
   });
 }

@@ -1,5 +1,6 @@
-/// Command-line helpers shared by the UDP, Unix and file examples: `--name
-/// value` options and waiting for a stop signal.
+/// Command-line helpers shared by the examples: `--name value` options,
+/// usage errors, announcing the listening address and waiting for a stop
+/// signal, a worker's lifetime.
 library;
 
 import 'dart:async';
@@ -47,8 +48,19 @@ int numberOption(Map<String, String> options, String name,
 /// [host] as printed in `listening on HOST:PORT` (IPv6 in brackets).
 String printableHost(String host) => host.contains(':') ? '[$host]' : host;
 
-/// Completes on the first SIGINT or SIGTERM (and stops watching both).
-Future<void> signalled() async {
+/// Prints `listening on [address]`, the line a launcher waits for, then
+/// completes on the first SIGINT or SIGTERM. The signals are watched before
+/// the line is printed, so a signal sent as soon as the line is read stops
+/// the program cleanly instead of killing it.
+Future<void> listeningUntilSignalled(String address) async {
+  final stop = _signalled();
+  stdout.writeln('listening on $address');
+  await stop;
+}
+
+/// Completes on the first SIGINT or SIGTERM (and stops watching both); both
+/// are watched when this returns.
+Future<void> _signalled() async {
   final received = StreamController<ProcessSignal>();
   final watches = <StreamSubscription<ProcessSignal>>[
     for (final signal in [ProcessSignal.sigint, ProcessSignal.sigterm])
