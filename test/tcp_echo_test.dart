@@ -92,7 +92,8 @@ void main() {
     await written;
     expect(sameBytes(back, data), isTrue);
     await client.close();
-    await waitUntil(() => clientWorker.stats().buffersOutstanding == 0,
+    await untilStats(
+        clientWorker, (stats) => stats.buffersOutstanding == 0,
         reason: 'client buffers back');
   });
 
@@ -124,10 +125,10 @@ void main() {
 
     await Future.wait([for (var i = 0; i < 200; i++) one(i)]);
     await server.close();
-    await waitUntil(() {
-      final stats = worker.stats();
-      return stats.socketsOpen == 0 && stats.buffersOutstanding == 0;
-    }, reason: 'every socket closed and every buffer back');
+    await untilStats(
+        worker,
+        (stats) => stats.socketsOpen == 0 && stats.buffersOutstanding == 0,
+        reason: 'every socket closed and every buffer back');
   });
 
   test('payloads: zero copy, release and stats', () async {
@@ -181,7 +182,7 @@ void main() {
     final Uint8List bytes = await first;
     expect(bytes, [1, 2, 3]);
     client.destroy();
-    await waitUntil(() => worker.stats().buffersOutstanding == 0,
+    await untilStats(worker, (stats) => stats.buffersOutstanding == 0,
         reason: 'buffers back');
   });
 }

@@ -7,21 +7,6 @@ import 'package:test/test.dart';
 
 import 'support/common.dart';
 
-/// A dart:io listener whose accepted sockets are never read (their receive
-/// windows fill up) and stay open until the test ends.
-Future<ServerSocket> silentPeer() async {
-  final server = await ServerSocket.bind(InternetAddress.loopbackIPv4, 0);
-  final accepted = <Socket>[];
-  server.listen(accepted.add);
-  addTearDown(() async {
-    for (final socket in accepted) {
-      socket.destroy();
-    }
-    await server.close();
-  });
-  return server;
-}
-
 void main() {
   setUpTransport();
 
@@ -96,9 +81,8 @@ void main() {
     client.listen((_) {}, onError: errors.add, onDone: ended.complete);
     // Far more than the socket buffers hold: most of it stays queued.
     final write = client.write(Uint8List(64 << 20));
-    await waitUntil(() => worker.stats().opsInFlight >= 2,
+    await untilStats(worker, (stats) => stats.opsInFlight >= 2,
         reason: 'a send and the receive in flight');
-    await Future<void>.delayed(const Duration(milliseconds: 100));
     client.destroy();
     client.destroy(); // idempotent
     await expectLater(write, throwsA(isA<TransportClosedException>()));
@@ -107,12 +91,7 @@ void main() {
     await expectLater(
         client.write([1]), throwsA(isA<TransportClosedException>()));
     await expectLater(client.flush(), throwsA(isA<TransportClosedException>()));
-    await waitUntil(() {
-      final stats = worker.stats();
-      return stats.opsInFlight == 0 &&
-          stats.buffersOutstanding == 0 &&
-          stats.socketsOpen == 0;
-    }, reason: 'nothing left behind');
+    await expectNothingLeft(worker);
   });
 
   test('close waits for queued writes, then closes', () async {
@@ -146,7 +125,8 @@ void main() {
     final listener = await TcpListener.bind(InternetAddress.loopbackIPv4, 0,
         worker: worker);
     final accepts = expectLater(listener, emitsDone);
-    await Future<void>.delayed(const Duration(milliseconds: 100));
+    await untilStats(worker, (stats) => stats.opsInFlight >= 3,
+        reason: 'the receive, a send and the accept in flight');
     await worker.close();
     await expectLater(write, throwsA(isA<TransportClosedException>()));
     await input;
@@ -171,7 +151,8 @@ void main() {
     final listener = await TcpListener.bind(InternetAddress.loopbackIPv4, 0,
         worker: worker);
     final done = expectLater(listener, emitsDone);
-    await Future<void>.delayed(const Duration(milliseconds: 20));
+    await untilStats(worker, (stats) => stats.opsInFlight == 1,
+        reason: 'the accept armed');
     await listener.close();
     await listener.close();
     expect(listener.isClosed, isTrue);

@@ -207,13 +207,15 @@ void main() {
     await sender.send([0], InternetAddress.loopbackIPv4, receiver.port).bounded;
     await inbox.next();
     inbox.subscription.pause();
-    await waitUntil(() => worker.stats().opsInFlight == 0,
+    await untilStats(worker, (stats) => stats.opsInFlight == 0,
         reason: 'the receive cancelled');
     for (var i = 1; i <= 10; i++) {
       await sender.send([i], InternetAddress.loopbackIPv4, receiver.port)
           .bounded;
     }
-    await Future<void>.delayed(const Duration(milliseconds: 100));
+    // A receive still armed would have completed before this round trip
+    // (loopback queues each datagram when its send completes).
+    await nextDrain(worker);
     expect(inbox.received, 1, reason: 'nothing while paused');
     inbox.subscription.resume();
     for (var i = 1; i <= 10; i++) {
@@ -258,7 +260,8 @@ void main() {
         await UdpSocket.bind(InternetAddress.loopbackIPv4, 0, worker: worker)
             .bounded;
     final inbox = Inbox<UdpDatagram>(socket);
-    await Future<void>.delayed(const Duration(milliseconds: 20));
+    await untilStats(worker, (stats) => stats.opsInFlight == 1,
+        reason: 'the receive armed');
     await socket.close().bounded;
     await socket.close().bounded;
     expect(socket.isClosed, isTrue);
@@ -268,12 +271,7 @@ void main() {
         socket.send([1], InternetAddress.loopbackIPv4, 9),
         throwsA(isA<TransportClosedException>())).bounded;
     expect(() => socket.dropped, throwsA(isA<TransportClosedException>()));
-    await waitUntil(() {
-      final stats = worker.stats();
-      return stats.socketsOpen == 0 &&
-          stats.opsInFlight == 0 &&
-          stats.buffersOutstanding == 0;
-    }, reason: 'nothing left behind');
+    await expectNothingLeft(worker);
   });
 
   test('closing the worker ends the stream and fails later sends', () async {
@@ -282,7 +280,8 @@ void main() {
         await UdpSocket.bind(InternetAddress.loopbackIPv4, 0, worker: worker)
             .bounded;
     final done = expectLater(socket, emitsDone);
-    await Future<void>.delayed(const Duration(milliseconds: 20));
+    await untilStats(worker, (stats) => stats.opsInFlight == 1,
+        reason: 'the receive armed');
     await worker.close().bounded;
     await done.bounded;
     await expectLater(

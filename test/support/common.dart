@@ -11,6 +11,7 @@ import 'dart:typed_data';
 import 'package:iouring_transport/iouring_transport.dart';
 import 'package:test/test.dart';
 
+import 'inbox.dart';
 import 'leaks.dart';
 
 /// Loads the native library (the repository's development build unless
@@ -53,17 +54,56 @@ bool sameBytes(List<int> a, List<int> b) {
   return true;
 }
 
-/// Waits until [condition] holds, checking every few milliseconds (test code
-/// only), failing after [timeout].
-Future<void> waitUntil(bool Function() condition,
-    {Duration timeout = const Duration(seconds: 10), String? reason}) async {
+/// Waits until [condition] holds for the counters of [worker].
+///
+/// The counters change when the worker drains completions (or when the test
+/// itself releases or closes something), so the condition is checked after
+/// each round trip of an operation through the worker's own ring (a stat of
+/// `/`): every check follows one more drain, and no timer is involved. A
+/// condition the kernel never brings about fails the test after
+/// [maxRoundTrips] round trips or [testWait].
+Future<void> untilStats(
+    Worker worker, bool Function(WorkerStats stats) condition,
+    {required String reason, int maxRoundTrips = 100000}) async {
   final watch = Stopwatch()..start();
-  while (!condition()) {
-    if (watch.elapsed > timeout) {
-      fail('timed out waiting${reason == null ? '' : ' for $reason'}');
+  for (var trips = 0; !condition(worker.stats()); trips++) {
+    if (trips >= maxRoundTrips || watch.elapsed > testWait) {
+      fail('$reason: not reached after $trips round trips '
+          '(${watch.elapsed}): ${worker.stats()}');
     }
-    await Future<void>.delayed(const Duration(milliseconds: 5));
+    await nextDrain(worker);
   }
+}
+
+/// Completes after one more operation went through [worker]'s ring and its
+/// completion was drained: every completion the kernel posted before it was
+/// drained (and dispatched) by then, too.
+Future<void> nextDrain(Worker worker) =>
+    IoFile.statPath('/', worker: worker).bounded;
+
+/// Waits until [worker] has no operation in flight, no buffer out and no
+/// socket or file open (see [untilStats]).
+Future<void> expectNothingLeft(Worker worker) => untilStats(
+    worker,
+    (stats) =>
+        stats.opsInFlight == 0 &&
+        stats.buffersOutstanding == 0 &&
+        stats.socketsOpen == 0,
+    reason: 'nothing left behind');
+
+/// Runs [body] in a zone of its own and returns the errors that reached that
+/// zone uncaught (futures and streams that failed with nobody listening),
+/// after [body] completed and one more event-loop turn let late reports in.
+/// An error [body] itself throws fails the test.
+Future<List<Object>> uncaughtErrorsOf(Future<void> Function() body) async {
+  final uncaught = <Object>[];
+  final finished = Completer<void>();
+  runZonedGuarded(() {
+    body().then(finished.complete, onError: finished.completeError);
+  }, (error, stack) => uncaught.add(error));
+  await finished.future.bounded;
+  await Future<void>(() {});
+  return uncaught;
 }
 
 /// Whether this machine has an IPv6 loopback.
@@ -76,6 +116,100 @@ Future<bool> ipv6Available() async {
     return false;
   }
 }
+
+/// A dart:io listener whose accepted sockets are never read (their receive
+/// windows fill up) and stay open until the test ends.
+Future<ServerSocket> silentPeer() async {
+  final server =
+      await ServerSocket.bind(InternetAddress.loopbackIPv4, 0).bounded;
+  final accepted = <Socket>[];
+  server.listen(accepted.add);
+  addTearDown(() async {
+    for (final socket in accepted) {
+      socket.destroy();
+    }
+    await server.close();
+  });
+  return server;
+}
+
+/// A client on [worker] connected to a dart:io server, and the dart:io
+/// socket the server accepted for it (the server is closed again).
+Future<(TcpConnection client, Socket peer)> dartIoPeer(Worker worker) async {
+  final server =
+      await ServerSocket.bind(InternetAddress.loopbackIPv4, 0).bounded;
+  final accepted = server.first;
+  final client = await TcpConnection.connect(
+          InternetAddress.loopbackIPv4, server.port,
+          worker: worker)
+      .bounded;
+  addTearDown(client.destroy);
+  final peer = await accepted.bounded;
+  addTearDown(peer.destroy);
+  return (client, peer);
+}
+
+/// `SO_LINGER` on Linux.
+const int _soLinger = 13;
+
+/// Closes [socket] with a reset: with `SO_LINGER` on and a zero timeout the
+/// kernel sends an RST instead of a FIN.
+void resetSocket(Socket socket) {
+  // struct linger { int l_onoff; int l_linger; }
+  final linger = Uint8List(8);
+  ByteData.sublistView(linger).setInt32(0, 1, Endian.host);
+  socket.setRawOption(
+      RawSocketOption(RawSocketOption.levelSocket, _soLinger, linger));
+  socket.destroy();
+}
+
+/// A connection made with [connect] and the one [listener] accepted for it;
+/// the listener is closed once it accepted (its subscription is cancelled),
+/// both connections are destroyed when the test ends.
+Future<(T client, T server)> acceptedPair<T extends StreamConnection>(
+    ConnectionListener<T> listener, Future<T> Function() connect) async {
+  final accepted = listener.first;
+  final client = await connect().bounded;
+  addTearDown(client.destroy);
+  final server = await accepted.bounded;
+  addTearDown(server.destroy);
+  return (client, server);
+}
+
+/// A TCP connection on [worker] to a listener on [serverWorker] (default
+/// [worker]), IPv4 loopback, and the connection accepted for it.
+Future<(TcpConnection client, TcpConnection server)> tcpPair(Worker worker,
+    {Worker? serverWorker}) async {
+  final listener = await TcpListener.bind(InternetAddress.loopbackIPv4, 0,
+          worker: serverWorker ?? worker)
+      .bounded;
+  return acceptedPair(
+      listener,
+      () => TcpConnection.connect(InternetAddress.loopbackIPv4, listener.port,
+          worker: worker));
+}
+
+/// A Unix stream connection on [worker] to a listener at a fresh abstract
+/// name, and the connection accepted for it.
+Future<(UnixConnection client, UnixConnection server)> unixPair(
+    Worker worker) async {
+  final name = abstractName('pair');
+  final listener = await UnixListener.bind(name, worker: worker).bounded;
+  return acceptedPair(
+      listener, () => UnixConnection.connect(name, worker: worker));
+}
+
+var _abstractNames = 0;
+
+/// A name in the abstract Unix namespace that no other test (or test run)
+/// uses.
+String abstractName(String what) => '@iouring-transport-test-$what-$pid-'
+    '${DateTime.now().microsecondsSinceEpoch}-${_abstractNames++}';
+
+/// A [TransportException] whose errno matches [errno] (a number or a
+/// matcher).
+TypeMatcher<TransportException> transportErrno(Object errno) =>
+    isA<TransportException>().having((e) => e.errno, 'errno', errno);
 
 /// Reads a byte stream in exact amounts.
 final class ByteReader {
