@@ -35,31 +35,16 @@ pub(crate) fn submit_and_wait(
     to_submit: u32,
     timeout_ms: u32,
 ) -> Result<()> {
-    // `struct io_uring_getevents_arg` from linux/io_uring.h.
-    #[repr(C)]
-    struct GeteventsArg {
-        sigmask: u64,
-        sigmask_sz: u32,
-        min_wait_usec: u32,
-        ts: u64,
-    }
-    let ts = libc::timespec {
-        tv_sec: (timeout_ms / 1000) as libc::time_t,
-        tv_nsec: ((timeout_ms % 1000) * 1_000_000) as libc::c_long,
-    };
-    let arg = GeteventsArg {
-        sigmask: 0,
-        sigmask_sz: 0,
-        min_wait_usec: 0,
-        ts: if timeout_ms == 0 {
-            0
-        } else {
-            &ts as *const libc::timespec as u64
-        },
+    // The kernel reads a `__kernel_timespec` (64-bit seconds and nanoseconds on every
+    // target), not a `libc::timespec`, which is two 32-bit fields on i686.
+    let ts = Timespec::from(Duration::from_millis(u64::from(timeout_ms)));
+    let args = match timeout_ms {
+        0 => types::SubmitArgs::new(),
+        _ => types::SubmitArgs::new().timespec(&ts),
     };
     const IORING_ENTER_GETEVENTS: u32 = 1;
     const IORING_ENTER_EXT_ARG: u32 = 1 << 3;
-    // SAFETY: valid ring fd (kept open by the caller); `arg` and `ts` outlive the call.
+    // SAFETY: valid ring fd (kept open by the caller); `args` and `ts` outlive the call.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_io_uring_enter,
@@ -67,8 +52,8 @@ pub(crate) fn submit_and_wait(
             to_submit,
             1u32,
             IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG,
-            &arg as *const GeteventsArg,
-            std::mem::size_of::<GeteventsArg>(),
+            &args as *const types::SubmitArgs,
+            std::mem::size_of::<types::SubmitArgs>(),
         )
     };
     if ret < 0 {
