@@ -37,7 +37,8 @@ pub(crate) enum Wake {
 }
 
 /// `Dart_CObject` from dart_native_api.h, as an int64 message: the type tag, then the
-/// value union (40 bytes on 64-bit targets, of which `as_int64` is the first 8).
+/// value union (40 bytes on 64-bit targets, 20 on i686, of which `as_int64` is the first
+/// 8), aligned like C's `int64_t` (8, or 4 on i686), as `repr(C)` does.
 #[repr(C)]
 struct DartInt64Message {
     kind: i32,
@@ -161,5 +162,23 @@ impl Drop for Notifier {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn int64_messages_are_laid_out_as_dart_cobject() {
+        // Dart_CObject's union starts after the int32 tag, at int64_t's C alignment; Dart
+        // reads the whole C struct (24 bytes on i686, 48 on 64-bit targets).
+        let (value_at, c_size) = if cfg!(target_arch = "x86") {
+            (4, 24)
+        } else {
+            (8, 48)
+        };
+        assert_eq!(std::mem::offset_of!(DartInt64Message, value), value_at);
+        assert!(std::mem::size_of::<DartInt64Message>() >= c_size);
     }
 }

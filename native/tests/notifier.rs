@@ -124,10 +124,23 @@ fn thread_cpu_ticks(worker: u64) -> u64 {
 
 #[test]
 fn wait_times_out_without_completions() {
-    let host = Host::new();
-    let start = std::time::Instant::now();
-    assert_eq!(iot_worker_wait(host.worker, 50), 0);
-    assert!(start.elapsed() >= Duration::from_millis(40));
+    // On another thread, so a wait that never times out fails the test instead of
+    // hanging it (on i686 the kernel once read this timeout as ~2e17 seconds).
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let host = Host::new();
+        let start = std::time::Instant::now();
+        let code = iot_worker_wait(host.worker, 50);
+        done.send((code, start.elapsed())).unwrap();
+    });
+    let (code, waited) = result
+        .recv_timeout(DEADLINE)
+        .expect("a 50 ms wait on an idle worker returns");
+    assert_eq!(code, 0, "nothing pending");
+    assert!(
+        waited >= Duration::from_millis(40),
+        "returned early: {waited:?}"
+    );
 }
 
 /// A post seen by `fake_post`: (port, Dart_CObject type, int64 value).
@@ -140,11 +153,18 @@ fn posts() -> &'static (Mutex<Vec<Post>>, Condvar) {
 
 /// Stands in for Dart_PostCObject: reads the message like the VM would.
 unsafe extern "C" fn fake_post(port: i64, message: *mut std::ffi::c_void) -> i8 {
-    // SAFETY: the notifier passes a Dart_CObject: i32 type tag, then the value at 8.
+    // Dart_CObject is an i32 type tag, then the value union where C aligns an int64_t:
+    // at 8, but at 4 on i686 (as the ia32 VM reads it).
+    let value_at = if cfg!(target_arch = "x86") { 4 } else { 8 };
+    // SAFETY: the notifier passes a Dart_CObject holding an int64.
     let (kind, value) = unsafe {
         (
             *(message as *const i32),
-            *(message.cast::<u8>().add(8) as *const i64),
+            message
+                .cast::<u8>()
+                .add(value_at)
+                .cast::<i64>()
+                .read_unaligned(),
         )
     };
     let (list, cv) = posts();
