@@ -44,5 +44,6 @@ if ! debian_toolchain_ready; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
         rustc-web cargo-web libstd-rust-web-dev:i386 gcc-multilib libc6:i386 >/dev/null
 fi
-# .cargo/config.toml adds the io-uring crate's arch-check flag for this target.
-RUSTC=/usr/bin/rustc exec /usr/bin/cargo "$subcommand" --target "$triple" "$@"
+# .cargo/config.toml adds the io-uring crate's arch-check flag for this target; rustup's
+# rustdoc (doc tests) has no i686 standard library, Debian's has.
+RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc exec /usr/bin/cargo "$subcommand" --target "$triple" "$@"
