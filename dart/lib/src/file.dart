@@ -684,9 +684,13 @@ abstract base class _FileOp<T> implements CompletionHandler {
       int bufferId, int offset) {
     _inFlight--;
     completed(result, flags, bufferId, offset);
-    if (result < 0) {
-      _error ??= core.error(result, operation,
+    if (result < 0 && _error == null) {
+      _error = core.error(result, operation,
           timeout: timeout, closedLocally: queue.handle.isClosed);
+      // The operation failed: its other pieces would only wait out their
+      // own timeouts, or (at the file position) write after the gap the
+      // failed piece left. Drop them (they complete as cancelled).
+      if (_inFlight > 0 && !queue.handle.isClosed) core.cancel(tag);
     }
     if (_ended) return;
     _maybeEnd();
