@@ -11,6 +11,8 @@ import 'support/inbox.dart';
 void main() {
   setUpTransport();
 
+  _stallTests();
+
   test('pausing the reader holds the writer back, resuming loses nothing',
       () async {
     final worker = testWorker();
@@ -94,5 +96,108 @@ void main() {
     for (final connection in [first, second, ...accepted]) {
       connection.destroy();
     }
+  });
+}
+
+/// A write or send's timeout while the reader is paused: short, as the tests
+/// wait for it to fire (an event), not for a time of their own.
+const Duration _stallTimeout = Duration(milliseconds: 500);
+
+void _stallTests() {
+  for (final MapEntry(key: kind, value: pair) in streamPairs.entries) {
+    test("$kind: a paused reader stalls the peer's write until its timeout "
+        'fires; resuming delivers what was sent', () async {
+      final worker = testWorker();
+      final (reader, writer) = await pair(worker);
+      final received = BytesBuilder(copy: false);
+      final ended = Completer<void>();
+      final subscription = reader.listen(received.add, onDone: ended.complete);
+      subscription.pause();
+      // More than the kernel's buffers of both ends hold: with the reader
+      // receiving, the write would complete; paused, the writer waits for
+      // room that never comes, and its timeout fires.
+      final data = pattern(32 << 20, 13);
+      await expectLater(writer.write(data, timeout: _stallTimeout),
+          throwsA(isA<TransportTimeoutException>())).bounded;
+      expect(received.length, 0, reason: 'no event while paused');
+      writer.destroy();
+      subscription.resume();
+      await ended.future.bounded;
+      final bytes = received.takeBytes();
+      expect(bytes.length, greaterThan(0));
+      expect(sameBytes(bytes, data.sublist(0, bytes.length)), isTrue,
+          reason: 'what the writer sent arrives whole and in order');
+    });
+  }
+
+  test('Unix datagrams: a paused receiver stalls the sender until its '
+      'timeout fires; resuming delivers every datagram, in order', () async {
+    final worker = testWorker();
+    final name = abstractName('paused');
+    final receiver = await UnixDatagramSocket.bind(name, worker: worker).bounded;
+    addTearDown(receiver.close);
+    final sender = await UnixDatagramSocket.bind(null, worker: worker).bounded;
+    addTearDown(sender.close);
+    final inbox = Inbox<UnixDatagram>(receiver);
+    inbox.subscription.pause();
+    await untilStats(worker, (stats) => stats.opsInFlight == 0,
+        reason: 'the receive cancelled');
+    var sent = 0;
+    Object? failure;
+    while (failure == null && sent < 100000) {
+      try {
+        await sender
+            .send(numbered(sent, 100), name, timeout: _stallTimeout)
+            .bounded;
+        sent++;
+      } on TransportTimeoutException catch (error) {
+        failure = error;
+      }
+    }
+    expect(failure, isNotNull, reason: 'the sender stalled');
+    expect(sent, greaterThan(0));
+    expect(inbox.received, 0, reason: 'no event while paused');
+    inbox.subscription.resume();
+    for (var i = 0; i < sent; i++) {
+      expect(numberOf((await inbox.next()).data), i);
+    }
+    expect(receiver.dropped, 0, reason: 'a Unix receiver drops nothing');
+  });
+
+  test('UDP: what overflows a paused receiver is dropped by the kernel and '
+      'counted; the rest arrives in order', () async {
+    final worker = testWorker();
+    final receiver =
+        await UdpSocket.bind(InternetAddress.loopbackIPv4, 0, worker: worker)
+            .bounded;
+    addTearDown(receiver.close);
+    final sender =
+        await UdpSocket.bind(InternetAddress.loopbackIPv4, 0, worker: worker)
+            .bounded;
+    addTearDown(sender.close);
+    // The kernel's minimum: a few datagrams fill it.
+    receiver.receiveBufferSize = 1;
+    final inbox = Inbox<UdpDatagram>(receiver);
+    inbox.subscription.pause();
+    await untilStats(worker, (stats) => stats.opsInFlight == 0,
+        reason: 'the receive cancelled');
+    const count = 200;
+    for (var i = 0; i < count; i++) {
+      // UDP never waits for the receiver: every send completes.
+      await sender
+          .send(numbered(i, 1000), InternetAddress.loopbackIPv4, receiver.port)
+          .bounded;
+    }
+    final dropped = receiver.dropped;
+    expect(dropped, greaterThan(0));
+    expect(dropped, lessThan(count));
+    inbox.subscription.resume();
+    await inbox.until(() => inbox.received == count - dropped);
+    final numbers = [
+      for (var i = 0; i < count - dropped; i++) numberOf((await inbox.next()).data)
+    ];
+    expect(numbers, orderedEquals([...numbers]..sort()));
+    expect(numbers.toSet(), hasLength(numbers.length));
+    expect(receiver.dropped, dropped, reason: 'nothing dropped after resume');
   });
 }

@@ -27,13 +27,6 @@ Matcher _timedOut(String operation, Duration timeout) =>
         .having((e) => e.timeout, 'timeout', timeout)
         .having((e) => e.errno, 'errno', 110);
 
-/// The stream connection kinds, each as a connected pair.
-final Map<String, Future<(StreamConnection, StreamConnection)> Function(Worker)>
-    _pairs = {
-  'TCP': tcpPair,
-  'Unix': unixPair,
-};
-
 /// What a pipe holds before its writer waits (Linux's default).
 const int _pipeCapacity = 65536;
 
@@ -50,7 +43,7 @@ Future<String?> _fifo(String path) async {
 void main() {
   setUpTransport();
 
-  for (final MapEntry(key: kind, value: pair) in _pairs.entries) {
+  for (final MapEntry(key: kind, value: pair) in streamPairs.entries) {
     group('$kind stream', () {
       test('a read timeout ends the input; writing goes on', () async {
         final worker = testWorker();

@@ -93,7 +93,7 @@ void main() {
     for (var first = 0; first < count; first += batch) {
       final sends = <Future<void>>[
         for (var i = first; i < first + batch; i++)
-          sender.send(_numbered(i, 200), InternetAddress.loopbackIPv4,
+          sender.send(numbered(i, 200), InternetAddress.loopbackIPv4,
               receiver.port),
       ];
       await Future.wait(sends).bounded;
@@ -104,7 +104,7 @@ void main() {
     for (var i = 0; i < count; i++) {
       final datagram = await inbox.next();
       expect(datagram.data.length, 200);
-      seen.add(_number(datagram.data));
+      seen.add(numberOf(datagram.data));
     }
     expect(seen.length, count);
     expect(inbox.errors, isEmpty);
@@ -292,13 +292,3 @@ void main() {
         throwsA(isA<TransportClosedException>())).bounded;
   });
 }
-
-/// [length] bytes that start with [number] (little endian, 4 bytes).
-Uint8List _numbered(int number, int length) {
-  final bytes = Uint8List(length);
-  ByteData.sublistView(bytes).setUint32(0, number, Endian.little);
-  return bytes;
-}
-
-int _number(Uint8List bytes) =>
-    ByteData.sublistView(bytes).getUint32(0, Endian.little);

@@ -45,6 +45,17 @@ Uint8List pattern(int length, int seed) {
   return out;
 }
 
+/// [length] bytes that start with [number] (4 bytes, little endian).
+Uint8List numbered(int number, [int length = 4]) {
+  final bytes = Uint8List(length);
+  ByteData.sublistView(bytes).setUint32(0, number, Endian.little);
+  return bytes;
+}
+
+/// The number [numbered] put at the start of [bytes].
+int numberOf(Uint8List bytes) =>
+    ByteData.sublistView(bytes).getUint32(0, Endian.little);
+
 /// Whether [a] and [b] hold the same bytes (fast enough for many MiB).
 bool sameBytes(List<int> a, List<int> b) {
   if (a.length != b.length) return false;
@@ -198,6 +209,15 @@ Future<(UnixConnection client, UnixConnection server)> unixPair(
   return acceptedPair(
       listener, () => UnixConnection.connect(name, worker: worker));
 }
+
+/// Every stream connection kind (TCP, Unix), as a function making a
+/// connected pair on a worker.
+final Map<String,
+        Future<(StreamConnection client, StreamConnection server)> Function(
+            Worker worker)> streamPairs = {
+  'TCP': tcpPair,
+  'Unix': unixPair,
+};
 
 var _abstractNames = 0;
 
