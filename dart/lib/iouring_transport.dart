@@ -41,6 +41,8 @@ export 'src/ffi/library.dart'
         loadedLibraryPath;
 export 'src/file.dart'
     show FileInfo, IoFile, IoFileMode, defaultFilePermissions;
+export 'src/io/server_socket.dart' show IoUringServerSocket;
+export 'src/io/socket.dart' show IoUringSocket;
 export 'src/isolates.dart' show WorkerContext, WorkerPool;
 export 'src/messages.dart'
     show
