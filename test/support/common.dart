@@ -219,6 +219,51 @@ final Map<String,
   'Unix': unixPair,
 };
 
+/// One socket of a datagram kind (UDP, Unix) under test: the data of what
+/// it receives, and sending to another socket of the same kind.
+final class DatagramEnd {
+  DatagramEnd(this.socket, this.received, this._send, this.address);
+
+  /// The `UdpSocket` or `UnixDatagramSocket`.
+  final Object socket;
+
+  /// The data of every datagram received (listening starts receiving).
+  final Stream<Uint8List> received;
+
+  final Future<void> Function(List<int> data, Object address) _send;
+
+  /// Where other sockets send to: a port on the IPv4 loopback, or a path.
+  final Object address;
+
+  /// Sends [data] to [other].
+  Future<void> sendTo(DatagramEnd other, List<int> data) =>
+      _send(data, other.address);
+}
+
+/// Every datagram kind, as a function binding a socket on a worker (closed
+/// when the test ends).
+final Map<String, Future<DatagramEnd> Function(Worker worker)> datagramKinds =
+    {
+  'UDP': (worker) async {
+    final socket =
+        await UdpSocket.bind(InternetAddress.loopbackIPv4, 0, worker: worker)
+            .bounded;
+    addTearDown(socket.close);
+    return DatagramEnd(
+        socket,
+        socket.map((datagram) => datagram.data),
+        (data, port) =>
+            socket.send(data, InternetAddress.loopbackIPv4, port as int),
+        socket.port);
+  },
+  'Unix': (worker) async {
+    final socket = await UnixDatagramSocket.bind(null, worker: worker).bounded;
+    addTearDown(socket.close);
+    return DatagramEnd(socket, socket.map((datagram) => datagram.data),
+        (data, path) => socket.send(data, path as String), socket.path);
+  },
+};
+
 var _abstractNames = 0;
 
 /// A name in the abstract Unix namespace that no other test (or test run)
