@@ -1,6 +1,9 @@
 /// `dart run iouring_transport:pack [options] <entry.dart>`: packs a program
 /// that uses iouring_transport into one .tar.gz that runs on another Linux
 /// machine with no Dart SDK and no Rust toolchain (see `--help`).
+///
+/// Exit codes: 0 packed, 64 a command line it cannot use, 1 a failed step
+/// (nothing half-written is left behind).
 library;
 
 import 'dart:io';
@@ -14,10 +17,10 @@ Future<void> main(List<String> arguments) async {
       case PackHelp():
         stdout.write(packUsage);
       case PackOptions options:
-        final archive = await pack(options, log: stdout.writeln);
-        final size = await File(archive).length();
+        final packed = await pack(options, progress: stdout);
         stdout
-          ..writeln('packed $archive (${_megabytes(size)} MB)')
+          ..writeln('packed ${packed.archive} (${_megabytes(packed.bytes)} '
+              'MB, kind ${packed.kind.name})')
           ..writeln('run it on the target: tar xzf ${options.name}.tar.gz '
               '&& ./${options.name}/${options.name}');
     }

@@ -5,7 +5,8 @@ library;
 /// Where the archive goes when `--output` is not given.
 const String defaultOutputDir = 'build';
 
-/// The directory inside the archive that holds the native library.
+/// The directory inside the archive that holds the native library (and, with
+/// `--kind vm`, the Dart VM and the program's snapshot).
 const String archiveLibDir = 'lib';
 
 /// The text `--help` prints.
@@ -17,24 +18,51 @@ Usage: dart run iouring_transport:pack [options] <entry.dart>
 
 Options:
   -o, --output DIR     where to write <name>.tar.gz (default: build)
-      --name NAME      name of the archive, its top directory and the
-                       executable (default: the entry file's name without .dart)
-      --include PATH   copy a file or directory into <name>/ next to the
-                       executable (repeatable)
+      --name NAME      name of the archive, its top directory and the program
+                       (default: the entry file's name without .dart); letters,
+                       digits and . _ + -
+      --kind aot|vm    aot: a self-contained executable (dart compile exe);
+                       vm: the Dart VM running this tool, the program's kernel
+                       snapshot and a launcher script. Default: aot where
+                       `dart compile exe` works, else vm.
+      --train ARGS     with kind vm: an app-jit snapshot (faster start) trained
+                       by running the program once with ARGS (the next
+                       argument, split at spaces; may be empty); that run must
+                       exit by itself
+      --include PATH   copy a file or directory into <name>/ (repeatable)
       --no-build       skip `cargo build`; pack an already built library
       --lib PATH       with --no-build: the libiouring_transport.so to pack
-                       (default: <workspace>/target/release/, or
-                       $CARGO_TARGET_DIR/release/ when that is set)
+                       (default: <workspace>/target/<triple>/release/, or under
+                       $CARGO_TARGET_DIR when that is set)
   -h, --help           print this help
 
-Steps: build the native library (cargo build --release -p iouring_transport),
-compile the program (dart compile exe), stage <name>/<name> (the executable),
-<name>/lib/libiouring_transport.so and the --include files, write the archive.
+Steps: check the toolchains, build the native library for this Dart VM's
+target (cargo build --release -p iouring_transport --target <triple>), compile
+the program, stage <name>/, write the archive.
 
-On the target (Linux >= 6.1 with io_uring enabled, a glibc at least as new as
-the build machine's):
+The archive (kind aot):
+  <name>/<name>                        the program
+  <name>/lib/libiouring_transport.so   the native library
+The archive (kind vm):
+  <name>/<name>                        launcher (sh): runs lib/dart on the snapshot
+  <name>/lib/dart                      the Dart VM
+  <name>/lib/<name>.dill               kernel snapshot (<name>.jit with --train)
+  <name>/lib/libiouring_transport.so   the native library
+and each --include as <name>/<its name>.
+
+On the target (Linux >= 6.1 with io_uring enabled, the build machine's CPU
+architecture, a glibc at least as new as the build machine's):
   tar xzf <name>.tar.gz && ./<name>/<name>
 ''';
+
+/// What the archive ships to run the program.
+enum PackKind {
+  /// A self-contained executable from `dart compile exe`.
+  aot,
+
+  /// The Dart VM, a snapshot of the program and a launcher script.
+  vm,
+}
 
 /// A command line the pack tool cannot use; [message] says why.
 final class PackUsageException implements Exception {
@@ -62,6 +90,8 @@ final class PackOptions extends PackCommand {
     required this.entry,
     required this.name,
     this.outputDir = defaultOutputDir,
+    this.kind,
+    this.trainArgs,
     this.includes = const [],
     this.build = true,
     this.lib,
@@ -70,11 +100,19 @@ final class PackOptions extends PackCommand {
   /// The program's main file, as given (relative to the working directory).
   final String entry;
 
-  /// Name of the archive, of its top directory and of the executable.
+  /// Name of the archive, of its top directory and of the program in it.
   final String name;
 
   /// Directory the archive is written to (created when missing).
   final String outputDir;
+
+  /// What to ship; null: [PackKind.aot] where `dart compile exe` works, else
+  /// [PackKind.vm].
+  final PackKind? kind;
+
+  /// The arguments of the training run of an app-jit snapshot (`--train`);
+  /// null for a kernel snapshot (or kind aot).
+  final List<String>? trainArgs;
 
   /// Files and directories copied into `<name>/`, without trailing slashes.
   final List<String> includes;
@@ -91,8 +129,10 @@ final class PackOptions extends PackCommand {
 /// `-h`/`--help` anywhere before `--` wins over everything else. Options take
 /// their value as the next argument or after `=` (`--name app`,
 /// `--name=app`); a value that looks like an option is refused so that a
-/// forgotten value is reported instead of swallowing the next flag. Throws a
-/// [PackUsageException] for anything it cannot use.
+/// forgotten value is reported instead of swallowing the next flag. `--train`
+/// is the exception: the program's own options are its usual value, so it
+/// takes the next argument as it is. Throws a [PackUsageException] for
+/// anything it cannot use.
 PackCommand parsePackArgs(List<String> args) {
   if (args.takeWhile((a) => a != '--').any((a) => a == '-h' || a == '--help')) {
     return const PackHelp();
@@ -102,23 +142,25 @@ PackCommand parsePackArgs(List<String> args) {
   String? outputDir;
   String? name;
   String? lib;
+  PackKind? kind;
+  List<String>? trainArgs;
   var build = true;
   final includes = <String>[];
   var optionsEnded = false;
 
   var i = 0;
   // The value of [option]: after `=` ([inline]) or the next argument.
-  String valueOf(String option, String? inline) {
+  String valueOf(String option, String? inline, {bool verbatim = false}) {
     final String value;
     if (inline != null) {
       value = inline;
-    } else if (i < args.length && !_looksLikeOption(args[i])) {
+    } else if (i < args.length && (verbatim || !_looksLikeOption(args[i]))) {
       value = args[i++];
     } else {
       final got = i < args.length ? ' (got "${args[i]}")' : '';
       throw PackUsageException('option $option needs a value$got');
     }
-    if (value.isEmpty) {
+    if (value.isEmpty && !verbatim) {
       throw PackUsageException('option $option needs a non-empty value');
     }
     return value;
@@ -146,6 +188,16 @@ PackCommand parsePackArgs(List<String> args) {
         outputDir = _trimTrailingSlashes(valueOf(option, inline));
       case '--name':
         name = valueOf(option, inline);
+      case '--kind':
+        final value = valueOf(option, inline);
+        kind = PackKind.values.where((k) => k.name == value).firstOrNull ??
+            (throw PackUsageException(
+                'option --kind must be aot or vm, not "$value"'));
+      case '--train':
+        trainArgs = valueOf(option, inline, verbatim: true)
+            .split(' ')
+            .where((word) => word.isNotEmpty)
+            .toList(growable: false);
       case '--include':
         includes.add(_trimTrailingSlashes(valueOf(option, inline)));
       case '--lib':
@@ -172,12 +224,19 @@ PackCommand parsePackArgs(List<String> args) {
     throw const PackUsageException(
         '--lib names an already built library: use it with --no-build');
   }
+  if (trainArgs != null) {
+    if (kind == PackKind.aot) {
+      throw const PackUsageException(
+          '--train makes an app-jit snapshot, which only --kind vm ships');
+    }
+    kind = PackKind.vm;
+  }
 
   final entryBase = _baseName(entry);
   final archiveName = name ?? entryBase.substring(0, entryBase.length - 5);
-  _checkName(archiveName);
+  _checkName(archiveName, given: name != null);
   final taken = {
-    archiveName: 'the executable',
+    archiveName: 'the program',
     archiveLibDir: 'the library directory',
   };
   for (final include in includes) {
@@ -199,6 +258,8 @@ PackCommand parsePackArgs(List<String> args) {
     entry: entry,
     name: archiveName,
     outputDir: outputDir ?? defaultOutputDir,
+    kind: kind,
+    trainArgs: trainArgs,
     includes: List.unmodifiable(includes),
     build: build,
     lib: lib,
@@ -221,11 +282,21 @@ String _baseName(String path) {
   return trimmed.substring(trimmed.lastIndexOf('/') + 1);
 }
 
-void _checkName(String name) {
-  if (name.isEmpty || name == '.' || name == '..' || name.contains('/')) {
+/// A name that is a plain file name everywhere it goes: the archive file, its
+/// top directory, the program, and a word of the vm launcher script.
+final RegExp _plainName = RegExp(r'^[A-Za-z0-9_][A-Za-z0-9._+-]*$');
+
+void _checkName(String name, {required bool given}) {
+  final source = given ? 'the --name' : 'the name taken from the entry file,';
+  if (name.contains('/') || name == '.' || name == '..') {
     throw PackUsageException(
-        'invalid name "$name": it becomes a file and directory name, so it '
-        'must be non-empty, not "." or "..", and contain no "/"');
+        '$source "$name" would put the archive outside the output directory: '
+        'give a plain file name with --name');
+  }
+  if (!_plainName.hasMatch(name)) {
+    throw PackUsageException(
+        '$source "$name" is not a plain name: use letters, digits and '
+        '. _ + - (not first: . or -), e.g. --name server');
   }
   if (name == archiveLibDir) {
     throw PackUsageException(

@@ -1,130 +1,389 @@
-/// The steps of `dart run iouring_transport:pack`: build the native library,
-/// compile the program, stage the files, write the archive.
+/// The steps of `dart run iouring_transport:pack`: check the toolchains,
+/// build the native library for this Dart VM's target, compile the program,
+/// stage the files, write the archive.
 library;
 
-import 'dart:convert';
+import 'dart:ffi';
 import 'dart:io';
 import 'dart:isolate';
 
-import '../ffi/library.dart' show libraryFileName;
+import '../ffi/library.dart' show libraryEnvironmentVariable, libraryFileName;
+import '../ffi/native_target.dart';
+import 'command.dart';
 import 'options.dart';
+import 'toolchain.dart';
+
+export 'command.dart' show PackException;
 
 /// The package library whose location tells where the package (and the cargo
 /// workspace above it) lives.
 const String _packageLibrary =
     'package:iouring_transport/iouring_transport.dart';
 
-/// `cargo` arguments that build the library, run in the workspace root.
-const List<String> _cargoBuildArgs = [
-  'build',
-  '--release',
-  '-p',
-  'iouring_transport',
-];
+/// `cargo` arguments that build the library for [target], run in the
+/// workspace root.
+List<String> cargoBuildArgs(String target) =>
+    ['build', '--release', '-p', 'iouring_transport', '--target', target];
 
-/// A pack step failed: [message] says what, [output] holds the failed
-/// command's stdout and stderr (empty when no command ran).
-final class PackException implements Exception {
-  const PackException(this.message, {this.output = ''});
-
-  final String message;
-  final String output;
-
-  @override
-  String toString() => output.isEmpty
-      ? 'PackException: $message'
-      : 'PackException: $message\n$output';
-}
-
-/// Packs per [options] and returns the path of the archive it wrote.
+/// The Dart VM's name inside the archive of kind vm: `<name>/lib/dart`.
 ///
-/// [log] gets one progress line per step. [environment] is laid over this
-/// process's environment for every command run and for the lookup of
-/// `CARGO_TARGET_DIR`. Throws a [PackException] when a step fails, after
-/// removing the staging directory and any partly written archive.
-Future<String> pack(
+/// The VM sits in `lib/` beside the native library because the library
+/// loader looks in `<executable's dir>/lib/` and then `<executable's dir>/`,
+/// and with kind vm the executable is the VM: both kinds keep the library at
+/// `<name>/lib/libiouring_transport.so`.
+const String archiveVmFile = '$archiveLibDir/dart';
+
+/// What [pack] wrote: the archive's path and size, and what it ships.
+typedef PackResult = ({String archive, int bytes, PackKind kind});
+
+/// How long a `--train` run may take before it is stopped.
+const Duration defaultTrainingTimeout = Duration(minutes: 5);
+
+/// Packs per [options] and returns what it wrote.
+///
+/// [progress] gets one line per step, `[n/5] what it does (seconds)`, and a
+/// line saying so when kind vm is chosen because aot is unavailable.
+/// [environment] is laid over this process's environment for every command
+/// run and for `PATH` and `CARGO_TARGET_DIR`. Throws a [PackException] when
+/// a step fails; it then leaves no archive behind (an archive of an earlier
+/// run stays as it was) and removes the output directory again if it created
+/// it.
+Future<PackResult> pack(
   PackOptions options, {
-  required void Function(String line) log,
+  required StringSink progress,
   Map<String, String> environment = const {},
+  Duration trainingTimeout = defaultTrainingTimeout,
 }) async {
   final env = {...Platform.environment, ...environment};
+  final abi = Abi.current();
+  final target = rustTargetTriple(abi) ??
+      (throw PackException('pack builds for Linux (x86_64, i686, aarch64, '
+          'armv7, riscv64) only, and this Dart VM is $abi'));
 
-  if (!await File(options.entry).exists()) {
-    throw PackException('entry file not found: ${options.entry}');
-  }
+  // Bad input fails here, before anything slow runs.
+  await _checkEntry(options.entry);
   for (final include in options.includes) {
-    final type = await FileSystemEntity.type(include);
-    if (type == FileSystemEntityType.notFound) {
+    if (await FileSystemEntity.type(include) ==
+        FileSystemEntityType.notFound) {
       throw PackException('--include $include: no such file or directory');
     }
   }
+  final packageConfig = await findPackageConfig(options.entry);
+  final output = await _OutputDir.prepare(options.outputDir);
 
-  final String nativeLibrary;
-  if (options.build) {
-    log('[1/4] building native library (cargo ${_cargoBuildArgs.join(' ')})');
-    final root = await findWorkspaceRoot();
-    await _run('cargo', _cargoBuildArgs,
-        workingDirectory: root.path,
-        environment: env,
-        notFound: 'cargo is not on PATH: install Rust with rustup '
-            '(https://rustup.rs), or pack a library built elsewhere with '
-            '--no-build --lib PATH');
-    nativeLibrary = builtLibraryPath(root, env);
-    if (!await File(nativeLibrary).exists()) {
-      throw PackException(
-          'cargo build succeeded but $nativeLibrary does not exist');
+  final steps = _Steps(progress, total: 5);
+  try {
+    final (kind, fallback, dart, toolchain, root) =
+        await steps.run('checking the Dart and Rust toolchains', () async {
+      final (kind, fallback, dart) = await _chooseKind(options.kind, env);
+      final root = options.build || options.lib == null
+          ? await findWorkspaceRoot()
+          : null;
+      final toolchain = options.build
+          ? await findRustToolchain(target,
+              environment: env, workingDirectory: root!.path)
+          : null;
+      return (kind, fallback, dart, toolchain, root);
+    });
+    if (fallback != null) {
+      progress.writeln('kind vm: no aot, because $fallback; the archive ships '
+          'the Dart VM with a kernel snapshot of the program');
     }
+
+    final library = await _nativeLibrary(options, steps,
+        target: target, toolchain: toolchain, root: root, environment: env);
+
+    final staging = await Directory.systemTemp.createTemp('iouring_pack_');
+    try {
+      final appDir = Directory('${staging.path}/${options.name}');
+      await Directory('${appDir.path}/$archiveLibDir').create(recursive: true);
+      final program = switch (kind) {
+        PackKind.aot => await _compileExecutable(options, steps,
+            dart: dart!, into: appDir, environment: env),
+        PackKind.vm => await _compileSnapshot(options, steps,
+            packageConfig: packageConfig,
+            library: library,
+            into: appDir,
+            environment: env,
+            trainingTimeout: trainingTimeout),
+      };
+      await _stage(options, steps,
+          kind: kind,
+          program: program,
+          library: library,
+          into: appDir,
+          environment: env);
+      final archive = File('${output.dir.path}/${options.name}.tar.gz');
+      await steps.run('writing ${archive.path}',
+          () => _writeArchive(staging, options.name, archive, env));
+      return (archive: archive.path, bytes: await archive.length(), kind: kind);
+    } finally {
+      await staging.delete(recursive: true);
+    }
+  } on Object {
+    await output.discardIfCreated();
+    rethrow;
+  }
+}
+
+/// Resolves the kind to pack: [requested], or aot when `dart compile exe`
+/// works and vm otherwise. Returns the kind, why aot was not taken when the
+/// default fell back to vm (null otherwise), and the `dart` that compiles an
+/// aot executable.
+Future<(PackKind, String?, String?)> _chooseKind(
+    PackKind? requested, Map<String, String> environment) async {
+  if (requested == PackKind.vm) return (PackKind.vm, null, null);
+  final unavailable = await aotUnavailableReason(environment: environment);
+  if (unavailable == null) {
+    return (PackKind.aot, null, findOnPath('dart', environment));
+  }
+  if (requested == PackKind.aot) {
+    throw PackException('--kind aot needs `dart compile exe`, but '
+        '$unavailable; pack with --kind vm instead (the Dart VM with a '
+        'snapshot of the program)');
+  }
+  return (PackKind.vm, unavailable, null);
+}
+
+/// Step 2: builds the native library (or checks the `--no-build` one) and
+/// returns its path, after checking that the Dart VM of [target] can load it.
+Future<String> _nativeLibrary(
+  PackOptions options,
+  _Steps steps, {
+  required String target,
+  required RustToolchain? toolchain,
+  required Directory? root,
+  required Map<String, String> environment,
+}) async {
+  final String path;
+  if (toolchain != null) {
+    final args = cargoBuildArgs(target);
+    path = await steps.run(
+        'building the native library for $target: '
+        '${toolchain.describe(args)}', () async {
+      await runChecked(toolchain.cargo, args,
+          workingDirectory: root!.path,
+          environment: {...environment, ...toolchain.environment},
+          notFound: 'install Rust (https://rustup.rs)',
+          failed: 'cargo could not build the native library');
+      final built = builtLibraryPath(root, environment, target);
+      if (!await File(built).exists()) {
+        throw PackException(
+            'cargo build succeeded but $built does not exist');
+      }
+      _checkLoadable(built);
+      return built;
+    });
   } else {
     final given = options.lib;
-    nativeLibrary =
-        given ?? builtLibraryPath(await findWorkspaceRoot(), env);
-    log('[1/4] using the native library $nativeLibrary (--no-build)');
-    if (!await File(nativeLibrary).exists()) {
-      throw PackException(given != null
-          ? '--lib $nativeLibrary: no such file'
-          : 'no built native library at $nativeLibrary (--no-build reuses a '
-              'previous build): build it with `cargo '
-              '${_cargoBuildArgs.join(' ')}` in the workspace root, drop '
-              '--no-build, or point at one with --lib PATH');
-    }
+    path = given ?? builtLibraryPath(root!, environment, target);
+    await steps.run('checking the native library $path (--no-build)',
+        () async {
+      if (!await File(path).exists()) {
+        throw PackException(given != null
+            ? '--lib $path: no such file'
+            : 'no built native library at $path (--no-build reuses a '
+                'previous build): build it with '
+                '`cargo ${cargoBuildArgs(target).join(' ')}` in the workspace '
+                'root, drop --no-build, or point at one with --lib PATH');
+      }
+      _checkLoadable(path);
+    });
   }
+  return File(path).absolute.path;
+}
 
-  final outputDir = Directory(options.outputDir).absolute;
-  final archive = File('${outputDir.path}/${options.name}.tar.gz');
-  final staging = await Directory.systemTemp.createTemp('iouring_pack_');
-  try {
-    final appDir = Directory('${staging.path}/${options.name}');
-    await Directory('${appDir.path}/$archiveLibDir').create(recursive: true);
+/// Refuses a library that the Dart VM running this tool (the one that runs
+/// the packed program, or whose architecture `dart compile exe` targets)
+/// cannot load: its ELF header names another architecture.
+void _checkLoadable(String library) {
+  final mismatch = nativeTargetMismatch(library, Abi.current());
+  if (mismatch != null) {
+    throw PackException('cannot pack the native library $library: $mismatch');
+  }
+}
 
-    log('[2/4] compiling ${options.entry} (dart compile exe)');
-    final dart = dartExecutable();
-    final executable = '${appDir.path}/${options.name}';
-    await _run(dart, ['compile', 'exe', options.entry, '-o', executable],
-        environment: env, notFound: 'cannot run the Dart SDK\'s `$dart`');
+/// Step 3, kind aot: `dart compile exe` writes `<name>/<name>`; returns its
+/// path.
+Future<String> _compileExecutable(
+  PackOptions options,
+  _Steps steps, {
+  required String dart,
+  required Directory into,
+  required Map<String, String> environment,
+}) {
+  final executable = '${into.path}/${options.name}';
+  final args = ['compile', 'exe', options.entry, '-o', executable];
+  return steps.run(
+      'compiling ${options.entry} to an executable: '
+      '${describeCommand('dart', args.take(3).toList())}', () async {
+    await runChecked(dart, args,
+        environment: environment,
+        notFound: 'install the Dart SDK (https://dart.dev/get-dart)',
+        failed: '${options.entry} does not compile');
+    return executable;
+  });
+}
 
-    log('[3/4] staging ${options.name}/: ${options.name}, '
-        '$archiveLibDir/$libraryFileName'
-        '${options.includes.map((p) => ', ${_baseName(p)}').join()}');
-    await File(nativeLibrary)
-        .copy('${appDir.path}/$archiveLibDir/$libraryFileName');
+/// Step 3, kind vm: the Dart VM running this tool writes the program's
+/// snapshot, `lib/<name>.dill` (or `.jit` after the `--train` run); returns
+/// its path.
+///
+/// The snapshot is written by the very VM the archive ships, not by the
+/// `dart` on PATH, so that the two cannot disagree on the kernel format.
+Future<String> _compileSnapshot(
+  PackOptions options,
+  _Steps steps, {
+  required String? packageConfig,
+  required String library,
+  required Directory into,
+  required Map<String, String> environment,
+  required Duration trainingTimeout,
+}) {
+  final train = options.trainArgs;
+  final snapshot = '${into.path}/${snapshotFile(options)}';
+  final args = [
+    if (packageConfig != null) '--packages=$packageConfig',
+    '--snapshot-kind=${train == null ? 'kernel' : 'app-jit'}',
+    '--snapshot=$snapshot',
+    options.entry,
+    ...?train,
+  ];
+  final vm = Platform.resolvedExecutable;
+  final notFound = 'the Dart VM running this tool ($vm) cannot be started';
+  if (train == null) {
+    return steps.run('compiling ${options.entry} to a kernel snapshot',
+        () async {
+      await runChecked(vm, args,
+          environment: environment,
+          notFound: notFound,
+          failed: '${options.entry} does not compile');
+      return snapshot;
+    });
+  }
+  return steps.run(
+      'compiling ${options.entry} to an app-jit snapshot, trained by running '
+      'it with: ${quoteArguments(train)}', () async {
+    await runChecked(vm, args,
+        // The training run loads the library being packed, not whichever
+        // build the development search would find.
+        environment: {...environment, libraryEnvironmentVariable: library},
+        notFound: notFound,
+        failed: '${options.entry} does not compile, or its training run '
+            'failed',
+        timeout: trainingTimeout,
+        timedOut: 'the --train run must make the program exit by itself');
+    return snapshot;
+  });
+}
+
+/// The snapshot's path inside `<name>/` with kind vm.
+String snapshotFile(PackOptions options) =>
+    '$archiveLibDir/${options.name}.${options.trainArgs == null ? 'dill' : 'jit'}';
+
+/// Step 4: copies the native library, (kind vm) the VM and the launcher, and
+/// the `--include`s into [into], next to the compiled [program].
+Future<void> _stage(
+  PackOptions options,
+  _Steps steps, {
+  required PackKind kind,
+  required String program,
+  required String library,
+  required Directory into,
+  required Map<String, String> environment,
+}) {
+  final name = options.name;
+  final files = [
+    name,
+    if (kind == PackKind.vm) ...[archiveVmFile, snapshotFile(options)],
+    '$archiveLibDir/$libraryFileName',
+    for (final include in options.includes) _baseName(include),
+  ];
+  return steps.run('staging $name/: ${files.join(', ')}', () async {
+    await File(library).copy('${into.path}/$archiveLibDir/$libraryFileName');
+    if (kind == PackKind.vm) {
+      // File.copy keeps the mode: the VM stays executable.
+      await File(Platform.resolvedExecutable)
+          .copy('${into.path}/$archiveVmFile');
+      final launcher = File('${into.path}/$name');
+      await launcher.writeAsString(
+          vmLauncherScript(name, program.substring(into.path.length + 1)));
+      await runChecked('chmod', ['755', launcher.path],
+          environment: environment,
+          notFound: 'chmod (coreutils) is not on PATH',
+          failed: 'cannot make the launcher executable');
+    }
     for (final include in options.includes) {
-      await _copyInto(include, appDir);
+      await _copyInto(include, into);
     }
+  });
+}
 
-    log('[4/4] writing ${archive.path}');
-    await outputDir.create(recursive: true);
-    try {
-      await _run(
-          'tar', ['-czf', archive.path, '-C', staging.path, options.name],
-          environment: env, notFound: 'tar is not on PATH: install tar');
-    } on Object {
-      if (await archive.exists()) await archive.delete();
-      rethrow;
-    }
+/// The launcher `<name>/<name>` of kind vm: runs the VM beside it on the
+/// [snapshot] (relative to `<name>/`) with the launcher's arguments, from any
+/// working directory and through symbolic links to it. [name] is a plain
+/// name (see parsePackArgs), safe in the script as it is.
+String vmLauncherScript(String name, String snapshot) => '''
+#!/bin/sh
+# Runs $name, packed by `dart run iouring_transport:pack` (kind vm): the Dart
+# VM in $archiveLibDir/ runs the program's snapshot with this script's arguments.
+self=\$0
+while [ -L "\$self" ]; do
+  link=\$(readlink "\$self") || exit 1
+  case \$link in
+  /*) self=\$link ;;
+  *) self=\$(dirname "\$self")/\$link ;;
+  esac
+done
+dir=\$(CDPATH='' cd -- "\$(dirname -- "\$self")" && pwd -P) || exit 1
+exec "\$dir/$archiveVmFile" "\$dir/$snapshot" "\$@"
+''';
+
+/// Step 5: tars `<staging>/<name>` into [archive] through a temporary file
+/// beside it, so that a failure never leaves a partial archive and an
+/// archive of an earlier run is replaced only by a complete one.
+Future<void> _writeArchive(Directory staging, String name, File archive,
+    Map<String, String> environment) async {
+  final partial = File('${archive.parent.path}/.$name.tar.gz.$pid.partial');
+  try {
+    await runChecked('tar', ['-czf', partial.path, '-C', staging.path, name],
+        environment: environment,
+        notFound: 'tar is not on PATH: install tar',
+        failed: 'cannot write the archive');
+    await partial.rename(archive.path);
   } finally {
-    await staging.delete(recursive: true);
+    if (await partial.exists()) await partial.delete();
   }
-  return archive.path;
+}
+
+/// Checks that [entry] is an existing file.
+Future<void> _checkEntry(String entry) async {
+  switch (await FileSystemEntity.type(entry)) {
+    case FileSystemEntityType.notFound:
+      throw PackException('entry file not found: $entry');
+    case FileSystemEntityType.directory:
+      throw PackException('the entry $entry is a directory, not a Dart file');
+    default:
+  }
+}
+
+/// The `.dart_tool/package_config.json` that [entry]'s project resolved
+/// with `dart pub get`: in the entry's directory or the nearest one above it;
+/// null when there is none (the compiler then reports each `package:` import
+/// it cannot resolve).
+Future<String?> findPackageConfig(String entry) async {
+  for (Directory? dir = File(entry).absolute.parent;
+      dir != null;
+      dir = _parentOf(dir)) {
+    final config = File('${dir.path}/.dart_tool/package_config.json');
+    if (await config.exists()) return config.path;
+  }
+  return null;
+}
+
+Directory? _parentOf(Directory dir) {
+  final parent = dir.parent;
+  return parent.path == dir.path ? null : parent;
 }
 
 /// The cargo workspace root holding the package's native sources.
@@ -170,61 +429,80 @@ Future<Directory> findWorkspaceRoot() async {
   return root;
 }
 
-/// Where `cargo build --release` in [root] puts the library:
-/// `$CARGO_TARGET_DIR/release/` when that is set (relative to [root] when
-/// relative), else `<root>/target/release/`.
-String builtLibraryPath(Directory root, Map<String, String> environment) {
+/// Where `cargo build --release --target <target>` in [root] puts the
+/// library: under `$CARGO_TARGET_DIR` when that is set (relative to [root]
+/// when relative), else under `<root>/target/`.
+String builtLibraryPath(
+    Directory root, Map<String, String> environment, String target) {
   final configured = environment['CARGO_TARGET_DIR'] ?? '';
   final targetDir = configured.isEmpty
       ? '${root.path}/target'
       : configured.startsWith('/')
           ? configured
           : '${root.path}/$configured';
-  return '$targetDir/release/$libraryFileName';
+  return '$targetDir/$target/release/$libraryFileName';
 }
 
-/// The `dart` command of the SDK running this program.
-///
-/// Under `dart run` and `dart test`, [Platform.resolvedExecutable] is the
-/// SDK's VM: `bin/dart` itself, or `bin/dartvm` next to it in SDKs whose
-/// `dart` command is a separate front end. Elsewhere (this tool compiled to
-/// an executable) it falls back to `dart` on PATH.
-String dartExecutable() {
-  final vm = File(Platform.resolvedExecutable);
-  if (_baseName(vm.path) == 'dart') return vm.path;
-  final sibling = File('${vm.parent.path}/dart');
-  return sibling.existsSync() ? sibling.path : 'dart';
-}
+/// Numbered progress lines: `[n/total] description` when a step starts, its
+/// duration when it ends.
+final class _Steps {
+  _Steps(this._out, {required this.total});
 
-/// Runs [executable] to completion, keeping its stdout and stderr (in the
-/// order they arrive) for the [PackException] thrown when it fails.
-/// [notFound] explains a command that cannot be started.
-Future<void> _run(
-  String executable,
-  List<String> arguments, {
-  String? workingDirectory,
-  required Map<String, String> environment,
-  required String notFound,
-}) async {
-  final command = [executable, ...arguments].join(' ');
-  final Process process;
-  try {
-    process = await Process.start(executable, arguments,
-        workingDirectory: workingDirectory, environment: environment);
-  } on ProcessException catch (error) {
-    throw PackException('cannot run `$command`: ${error.message}\n$notFound');
+  final StringSink _out;
+  final int total;
+  int _started = 0;
+
+  Future<T> run<T>(String description, Future<T> Function() step) async {
+    _out.write('[${++_started}/$total] $description');
+    final clock = Stopwatch()..start();
+    try {
+      final result = await step();
+      _out.writeln(' (${_seconds(clock.elapsed)})');
+      return result;
+    } on Object {
+      _out.writeln(' (failed after ${_seconds(clock.elapsed)})');
+      rethrow;
+    }
   }
-  final output = StringBuffer();
-  const decoder = Utf8Decoder(allowMalformed: true);
-  final drained = Future.wait([
-    process.stdout.transform(decoder).forEach(output.write),
-    process.stderr.transform(decoder).forEach(output.write),
-  ]);
-  final code = await process.exitCode;
-  await drained;
-  if (code != 0) {
-    throw PackException('`$command` failed (exit code $code)',
-        output: output.toString());
+
+  static String _seconds(Duration elapsed) =>
+      '${(elapsed.inMilliseconds / 1000).toStringAsFixed(1)} s';
+}
+
+/// The output directory, checked writable, and whether this run created it.
+final class _OutputDir {
+  _OutputDir._(this.dir, {required this.created});
+
+  final Directory dir;
+  final bool created;
+
+  /// Creates [path] when missing and checks that a file can be written in
+  /// it, so that a long build does not end in an unwritable place.
+  static Future<_OutputDir> prepare(String path) async {
+    final dir = Directory(path).absolute;
+    final existed = await dir.exists();
+    try {
+      await dir.create(recursive: true);
+      final probe = File('${dir.path}/.pack-probe.$pid');
+      await probe.writeAsString('');
+      await probe.delete();
+    } on FileSystemException catch (error) {
+      throw PackException('cannot write to the output directory $path: '
+          '${error.osError?.message ?? error.message}'
+          '${error.path == null ? '' : ' (${error.path})'}');
+    }
+    return _OutputDir._(dir, created: !existed);
+  }
+
+  /// Removes the directory again if this run created it and it is still
+  /// empty (deleting a non-empty directory without `recursive` fails).
+  Future<void> discardIfCreated() async {
+    if (!created) return;
+    try {
+      await dir.delete();
+    } on FileSystemException {
+      // Something else was put there meanwhile: leave it.
+    }
   }
 }
 
