@@ -69,8 +69,9 @@ void main() {
     });
 
     test('--train takes the next argument as it is, split at spaces', () {
-      final options = parsePackArgs(['--train', '--self-check  --port 0', 's.dart'])
-          as PackOptions;
+      final options =
+          parsePackArgs(['--train', '--self-check  --port 0', 's.dart'])
+              as PackOptions;
       expect(options.trainArgs, ['--self-check', '--port', '0']);
       expect(options.kind, PackKind.vm, reason: 'app-jit is kind vm');
       expect(options.entry, 's.dart');
@@ -600,11 +601,11 @@ dependencies:
       expect(await File('$app/NOTES.txt').readAsString(),
           'packed by pack_test\n');
       final elsewhere = await Directory('${temp.path}/$label-cwd').create();
-      final link = await Link('${elsewhere.path}/run-server').create(
-          '$app/server');
+      final link =
+          await Link('${elsewhere.path}/run-server').create('$app/server');
 
-      final server =
-          await EchoServerProcess.start(link.path, workingDirectory: elsewhere.path);
+      final server = await EchoServerProcess.start(link.path,
+          workingDirectory: elsewhere.path);
       await server.port();
       expect(server.libraryPath, '$app/lib/libiouring_transport.so');
       final bytes = _pattern(100 * 1024);
@@ -635,7 +636,8 @@ dependencies:
       }
       expect(output,
           contains('[2/5] building the native library for $_triple: '));
-      expect(output, contains('compiling bin/server.dart to a kernel snapshot'));
+      expect(
+          output, contains('compiling bin/server.dart to a kernel snapshot'));
       expect(output, contains('kind vm)'));
     }, timeout: const Timeout(Duration(minutes: 6)));
 

@@ -44,7 +44,7 @@ The archive (kind aot):
   <name>/<name>                        the program
   <name>/lib/libiouring_transport.so   the native library
 The archive (kind vm):
-  <name>/<name>                        launcher (sh): runs lib/dart on the snapshot
+  <name>/<name>                        launcher script (sh)
   <name>/lib/dart                      the Dart VM
   <name>/lib/<name>.dill               kernel snapshot (<name>.jit with --train)
   <name>/lib/libiouring_transport.so   the native library

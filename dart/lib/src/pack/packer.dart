@@ -278,8 +278,10 @@ Future<String> _compileSnapshot(
 }
 
 /// The snapshot's path inside `<name>/` with kind vm.
-String snapshotFile(PackOptions options) =>
-    '$archiveLibDir/${options.name}.${options.trainArgs == null ? 'dill' : 'jit'}';
+String snapshotFile(PackOptions options) {
+  final extension = options.trainArgs == null ? 'dill' : 'jit';
+  return '$archiveLibDir/${options.name}.$extension';
+}
 
 /// Step 4: copies the native library, (kind vm) the VM and the launcher, and
 /// the `--include`s into [into], next to the compiled [program].
@@ -325,8 +327,8 @@ Future<void> _stage(
 /// name (see parsePackArgs), safe in the script as it is.
 String vmLauncherScript(String name, String snapshot) => '''
 #!/bin/sh
-# Runs $name, packed by `dart run iouring_transport:pack` (kind vm): the Dart
-# VM in $archiveLibDir/ runs the program's snapshot with this script's arguments.
+# Runs $name, packed by `dart run iouring_transport:pack` (kind vm): the
+# Dart VM in $archiveLibDir/ runs the program's snapshot with the arguments.
 self=\$0
 while [ -L "\$self" ]; do
   link=\$(readlink "\$self") || exit 1
