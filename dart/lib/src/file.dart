@@ -187,7 +187,18 @@ final class IoFile {
       int window = 0,
       Duration? timeout,
       Worker? worker}) async* {
-    final file = await IoFile.open(path, timeout: timeout, worker: worker);
+    final owner = worker ?? Worker.current;
+    final closedAtListen = owner.isClosed;
+    final IoFile file;
+    try {
+      file = await IoFile.open(path, timeout: timeout, worker: owner);
+    } on TransportClosedException {
+      // Listened to on a closed worker, the stream fails, as any stream
+      // does. The worker closed while the file was opening: the stream ends
+      // quietly, as every stream of a worker that closes does.
+      if (closedAtListen) rethrow;
+      return;
+    }
     try {
       yield* file.readStream(offset: start, window: window, timeout: timeout);
     } finally {
