@@ -222,10 +222,14 @@ final Map<String,
 /// One socket of a datagram kind (UDP, Unix) under test: the data of what
 /// it receives, and sending to another socket of the same kind.
 final class DatagramEnd {
-  DatagramEnd(this.socket, this.received, this._send, this.address);
+  DatagramEnd(this.socket, this.received, this._send, this.address,
+      this.close);
 
   /// The `UdpSocket` or `UnixDatagramSocket`.
   final Object socket;
+
+  /// Closes the socket.
+  final Future<void> Function() close;
 
   /// The data of every datagram received (listening starts receiving).
   final Stream<Uint8List> received;
@@ -254,13 +258,15 @@ final Map<String, Future<DatagramEnd> Function(Worker worker)> datagramKinds =
         socket.map((datagram) => datagram.data),
         (data, port) =>
             socket.send(data, InternetAddress.loopbackIPv4, port as int),
-        socket.port);
+        socket.port,
+        socket.close);
   },
   'Unix': (worker) async {
     final socket = await UnixDatagramSocket.bind(null, worker: worker).bounded;
     addTearDown(socket.close);
     return DatagramEnd(socket, socket.map((datagram) => datagram.data),
-        (data, path) => socket.send(data, path as String), socket.path);
+        (data, path) => socket.send(data, path as String), socket.path,
+        socket.close);
   },
 };
 
