@@ -348,6 +348,13 @@ typedef struct iot_config {
    `IOT_CONFIG_*` bits; others must be 0.
    */
   uint32_t flags;
+  /*
+   Receive buffers one stream socket may hold at a time (received and not yet
+   released or sent on); at the limit it stops receiving until one comes back, so
+   a peer that does not read cannot take the buffers other connections need.
+   0 (the default): an eighth of `recv_buffer_count`, at least 16 (at most all).
+   */
+  uint32_t socket_buffer_limit;
 } iot_config;
 
 /*
@@ -669,7 +676,8 @@ int32_t iot_message_send(uint64_t worker, uint64_t target, uint64_t tag, uint32_
  completion naming the payload under a new handle. The payload belongs to the message
  from this call on: this host's handle goes stale. If the message cannot be delivered
  the `IOT_KIND_MESSAGE_SENT` completion brings it back (its new handle in `handle`).
- Fails with `IOT_E_BAD_BUFFER` if this worker does not hold `payload`, `-EINVAL` if
+ Fails with `IOT_E_BAD_HANDLE` if another worker holds `payload`, `IOT_E_BAD_BUFFER`
+ if nobody holds it under this handle (released, sent on), `-EINVAL` if
  `len` exceeds the payload size, `IOT_E_WORKER_GONE` as for `iot_message_send`.
  */
 int32_t iot_message_send_payload(uint64_t worker,
@@ -726,8 +734,9 @@ int32_t iot_payloads_in_use(void);
 int32_t iot_payload_acquire(uint64_t worker, uint64_t *out_payload);
 
 /*
- Gives a payload this worker holds back to the pool. `IOT_E_BAD_BUFFER` if it does
- not hold it under this handle (released already, sent on, or another worker's).
+ Gives a payload this worker holds back to the pool. `IOT_E_BAD_HANDLE` if another
+ worker (or a message) holds it under this handle; `IOT_E_BAD_BUFFER` if nobody does
+ (released already, sent on).
  */
 int32_t iot_payload_release(uint64_t worker, uint64_t payload);
 

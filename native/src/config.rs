@@ -18,6 +18,11 @@ pub struct iot_config {
     pub buffer_size: u32,
     /// `IOT_CONFIG_*` bits; others must be 0.
     pub flags: u32,
+    /// Receive buffers one stream socket may hold at a time (received and not yet
+    /// released or sent on); at the limit it stops receiving until one comes back, so
+    /// a peer that does not read cannot take the buffers other connections need.
+    /// 0 (the default): an eighth of `recv_buffer_count`, at least 16 (at most all).
+    pub socket_buffer_limit: u32,
 }
 
 impl Default for iot_config {
@@ -28,6 +33,7 @@ impl Default for iot_config {
             send_buffer_count: 256,
             buffer_size: 16 * 1024,
             flags: 0,
+            socket_buffer_limit: 0,
         }
     }
 }
@@ -42,6 +48,14 @@ const MAX_RING_BUFFERS: u32 = 1 << 15;
 const MAX_BUFFER_SIZE: u32 = 16 << 20;
 
 impl iot_config {
+    /// The effective `socket_buffer_limit`.
+    pub(crate) fn socket_buffer_limit(&self) -> u32 {
+        match self.socket_buffer_limit {
+            0 => crate::recv_credit::default_limit(self.recv_buffer_count),
+            limit => limit.min(self.recv_buffer_count),
+        }
+    }
+
     pub(crate) fn validate(&self) -> Result<()> {
         let ok = (1..=32768).contains(&self.ring_entries)
             && (1..=MAX_RING_BUFFERS).contains(&self.recv_buffer_count)

@@ -129,9 +129,7 @@ impl Worker {
     fn read_next_chunk(&mut self, key: usize) {
         if let Err(code) = self.submit_attempt(key) {
             let completion = self.ops[key].completion(code);
-            if let Some(completion) = self.end_op(key, completion) {
-                self.push_ready(completion);
-            }
+            self.end_op_later(key, completion);
         }
     }
 

@@ -566,8 +566,13 @@ impl Worker {
                 if cancelled {
                     completion.result = -libc::ECANCELED; // dropping `fd` closes it
                 } else {
-                    completion.result = 0;
-                    completion.handle = self.sockets.insert(fd, SocketKind::File);
+                    match self.sockets.insert(fd, SocketKind::File) {
+                        Ok(handle) => {
+                            completion.result = 0;
+                            completion.handle = handle;
+                        }
+                        Err(code) => completion.result = code,
+                    }
                 }
             }
             Work::File(FileWork::Stat { buf, out, .. }) if res == 0 && !cancelled => {

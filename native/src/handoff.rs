@@ -83,8 +83,8 @@ impl Worker {
     }
 
     /// Registers a connected stream that arrived from (or came back from) another
-    /// worker; returns its socket handle.
-    pub(crate) fn adopt_stream(&mut self, fd: OwnedFd) -> u64 {
+    /// worker; returns its socket handle (the fd is closed when none is left).
+    pub(crate) fn adopt_stream(&mut self, fd: OwnedFd) -> Result<u64> {
         self.sockets.insert(fd, SocketKind::Stream)
     }
 }

@@ -5,6 +5,7 @@
 //! `datagram`, `files`, `messaging`, ...) holds all logic; `ffi` only checks and
 //! converts arguments.
 
+mod accept_backoff;
 mod address;
 mod buffers;
 mod completion;
@@ -20,6 +21,7 @@ mod ops;
 mod options;
 mod payloads;
 mod probe;
+mod recv_credit;
 mod registry;
 mod slots;
 mod sockets;

@@ -400,7 +400,7 @@ impl Worker {
             }
             Parcel::Socket(in_transit) => {
                 let fd = handoff::take_back(in_transit, target)?;
-                Some(self.adopt_stream(fd))
+                self.adopt_stream(fd).ok()
             }
         }
     }
@@ -427,7 +427,10 @@ impl Worker {
                 }
             }
             Wire::Socket => match handoff::receive(self.id, value as u32) {
-                Some(fd) => (IOT_KIND_SOCKET, 0, self.adopt_stream(fd)),
+                Some(fd) => match self.adopt_stream(fd) {
+                    Ok(handle) => (IOT_KIND_SOCKET, 0, handle),
+                    Err(code) => (IOT_KIND_SOCKET, code, 0),
+                },
                 None => (IOT_KIND_SOCKET, -libc::EBADF, 0),
             },
         };

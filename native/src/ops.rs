@@ -12,6 +12,9 @@ use crate::files::{FileWork, ReadInto, VectoredIo};
 
 /// Marks the linked-timeout CQE of op `key`.
 pub(crate) const TIMEOUT_BIT: u64 = 1 << 62;
+/// Marks the back-off timer CQE of op `key` (an accept waiting out a transient error).
+/// Bit 61 marks the messages a worker sent (`messaging.rs`).
+pub(crate) const BACKOFF_BIT: u64 = 1 << 60;
 /// Completions of fire-and-forget SQEs (cancel requests).
 pub(crate) const IGNORED: u64 = u64::MAX;
 
@@ -19,6 +22,8 @@ pub(crate) const IGNORED: u64 = u64::MAX;
 pub(crate) enum Work {
     Accept {
         multishot: bool,
+        /// Transient errors in a row (`EMFILE`, ...), which set the back-off.
+        failures: u8,
     },
     /// The socket is exposed to the host only when the connect succeeds.
     Connect {
@@ -123,6 +128,8 @@ pub(crate) struct Op {
     pub(crate) starved: bool,
     /// Came from its handle's ordered queue: the next queued op starts when it ends.
     pub(crate) ordered: bool,
+    /// Not in the kernel: a back-off timer runs before the next attempt.
+    pub(crate) backing_off: bool,
 }
 
 impl Op {
@@ -146,6 +153,7 @@ impl Op {
             cancelled: false,
             starved: false,
             ordered: false,
+            backing_off: false,
         }
     }
 

@@ -13,7 +13,7 @@
 use std::sync::OnceLock;
 
 use crate::buffers::Mapping;
-use crate::error::{Result, IOT_E_BAD_BUFFER};
+use crate::error::{Result, IOT_E_BAD_BUFFER, IOT_E_BAD_HANDLE};
 use crate::slots::{Holder, SlotTable};
 
 pub(crate) const DEFAULT_PAYLOAD_SIZE: u32 = 64 * 1024;
@@ -115,7 +115,17 @@ impl PayloadPool {
         self.slots
             .release(payload, Holder::Worker(worker))
             .map(drop)
-            .ok_or(IOT_E_BAD_BUFFER)
+            .ok_or_else(|| self.refusal(worker, payload))
+    }
+
+    /// Why `worker` may not use `payload`: another worker's (or a message's) handle is
+    /// a bad handle here, like a foreign socket handle; a stale one (released, sent
+    /// on) is a bad buffer.
+    fn refusal(&self, worker: u64, payload: u64) -> i32 {
+        match self.slots.holder_of(payload) {
+            Some(holder) if holder != Holder::Worker(worker) => IOT_E_BAD_HANDLE,
+            _ => IOT_E_BAD_BUFFER,
+        }
     }
 
     /// Hands `len` bytes of `payload` to a message for `target`; returns the handle the
@@ -127,7 +137,7 @@ impl PayloadPool {
         let in_transit = self
             .slots
             .transfer(payload, Holder::Worker(worker), Holder::InTransitTo(target))
-            .ok_or(IOT_E_BAD_BUFFER)?;
+            .ok_or_else(|| self.refusal(worker, payload))?;
         // Written before the message is submitted, read after it arrived.
         self.slots.set_value(in_transit, u64::from(len));
         Ok(in_transit)

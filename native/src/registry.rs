@@ -11,6 +11,7 @@ use dashmap::DashMap;
 use crate::error::{Result, IOT_E_BAD_HANDLE, IOT_E_PANIC};
 use crate::messaging::Mailbox;
 use crate::slots::MAX_WORKER_ID;
+use crate::sockets::MAX_HANDLE_WORKER_ID;
 use crate::worker::Worker;
 
 /// A registered worker. `worker` is `None` once freed, for callers that looked it up
@@ -30,11 +31,13 @@ fn workers() -> &'static DashMap<u64, Arc<Cell>> {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// A fresh worker id. Ids stop at `MAX_WORKER_ID` (two billion workers per process),
-/// so payload and hand-off slots can name their holder in 31 bits.
+/// A fresh worker id. Ids stop at `MAX_HANDLE_WORKER_ID` (16 million workers per
+/// process), so socket and file handles can name their worker in 24 bits, and payload
+/// and hand-off slots their holder in 31.
 pub(crate) fn next_id() -> Result<u64> {
+    const _: () = assert!(MAX_HANDLE_WORKER_ID <= MAX_WORKER_ID);
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    if id > MAX_WORKER_ID {
+    if id > MAX_HANDLE_WORKER_ID {
         return Err(-libc::EMFILE);
     }
     Ok(id)

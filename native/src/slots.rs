@@ -135,6 +135,21 @@ impl SlotTable {
         (state as u32 == holder.code()).then(|| pack(generation_of(state), index))
     }
 
+    /// Who holds slot `handle` under this very handle (not a stale one), if anyone.
+    pub(crate) fn holder_of(&self, handle: u64) -> Option<Holder> {
+        let state = self.states.get(self.slot(handle)?)?.load(Ordering::Acquire);
+        if generation_of(state) != generation_of(handle) {
+            return None;
+        }
+        let code = state as u32;
+        let id = u64::from(code & !IN_TRANSIT);
+        match (code, code & IN_TRANSIT != 0) {
+            (FREE, _) => None,
+            (_, true) => Some(Holder::InTransitTo(id)),
+            (_, false) => Some(Holder::Worker(id)),
+        }
+    }
+
     /// Handles of every slot `holder` holds at this moment (for sweeps at shutdown).
     pub(crate) fn held_by(&self, holder: Holder) -> Vec<u64> {
         (0..self.capacity())

@@ -1,6 +1,7 @@
 //! The worker's handle table: sockets and open files. A handle is
-//! `generation << 32 | slot`; the generation changes every time a slot is reused, so a
-//! stale handle never reaches a new socket or file.
+//! `worker << 40 | generation << 22 | slot`: it names its worker, so no other worker
+//! (nor a freed one: ids are never reused) accepts it, and the generation changes every
+//! time a slot is reused, so a stale handle never reaches a new socket or file.
 
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -32,6 +33,10 @@ pub(crate) struct Socket {
     pub(crate) outbound: VecDeque<Op>,
     /// An op from `outbound` is in flight.
     pub(crate) sending: bool,
+    /// Receive-ring buffers this stream received that are not back in the ring.
+    pub(crate) received_held: u32,
+    /// The receive op waiting for some of them to come back (`recv_credit.rs`).
+    pub(crate) throttled: Option<usize>,
     /// The Unix socket file this socket created; removed when the socket closes
     /// (declared after `fd`, so the socket is closed first).
     pub(crate) bound_path: Option<BoundPath>,
@@ -43,20 +48,53 @@ impl Socket {
     }
 }
 
-#[derive(Default)]
+/// Bits of a handle holding the slot: over four million open handles per worker.
+const SLOT_BITS: u32 = 22;
+/// Bits of a handle holding the generation.
+const GENERATION_BITS: u32 = 18;
+const SLOT_MASK: u64 = (1 << SLOT_BITS) - 1;
+const GENERATION_MASK: u32 = (1 << GENERATION_BITS) - 1;
+/// Worker ids that fit the rest of a handle (the registry issues no larger ones).
+pub(crate) const MAX_HANDLE_WORKER_ID: u64 = (1 << (64 - SLOT_BITS - GENERATION_BITS)) - 1;
+
 pub(crate) struct SocketTable {
+    worker: u64,
     slots: Slab<Socket>,
     next_generation: u32,
 }
 
-fn split(handle: u64) -> (usize, u32) {
-    ((handle & 0xffff_ffff) as usize, (handle >> 32) as u32)
+/// (worker, generation, slot) of a handle.
+fn split(handle: u64) -> (u64, u32, usize) {
+    (
+        handle >> (SLOT_BITS + GENERATION_BITS),
+        (handle >> SLOT_BITS) as u32 & GENERATION_MASK,
+        (handle & SLOT_MASK) as usize,
+    )
 }
 
 impl SocketTable {
-    pub(crate) fn insert(&mut self, fd: OwnedFd, kind: SocketKind) -> u64 {
-        // Generations start at 1 so no handle is 0.
-        self.next_generation = self.next_generation.wrapping_add(1).max(1);
+    pub(crate) fn new(worker: u64) -> SocketTable {
+        SocketTable {
+            worker,
+            slots: Slab::new(),
+            next_generation: 0,
+        }
+    }
+
+    fn handle(&self, generation: u32, slot: usize) -> u64 {
+        (self.worker << (SLOT_BITS + GENERATION_BITS))
+            | (u64::from(generation) << SLOT_BITS)
+            | slot as u64
+    }
+
+    /// Registers `fd`; `-EMFILE` when the worker has every slot a handle can name open.
+    pub(crate) fn insert(&mut self, fd: OwnedFd, kind: SocketKind) -> Result<u64> {
+        if self.slots.vacant_key() as u64 > SLOT_MASK {
+            return Err(-libc::EMFILE);
+        }
+        // Generations skip 0, so no handle of worker 0 could ever be 0 either.
+        self.next_generation = (self.next_generation + 1) & GENERATION_MASK;
+        self.next_generation = self.next_generation.max(1);
         let generation = self.next_generation;
         let slot = self.slots.insert(Socket {
             fd,
@@ -64,23 +102,25 @@ impl SocketTable {
             generation,
             outbound: VecDeque::new(),
             sending: false,
+            received_held: 0,
+            throttled: None,
             bound_path: None,
         });
-        (u64::from(generation) << 32) | slot as u64
+        Ok(self.handle(generation, slot))
     }
 
     pub(crate) fn get(&self, handle: u64) -> Result<&Socket> {
-        let (slot, generation) = split(handle);
+        let (worker, generation, slot) = split(handle);
         match self.slots.get(slot) {
-            Some(s) if s.generation == generation => Ok(s),
+            Some(s) if s.generation == generation && worker == self.worker => Ok(s),
             _ => Err(IOT_E_BAD_HANDLE),
         }
     }
 
     pub(crate) fn get_mut(&mut self, handle: u64) -> Result<&mut Socket> {
-        let (slot, generation) = split(handle);
+        let (worker, generation, slot) = split(handle);
         match self.slots.get_mut(slot) {
-            Some(s) if s.generation == generation => Ok(s),
+            Some(s) if s.generation == generation && worker == self.worker => Ok(s),
             _ => Err(IOT_E_BAD_HANDLE),
         }
     }
@@ -96,7 +136,7 @@ impl SocketTable {
 
     pub(crate) fn remove(&mut self, handle: u64) -> Result<Socket> {
         self.get(handle)?;
-        Ok(self.slots.remove(split(handle).0))
+        Ok(self.slots.remove(split(handle).2))
     }
 
     pub(crate) fn drain(&mut self) -> impl Iterator<Item = Socket> + '_ {
@@ -108,11 +148,45 @@ impl SocketTable {
         self.slots
             .iter()
             .filter(|(_, s)| s.outbound.iter().any(|op| op.tag == tag))
-            .map(|(slot, s)| (u64::from(s.generation) << 32) | slot as u64)
+            .map(|(slot, s)| self.handle(s.generation, slot))
             .collect()
     }
 
     pub(crate) fn len(&self) -> usize {
         self.slots.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fd() -> OwnedFd {
+        std::fs::File::open("/dev/null")
+            .expect("open /dev/null")
+            .into()
+    }
+
+    #[test]
+    fn handles_name_their_worker() {
+        let (mut first, mut second) = (SocketTable::new(1), SocketTable::new(2));
+        let a = first.insert(fd(), SocketKind::File).expect("slot");
+        let b = second.insert(fd(), SocketKind::File).expect("slot");
+        assert_ne!(a, b, "the first handle of two workers");
+        assert_eq!(second.get(a).err(), Some(IOT_E_BAD_HANDLE));
+        assert_eq!(first.remove(b).err(), Some(IOT_E_BAD_HANDLE));
+        assert!(first.get(a).is_ok() && second.get(b).is_ok());
+    }
+
+    #[test]
+    fn a_reused_slot_gets_a_new_handle() {
+        let mut table = SocketTable::new(MAX_HANDLE_WORKER_ID);
+        let old = table.insert(fd(), SocketKind::File).expect("slot");
+        table.remove(old).expect("remove");
+        let new = table.insert(fd(), SocketKind::File).expect("slot");
+        assert_eq!(split(old).2, split(new).2, "same slot");
+        assert_ne!(old, new);
+        assert_eq!(split(new).0, MAX_HANDLE_WORKER_ID);
+        assert_eq!(table.get(old).err(), Some(IOT_E_BAD_HANDLE));
     }
 }

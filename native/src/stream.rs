@@ -20,9 +20,8 @@ impl Worker {
             backlog.min(i32::MAX as u32) as i32
         };
         socket.listen(backlog).map_err(from_io)?;
-        Ok(self
-            .sockets
-            .insert(OwnedFd::from(socket), SocketKind::Listener))
+        self.sockets
+            .insert(OwnedFd::from(socket), SocketKind::Listener)
     }
 
     /// Each accepted connection completes with its new socket in `handle`.
@@ -39,7 +38,10 @@ impl Worker {
             tag,
             IOT_KIND_ACCEPT,
             listener,
-            Work::Accept { multishot },
+            Work::Accept {
+                multishot,
+                failures: 0,
+            },
             timeout_ms,
         );
         self.start(op).map(drop)
@@ -56,7 +58,7 @@ impl Worker {
     ) -> Result<()> {
         let handle = self
             .sockets
-            .insert(OwnedFd::from(socket), SocketKind::Stream);
+            .insert(OwnedFd::from(socket), SocketKind::Stream)?;
         let work = Work::Connect {
             addr: Box::new(addr),
         };
@@ -81,8 +83,10 @@ impl Worker {
             multishot,
             from: None,
         };
-        self.start(Op::new(tag, IOT_KIND_RECV, socket, work, timeout_ms))
-            .map(drop)
+        self.start_receive(
+            socket,
+            Op::new(tag, IOT_KIND_RECV, socket, work, timeout_ms),
+        )
     }
 
     /// Sends `len` bytes of host buffer `buffer` from `offset` on a stream or connected

@@ -14,7 +14,7 @@ impl Worker {
     /// A UDP socket bound to `ip:port` with the `IOT_LISTEN_*`/`IOT_BIND_*` `flags`.
     pub(crate) fn udp_bind(&mut self, ip: IpAddr, port: u16, flags: u32) -> Result<u64> {
         let socket = bound_ip_socket(SocketAddr::new(ip, port), Type::DGRAM, flags)?;
-        Ok(self.sockets.insert(socket.into(), SocketKind::Datagram))
+        self.sockets.insert(socket.into(), SocketKind::Datagram)
     }
 
     /// Sets the socket's default peer: `iot_send` goes there and only its datagrams

@@ -134,7 +134,7 @@ impl Worker {
     /// `path` is `None` (so peers can still answer it).
     pub(crate) fn unix_datagram_bind(&mut self, path: Option<&[u8]>, flags: u32) -> Result<u64> {
         let (socket, bound) = bound_unix_socket(path, Type::DGRAM, flags)?;
-        let handle = self.sockets.insert(socket.into(), SocketKind::Datagram);
+        let handle = self.sockets.insert(socket.into(), SocketKind::Datagram)?;
         self.sockets.get_mut(handle)?.bound_path = bound;
         Ok(handle)
     }

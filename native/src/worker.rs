@@ -21,7 +21,7 @@ use crate::config::{iot_config, IOT_CONFIG_REGISTER_BUFFERS};
 use crate::error::{from_io, Result, IOT_E_MEMLOCK, IOT_E_UNSUPPORTED};
 use crate::messaging::{self, Messaging};
 use crate::notifier::{Notifier, Signal, Wake};
-use crate::ops::{Op, SendTarget, Work, IGNORED, TIMEOUT_BIT};
+use crate::ops::{Op, SendTarget, Work, BACKOFF_BIT, IGNORED, TIMEOUT_BIT};
 use crate::probe;
 use crate::sockets::SocketTable;
 
@@ -65,6 +65,22 @@ pub(crate) fn submit_and_wait(
     Ok(())
 }
 
+/// An op's completion with the work whose borrowed buffers it hands back to the host
+/// (a read's), which become the host's only when the host sees the completion.
+pub(crate) struct Ended {
+    completion: iot_completion,
+    to_host: Option<Work>,
+}
+
+impl Ended {
+    fn nothing_lent(completion: iot_completion) -> Ended {
+        Ended {
+            completion,
+            to_host: None,
+        }
+    }
+}
+
 /// Kernel-internal "restart the system call" code, which io-wq lets through.
 const ERESTARTSYS: i32 = 512;
 
@@ -81,10 +97,14 @@ pub(crate) struct Worker {
     pub(crate) signal: Arc<Signal>,
     notifier: Option<Notifier>,
     /// Completions made without a CQE (cancelled queued sends, starved receives).
-    ready: VecDeque<iot_completion>,
+    ready: VecDeque<Ended>,
     /// Receives waiting for buffers to return to the ring.
     starved: Vec<usize>,
     pub(crate) messaging: Messaging,
+    /// The stream socket each receive-ring buffer out of the ring came from (0: none).
+    pub(crate) recv_origin: Vec<u64>,
+    /// Receive-ring buffers one stream socket may hold (`recv_credit.rs`).
+    pub(crate) socket_buffer_limit: u32,
     /// Which read stream delivered each buffer the host holds.
     pub(crate) stream_holders: crate::file_stream::StreamHolders,
     /// Opcodes this kernel supports, for operations newer than the 6.1 baseline.
@@ -125,7 +145,7 @@ impl Worker {
             ring,
             id,
             ops: Slab::new(),
-            sockets: SocketTable::default(),
+            sockets: SocketTable::new(id),
             buffers,
             messaging: Messaging::new(signal.clone()),
             signal,
@@ -133,6 +153,8 @@ impl Worker {
             ready: VecDeque::new(),
             starved: Vec::new(),
             stream_holders,
+            recv_origin: vec![0; config.recv_buffer_count as usize],
+            socket_buffer_limit: config.socket_buffer_limit(),
             probe,
         })
     }
@@ -242,30 +264,28 @@ impl Worker {
         // Looked up lazily: open and path stat work on no handle.
         let fd = self.sockets.get(op.socket).map(|s| types::Fd(s.raw()));
         Ok(match &op.work {
-            Work::Accept { multishot: true } => opcode::AcceptMulti::new(fd?)
+            Work::Accept {
+                multishot: true, ..
+            } => opcode::AcceptMulti::new(fd?)
                 .flags(libc::SOCK_CLOEXEC)
                 .build(),
-            Work::Accept { multishot: false } => {
-                opcode::Accept::new(fd?, std::ptr::null_mut(), std::ptr::null_mut())
-                    .flags(libc::SOCK_CLOEXEC)
-                    .build()
-            }
+            Work::Accept {
+                multishot: false, ..
+            } => opcode::Accept::new(fd?, std::ptr::null_mut(), std::ptr::null_mut())
+                .flags(libc::SOCK_CLOEXEC)
+                .build(),
             Work::Connect { addr } => opcode::Connect::new(fd?, addr.as_ptr(), addr.len()).build(),
             Work::Recv {
                 multishot,
                 from: Some(header),
             } => header.entry(fd?, *multishot),
-            Work::Recv {
-                multishot: true,
-                from: None,
-            } => opcode::RecvMulti::new(fd?, RECV_GROUP).build(),
-            Work::Recv {
-                multishot: false,
-                from: None,
-            } => opcode::Recv::new(fd?, std::ptr::null_mut(), self.buffers.buffer_size())
-                .buf_group(RECV_GROUP)
-                .build()
-                .flags(squeue::Flags::BUFFER_SELECT),
+            // One-shot attempts even for a multishot receive (`recv_credit.rs`).
+            Work::Recv { from: None, .. } => {
+                opcode::Recv::new(fd?, std::ptr::null_mut(), self.buffers.buffer_size())
+                    .buf_group(RECV_GROUP)
+                    .build()
+                    .flags(squeue::Flags::BUFFER_SELECT)
+            }
             Work::Send(p) => {
                 // SAFETY: offset + len was checked against the buffer size at queue time.
                 let ptr = unsafe { self.buffers.ptr(p.buffer).add((p.offset + p.done) as usize) };
@@ -307,8 +327,8 @@ impl Worker {
         let mut filled = 0;
         let mut overflow_flushed = false;
         while filled < out.len() {
-            if let Some(c) = self.ready.pop_front() {
-                out[filled] = c;
+            if let Some(ended) = self.ready.pop_front() {
+                out[filled] = self.hand_over(ended);
                 filled += 1;
                 continue;
             }
@@ -348,7 +368,13 @@ impl Worker {
 
     /// A completion made here (not by a CQE): queue it and wake an armed host.
     pub(crate) fn push_ready(&mut self, completion: iot_completion) {
-        self.ready.push_back(completion);
+        self.push_ended(Ended::nothing_lent(completion));
+    }
+
+    /// An op ended without a CQE: its completion waits in `ready`, and the buffers it
+    /// hands back stay the op's until the host drains it (one owner at a time).
+    fn push_ended(&mut self, ended: Ended) {
+        self.ready.push_back(ended);
         if self.signal.is_armed() {
             self.signal.kick();
         }
@@ -374,6 +400,9 @@ impl Worker {
         }
         if let Some(key) = messaging::sent_key(user_data) {
             return self.on_message_sent(key, res);
+        }
+        if user_data & BACKOFF_BIT != 0 {
+            return self.on_backoff_timer((user_data & !BACKOFF_BIT) as usize);
         }
         if user_data & TIMEOUT_BIT != 0 {
             let key = (user_data & !TIMEOUT_BIT) as usize;
@@ -454,7 +483,10 @@ impl Worker {
         }
         // Fails harmlessly on Unix sockets, which have no Nagle delay to turn off.
         let _ = socket2::SockRef::from(&fd).set_nodelay(true);
-        Some(self.sockets.insert(fd, crate::sockets::SocketKind::Stream))
+        // No handle left for it (millions open): dropping it refuses the connection.
+        self.sockets
+            .insert(fd, crate::sockets::SocketKind::Stream)
+            .ok()
     }
 
     /// The buffer a receive CQE names: the host's now, or recycled if nobody can take it.
@@ -487,8 +519,21 @@ impl Worker {
         let retry = !cancelled && !socket_gone;
         let mut completion = iot_completion::new(tag, kind, res);
         match &mut self.ops[key].work {
-            Work::Accept { multishot } => {
+            Work::Accept {
+                multishot,
+                failures,
+            } => {
                 let multishot = *multishot;
+                if res >= 0 {
+                    *failures = 0;
+                }
+                if res < 0 && multishot && retry && crate::accept_backoff::transient(res) {
+                    // Accepting goes on after a pause; the host hears of the error.
+                    if self.back_off(key).is_ok() {
+                        completion.flags = IOT_COMPLETION_MORE;
+                        return Some(completion);
+                    }
+                }
                 if res >= 0 {
                     completion.result = 0;
                     completion.handle = self.adopt_accepted(res, socket_gone).unwrap_or(0);
@@ -521,7 +566,13 @@ impl Worker {
                 if let Some(id) = self.take_buffer(flags, socket_gone) {
                     completion.flags = IOT_COMPLETION_BUFFER;
                     completion.buffer_id = id;
+                    self.note_received(socket, id);
                     self.describe_datagram(key, &mut completion);
+                    if multishot && res > 0 && retry && !self.may_receive(socket) {
+                        self.throttle(key);
+                        completion.flags |= IOT_COMPLETION_MORE;
+                        return Some(completion);
+                    }
                     if multishot && res > 0 && retry && self.submit_attempt(key).is_ok() {
                         completion.flags |= IOT_COMPLETION_MORE;
                         return Some(completion);
@@ -559,69 +610,94 @@ impl Worker {
         self.end_op(key, completion)
     }
 
-    /// Ends op `key` and starts the next op queued behind it.
+    /// Ends op `key` with its CQE, in a drain: the completion goes to the host now,
+    /// with the buffers it hands back. The next op queued behind it starts.
     pub(crate) fn end_op(
         &mut self,
         key: usize,
         completion: iot_completion,
     ) -> Option<iot_completion> {
+        let ended = self.end_op_unseen(key, completion);
+        Some(self.hand_over(ended))
+    }
+
+    /// Ends op `key` outside a drain: its completion waits in `ready`.
+    pub(crate) fn end_op_later(&mut self, key: usize, completion: iot_completion) {
+        let ended = self.end_op_unseen(key, completion);
+        self.push_ended(ended);
+    }
+
+    fn end_op_unseen(&mut self, key: usize, completion: iot_completion) -> Ended {
         let (socket, ordered) = (self.ops[key].socket, self.ops[key].ordered);
-        let completion = self.retire(key, completion);
+        let ended = self.retire(key, completion);
         if ordered {
             self.start_outbound(socket);
         }
-        Some(completion)
+        ended
+    }
+
+    /// The host sees `ended`'s completion now: the buffers it carries are the host's.
+    fn hand_over(&mut self, ended: Ended) -> iot_completion {
+        if let Some(work) = &ended.to_host {
+            for &buffer in work.borrowed() {
+                self.buffers.return_to_host(buffer);
+            }
+        }
+        ended.completion
     }
 
     /// Frees op `key`'s slot and gives back the buffers it borrowed (noting them in
     /// `completion`); an ordered op lets its handle's queue move on.
-    fn retire(&mut self, key: usize, completion: iot_completion) -> iot_completion {
+    fn retire(&mut self, key: usize, completion: iot_completion) -> Ended {
         let op = self.ops.remove(key);
         self.conclude(op, completion)
     }
 
     /// Gives back what `op` borrowed; the slot (if it had one) is already free.
-    fn conclude(&mut self, op: Op, mut completion: iot_completion) -> iot_completion {
-        self.return_borrowed(&op.work, &mut completion);
+    fn conclude(&mut self, op: Op, mut completion: iot_completion) -> Ended {
+        let to_host = self.return_borrowed(op.work, &mut completion);
         if op.ordered {
             if let Ok(s) = self.sockets.get_mut(op.socket) {
                 s.sending = false;
             }
         }
-        completion
+        Ended {
+            completion,
+            to_host,
+        }
     }
 
     /// Ends op `key`, which is not in the kernel, as cancelled.
     fn abandon(&mut self, key: usize) {
-        if let Some(completion) = self.end_op(key, self.ops[key].completion(-libc::ECANCELED)) {
-            self.push_ready(completion);
-        }
+        self.end_op_later(key, self.ops[key].completion(-libc::ECANCELED));
     }
 
-    /// Buffers lent to an op go back: what was read to the host, what was sent (and
-    /// what the op took for itself but did not hand over) to the pool.
-    fn return_borrowed(&mut self, work: &Work, completion: &mut iot_completion) {
-        let to_host = work.fills_host_buffers();
-        for &buffer in work.borrowed() {
-            if to_host {
-                self.buffers.return_to_host(buffer);
-            } else {
-                self.release_operation_buffer(buffer);
-            }
-        }
+    /// Buffers lent to an op go back: what was sent (and what the op took for itself
+    /// but did not hand over) to the pool now; what was read is returned, for the host
+    /// once it sees the completion.
+    /// Returns the work whose borrowed buffers go to the host (a read's).
+    fn return_borrowed(&mut self, work: Work, completion: &mut iot_completion) -> Option<Work> {
         for &buffer in work.taken() {
             self.release_operation_buffer(buffer);
         }
-        if let Work::Read(read) = work {
+        if let Work::Read(read) = &work {
             completion.flags |= IOT_COMPLETION_BUFFER;
             completion.buffer_id = read.buffer as u16;
             completion.offset = read.offset;
         }
+        if work.fills_host_buffers() {
+            return Some(work);
+        }
+        for &buffer in work.borrowed() {
+            self.release_operation_buffer(buffer);
+        }
+        None
     }
 
     /// Host gives a buffer back.
     pub(crate) fn release_buffer(&mut self, id: u32) -> Result<()> {
         if self.buffers.release(id)? {
+            self.recv_buffer_returned(id);
             self.stream_buffer_returned(id);
             self.feed_starved();
         }
@@ -631,6 +707,7 @@ impl Worker {
     fn release_operation_buffer(&mut self, id: u32) {
         if self.buffers.release_from_operation(id) {
             // A stream's chunk the host sent on (zero copy) counts as given back.
+            self.recv_buffer_returned(id);
             self.stream_buffer_returned(id);
             self.feed_starved();
         }
@@ -644,8 +721,8 @@ impl Worker {
             };
             op.starved = false;
             if let Err(code) = self.submit_attempt(key) {
-                let completion = self.retire(key, self.ops[key].completion(code));
-                self.push_ready(completion);
+                let ended = self.retire(key, self.ops[key].completion(code));
+                self.push_ended(ended);
             }
         }
     }
@@ -676,8 +753,8 @@ impl Worker {
             match self.submit_attempt(key) {
                 Ok(()) => return,
                 Err(code) => {
-                    let completion = self.retire(key, self.ops[key].completion(code));
-                    self.push_ready(completion);
+                    let ended = self.retire(key, self.ops[key].completion(code));
+                    self.push_ended(ended);
                 }
             }
         }
@@ -714,8 +791,12 @@ impl Worker {
         op.cancelled = true;
         if op.starved {
             self.starved.retain(|&k| k != key);
+            self.unthrottle(key);
             self.abandon(key);
             return Ok(());
+        }
+        if op.backing_off {
+            return self.stop_backoff(key);
         }
         self.push_ignored(
             opcode::AsyncCancel2::new(CancelBuilder::user_data(key as u64).all()).build(),
@@ -738,8 +819,8 @@ impl Worker {
     /// A queued op that never started completes as cancelled.
     fn complete_dropped(&mut self, op: Op) {
         let completion = op.completion(-libc::ECANCELED);
-        let completion = self.conclude(op, completion);
-        self.push_ready(completion);
+        let ended = self.conclude(op, completion);
+        self.push_ended(ended);
     }
 
     /// Closes a socket or file now: its handle goes stale, its queued ops complete as
@@ -760,6 +841,8 @@ impl Worker {
             if self.ops[key].starved {
                 self.starved.retain(|&k| k != key);
                 self.abandon(key);
+            } else if self.ops[key].backing_off {
+                self.stop_backoff(key)?;
             }
         }
         // The cancel must reach the kernel while the fd number still names this socket.

@@ -291,12 +291,13 @@ fn structs_shared_with_the_host_keep_their_x86_64_layout() {
     assert_eq!(offset_of!(iot_completion, kind), 26);
     assert_eq!(offset_of!(iot_completion, offset), 28);
 
-    assert_eq!(size_of::<iot_config>(), 20);
+    assert_eq!(size_of::<iot_config>(), 24);
     assert_eq!(offset_of!(iot_config, ring_entries), 0);
     assert_eq!(offset_of!(iot_config, recv_buffer_count), 4);
     assert_eq!(offset_of!(iot_config, send_buffer_count), 8);
     assert_eq!(offset_of!(iot_config, buffer_size), 12);
     assert_eq!(offset_of!(iot_config, flags), 16);
+    assert_eq!(offset_of!(iot_config, socket_buffer_limit), 20);
 
     assert_eq!(size_of::<iot_stats>(), 16);
     assert_eq!(offset_of!(iot_stats, ops_in_flight), 0);

@@ -190,10 +190,11 @@ fn payload_moves_byte_exact_and_is_released_once() {
         payload_bytes(c.handle, len as usize) == &data[..],
         "payload bytes differ"
     );
-    // Only its holder may release it, exactly once.
+    // Only its holder may release it, exactly once: another worker's handle is a bad
+    // handle there.
     assert_eq!(
         iot_payload_release(sender.worker, c.handle),
-        IOT_E_BAD_BUFFER
+        IOT_E_BAD_HANDLE
     );
     ok("release", iot_payload_release(receiver.worker, c.handle));
     assert_eq!(

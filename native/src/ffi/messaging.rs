@@ -26,7 +26,8 @@ pub extern "C" fn iot_message_send(worker: u64, target: u64, tag: u64, value: u3
 /// completion naming the payload under a new handle. The payload belongs to the message
 /// from this call on: this host's handle goes stale. If the message cannot be delivered
 /// the `IOT_KIND_MESSAGE_SENT` completion brings it back (its new handle in `handle`).
-/// Fails with `IOT_E_BAD_BUFFER` if this worker does not hold `payload`, `-EINVAL` if
+/// Fails with `IOT_E_BAD_HANDLE` if another worker holds `payload`, `IOT_E_BAD_BUFFER`
+/// if nobody holds it under this handle (released, sent on), `-EINVAL` if
 /// `len` exceeds the payload size, `IOT_E_WORKER_GONE` as for `iot_message_send`.
 #[no_mangle]
 pub extern "C" fn iot_message_send_payload(

@@ -52,8 +52,9 @@ pub extern "C" fn iot_payload_acquire(worker: u64, out_payload: *mut u64) -> i32
     })
 }
 
-/// Gives a payload this worker holds back to the pool. `IOT_E_BAD_BUFFER` if it does
-/// not hold it under this handle (released already, sent on, or another worker's).
+/// Gives a payload this worker holds back to the pool. `IOT_E_BAD_HANDLE` if another
+/// worker (or a message) holds it under this handle; `IOT_E_BAD_BUFFER` if nobody does
+/// (released already, sent on).
 #[no_mangle]
 pub extern "C" fn iot_payload_release(worker: u64, payload: u64) -> i32 {
     boundary(|| {
