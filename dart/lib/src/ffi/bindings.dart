@@ -175,6 +175,11 @@ final class iot_config extends Struct {
   /// `IOT_CONFIG_*` bits; others must be 0.
   @Uint32()
   external int flags;
+
+  /// Receive buffers one stream socket may hold at a time; 0: an eighth of
+  /// `recv_buffer_count`, at least 16 (at most all).
+  @Uint32()
+  external int socket_buffer_limit;
 }
 
 /// One finished (or progressing, see [IOT_COMPLETION_MORE]) operation.
