@@ -401,41 +401,31 @@ void main() {
 
     test('--no-build without a built library', () async {
       final targetDir = '${temp.path}/empty-target';
-      final triple = rustTargetTriple(Abi.current())!;
-      await expectPackError([
-        entry,
-        '--kind',
-        'vm',
-        '--no-build'
-      ], [
-        'no built native library at '
-            '$targetDir/$triple/release/libiouring_transport.so',
-        'cargo build --release -p iouring_transport --target $triple',
-        '--lib PATH',
-      ], environment: {
-        'CARGO_TARGET_DIR': targetDir
-      });
+      final args = [entry, '--kind', 'vm', '--no-build'];
+      await expectPackError(
+          args,
+          [
+            'no built native library at '
+                '$targetDir/$_triple/release/libiouring_transport.so',
+            'cargo build --release -p iouring_transport --target $_triple',
+            '--lib PATH',
+          ],
+          environment: {'CARGO_TARGET_DIR': targetDir});
     });
 
     test('--no-build --lib pointing at nothing', () async {
       final lib = '${temp.path}/nowhere/libiouring_transport.so';
-      await expectPackError([entry, '--kind', 'vm', '--no-build', '--lib', lib],
-          ['--lib $lib: no such file']);
+      final args = [entry, '--kind', 'vm', '--no-build', '--lib', lib];
+      await expectPackError(args, ['--lib $lib: no such file']);
     });
 
     test('a library of another architecture, naming both', () async {
       final lib = await _fakeLibrary('${temp.path}/other.so', _otherTarget);
-      await expectPackError([
-        entry,
-        '--kind',
-        'vm',
-        '--no-build',
-        '--lib',
-        lib
-      ], [
+      final args = [entry, '--kind', 'vm', '--no-build', '--lib', lib];
+      await expectPackError(args, [
         'cannot pack the native library $lib',
         'built for ${_otherTarget.triple}',
-        'needs ${rustTargetTriple(Abi.current())}',
+        'needs $_triple',
       ]);
     });
 
@@ -446,10 +436,9 @@ void main() {
       await Directory(out).create();
       final previous = File('$out/previous.tar.gz');
       await previous.writeAsString('an archive of an earlier run');
+      final args = [entry, '--kind', 'vm', '--no-build', '--lib', lib];
       final error = await expectPackError(
-          [entry, '--kind', 'vm', '--no-build', '--lib', lib, '--name',
-            'previous'],
-          ['$entry does not compile']);
+          [...args, '--name', 'previous'], ['$entry does not compile']);
       expect(error.output, contains("Method not found: 'undefinedCall'"));
       expect(await previous.readAsString(), 'an archive of an earlier run');
     });
@@ -551,9 +540,9 @@ dependencies:
     // Runs `dart run iouring_transport:pack bin/server.dart` with [args] in
     // the project, checks the progress lines and that the archive holds
     // exactly [files] (besides server/NOTES.txt, the --include), unpacks it
-    // into an empty directory, starts it there through a symbolic link with
-    // an empty environment, echoes bytes through it and stops it with
-    // SIGTERM. Returns the pack tool's output.
+    // into an empty directory, starts it with an empty environment from
+    // another directory through a symbolic link, echoes bytes through it and
+    // stops it with SIGTERM. Returns the pack tool's output.
     Future<String> packAndServe(String label, List<String> args,
         {required List<String> files}) async {
       final out = '${temp.path}/$label-out';

@@ -73,9 +73,12 @@ Future<PackResult> pack(
 
   final steps = _Steps(progress, total: 5);
   try {
-    final (kind, fallback, dart, toolchain, root) =
+    final (:kind, :whyNotAot, :dart, :toolchain, :root) =
         await steps.run('checking the Dart and Rust toolchains', () async {
-      final (kind, fallback, dart) = await _chooseKind(options.kind, env);
+      // --train makes an app-jit snapshot, which only kind vm ships.
+      final requested =
+          options.kind ?? (options.trainArgs == null ? null : PackKind.vm);
+      final (:kind, :whyNotAot, :dart) = await _chooseKind(requested, env);
       final root = options.build || options.lib == null
           ? await findWorkspaceRoot()
           : null;
@@ -83,11 +86,17 @@ Future<PackResult> pack(
           ? await findRustToolchain(target,
               environment: env, workingDirectory: root!.path)
           : null;
-      return (kind, fallback, dart, toolchain, root);
+      return (
+        kind: kind,
+        whyNotAot: whyNotAot,
+        dart: dart,
+        toolchain: toolchain,
+        root: root,
+      );
     });
-    if (fallback != null) {
-      progress.writeln('kind vm: no aot, because $fallback; the archive ships '
-          'the Dart VM with a kernel snapshot of the program');
+    if (whyNotAot != null) {
+      progress.writeln('kind vm: no aot, because $whyNotAot; the archive '
+          'ships the Dart VM with a kernel snapshot of the program');
     }
 
     final library = await _nativeLibrary(options, steps,
@@ -128,21 +137,24 @@ Future<PackResult> pack(
 
 /// Resolves the kind to pack: [requested], or aot when `dart compile exe`
 /// works and vm otherwise. Returns the kind, why aot was not taken when the
-/// default fell back to vm (null otherwise), and the `dart` that compiles an
-/// aot executable.
-Future<(PackKind, String?, String?)> _chooseKind(
+/// default fell back to vm (null otherwise), and (kind aot) the `dart` that
+/// compiles the executable.
+Future<({PackKind kind, String? whyNotAot, String? dart})> _chooseKind(
     PackKind? requested, Map<String, String> environment) async {
-  if (requested == PackKind.vm) return (PackKind.vm, null, null);
+  if (requested == PackKind.vm) {
+    return (kind: PackKind.vm, whyNotAot: null, dart: null);
+  }
   final unavailable = await aotUnavailableReason(environment: environment);
   if (unavailable == null) {
-    return (PackKind.aot, null, findOnPath('dart', environment));
+    final dart = findOnPath('dart', environment);
+    return (kind: PackKind.aot, whyNotAot: null, dart: dart);
   }
   if (requested == PackKind.aot) {
     throw PackException('--kind aot needs `dart compile exe`, but '
         '$unavailable; pack with --kind vm instead (the Dart VM with a '
         'snapshot of the program)');
   }
-  return (PackKind.vm, unavailable, null);
+  return (kind: PackKind.vm, whyNotAot: unavailable, dart: null);
 }
 
 /// Step 2: builds the native library (or checks the `--no-build` one) and
