@@ -54,18 +54,25 @@ fn run() -> Result<(), String> {
         all.push(start_worker(&host, port)?.0);
     }
     println!("listening on {}", SocketAddr::new(addr.ip(), port));
-    let threads: Vec<_> = all
-        .iter()
-        .map(|&worker| {
-            std::thread::spawn(move || {
-                serve(worker, |c| {
-                    echo_stream(worker, c);
-                    Ok(())
-                })
-            })
-        })
-        .collect();
     let mut result = Ok(());
+    let mut threads = Vec::new();
+    for &worker in &all {
+        let serving = std::thread::Builder::new().spawn(move || {
+            serve(worker, |c| {
+                echo_stream(worker, c);
+                Ok(())
+            })
+        });
+        match serving {
+            Ok(thread) => threads.push(thread),
+            Err(err) => {
+                // No thread for this worker (a thread or address-space limit): stop.
+                common::stop();
+                result = Err(format!("cannot start a worker thread: {err}"));
+                break;
+            }
+        }
+    }
     for thread in threads {
         let outcome = thread
             .join()

@@ -30,9 +30,25 @@ const END: u64 = u64::MAX;
 /// Bound on one blocking wait, so a lost wake-up would show as slowness, not a hang.
 const WAIT_MS: u32 = 100;
 
+/// A failed call ends the benchmark with its reason (a resource limit is no panic).
 fn check(what: &str, code: i32) -> i32 {
-    assert!(code >= 0, "{what} failed with {code}");
+    if code < 0 {
+        let mut text = [0 as std::ffi::c_char; 256];
+        iot_error_message(code, text.as_mut_ptr(), text.len());
+        // SAFETY: iot_error_message NUL-terminates within the buffer.
+        let text = unsafe { std::ffi::CStr::from_ptr(text.as_ptr()) }.to_string_lossy();
+        eprintln!("msgring_bench: {what}: {text} ({code})");
+        std::process::exit(1);
+    }
     code
+}
+
+/// Starts a thread, or ends the benchmark cleanly when none can be had.
+fn spawn<T: Send + 'static>(body: impl FnOnce() -> T + Send + 'static) -> thread::JoinHandle<T> {
+    thread::Builder::new().spawn(body).unwrap_or_else(|err| {
+        eprintln!("msgring_bench: cannot start a thread: {err}");
+        std::process::exit(1)
+    })
 }
 
 /// A worker driven like an isolate drives one: drain, act, flush, block when idle.
@@ -88,7 +104,7 @@ type Outcome = (u64, f64);
 fn ring_stream(seconds: f64) -> Outcome {
     let (mut producer, mut consumer) = (Ring::new(), Ring::new());
     let (p, c) = (producer.worker, consumer.worker);
-    let consume = thread::spawn(move || {
+    let consume = spawn(move || {
         let (mut received, mut unacked) = (0u64, 0u64);
         let start = Instant::now();
         loop {
@@ -131,7 +147,7 @@ fn ring_stream(seconds: f64) -> Outcome {
 fn ring_ping_pong(seconds: f64) -> Outcome {
     let (mut pinger, mut ponger) = (Ring::new(), Ring::new());
     let (ping, pong) = (pinger.worker, ponger.worker);
-    let answer = thread::spawn(move || loop {
+    let answer = spawn(move || loop {
         let mut ended = false;
         for done in ponger.turn() {
             if done.kind == IOT_KIND_MESSAGE {
@@ -194,7 +210,7 @@ fn channel_stream(seconds: f64) -> Outcome {
         tx: credit_tx,
         thread: thread::current(),
     };
-    let consume = thread::spawn(move || {
+    let consume = spawn(move || {
         let (mut received, mut unacked) = (0u64, 0u64);
         let mut batch = Vec::new();
         let start = Instant::now();
@@ -241,7 +257,7 @@ fn channel_ping_pong(seconds: f64) -> Outcome {
         tx: pong_tx,
         thread: thread::current(),
     };
-    let answer = thread::spawn(move || {
+    let answer = spawn(move || {
         let mut batch = Vec::new();
         loop {
             receive_batch(&ping_rx, &mut batch);

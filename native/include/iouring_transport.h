@@ -179,6 +179,18 @@
 #define IOT_E_WRONG_SOCKET_KIND -5007
 
 /*
+ Out of address space or memory: mapping the ring or its buffers failed (`ENOMEM`
+ from `mmap`, usually a low `RLIMIT_AS`, `ulimit -v`).
+ */
+#define IOT_E_ADDRESS_SPACE -5008
+
+/*
+ A thread could not be started (`RLIMIT_NPROC`, `kernel.threads-max`, or no address
+ space left for its stack).
+ */
+#define IOT_E_THREAD -5009
+
+/*
  The target worker of a message is unknown, freed, or stopped accepting messages.
  (Messaging errors are numbered from -5020.)
  */

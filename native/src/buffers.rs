@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use io_uring::types::BufRingEntry;
 use io_uring::IoUring;
 
-use crate::error::{from_io, Result, IOT_E_BAD_BUFFER, IOT_E_MEMLOCK};
+use crate::error::{from_io, Result, IOT_E_ADDRESS_SPACE, IOT_E_BAD_BUFFER, IOT_E_MEMLOCK};
 
 /// Buffer group id of the receive ring.
 pub(crate) const RECV_GROUP: u16 = 0;
@@ -46,12 +46,13 @@ impl Mapping {
                 0,
             )
         };
+        // Nothing is locked yet: a failed private mapping means no address space.
         if ptr == libc::MAP_FAILED {
-            return Err(IOT_E_MEMLOCK);
+            return Err(IOT_E_ADDRESS_SPACE);
         }
         NonNull::new(ptr.cast())
             .map(|ptr| Mapping { ptr, len })
-            .ok_or(IOT_E_MEMLOCK)
+            .ok_or(IOT_E_ADDRESS_SPACE)
     }
 
     pub(crate) fn base(&self) -> *mut u8 {

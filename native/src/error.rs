@@ -22,6 +22,12 @@ pub const IOT_E_PANIC: i32 = -5006;
 /// The operation does not apply to this kind of handle (e.g. accept on a stream,
 /// `iot_recv` on a datagram socket, `iot_socket_close` on a file).
 pub const IOT_E_WRONG_SOCKET_KIND: i32 = -5007;
+/// Out of address space or memory: mapping the ring or its buffers failed (`ENOMEM`
+/// from `mmap`, usually a low `RLIMIT_AS`, `ulimit -v`).
+pub const IOT_E_ADDRESS_SPACE: i32 = -5008;
+/// A thread could not be started (`RLIMIT_NPROC`, `kernel.threads-max`, or no address
+/// space left for its stack).
+pub const IOT_E_THREAD: i32 = -5009;
 /// The target worker of a message is unknown, freed, or stopped accepting messages.
 /// (Messaging errors are numbered from -5020.)
 pub const IOT_E_WORKER_GONE: i32 = -5020;
@@ -41,7 +47,30 @@ pub(crate) fn from_io(err: io::Error) -> i32 {
     errno_code(&err)
 }
 
-/// Text for any ABI code: our own band, else the OS's `strerror` text.
+/// A resource limit's soft value as text ("unlimited" or a number).
+fn limit(resource: libc::__rlimit_resource_t) -> String {
+    let mut value = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into `value`, which we own.
+    if unsafe { libc::getrlimit(resource, &mut value) } != 0 {
+        return "unknown".into();
+    }
+    match value.rlim_cur {
+        libc::RLIM_INFINITY => "unlimited".into(),
+        n => n.to_string(),
+    }
+}
+
+/// Whether the address space is limited (`ulimit -v`), which makes `ENOMEM` from
+/// mapping memory mean "address space" rather than "locked memory".
+pub(crate) fn address_space_limited() -> bool {
+    limit(libc::RLIMIT_AS) != "unlimited"
+}
+
+/// Text for any ABI code: our own band, else the OS's `strerror` text; limits that
+/// explain an error are named with their current values.
 pub(crate) fn message(code: i32) -> String {
     let own = match code {
         0 => "success",
@@ -52,9 +81,42 @@ pub(crate) fn message(code: i32) -> String {
              (containers often block it); messaging between workers needs Linux >= 6.3"
         }
         IOT_E_MEMLOCK => {
-            "the kernel refused memory for the ring or its buffers (ENOMEM): raise \
-             RLIMIT_MEMLOCK (`ulimit -l`, or LimitMEMLOCK= in systemd) or lower ring_entries / \
-             buffer counts"
+            return format!(
+                "the kernel refused to lock memory for the ring or its buffers (ENOMEM): raise \
+                 RLIMIT_MEMLOCK (now {} bytes; `ulimit -l`, or LimitMEMLOCK= in systemd) or \
+                 lower ring_entries / buffer counts",
+                limit(libc::RLIMIT_MEMLOCK)
+            )
+        }
+        IOT_E_ADDRESS_SPACE => {
+            return format!(
+                "out of address space or memory mapping the ring or its buffers (ENOMEM): \
+                 raise RLIMIT_AS (now {} bytes; `ulimit -v`) or lower ring_entries / buffer \
+                 counts / buffer_size",
+                limit(libc::RLIMIT_AS)
+            )
+        }
+        IOT_E_THREAD => {
+            return format!(
+                "could not start a thread: raise RLIMIT_NPROC (now {}; `ulimit -u`) or \
+                 kernel.threads-max, or leave room in the address space for its stack \
+                 (RLIMIT_AS now {} bytes; `ulimit -v`)",
+                limit(libc::RLIMIT_NPROC),
+                limit(libc::RLIMIT_AS)
+            )
+        }
+        c if c == -libc::EMFILE => {
+            return format!(
+                "{} (RLIMIT_NOFILE, open files per process, is {}; `ulimit -n`)",
+                io::Error::from_raw_os_error(libc::EMFILE),
+                limit(libc::RLIMIT_NOFILE)
+            )
+        }
+        c if c == -libc::ENFILE => {
+            return format!(
+                "{} (the system-wide limit, fs.file-max)",
+                io::Error::from_raw_os_error(libc::ENFILE)
+            )
         }
         IOT_E_NULL_POINTER => "a required pointer argument was NULL",
         IOT_E_BAD_BUFFER => {
@@ -81,6 +143,9 @@ mod tests {
     #[test]
     fn own_codes_and_errno_have_text() {
         assert!(message(IOT_E_MEMLOCK).contains("RLIMIT_MEMLOCK"));
+        assert!(message(IOT_E_ADDRESS_SPACE).contains("RLIMIT_AS"));
+        assert!(message(IOT_E_THREAD).contains("RLIMIT_NPROC"));
+        assert!(message(-libc::EMFILE).contains("RLIMIT_NOFILE"));
         assert!(message(-libc::ECONNREFUSED)
             .to_lowercase()
             .contains("refused"));

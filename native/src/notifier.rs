@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
-use crate::error::{Result, IOT_E_PANIC};
+use crate::error::{Result, IOT_E_THREAD};
 
 /// Host callback: receives the worker handle. Called from a native thread; must not
 /// block (a Dart `NativeCallable.listener` only posts a message).
@@ -125,7 +125,7 @@ impl Notifier {
         let thread = std::thread::Builder::new()
             .name(format!("iot-notify-{worker}"))
             .spawn(move || wait_loop(worker, &signal, stop_for_thread.as_fd(), wake))
-            .map_err(|_| IOT_E_PANIC)?;
+            .map_err(|_| IOT_E_THREAD)?;
         Ok(Notifier {
             stop,
             thread: Some(thread),

@@ -81,7 +81,7 @@ impl PayloadPool {
     fn new(size: u32, count: u32) -> Result<PayloadPool> {
         let bytes = validate(size, count)?;
         Ok(PayloadPool {
-            memory: Mapping::new(bytes as usize).map_err(|_| -libc::ENOMEM)?,
+            memory: Mapping::new(bytes as usize)?,
             size,
             slots: SlotTable::new(count),
         })

@@ -113,6 +113,11 @@ pub(crate) struct Worker {
 
 fn ring_setup_error(err: std::io::Error) -> i32 {
     match err.raw_os_error() {
+        // Rings count against RLIMIT_MEMLOCK only before Linux 5.12; mapping them needs
+        // address space on every kernel.
+        Some(libc::ENOMEM) if crate::error::address_space_limited() => {
+            crate::error::IOT_E_ADDRESS_SPACE
+        }
         Some(libc::ENOMEM) => IOT_E_MEMLOCK,
         Some(libc::ENOSYS | libc::EPERM | libc::EACCES) => IOT_E_UNSUPPORTED,
         _ => from_io(err),

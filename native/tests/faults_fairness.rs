@@ -1,0 +1,101 @@
+//! One client that never reads cannot stall the others: its unsent echoes hold at most
+//! `socket_buffer_limit` receive buffers, and every other connection of the worker is
+//! still served promptly.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, Instant};
+
+use support::echo::EchoServer;
+use support::*;
+
+/// What the non-reader tries to send (it is back-pressured long before).
+const NON_READER_BYTES: usize = 64 << 20;
+const ROUND_TRIPS: usize = 500;
+/// The bound. On a noisy 2-core machine one round trip can lose a scheduling
+/// slice, so the bound holds for the 99th percentile; the maximum gets a generous
+/// 500 ms, still far below the 20 s stall this guards against.
+const P99_BOUND: Duration = Duration::from_millis(50);
+const MAX_BOUND: Duration = Duration::from_millis(500);
+
+/// Writes up to `NON_READER_BYTES` and never reads; returns what it managed to send
+/// before the test shut its socket down.
+fn non_reader(mut stream: TcpStream) -> usize {
+    let chunk = pattern(64 << 10, 3);
+    let mut sent = 0;
+    while sent < NON_READER_BYTES {
+        match stream.write(&chunk) {
+            Ok(n) if n > 0 => sent += n,
+            _ => break, // shut down by the test (or the server went away)
+        }
+    }
+    sent
+}
+
+/// Buffers the host side of the echo (its unsent echoes) holds now.
+fn outstanding(worker: u64) -> u32 {
+    let mut stats = iot_stats::default();
+    ok("stats", iot_worker_stats(worker, &mut stats));
+    stats.buffers_outstanding
+}
+
+#[test]
+fn a_client_that_never_reads_does_not_stall_the_others() {
+    let config = config(256, 256, 16 << 10);
+    let limit = (config.recv_buffer_count / 8).max(16);
+    let server = EchoServer::start_with("127.0.0.1", &config);
+    let hog = TcpStream::connect(("127.0.0.1", server.port)).expect("connect the non-reader");
+    let hog_control = hog.try_clone().expect("clone the non-reader");
+    let writer = std::thread::spawn(move || non_reader(hog));
+    // The probe starts once the non-reader holds its whole share (the server stopped
+    // receiving from it): a bounded wait on the worker's own counter.
+    let deadline = Instant::now() + DEADLINE;
+    while outstanding(server.worker) < limit {
+        assert!(
+            Instant::now() < deadline,
+            "the non-reader never filled its share"
+        );
+        std::thread::yield_now();
+    }
+
+    let mut probe = TcpStream::connect(("127.0.0.1", server.port)).expect("connect the probe");
+    probe
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    probe.set_nodelay(true).unwrap();
+    let mut times = Vec::with_capacity(ROUND_TRIPS);
+    let mut hog_held = 0;
+    for i in 0..ROUND_TRIPS {
+        let message = pattern(64, i as u32);
+        let start = Instant::now();
+        probe.write_all(&message).unwrap();
+        let mut back = [0u8; 64];
+        probe
+            .read_exact(&mut back)
+            .unwrap_or_else(|e| panic!("round trip {i} got no echo: {e}"));
+        times.push(start.elapsed());
+        assert_eq!(back[..], message[..], "round trip {i}");
+        hog_held = hog_held.max(outstanding(server.worker));
+    }
+    hog_control.shutdown(Shutdown::Both).unwrap();
+    let sent = writer.join().expect("non-reader thread");
+
+    // The non-reader filled its share: its echoes are stuck, so it sent more than the
+    // share and the kernel's socket buffers, and yet held no more than its share.
+    assert!(
+        sent > (limit as usize) << 14,
+        "the non-reader sent only {sent} bytes"
+    );
+    assert!(
+        hog_held <= limit + 1,
+        "one connection held {hog_held} buffers (limit {limit}, +1 for the probe)"
+    );
+    times.sort();
+    let (p99, max) = (times[ROUND_TRIPS * 99 / 100], times[ROUND_TRIPS - 1]);
+    assert!(p99 < P99_BOUND, "99th percentile round trip {p99:?}");
+    assert!(max < MAX_BOUND, "slowest round trip {max:?}");
+    let stats = server.stop();
+    assert_eq!((stats.sockets_open, stats.buffers_outstanding), (0, 0));
+}
