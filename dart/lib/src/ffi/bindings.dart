@@ -85,6 +85,12 @@ const int IOT_E_PANIC = -5006;
 /// The operation does not apply to this kind of handle (socket kind or file).
 const int IOT_E_WRONG_SOCKET_KIND = -5007;
 
+/// Out of address space mapping the ring or its buffers (`ulimit -v`).
+const int IOT_E_ADDRESS_SPACE = -5008;
+
+/// A thread could not be started (thread or address-space limits).
+const int IOT_E_THREAD = -5009;
+
 /// The target worker of a message is unknown, freed, or stopped.
 const int IOT_E_WORKER_GONE = -5020;
 
