@@ -2,26 +2,14 @@
 //! (TCP with one and several workers, UDP, Unix stream), and exits 0 on SIGTERM and
 //! SIGINT.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// Where cargo put `example`: test executables run from `<profile dir>/deps/` and
-/// examples sit in `<profile dir>/examples/`, whatever the target dir and `--target`
-/// (`target/debug`, `target/i686-unknown-linux-gnu/debug`, ...). Cargo sets no
-/// `CARGO_BIN_EXE_*` for examples; `deps/` is in the build dir, which is the target
-/// dir unless `build.build-dir` moves it.
-fn example_path(example: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test executable's path");
-    let deps = exe.parent().expect("the test executable's directory");
-    assert!(
-        deps.ends_with("deps"),
-        "cargo runs tests from deps/: {exe:?}"
-    );
-    deps.with_file_name("examples").join(example)
-}
+use support::example_path;
 
 /// Starts `example` with `args` and returns it with what its one line says it
 /// listens on.

@@ -378,6 +378,21 @@ pub fn open_fds() -> usize {
         .unwrap_or(0)
 }
 
+/// Where cargo put `example`: test executables run from `<profile dir>/deps/` and
+/// examples sit in `<profile dir>/examples/`, whatever the target dir and `--target`
+/// (`target/debug`, `target/i686-unknown-linux-gnu/debug`, ...). Cargo sets no
+/// `CARGO_BIN_EXE_*` for examples; `deps/` is in the build dir, which is the target
+/// dir unless `build.build-dir` moves it.
+pub fn example_path(example: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let deps = exe.parent().expect("the test executable's directory");
+    assert!(
+        deps.ends_with("deps"),
+        "cargo runs tests from deps/: {exe:?}"
+    );
+    deps.with_file_name("examples").join(example)
+}
+
 /// Deterministic, non-repeating-looking test bytes.
 pub fn pattern(len: usize, seed: u32) -> Vec<u8> {
     let mut x = seed.wrapping_mul(2_654_435_761).max(1);
