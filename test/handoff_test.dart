@@ -1,3 +1,4 @@
+import 'dart:async';
 import 'dart:io';
 import 'dart:typed_data';
 
@@ -45,6 +46,29 @@ Future<void> _dartIoEchoClient(int port, Uint8List data) async {
   } finally {
     socket.destroy();
   }
+}
+
+/// The [HandOffException] [handOff] fails with.
+Future<HandOffException> _handOffFailure(Future<void> handOff) async {
+  try {
+    await handOff.timeout(_wait);
+  } on HandOffException catch (error) {
+    return error;
+  }
+  fail('the hand-off should have failed');
+}
+
+/// A dart:io client connected to port [port] and the connection that
+/// [accepts] (the listener's) accepted for it.
+Future<(Socket client, TcpConnection accepted)> _acceptDartIoClient(
+    int port, StreamIterator<TcpConnection> accepts) async {
+  final client =
+      await Socket.connect(InternetAddress.loopbackIPv4, port).timeout(_wait);
+  addTearDown(client.destroy);
+  expect(await accepts.moveNext().timeout(_wait), isTrue);
+  final connection = accepts.current;
+  addTearDown(connection.destroy);
+  return (client, connection);
 }
 
 void main() {
@@ -163,5 +187,86 @@ void main() {
     echo(back!);
     await expectEcho(caller, ByteReader(caller), pattern(5000, 3))
         .timeout(_wait);
+  });
+
+  test('a connection with a write pending cannot be handed off; it stays '
+      'usable', () async {
+    if (_skipWithoutMessaging()) return;
+    final acceptor = testWorker();
+    final other = testWorker();
+    final (_, server) = await tcpPair(acceptor);
+    // The client never reads: the write stays pending.
+    final pending = server.write(Uint8List(64 << 20));
+    expect(() => server.handOff(other.id), throwsStateError);
+    expect(server.isClosed, isFalse);
+    server.destroy();
+    await expectLater(pending, throwsA(isA<TransportClosedException>()))
+        .timeout(_wait);
+  });
+
+  test('a hand-off to an unknown worker is refused at once; the connection '
+      'stays here', () async {
+    if (_skipWithoutMessaging()) return;
+    final acceptor = testWorker();
+    final (client, server) = await tcpPair(acceptor);
+    final failure = await _handOffFailure(server.handOff(0x7fffffff));
+    expect(failure.isWorkerGone, isTrue);
+    expect(failure.connection, same(server),
+        reason: 'refused at once: the same object');
+    expect(server.isClosed, isFalse);
+    echo(server);
+    await expectEcho(client, ByteReader(client), pattern(2000, 4))
+        .timeout(_wait);
+  });
+
+  test('a hand-off to a stopped worker gives the connection back', () async {
+    if (_skipWithoutMessaging()) return;
+    final acceptor = testWorker();
+    final stopped = testWorker();
+    await stopped.stop().timeout(_wait);
+    final (client, server) = await tcpPair(acceptor);
+    final failure = await _handOffFailure(server.handOff(stopped.id));
+    expect(failure.isWorkerGone, isTrue);
+    final back = failure.connection;
+    expect(back, isNotNull);
+    addTearDown(back!.destroy);
+    echo(back);
+    await expectEcho(client, ByteReader(client), pattern(2000, 5))
+        .timeout(_wait);
+  });
+
+  test('handed-off connections wait for the listener; after it cancelled, '
+      'they are closed', () async {
+    if (_skipWithoutMessaging()) return;
+    final acceptor = testWorker();
+    final receiver = testWorker();
+    final listener = await TcpListener.bind(InternetAddress.loopbackIPv4, 0,
+        worker: acceptor);
+    final accepts = StreamIterator<TcpConnection>(listener);
+    addTearDown(accepts.cancel);
+    final (first, firstAccepted) =
+        await _acceptDartIoClient(listener.port, accepts);
+    await firstAccepted.handOff(receiver.id).timeout(_wait);
+    expect(acceptor.stats().socketsOpen, 1, reason: 'only the listener');
+    // Handed over before anyone listened: it waited.
+    final arrivals = StreamIterator<TcpConnection>(
+        receiver.handedOffConnections);
+    expect(await arrivals.moveNext().timeout(_wait), isTrue);
+    final served = arrivals.current;
+    addTearDown(served.destroy);
+    expect(served.remoteAddress.address, '127.0.0.1');
+    expect(served.remotePort, first.port);
+    echo(served);
+    final firstReader = ByteReader(first);
+    first.add(pattern(3000, 6));
+    expect(sameBytes(await firstReader.read(3000).timeout(_wait),
+        pattern(3000, 6)), isTrue);
+    await arrivals.cancel();
+    // Nobody takes connections any more: the next one is closed there, and
+    // its client reads the end of the stream.
+    final (second, secondAccepted) =
+        await _acceptDartIoClient(listener.port, accepts);
+    await secondAccepted.handOff(receiver.id).timeout(_wait);
+    expect(await ByteReader(second).readToEnd().timeout(_wait), isEmpty);
   });
 }
