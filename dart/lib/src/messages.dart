@@ -271,15 +271,21 @@ final class _PendingSend {
 /// buffering until listened to; events that can no longer be delivered
 /// (the subscription was cancelled, or the stream ended) are disposed of.
 final class _Inbox<T> {
-  _Inbox([this._dispose]);
+  _Inbox(this._onInterestChanged, [this._dispose]);
 
+  /// Called when [isListened] may have changed.
+  final void Function() _onInterestChanged;
   final void Function(T event)? _dispose;
   StreamController<T>? _controller;
   bool _cancelled = false;
   bool _ended = false;
 
-  StreamController<T> _ensure() =>
-      _controller ??= StreamController<T>(onCancel: _onCancel);
+  /// Someone listens and more may arrive: the isolate should stay alive.
+  bool get isListened =>
+      !_cancelled && !_ended && (_controller?.hasListener ?? false);
+
+  StreamController<T> _ensure() => _controller ??= StreamController<T>(
+      onListen: _onInterestChanged, onCancel: _onCancel);
 
   Stream<T> get stream {
     final controller = _ensure();
@@ -289,6 +295,7 @@ final class _Inbox<T> {
 
   void _onCancel() {
     _cancelled = true;
+    _onInterestChanged();
   }
 
   void add(T event) {
@@ -327,12 +334,24 @@ final class Messenger {
   final Map<int, _PendingSend> _sends = <int, _PendingSend>{};
   int _lastKey = 0;
 
-  final _Inbox<WorkerMessage> _messages = _Inbox<WorkerMessage>();
-  final _Inbox<BytesMessage> _bytes =
-      _Inbox<BytesMessage>((message) => message.release());
-  final _Inbox<TcpConnection> _connections =
-      _Inbox<TcpConnection>((connection) => connection.destroy());
-  final _Inbox<int> _stopRequests = _Inbox<int>();
+  late final _Inbox<WorkerMessage> _messages =
+      _Inbox<WorkerMessage>(_core.updateKeepAlive);
+  late final _Inbox<BytesMessage> _bytes = _Inbox<BytesMessage>(
+      _core.updateKeepAlive, (message) => message.release());
+  late final _Inbox<TcpConnection> _connections = _Inbox<TcpConnection>(
+      _core.updateKeepAlive, (connection) => connection.destroy());
+  late final _Inbox<int> _stopRequests = _Inbox<int>(_core.updateKeepAlive);
+
+  /// Whether this worker's messaging needs the isolate alive: sends waiting
+  /// for their outcome, a stop waiting for its end, a message stream
+  /// listened to.
+  bool get keepsAlive =>
+      _sends.isNotEmpty ||
+      (_stopped?.isCompleted == false) ||
+      _messages.isListened ||
+      _bytes.isListened ||
+      _connections.isListened ||
+      _stopRequests.isListened;
 
   Completer<void>? _stopped;
   Future<void>? _stopFuture;
@@ -447,6 +466,7 @@ final class Messenger {
     if (rc < 0) return failedFuture(_core.error(rc, 'stop'));
     // IOT_KIND_STOPPED follows (the native side wakes an idle worker).
     final stopped = _stopped ??= Completer<void>();
+    _core.updateKeepAlive();
     return _stopFuture = handledFuture(stopped.future);
   }
 

@@ -623,7 +623,9 @@ final class _Sender implements CompletionHandler, SendBufferWaiter {
     } else if (entry.inFlight == 0 && entry.submitted) {
       if (!entry.completer.isCompleted) entry.completer.complete();
     }
-    if (_inFlight.isEmpty && _queue.isEmpty && _socket.isClosed) {
+    if (_inFlight.isEmpty && _queue.isEmpty) {
+      // Idle: no tag registered, so the worker does not keep the isolate
+      // alive for this connection; the next write registers a new one.
       _core.unregister(tag);
       _tag = 0;
     }

@@ -96,8 +96,11 @@ final class WorkerStats {
 /// run one isolate per core, each with its own worker (a listener bound with
 /// `reusePort: true` in each isolate shares one port).
 ///
-/// An open worker keeps its isolate alive (like an open `ReceivePort`):
-/// [close] it when done. Closing fails every operation still in flight with a
+/// A worker keeps its isolate alive only while it has work in flight (an
+/// operation, a stream being read, a listener accepting, a write waiting) or
+/// a message stream listened to: a program whose work is done exits, even
+/// with the worker and idle sockets still open (the native side is reclaimed
+/// when the isolate ends). [close] it to release it earlier. Closing fails every operation still in flight with a
 /// [TransportClosedException], closes every socket of the worker and
 /// invalidates every [Payload] it handed out.
 final class Worker {
@@ -372,6 +375,9 @@ final class WorkerCore implements PayloadOwner {
   bool _flushScheduled = false;
   bool _flushRetryScheduled = false;
   bool _sendCompleted = false;
+
+  /// Whether [_port] keeps the isolate alive (see [updateKeepAlive]).
+  bool _keepsAlive = true;
   bool _closed = false;
   TransportException? _failure;
   Future<void>? _closeFuture;
@@ -409,6 +415,23 @@ final class WorkerCore implements PayloadOwner {
       throw transportError(bindings, rc, 'create worker');
     }
     bindings.iot_worker_arm(id);
+    updateKeepAlive();
+  }
+
+  /// Keeps the isolate alive only while this worker has work in flight (an
+  /// operation, a receive or accept armed, a write waiting for a buffer) or
+  /// messaging that waits for something: an idle worker, like an idle
+  /// socket, does not stop a finished program from exiting. Called at the end
+  /// of every turn and flush, and when a message stream gains or loses its
+  /// listener.
+  void updateKeepAlive() {
+    if (_closed) return;
+    final wanted = _handlers.isNotEmpty ||
+        _sendWaiters.isNotEmpty ||
+        (_messenger?.keepsAlive ?? false);
+    if (wanted == _keepsAlive) return;
+    _keepsAlive = wanted;
+    _port.keepIsolateAlive = wanted;
   }
 
   /// Checks (in debug mode) that the typed views read the fields dart:ffi
@@ -476,6 +499,7 @@ final class WorkerCore implements PayloadOwner {
     }
     if (_closed) return;
     _flushNow();
+    updateKeepAlive();
     bindings.iot_worker_arm(id);
   }
 
@@ -561,6 +585,7 @@ final class WorkerCore implements PayloadOwner {
       _wakeSendWaiters();
     }
     _flushNow();
+    updateKeepAlive();
   }
 
   // ------------------------------------------------------------ for handlers
@@ -570,6 +595,7 @@ final class WorkerCore implements PayloadOwner {
   int register(CompletionHandler handler) {
     final tag = _nextTag++;
     _handlers[tag] = handler;
+    if (!_keepsAlive) updateKeepAlive();
     return tag;
   }
 
@@ -603,6 +629,7 @@ final class WorkerCore implements PayloadOwner {
   /// `iot_buffer_acquire` said `-ENOBUFS`).
   void waitForSendBuffer(SendBufferWaiter waiter) {
     _sendWaiters.add(waiter);
+    if (!_keepsAlive) updateKeepAlive();
   }
 
   void _wakeSendWaiters() {
