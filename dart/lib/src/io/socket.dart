@@ -22,19 +22,37 @@ import 'socket_exception.dart';
 /// `write*`, `flush`); [close] closes the sending side only (the peer reads
 /// end of stream, and this side can still read), [destroy] closes both at
 /// once, [done] completes when the sending side is closed or fails. The
-/// socket is released when both sides are closed. Errors are
-/// [SocketException]s naming the peer's address and port.
+/// socket is released when both sides are closed, or on the first error
+/// (which both the input stream and [done] report, as dart:io does). Errors
+/// are [SocketException]s naming the peer's address and port.
+///
+/// As in dart:io, [address] is the address this socket was connected to, or
+/// for an accepted socket its listener's address ([port] is the real local
+/// port); `done` of a socket destroyed before anything was added never
+/// completes.
 ///
 /// Writes are copied into the worker's native send buffers and sent in order;
 /// while more than a few buffers' worth is waiting, the sink stops taking
-/// data from an `addStream` (back-pressure, as dart:io's).
+/// data from an `addStream` (back-pressure, as dart:io's). Unlike dart:io,
+/// [destroy] drops bytes not sent yet, even those added before it.
 final class IoUringSocket extends Stream<Uint8List> implements Socket {
-  IoUringSocket._(this._connection, {InternetAddress? unixAddress})
-      : _unixAddress = unixAddress {
-    _sink = IOSink(_SocketSink(this));
+  IoUringSocket._(this._connection,
+      {InternetAddress? address, int? port, InternetAddress? unixPeer})
+      : _address = address,
+        _port = port,
+        _unixPeer = unixPeer {
+    _input = StreamController<Uint8List>(
+        sync: true,
+        onListen: _startReading,
+        onPause: () => _reading?.pause(),
+        onResume: () => _reading?.resume(),
+        onCancel: _stopReading);
+    _consumer = _SocketSink(this);
+    _sink = IOSink(_consumer);
   }
 
-  /// Wraps an accepted or connected TCP connection.
+  /// Wraps an accepted or connected TCP connection ([address] is then its
+  /// local address).
   IoUringSocket.fromTcp(TcpConnection connection) : this._(connection);
 
   /// Connects to [host] on [port], like [Socket.connect].
@@ -53,25 +71,45 @@ final class IoUringSocket extends Stream<Uint8List> implements Socket {
     if (sourceAddress != null || sourcePort != 0) {
       throw UnsupportedError('sourceAddress and sourcePort');
     }
-    final remote = host is InternetAddress ? host : null;
+    final remote = host is InternetAddress
+        ? host
+        : host is String
+            ? InternetAddress.tryParse(host)
+            : null;
     try {
       if (remote != null && remote.type == InternetAddressType.unix) {
         final connection = await UnixConnection.connect(remote.address,
             timeout: timeout, worker: worker);
-        return IoUringSocket._(connection, unixAddress: remote);
+        return IoUringSocket._(connection,
+            address: remote, port: 0, unixPeer: remote);
       }
-      return IoUringSocket.fromTcp(await TcpConnection.connect(host, port,
-          timeout: timeout, worker: worker));
+      final connection = await TcpConnection.connect(host, port,
+          timeout: timeout, worker: worker);
+      // dart:io's `address` of a connected socket is the address it
+      // connected to (the looked-up one for a name).
+      return IoUringSocket._(connection,
+          address: connection.remoteAddress, port: connection.localPort);
     } on TransportException catch (error) {
       throw socketError(error, address: remote, port: port);
     }
   }
 
   final StreamConnection _connection;
-
-  /// The peer's address of a Unix socket connected by path (null for TCP).
-  final InternetAddress? _unixAddress;
+  late final StreamController<Uint8List> _input;
+  late final _SocketSink _consumer;
   late final IOSink _sink;
+
+  /// What [address] and [port] answer (looked up when first asked for when
+  /// null, and kept once the socket is released).
+  InternetAddress? _address;
+  int? _port;
+
+  /// The peer of a Unix socket connected by path (null otherwise).
+  final InternetAddress? _unixPeer;
+
+  /// The subscription to the connection while the input stream is listened
+  /// to.
+  StreamSubscription<Uint8List>? _reading;
 
   /// The input stream ended, failed, or its subscription was cancelled.
   bool _readClosed = false;
@@ -79,36 +117,60 @@ final class IoUringSocket extends Stream<Uint8List> implements Socket {
   /// The sending side was shut down (after [close]) or failed.
   bool _writeClosed = false;
 
-  /// The socket was released ([destroy], or both sides closed).
+  /// The native socket was closed (both sides closed, an error, or
+  /// [destroy]): the remote address is unknown from then on.
+  bool _released = false;
+
+  /// [destroy] was called: no address is known from then on.
   bool _destroyed = false;
 
   // ------------------------------------------------------------ reading
 
   @override
   StreamSubscription<Uint8List> listen(void Function(Uint8List event)? onData,
-      {Function? onError, void Function()? onDone, bool? cancelOnError}) {
-    late final StreamSubscription<Uint8List> input;
-    final controller = StreamController<Uint8List>(
-        sync: true,
-        onPause: () => input.pause(),
-        onResume: () => input.resume(),
-        onCancel: () {
-          _readSideClosed();
-          return input.cancel();
-        });
-    input = _connection.listen(controller.add, onError: (Object error) {
-      controller.addError(_error(error));
-    }, onDone: () {
-      _readSideClosed();
-      unawaited(controller.close());
-    });
-    return controller.stream.listen(onData,
-        onError: onError, onDone: onDone, cancelOnError: cancelOnError);
+          {Function? onError, void Function()? onDone, bool? cancelOnError}) =>
+      _input.stream.listen(onData,
+          onError: onError, onDone: onDone, cancelOnError: cancelOnError);
+
+  void _startReading() {
+    if (_input.isClosed) return;
+    _reading = _connection.listen(_input.add,
+        onError: (Object error) => _fail(_error(error)), onDone: _readEnded);
   }
 
-  void _readSideClosed() {
+  void _readEnded() {
+    _reading = null;
     _readClosed = true;
+    _closeInput();
     if (_writeClosed) _release();
+  }
+
+  /// The input subscription was cancelled: reading stops, writing goes on.
+  Future<void>? _stopReading() {
+    _readClosed = true;
+    final reading = _reading;
+    _reading = null;
+    if (_writeClosed) _release();
+    return reading?.cancel();
+  }
+
+  void _closeInput() {
+    if (!_input.isClosed) unawaited(_input.close());
+  }
+
+  /// The first error of either side, as dart:io handles it: the input stream
+  /// gets it (then ends), the sink's current `addStream` fails with it, and
+  /// the socket is released.
+  void _fail(Object error) {
+    if (_released) return;
+    if (!_input.isClosed) {
+      _input.addError(error);
+      _closeInput();
+    }
+    _readClosed = true;
+    _writeClosed = true;
+    _consumer.stop(error);
+    _release();
   }
 
   // ------------------------------------------------------------ writing
@@ -122,9 +184,10 @@ final class IoUringSocket extends Stream<Uint8List> implements Socket {
   @override
   void add(List<int> data) => _sink.add(data);
 
+  /// Throws an [UnsupportedError]: errors cannot be sent over a socket.
   @override
   void addError(Object error, [StackTrace? stackTrace]) =>
-      _sink.addError(error, stackTrace);
+      throw UnsupportedError('Cannot send errors on sockets');
 
   @override
   Future<void> addStream(Stream<List<int>> stream) => _sink.addStream(stream);
@@ -150,21 +213,38 @@ final class IoUringSocket extends Stream<Uint8List> implements Socket {
   @override
   Future<void> close() => _sink.close();
 
+  /// Completes with this socket when the sending side was closed, or fails
+  /// with the socket's first error.
   @override
   Future<void> get done => _sink.done;
 
   /// Closes both sides at once: data not yet sent is dropped, the input
-  /// stream ends.
+  /// stream ends, a pending [close] or [done] completes.
   @override
   void destroy() {
+    if (_destroyed) return;
+    _destroyed = true;
     _readClosed = true;
     _writeClosed = true;
+    _consumer.stop();
     _release();
+    final reading = _reading;
+    _reading = null;
+    unawaited(reading?.cancel());
+    _closeInput();
   }
 
   void _release() {
-    if (_destroyed) return;
-    _destroyed = true;
+    if (_released) return;
+    // Kept for the questions dart:io still answers once the socket is
+    // closed (not destroyed).
+    try {
+      _address = address;
+      _port = port;
+    } on SocketException {
+      // Closed already (the worker was closed).
+    }
+    _released = true;
     _connection.destroy();
   }
 
@@ -177,7 +257,11 @@ final class IoUringSocket extends Stream<Uint8List> implements Socket {
 
   UnixConnection get _unix => _connection as UnixConnection;
 
-  T _query<T>(T Function() read) {
+  /// [read] for a socket not destroyed ([remote]: not released either).
+  T _query<T>(T Function() read, {bool remote = false}) {
+    if (_destroyed || (remote && _released)) {
+      throw const SocketException.closed();
+    }
     try {
       return read();
     } on TransportException catch (error) {
@@ -186,26 +270,27 @@ final class IoUringSocket extends Stream<Uint8List> implements Socket {
   }
 
   @override
-  InternetAddress get address => _query(() {
-        final tcp = _tcp;
-        return tcp != null
-            ? tcp.localAddress
-            : InternetAddress(_unix.path, type: InternetAddressType.unix);
-      });
+  InternetAddress get address => _query(() => _address ??= _tcp?.localAddress ??
+      InternetAddress(_unix.path, type: InternetAddressType.unix));
 
   @override
-  int get port => _query(() => _tcp?.localPort ?? 0);
+  int get port => _query(() => _port ??= _tcp?.localPort ?? 0);
 
   @override
-  InternetAddress get remoteAddress => _query(() {
-        final tcp = _tcp;
-        if (tcp != null) return tcp.remoteAddress;
-        return _unixAddress ??
-            InternetAddress(_unix.remotePath, type: InternetAddressType.unix);
-      });
+  InternetAddress get remoteAddress => _query(
+      () =>
+          _tcp?.remoteAddress ??
+          _unixPeer ??
+          InternetAddress(_unix.remotePath, type: InternetAddressType.unix),
+      remote: true);
 
+  /// The peer's port (0 for a Unix socket, even once it is closed, as
+  /// dart:io says).
   @override
-  int get remotePort => _query(() => _tcp?.remotePort ?? 0);
+  int get remotePort {
+    final tcp = _tcp;
+    return _query(() => tcp?.remotePort ?? 0, remote: tcp != null);
+  }
 
   // ------------------------------------------------------------ options
 
@@ -233,7 +318,7 @@ final class IoUringSocket extends Stream<Uint8List> implements Socket {
     try {
       peer = remoteAddress;
       peerPort = remotePort;
-    } on Object {
+    } on SocketException {
       // Closed: the error names no peer.
     }
     return socketError(error, address: peer, port: peerPort);
@@ -243,43 +328,52 @@ final class IoUringSocket extends Stream<Uint8List> implements Socket {
   String toString() => 'IoUringSocket($_connection)';
 }
 
+/// [connection], accepted by a listener bound to [address] and [port]: as in
+/// dart:io, those are the socket's [IoUringSocket.address] and
+/// [IoUringSocket.port].
+IoUringSocket acceptedSocket(
+        StreamConnection connection, InternetAddress address, int port) =>
+    IoUringSocket._(connection, address: address, port: port);
+
 /// Bytes waiting to be sent beyond which an `addStream` is paused.
 const int _writeWindow = 64 * 1024;
 
 /// What the socket's [IOSink] writes to: each chunk goes to the connection's
-/// ordered writer; closing shuts the sending side down.
+/// ordered writer; closing shuts the sending side down. Like dart:io's, its
+/// futures complete with the socket.
 final class _SocketSink implements StreamConsumer<List<int>> {
   _SocketSink(this._socket);
 
   final IoUringSocket _socket;
   StreamSubscription<List<int>>? _subscription;
-  Completer<void>? _added;
+  Completer<IoUringSocket>? _added;
   int _waitingBytes = 0;
 
   StreamConnection get _connection => _socket._connection;
 
   @override
-  Future<void> addStream(Stream<List<int>> stream) {
-    final added = _added = Completer<void>();
-    if (_socket._destroyed) {
-      // As dart:io: what is added after destroy() goes nowhere.
-      added.complete();
+  Future<IoUringSocket> addStream(Stream<List<int>> stream) {
+    final added = _added = Completer<IoUringSocket>();
+    if (_socket._released) {
+      // As dart:io: what is added after the socket was closed goes nowhere.
+      added.complete(_socket);
       return added.future;
     }
     _subscription = stream.listen(_write,
         onError: (Object error, StackTrace stack) {
+      // As dart:io: an error of the added stream destroys the socket.
+      _subscription = null;
       _socket.destroy();
       _finish(error, stack);
     }, onDone: () {
       _subscription = null;
-      _connection.flush().then((_) => _finish(), onError: _fail);
+      _connection.flush().then((_) => _finish(), onError: _writeFailed);
     }, cancelOnError: true);
     return added.future;
   }
 
   void _write(List<int> data) {
-    if (data.isEmpty) return;
-    if (_socket._destroyed) return;
+    if (data.isEmpty || _socket._released) return;
     final length = data.length;
     _waitingBytes += length;
     _connection.write(data).then((_) {
@@ -290,39 +384,54 @@ final class _SocketSink implements StreamConsumer<List<int>> {
           _waitingBytes <= _writeWindow) {
         subscription.resume();
       }
-    }, onError: _fail);
+    }, onError: _writeFailed);
     if (_waitingBytes > _writeWindow) _subscription?.pause();
   }
 
-  void _fail(Object error) {
-    _subscription?.cancel();
+  /// A write (or the flush ending an `addStream`) failed. Once the socket
+  /// was released (destroyed, or failed already), the writes it cut short
+  /// fail too: that is no news.
+  void _writeFailed(Object error) {
+    if (_socket._released) {
+      _finish();
+    } else {
+      _socket._fail(_socket._error(error));
+    }
+  }
+
+  /// Stops taking from the current `addStream` and ends it: with [error],
+  /// or else successfully (as dart:io's does when the socket is destroyed).
+  void stop([Object? error]) {
+    unawaited(_subscription?.cancel());
     _subscription = null;
-    _socket._writeClosed = true;
-    if (!_socket._destroyed) _socket.destroy();
-    _finish(_socket._error(error));
+    _finish(error);
   }
 
   void _finish([Object? error, StackTrace? stack]) {
     final added = _added;
     if (added == null || added.isCompleted) return;
     if (error == null) {
-      added.complete();
+      added.complete(_socket);
     } else {
       added.completeError(error, stack);
     }
   }
 
   @override
-  Future<void> close() async {
-    if (_socket._destroyed) return;
+  Future<IoUringSocket> close() async {
+    final socket = _socket;
+    if (socket._released) return socket;
     try {
       await _connection.shutdownWrite();
     } on TransportException catch (error) {
-      if (_socket._destroyed) return;
-      throw _socket._error(error);
-    } finally {
-      _socket._writeClosed = true;
-      if (_socket._readClosed) _socket._release();
+      // Released meanwhile (destroyed or failed): as dart:io, close is done.
+      if (socket._released) return socket;
+      final failure = socket._error(error);
+      socket._fail(failure);
+      throw failure;
     }
+    socket._writeClosed = true;
+    if (socket._readClosed) socket._release();
+    return socket;
   }
 }

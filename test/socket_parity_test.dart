@@ -1,0 +1,734 @@
+/// One set of socket tests run twice: against dart:io (`ServerSocket.bind`,
+/// `Socket.connect`) and against this package's drop-in layer
+/// (`IoUringServerSocket.bind`, `IoUringSocket.connect`). Each test states
+/// what dart:io does; both implementations must pass it.
+///
+/// Where dart:io does something surprising the tests assert it anyway (ours
+/// matches it); where ours cannot or should not match, a comment says so and
+/// the test asserts only what both do.
+library;
+
+import 'dart:async';
+import 'dart:convert';
+import 'dart:io';
+import 'dart:typed_data';
+
+import 'package:iouring_transport/iouring_transport.dart';
+import 'package:test/test.dart';
+
+import 'support/common.dart';
+import 'support/inbox.dart';
+
+/// Binds a listener, as `ServerSocket.bind` does.
+typedef BindFunction = Future<ServerSocket> Function(Object address, int port);
+
+/// Connects a socket, as `Socket.connect` does.
+typedef ConnectFunction = Future<Socket> Function(Object host, int port);
+
+/// A socket implementation under test: how it binds and connects.
+final class SocketApi {
+  const SocketApi(this.name, this.bindUntracked, this.connectUntracked);
+
+  final String name;
+
+  /// Binds without closing at the end of the test (for binds that fail).
+  final BindFunction bindUntracked;
+
+  /// Connects without destroying at the end of the test (for connects that
+  /// fail).
+  final ConnectFunction connectUntracked;
+
+  /// A listener on [address] and [port] (0: any free port), closed when the
+  /// test ends.
+  Future<ServerSocket> bind(Object address, [int port = 0]) async {
+    final listener = await bindUntracked(address, port).bounded;
+    addTearDown(listener.close);
+    return listener;
+  }
+
+  /// A socket connected to [host] and [port], destroyed when the test ends.
+  Future<Socket> connect(Object host, int port) async {
+    final socket = await connectUntracked(host, port).bounded;
+    addTearDown(socket.destroy);
+    return socket;
+  }
+
+  /// A client connected to a fresh listener on [address] (IPv4 loopback by
+  /// default; a Unix address works too) and the socket the listener accepted
+  /// for it. The listener stops after that one.
+  Future<(Socket client, Socket server)> pair(
+      [Object? address, ServerSocket? listener]) async {
+    final at = address ?? InternetAddress.loopbackIPv4;
+    final server = listener ?? await bind(at);
+    final accepted = server.first;
+    final client = await connect(at, server.port);
+    final socket = await accepted.bounded;
+    addTearDown(socket.destroy);
+    return (client, socket);
+  }
+
+  /// A client of this implementation connected to a dart:io listener, and
+  /// the dart:io socket accepted for it (which [resetSocket] can reset: our
+  /// sockets cannot set `SO_LINGER`).
+  Future<(Socket client, Socket dartIoPeer)> pairWithDartIoPeer() async {
+    final listener =
+        await ServerSocket.bind(InternetAddress.loopbackIPv4, 0).bounded;
+    addTearDown(listener.close);
+    final accepted = listener.first;
+    final client = await connect(InternetAddress.loopbackIPv4, listener.port);
+    final peer = await accepted.bounded;
+    addTearDown(peer.destroy);
+    return (client, peer);
+  }
+}
+
+final List<SocketApi> _apis = [
+  const SocketApi('dart:io', ServerSocket.bind, Socket.connect),
+  const SocketApi('io_uring', IoUringServerSocket.bind, IoUringSocket.connect),
+];
+
+void main() {
+  setUpTransport();
+
+  for (final api in _apis) {
+    group(api.name, () {
+      _dataTests(api);
+      _closingTests(api);
+      _misuseTests(api);
+      _errorTests(api);
+      _addressTests(api);
+      _unixTests(api);
+      _backPressureTests(api);
+      _listenerTests(api);
+    });
+  }
+}
+
+// ---------------------------------------------------------------- data
+
+void _dataTests(SocketApi api) {
+  test('small writes and a 4 MiB write arrive whole and in order, both ways',
+      () async {
+    final (client, server) = await api.pair();
+    final atServer = ByteReader(server);
+    final atClient = ByteReader(client);
+    final sent = BytesBuilder();
+    for (var i = 1; i <= 100; i++) {
+      final chunk = pattern(i, i);
+      client.add(chunk);
+      sent.add(chunk);
+    }
+    final big = pattern(4 << 20, 1);
+    client.add(big);
+    sent.add(big);
+    final expected = sent.takeBytes();
+    expect(sameBytes(await atServer.read(expected.length).bounded, expected),
+        isTrue,
+        reason: 'client to server');
+    final reply = pattern((4 << 20) + 7, 2);
+    server.add(reply);
+    expect(sameBytes(await atClient.read(reply.length).bounded, reply), isTrue,
+        reason: 'server to client');
+  });
+
+  test('addStream sends every chunk in order and completes with the socket',
+      () async {
+    final (client, server) = await api.pair();
+    final atServer = ByteReader(server);
+    // About 4 MiB in chunks of uneven sizes.
+    final chunks = [for (var i = 0; i < 64; i++) pattern(65536 + i * 3, i)];
+    final added = client.addStream(Stream.fromIterable(chunks));
+    for (final chunk in chunks) {
+      expect(sameBytes(await atServer.read(chunk.length).bounded, chunk),
+          isTrue);
+    }
+    expect(await added.bounded, same(client));
+    // The sink takes adds again once the stream is done.
+    client.add([1, 2, 3]);
+    expect(await atServer.read(3).bounded, [1, 2, 3]);
+  });
+
+  test('write, writeln, writeAll and writeCharCode encode with the encoding',
+      () async {
+    final (client, server) = await api.pair();
+    final atServer = ByteReader(server);
+    expect(client.encoding, utf8, reason: 'the default');
+    client
+      ..write('héllo')
+      ..writeln(42)
+      ..writeln()
+      ..writeAll(['a', 1, null], ',')
+      ..writeCharCode(0x20ac);
+    client.encoding = latin1;
+    client.write('é');
+    await client.close().bounded;
+    expect(await atServer.readToEnd().bounded, [
+      ...utf8.encode('héllo42\n\na,1,null€'),
+      0xe9,
+    ]);
+  });
+
+  test('flush completes once what was added is sent; the socket stays open',
+      () async {
+    final (client, server) = await api.pair();
+    final atServer = ByteReader(server);
+    await client.flush().bounded; // nothing added yet
+    client.add([1, 2, 3]);
+    await client.flush().bounded;
+    expect(await atServer.read(3).bounded, [1, 2, 3]);
+    client.write('more');
+    await client.flush().bounded;
+    expect(utf8.decode(await atServer.read(4).bounded), 'more');
+    expect(atServer.isDone, isFalse, reason: 'flush does not close');
+  });
+}
+
+// ---------------------------------------------------------------- closing
+
+void _closingTests(SocketApi api) {
+  test(
+      'close half-closes: the peer reads the end of the stream and answers, '
+      'this side reads the answer; close and done complete with the socket',
+      () async {
+    final (client, server) = await api.pair();
+    final atClient = ByteReader(client);
+    client.write('request');
+    final closed = client.close();
+    expect(utf8.decode(await ByteReader(server).readToEnd().bounded),
+        'request');
+    server.write('response');
+    await server.close().bounded;
+    expect(utf8.decode(await atClient.readToEnd().bounded), 'response');
+    expect(await closed.bounded, same(client));
+    expect(await client.done.bounded, same(client));
+    expect(await server.done.bounded, same(server));
+  });
+
+  test('close with nothing written: the peer reads an empty stream',
+      () async {
+    final (client, server) = await api.pair();
+    expect(await client.close().bounded, same(client));
+    expect(await ByteReader(server).readToEnd().bounded, isEmpty);
+  });
+
+  test('destroy after writing: both input streams end and done completes',
+      () async {
+    final (client, server) = await api.pair();
+    final clientInput = Inbox<Uint8List>(client);
+    final serverInput = Inbox<Uint8List>(server);
+    client.add([1, 2, 3]);
+    client.destroy();
+    await clientInput.done();
+    expect(clientInput.errors, isEmpty);
+    expect(await client.done.bounded, same(client));
+    // What the peer reads before the end is not asserted: dart:io wrote the
+    // three bytes into the kernel at add(), ours may drop them (destroy
+    // drops what is not sent yet).
+    await serverInput.done();
+    expect(serverInput.errors, isEmpty);
+  });
+
+  test('destroy before any write: both input streams end', () async {
+    final (client, server) = await api.pair();
+    final clientInput = Inbox<Uint8List>(client);
+    final serverInput = Inbox<Uint8List>(server);
+    client.destroy();
+    await clientInput.done();
+    await serverInput.done();
+    expect([...clientInput.errors, ...serverInput.errors], isEmpty);
+    // dart:io: `done` of a socket destroyed before anything was added never
+    // completes (its IOSink never started), and ours is the same; that cannot
+    // be asserted without a timer.
+  });
+
+  test('destroy while close is pending: close and done still complete',
+      () async {
+    final (client, _) = await api.pair();
+    client.write('x');
+    final closed = client.close();
+    client.destroy();
+    expect(await closed.bounded, same(client));
+    expect(await client.done.bounded, same(client));
+  });
+
+  test('close after destroy completes; what is added after destroy is dropped',
+      () async {
+    final (client, server) = await api.pair();
+    final serverInput = ByteReader(server);
+    client.destroy();
+    client.add([1, 2, 3]);
+    await client.flush().bounded;
+    expect(await client.close().bounded, same(client));
+    expect(await serverInput.readToEnd().bounded, isEmpty);
+  });
+
+  test('cancelling the input subscription leaves the sending side open',
+      () async {
+    final (client, server) = await api.pair();
+    final atServer = ByteReader(server);
+    await client.listen((_) {}).cancel();
+    client.write('still writing');
+    await client.close().bounded;
+    expect(utf8.decode(await atServer.readToEnd().bounded), 'still writing');
+  });
+}
+
+// ---------------------------------------------------------------- misuse
+
+void _misuseTests(SocketApi api) {
+  test('adding or writing after close throws a StateError', () async {
+    final (client, _) = await api.pair();
+    await client.close().bounded;
+    expect(() => client.add([1]), throwsStateError);
+    expect(() => client.write('x'), throwsStateError);
+    // A second close and a flush after close complete.
+    expect(await client.close().bounded, same(client));
+    await client.flush().bounded;
+  });
+
+  test('add, write and flush while addStream is bound throw a StateError',
+      () async {
+    final (client, server) = await api.pair();
+    final atServer = ByteReader(server);
+    final source = StreamController<List<int>>();
+    final added = client.addStream(source.stream);
+    expect(() => client.add([1]), throwsStateError);
+    expect(() => client.write('x'), throwsStateError);
+    expect(client.flush, throwsStateError);
+    expect(() => client.addStream(const Stream<List<int>>.empty()),
+        throwsStateError);
+    source.add([7, 8]);
+    await source.close();
+    expect(await added.bounded, same(client));
+    expect(await atServer.read(2).bounded, [7, 8]);
+  });
+
+  test('addError throws an UnsupportedError: errors cannot be sent', () async {
+    final (client, server) = await api.pair();
+    expect(() => client.addError(StateError('x')), throwsUnsupportedError);
+    // The socket is unharmed.
+    client.write('ok');
+    await client.close().bounded;
+    expect(utf8.decode(await ByteReader(server).readToEnd().bounded), 'ok');
+  });
+
+  test('a socket is a single-subscription stream', () async {
+    final (client, _) = await api.pair();
+    client.listen((_) {});
+    expect(() => client.listen((_) {}), throwsStateError);
+  });
+}
+
+// ---------------------------------------------------------------- errors
+
+/// A [SocketException] whose OS error has errno [errno] (a number or a
+/// matcher).
+TypeMatcher<SocketException> _socketErrno(Object errno) =>
+    isA<SocketException>()
+        .having((e) => e.osError?.errorCode, 'osError.errorCode', errno);
+
+/// A TCP port on the IPv4 loopback that nobody listens on (it was free a
+/// moment ago).
+Future<int> _unusedPort() async {
+  final probe = await ServerSocket.bind(InternetAddress.loopbackIPv4, 0);
+  final port = probe.port;
+  await probe.close();
+  return port;
+}
+
+void _errorTests(SocketApi api) {
+  test(
+      'connecting to a port nobody listens on fails with a SocketException '
+      '(errno 111) naming the address', () async {
+    final port = await _unusedPort();
+    // dart:io's exception names the failed socket's own (ephemeral) local
+    // port, ours the port connected to: the port is not compared.
+    await expectLater(
+        api.connectUntracked('127.0.0.1', port).bounded,
+        throwsA(_socketErrno(111).having(
+            (e) => e.address, 'address', InternetAddress.loopbackIPv4)));
+  });
+
+  test(
+      'binding a port in use fails with a SocketException naming the address '
+      'and port', () async {
+    final first = await api.bind(InternetAddress.loopbackIPv4);
+    // The errno is not compared: dart:io, which knows its own listeners,
+    // refuses a second bind of this process without asking the kernel (no
+    // errno, a message about `shared`); ours gets the kernel's EADDRINUSE.
+    await expectLater(
+        api.bindUntracked(InternetAddress.loopbackIPv4, first.port).bounded,
+        throwsA(isA<SocketException>()
+            .having((e) => e.address, 'address', InternetAddress.loopbackIPv4)
+            .having((e) => e.port, 'port', first.port)));
+  });
+
+  test(
+      "a peer's reset while writing fails done and the input stream with "
+      'SocketExceptions', () async {
+    final (client, peer) = await api.pairWithDartIoPeer();
+    final input = Inbox<Uint8List>(client);
+    // More than the kernel buffers of both ends hold while the peer does not
+    // read: the write is still in flight when the reset comes.
+    client.add(Uint8List(32 << 20));
+    resetSocket(peer);
+    // ECONNRESET, or EPIPE when a send is refused after the reset.
+    final reset = _socketErrno(anyOf(104, 32));
+    await expectLater(client.done.bounded, throwsA(reset));
+    await input.done();
+    expect(input.errors, [reset]);
+    // close reports the same failure.
+    await expectLater(client.close().bounded, throwsA(reset));
+  });
+
+  test(
+      "writing to a peer that reset: flush fails with a SocketException, then "
+      'close and done complete', () async {
+    final (client, peer) = await api.pairWithDartIoPeer();
+    client.add(Uint8List(32 << 20));
+    final flushed = client.flush();
+    resetSocket(peer);
+    // dart:io gives a failure to the flush that waits for it, not to done;
+    // the sink is then usable for close, and done completes.
+    await expectLater(flushed.bounded, throwsA(_socketErrno(anyOf(104, 32))));
+    expect(await client.close().bounded, same(client));
+    expect(await client.done.bounded, same(client));
+  });
+}
+
+// ---------------------------------------------------------------- addresses
+
+/// Checks what a listener on [address] (port 0), a client and the accepted
+/// socket say about their ends, as dart:io says it: a client's `address` is
+/// the address it connected to and an accepted socket's is its listener's
+/// (not `getsockname`); the ports are the real ones.
+Future<void> _expectAddresses(SocketApi api, InternetAddress address) async {
+  final listener = await api.bind(address);
+  expect(listener.address, address);
+  expect(listener.port, inInclusiveRange(1, 65535));
+  final (client, server) = await api.pair(address, listener);
+  expect(client.address, address);
+  expect(client.port, inInclusiveRange(1, 65535));
+  expect(client.port, isNot(listener.port));
+  expect(client.remoteAddress, address);
+  expect(client.remotePort, listener.port);
+  expect(server.address, address);
+  expect(server.port, listener.port);
+  expect(server.remoteAddress, address);
+  expect(server.remotePort, client.port);
+}
+
+/// Every address getter of [socket] throws a [SocketException].
+void _expectAddressesClosed(Socket socket) {
+  expect(() => socket.address, throwsA(isA<SocketException>()));
+  expect(() => socket.port, throwsA(isA<SocketException>()));
+  expect(() => socket.remoteAddress, throwsA(isA<SocketException>()));
+  expect(() => socket.remotePort, throwsA(isA<SocketException>()));
+}
+
+void _addressTests(SocketApi api) {
+  test('IPv4 loopback, port 0: each end names itself and its peer', () async {
+    await _expectAddresses(api, InternetAddress.loopbackIPv4);
+  });
+
+  test('IPv6 loopback, port 0: each end names itself and its peer', () async {
+    if (!await ipv6Available()) {
+      markTestSkipped('no IPv6 loopback on this machine');
+      return;
+    }
+    await _expectAddresses(api, InternetAddress.loopbackIPv6);
+  });
+
+  test('a host given as text: the addresses are the parsed ones', () async {
+    final listener = await api.bind('127.0.0.1');
+    expect(listener.address, InternetAddress.loopbackIPv4);
+    final (client, _) = await api.pair('127.0.0.1', listener);
+    expect(client.address, InternetAddress.loopbackIPv4);
+    expect(client.remoteAddress, InternetAddress.loopbackIPv4);
+  });
+
+  test('after destroy, every address getter throws a SocketException',
+      () async {
+    final (client, server) = await api.pair();
+    client.destroy();
+    server.destroy();
+    _expectAddressesClosed(client);
+    _expectAddressesClosed(server);
+  });
+
+  test(
+      'after both directions closed, address and port still answer and the '
+      'remote ones throw a SocketException', () async {
+    final (client, server) = await api.pair();
+    final clientPort = client.port;
+    final atClient = ByteReader(client);
+    await server.close().bounded;
+    await atClient.readToEnd().bounded;
+    await client.close().bounded;
+    expect(client.address, InternetAddress.loopbackIPv4);
+    expect(client.port, clientPort);
+    expect(() => client.remoteAddress, throwsA(isA<SocketException>()));
+    expect(() => client.remotePort, throwsA(isA<SocketException>()));
+  });
+}
+
+// ---------------------------------------------------------------- Unix
+
+/// A Unix socket address in a fresh temporary directory.
+InternetAddress _unixAddress() => InternetAddress(
+    '${tempDirectory('iouring_parity_').path}/socket',
+    type: InternetAddressType.unix);
+
+void _unixTests(SocketApi api) {
+  test(
+      'Unix socket: bytes both ways, half-close, the addresses dart:io gives, '
+      'and the socket file removed by close', () async {
+    final address = _unixAddress();
+    final listener = await api.bind(address);
+    expect(listener.address, address);
+    expect(listener.port, 0);
+    final (client, server) = await api.pair(address, listener);
+    final atClient = ByteReader(client);
+    final request = pattern(300000, 3);
+    client.add(request);
+    final closed = client.close();
+    expect(sameBytes(await ByteReader(server).readToEnd().bounded, request),
+        isTrue);
+    server.write('answer');
+    await server.close().bounded;
+    expect(utf8.decode(await atClient.readToEnd().bounded), 'answer');
+    await closed.bounded;
+
+    expect(client.address, address, reason: 'the path connected to');
+    expect(client.port, 0);
+    expect(server.address, address, reason: "the listener's path");
+    expect(server.port, 0);
+    expect(server.remotePort, 0);
+    expect(client.remotePort, 0);
+
+    await listener.close();
+    expect(FileSystemEntity.typeSync(address.address, followLinks: false),
+        FileSystemEntityType.notFound);
+  });
+
+  test('Unix socket: while open, the remote address is the path or unnamed',
+      () async {
+    final address = _unixAddress();
+    final (client, server) = await api.pair(address);
+    expect(client.remoteAddress, address);
+    // The connecting socket has no name: its peer sees an empty path.
+    expect(server.remoteAddress.address, '');
+    expect(server.remoteAddress.type, InternetAddressType.unix);
+  });
+
+  test('Unix: connecting to a missing path fails with a SocketException '
+      '(errno 2)', () async {
+    final address = _unixAddress();
+    await expectLater(
+        api.connectUntracked(address, 0).bounded, throwsA(_socketErrno(2)));
+  });
+}
+
+// ---------------------------------------------------------------- back-pressure
+
+/// Bytes of the on-demand streams of the back-pressure tests: far more than
+/// the kernel buffers of both ends and the sink's own window.
+const int _streamedTotal = 64 << 20;
+
+/// The byte at [offset] of those streams (a long period, so that a lost,
+/// doubled or reordered chunk shows).
+final Uint8List _streamBlock = pattern((1 << 20) + 13, 21);
+
+/// Bytes made on demand, 64 KiB at a time, counting what was made: a
+/// subscription that pauses stops it at once (a synchronous controller), so
+/// [produced] tells what a sink took.
+final class _CountingSource {
+  _CountingSource(this.total) {
+    _controller = StreamController<List<int>>(
+        sync: true, onListen: _schedule, onResume: _schedule);
+  }
+
+  static const int _chunkSize = 64 * 1024;
+
+  final int total;
+  late final StreamController<List<int>> _controller;
+
+  /// Bytes handed out so far.
+  int produced = 0;
+
+  Stream<List<int>> get stream => _controller.stream;
+
+  /// Whether its subscriber holds it paused.
+  bool get isPaused => _controller.isPaused;
+
+  /// Whether everything was taken.
+  bool get finished => produced == total;
+
+  // Not from inside the subscriber's own resume call.
+  void _schedule() => scheduleMicrotask(_pump);
+
+  void _pump() {
+    while (_controller.hasListener && !_controller.isPaused && !finished) {
+      final length =
+          total - produced < _chunkSize ? total - produced : _chunkSize;
+      final chunk = Uint8List(length);
+      for (var i = 0; i < length; i++) {
+        chunk[i] = _streamBlock[(produced + i) % _streamBlock.length];
+      }
+      produced += length;
+      _controller.add(chunk);
+    }
+    if (finished && !_controller.isClosed) unawaited(_controller.close());
+  }
+}
+
+/// Reads [input] to its end (or [total] bytes), checking each byte against
+/// the stream a [_CountingSource] makes.
+Future<void> _expectStreamed(Stream<List<int>> input, int total) async {
+  var offset = 0;
+  await for (final chunk in input.timeout(testWait)) {
+    for (var i = 0; i < chunk.length; i++) {
+      if (chunk[i] != _streamBlock[(offset + i) % _streamBlock.length]) {
+        fail('byte ${offset + i} differs');
+      }
+    }
+    offset += chunk.length;
+    if (offset >= total) break;
+  }
+  expect(offset, total, reason: 'every byte arrives');
+}
+
+/// One-byte round trips over a dart:io loopback connection: each one is a
+/// few turns of the event loop with IO events (no timer), in which pending
+/// completions of both implementations are delivered.
+final class _LoopbackPing {
+  _LoopbackPing._(this._socket, this._replies);
+
+  static Future<_LoopbackPing> open() async {
+    final echo =
+        await ServerSocket.bind(InternetAddress.loopbackIPv4, 0).bounded;
+    addTearDown(echo.close);
+    echo.listen((socket) {
+      addTearDown(socket.destroy);
+      socket.listen(socket.add);
+    });
+    final socket =
+        await Socket.connect(InternetAddress.loopbackIPv4, echo.port).bounded;
+    addTearDown(socket.destroy);
+    return _LoopbackPing._(socket, Inbox<Uint8List>(socket));
+  }
+
+  final Socket _socket;
+  final Inbox<Uint8List> _replies;
+
+  Future<void> roundTrip() async {
+    _socket.add(const [0]);
+    await _replies.next();
+  }
+}
+
+/// Waits until nothing takes from [source] any more: paused, with the same
+/// count over 20 round trips in a row. Returns the bytes taken. Fails when
+/// the whole stream was taken (nothing held it back).
+Future<int> _untilStalled(_CountingSource source, _LoopbackPing ping) async {
+  const quietRounds = 20;
+  final watch = Stopwatch()..start();
+  var quiet = 0;
+  var last = -1;
+  for (var round = 0; round < 100000; round++) {
+    if (source.finished) {
+      fail('all ${source.total} bytes were taken: nothing held them back');
+    }
+    if (watch.elapsed > testWait) {
+      fail('still taking after ${watch.elapsed}: ${source.produced} bytes');
+    }
+    if (source.isPaused && source.produced == last) {
+      if (++quiet == quietRounds) return last;
+    } else {
+      quiet = 0;
+      last = source.produced;
+    }
+    await ping.roundTrip();
+  }
+  fail('not stalled after 100000 round trips: ${source.produced} bytes');
+}
+
+void _backPressureTests(SocketApi api) {
+  test(
+      'addStream to a peer that does not read stops taking from the stream '
+      '(the pause reaches it); once the peer reads, everything arrives',
+      () async {
+    final ping = await _LoopbackPing.open();
+    final (writer, reader) = await api.pair();
+    final source = _CountingSource(_streamedTotal);
+    final added = writer.addStream(source.stream);
+    final taken = await _untilStalled(source, ping);
+    expect(taken, lessThan(_streamedTotal ~/ 2),
+        reason: 'the sink held no more than a window');
+    await _expectStreamed(reader, _streamedTotal);
+    expect(await added.bounded, same(writer));
+  });
+
+  test(
+      "a paused input subscription stops the peer's writes; resuming delivers "
+      'everything in order', () async {
+    final ping = await _LoopbackPing.open();
+    final (writer, reader) = await api.pair();
+    final received = StreamController<List<int>>();
+    var receivedBytes = 0;
+    final subscription = reader.listen((chunk) {
+      receivedBytes += chunk.length;
+      received.add(chunk);
+    }, onDone: received.close);
+    subscription.pause();
+    final source = _CountingSource(_streamedTotal);
+    final added = writer.addStream(source.stream);
+    await _untilStalled(source, ping);
+    expect(receivedBytes, 0, reason: 'no event while paused');
+    subscription.resume();
+    await _expectStreamed(received.stream, _streamedTotal);
+    expect(await added.bounded, same(writer));
+  });
+}
+
+// ---------------------------------------------------------------- listener
+
+void _listenerTests(SocketApi api) {
+  test(
+      'closing the listener ends its stream and returns it; accepted sockets '
+      'stay open', () async {
+    final listener = await api.bind(InternetAddress.loopbackIPv4);
+    final accepted = Inbox<Socket>(listener);
+    final client = await api.connect(InternetAddress.loopbackIPv4, listener.port);
+    final server = await accepted.next();
+    addTearDown(server.destroy);
+    expect(await listener.close().bounded, same(listener));
+    await accepted.done();
+    expect(accepted.errors, isEmpty);
+    await expectLater(
+        api.connectUntracked(InternetAddress.loopbackIPv4, listener.port),
+        throwsA(_socketErrno(111)));
+    final atClient = ByteReader(client);
+    server.write('still open');
+    await server.close().bounded;
+    expect(utf8.decode(await atClient.readToEnd().bounded), 'still open');
+  });
+
+  test('a listener closed before it is listened to gives an empty stream',
+      () async {
+    final listener = await api.bind(InternetAddress.loopbackIPv4);
+    await listener.close().bounded;
+    expect(await listener.toList().bounded, isEmpty);
+  });
+
+  test('cancelling the subscription closes the listener', () async {
+    final listener = await api.bind(InternetAddress.loopbackIPv4);
+    // Asked before: dart:io's listener forgets a port it never told once it
+    // is closed.
+    final port = listener.port;
+    await listener.listen((_) {}).cancel();
+    await expectLater(
+        api.connectUntracked(InternetAddress.loopbackIPv4, port),
+        throwsA(_socketErrno(111)));
+  });
+}
