@@ -122,6 +122,10 @@ final class WorkerPool<R> {
 final class _Member<R> {
   _Member(this.index) {
     _events.handler = _onEvent;
+    // A member fails when its isolate does, whether or not anyone still
+    // waits for it (a spawn that failed never hands out done).
+    handledFuture(_ready.future);
+    handledFuture(_done.future);
   }
 
   final int index;
@@ -136,10 +140,10 @@ final class _Member<R> {
   bool _portClosed = false;
 
   /// The worker id, once the isolate created its worker.
-  Future<int> get ready => handledFuture(_ready.future);
+  Future<int> get ready => _ready.future;
 
   /// The entry function's result.
-  Future<R> get done => handledFuture(_done.future);
+  Future<R> get done => _done.future;
 
   Future<void> spawn(FutureOr<R> Function(WorkerContext) entry,
       WorkerConfig config, String debugName) async {
