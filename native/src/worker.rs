@@ -65,18 +65,18 @@ pub(crate) fn submit_and_wait(
     Ok(())
 }
 
-/// An op's completion with the work whose borrowed buffers it hands back to the host
-/// (a read's), which become the host's only when the host sees the completion.
+/// An op's completion with the work whose borrowed host buffers it gives back: they
+/// stay the op's until the host sees the completion, so each has one owner at a time.
 pub(crate) struct Ended {
     completion: iot_completion,
-    to_host: Option<Work>,
+    lent: Option<Work>,
 }
 
 impl Ended {
     fn nothing_lent(completion: iot_completion) -> Ended {
         Ended {
             completion,
-            to_host: None,
+            lent: None,
         }
     }
 }
@@ -641,11 +641,17 @@ impl Worker {
         ended
     }
 
-    /// The host sees `ended`'s completion now: the buffers it carries are the host's.
+    /// The host sees `ended`'s completion now: the buffers the op borrowed go back,
+    /// to the host (what was read) or to the pool (what was sent or written).
     fn hand_over(&mut self, ended: Ended) -> iot_completion {
-        if let Some(work) = &ended.to_host {
+        if let Some(work) = &ended.lent {
+            let to_host = work.fills_host_buffers();
             for &buffer in work.borrowed() {
-                self.buffers.return_to_host(buffer);
+                if to_host {
+                    self.buffers.return_to_host(buffer);
+                } else {
+                    self.release_operation_buffer(buffer);
+                }
             }
         }
         ended.completion
@@ -660,16 +666,13 @@ impl Worker {
 
     /// Gives back what `op` borrowed; the slot (if it had one) is already free.
     fn conclude(&mut self, op: Op, mut completion: iot_completion) -> Ended {
-        let to_host = self.return_borrowed(op.work, &mut completion);
+        let lent = self.return_taken(op.work, &mut completion);
         if op.ordered {
             if let Ok(s) = self.sockets.get_mut(op.socket) {
                 s.sending = false;
             }
         }
-        Ended {
-            completion,
-            to_host,
-        }
+        Ended { completion, lent }
     }
 
     /// Ends op `key`, which is not in the kernel, as cancelled.
@@ -677,11 +680,10 @@ impl Worker {
         self.end_op_later(key, self.ops[key].completion(-libc::ECANCELED));
     }
 
-    /// Buffers lent to an op go back: what was sent (and what the op took for itself
-    /// but did not hand over) to the pool now; what was read is returned, for the host
-    /// once it sees the completion.
-    /// Returns the work whose borrowed buffers go to the host (a read's).
-    fn return_borrowed(&mut self, work: Work, completion: &mut iot_completion) -> Option<Work> {
+    /// Pool buffers the op took for itself (and did not hand over) go back now; the
+    /// work is returned when it borrowed host buffers, which go back only when the
+    /// host sees the completion (`hand_over`).
+    fn return_taken(&mut self, work: Work, completion: &mut iot_completion) -> Option<Work> {
         for &buffer in work.taken() {
             self.release_operation_buffer(buffer);
         }
@@ -690,13 +692,7 @@ impl Worker {
             completion.buffer_id = read.buffer as u16;
             completion.offset = read.offset;
         }
-        if work.fills_host_buffers() {
-            return Some(work);
-        }
-        for &buffer in work.borrowed() {
-            self.release_operation_buffer(buffer);
-        }
-        None
+        (!work.borrowed().is_empty()).then_some(work)
     }
 
     /// Host gives a buffer back.
@@ -874,7 +870,8 @@ impl Worker {
         let _ = self.flush();
         for mut socket in self.sockets.drain().collect::<Vec<_>>() {
             for op in socket.outbound.drain(..) {
-                self.conclude(op, iot_completion::default());
+                let ended = self.conclude(op, iot_completion::default());
+                self.hand_over(ended);
             }
         }
         let deadline = Instant::now() + SHUTDOWN_REAP_LIMIT;
