@@ -282,4 +282,82 @@ void main() {
           a.sendMessage(id, 1, 1), throwsA(isA<WorkerGoneException>()));
     }
   });
+
+  test('messages sent before anyone listens wait for the listener, in order',
+      () async {
+    if (_skipWithoutMessaging()) return;
+    final a = testWorker();
+    final b = testWorker();
+    await Future.wait([for (var i = 0; i < 10; i++) a.sendMessage(b.id, 2, i)])
+        .timeout(_wait);
+    expect(await b.messages.take(10).toList().timeout(_wait),
+        [for (var i = 0; i < 10; i++) WorkerMessage(2, i)]);
+  });
+
+  test('a worker can message itself', () async {
+    if (_skipWithoutMessaging()) return;
+    final a = testWorker();
+    final arrived = a.messages.first;
+    final bytes = a.byteMessages.first;
+    await a.sendMessage(a.id, 5, 6).timeout(_wait);
+    await a.sendBytes(a.id, 7, [8, 9]).timeout(_wait);
+    expect(await arrived.timeout(_wait), const WorkerMessage(5, 6));
+    final message = await bytes.timeout(_wait);
+    expect(message.tag, 7);
+    expect(message.bytes, [8, 9]);
+    message.release();
+  });
+
+  test('after a subscription is cancelled, later messages are dropped and '
+      'later bytes go back to the pool', () async {
+    if (_skipWithoutMessaging()) return;
+    final a = testWorker();
+    final b = testWorker();
+    final inUse = Transport.payloadsInUse;
+    final messages = StreamIterator<WorkerMessage>(b.messages);
+    final bytes = StreamIterator<BytesMessage>(b.byteMessages);
+    await a.sendMessage(b.id, 1, 1).timeout(_wait);
+    await a.sendBytes(b.id, 1, [1]).timeout(_wait);
+    expect(await messages.moveNext().timeout(_wait), isTrue);
+    expect(await bytes.moveNext().timeout(_wait), isTrue);
+    bytes.current.release();
+    await messages.cancel();
+    await bytes.cancel();
+    // Still delivered to the worker (the sends succeed), then dropped.
+    await a.sendMessage(b.id, 1, 2).timeout(_wait);
+    await a.sendBytes(b.id, 1, [2]).timeout(_wait);
+    await nextDrain(b);
+    expect(Transport.payloadsInUse, inUse,
+        reason: 'the dropped bytes message was released');
+  });
+
+  test('bytes held when their worker closes are unreadable; their payloads '
+      'go back to the pool', () async {
+    if (_skipWithoutMessaging()) return;
+    final a = testWorker();
+    final b = Worker();
+    final inUse = Transport.payloadsInUse;
+    final arrived = b.byteMessages.first;
+    await a.sendBytes(b.id, 3, pattern(1000, 3)).timeout(_wait);
+    final held = await arrived.timeout(_wait);
+    expect(Transport.payloadsInUse, inUse + 1);
+    await b.close();
+    expect(() => held.bytes, throwsA(isA<TransportClosedException>()));
+    held.release(); // a no-op now
+    expect(Transport.payloadsInUse, inUse);
+  });
+
+  test('tags of bytes are unsigned 32-bit numbers', () async {
+    if (_skipWithoutMessaging()) return;
+    final a = testWorker();
+    final b = testWorker();
+    expect(() => a.sendBytes(b.id, -1, [1]), throwsRangeError);
+    expect(() => a.sendBytes(b.id, 0x100000000, [1]), throwsRangeError);
+    final arrived = b.byteMessages.first;
+    await a.sendBytes(b.id, 0xffffffff, const <int>[]).timeout(_wait);
+    final message = await arrived.timeout(_wait);
+    expect(message.tag, 0xffffffff);
+    expect(message.bytes, isEmpty);
+    message.release();
+  });
 }
