@@ -116,6 +116,10 @@ pub(crate) struct Notifier {
     thread: Option<JoinHandle<()>>,
 }
 
+/// The notifier only polls and posts (a Dart post copies one int64): a small stack
+/// keeps thousands of workers cheap in address space.
+const NOTIFIER_STACK: usize = 256 << 10;
+
 impl Notifier {
     pub(crate) fn start(worker: u64, signal: Arc<Signal>, wake: Wake) -> Result<Notifier> {
         let stop = EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
@@ -124,6 +128,7 @@ impl Notifier {
         let stop_for_thread = stop.try_clone().map_err(crate::error::from_io)?;
         let thread = std::thread::Builder::new()
             .name(format!("iot-notify-{worker}"))
+            .stack_size(NOTIFIER_STACK)
             .spawn(move || wait_loop(worker, &signal, stop_for_thread.as_fd(), wake))
             .map_err(|_| IOT_E_THREAD)?;
         Ok(Notifier {
