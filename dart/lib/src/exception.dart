@@ -3,6 +3,7 @@
 library;
 
 import 'dart:ffi';
+import 'dart:io' show IOException;
 
 import 'package:ffi/ffi.dart';
 
@@ -29,10 +30,11 @@ abstract final class Errno {
 /// [code] is the native result: a negative errno (`-111` is
 /// `ECONNREFUSED`) or one of the library's own codes (`<= -5000`), or null
 /// when the failure was detected in Dart. [nativeMessage] is the native
-/// library's text for [code].
-class TransportException implements Exception {
+/// library's text for [code]. An [IOException], so `on IOException`
+/// handlers written for dart:io catch it.
+class TransportException implements IOException {
   TransportException(this.message,
-      {this.operation, this.code, this.nativeMessage});
+      {this.operation, this.code, this.nativeMessage, this.path});
 
   /// What went wrong, in words.
   final String message;
@@ -46,6 +48,9 @@ class TransportException implements Exception {
   /// The native library's text for [code] (`iot_error_message`).
   final String? nativeMessage;
 
+  /// The file or socket path the operation was on, when it had one.
+  final String? path;
+
   /// The positive errno when [code] is a negated errno, else null.
   int? get errno {
     final c = code;
@@ -57,7 +62,9 @@ class TransportException implements Exception {
   @override
   String toString() {
     final buffer = StringBuffer(_kind)..write(': ');
-    if (operation != null) buffer.write('$operation: ');
+    if (operation != null) buffer.write('$operation');
+    if (path != null) buffer.write(" '$path'");
+    if (operation != null || path != null) buffer.write(': ');
     buffer.write(message);
     final c = code;
     if (nativeMessage != null && nativeMessage != message) {
@@ -75,7 +82,11 @@ class TransportException implements Exception {
 /// timeout was requested).
 final class TransportTimeoutException extends TransportException {
   TransportTimeoutException(super.message,
-      {super.operation, super.code, super.nativeMessage, this.timeout});
+      {super.operation,
+      super.code,
+      super.nativeMessage,
+      super.path,
+      this.timeout});
 
   /// The timeout that expired, when known.
   final Duration? timeout;
@@ -88,7 +99,7 @@ final class TransportTimeoutException extends TransportException {
 /// operation ran.
 final class TransportClosedException extends TransportException {
   TransportClosedException(super.message,
-      {super.operation, super.code, super.nativeMessage});
+      {super.operation, super.code, super.nativeMessage, super.path});
 
   @override
   String get _kind => 'TransportClosedException';
@@ -98,7 +109,7 @@ final class TransportClosedException extends TransportException {
 /// close.
 final class TransportCancelledException extends TransportException {
   TransportCancelledException(super.message,
-      {super.operation, super.code, super.nativeMessage});
+      {super.operation, super.code, super.nativeMessage, super.path});
 
   @override
   String get _kind => 'TransportCancelledException';
@@ -108,7 +119,7 @@ final class TransportCancelledException extends TransportException {
 /// (`IOT_E_WORKER_GONE`, code -5020).
 final class WorkerGoneException extends TransportException {
   WorkerGoneException(super.message,
-      {super.operation, super.code, super.nativeMessage});
+      {super.operation, super.code, super.nativeMessage, super.path});
 
   @override
   String get _kind => 'WorkerGoneException';
@@ -119,7 +130,7 @@ final class WorkerGoneException extends TransportException {
 /// operation the library needs. [nativeMessage] says what to check.
 final class IoUringUnavailableException extends TransportException {
   IoUringUnavailableException(super.message,
-      {super.operation, super.code, super.nativeMessage});
+      {super.operation, super.code, super.nativeMessage, super.path});
 
   @override
   String get _kind => 'IoUringUnavailableException';
@@ -161,7 +172,7 @@ String nativeErrorMessage(Bindings bindings, int code) {
 /// resource was closed on purpose, so `-ECANCELED` (and a stale handle) means
 /// [TransportClosedException] rather than [TransportCancelledException].
 TransportException transportError(Bindings bindings, int code, String operation,
-    {Duration? timeout, bool closedLocally = false}) {
+    {Duration? timeout, bool closedLocally = false, String? path}) {
   final text = nativeErrorMessage(bindings, code);
   if (code == -Errno.etimedout && timeout != null) {
     return TransportTimeoutException(
@@ -169,27 +180,28 @@ TransportException transportError(Bindings bindings, int code, String operation,
         operation: operation,
         code: code,
         nativeMessage: text,
+        path: path,
         timeout: timeout);
   }
   if (closedLocally &&
       (code == -Errno.ecanceled || code == IOT_E_BAD_HANDLE)) {
     return TransportClosedException('closed',
-        operation: operation, code: code, nativeMessage: text);
+        operation: operation, code: code, nativeMessage: text, path: path);
   }
   if (code == -Errno.ecanceled) {
     return TransportCancelledException('cancelled',
-        operation: operation, code: code, nativeMessage: text);
+        operation: operation, code: code, nativeMessage: text, path: path);
   }
   if (code == IOT_E_WORKER_GONE) {
     return WorkerGoneException(text,
-        operation: operation, code: code, nativeMessage: text);
+        operation: operation, code: code, nativeMessage: text, path: path);
   }
   if (code == IOT_E_UNSUPPORTED) {
     return IoUringUnavailableException(text,
-        operation: operation, code: code, nativeMessage: text);
+        operation: operation, code: code, nativeMessage: text, path: path);
   }
   return TransportException(text,
-      operation: operation, code: code, nativeMessage: text);
+      operation: operation, code: code, nativeMessage: text, path: path);
 }
 
 /// The exception for using [what] after it was closed.

@@ -126,7 +126,7 @@ final class FileInfo {
 /// [flush] and [close] report the first write error since the last flush.
 final class IoFile {
   IoFile._(WorkerCore core, _FileHandle handle, this.path)
-      : _queue = _FileQueue(core, handle);
+      : _queue = _FileQueue(core, handle, path);
 
   /// Opens the file at [path] in [mode].
   ///
@@ -153,9 +153,11 @@ final class IoFile {
     final timeoutMs = timeoutMillis(timeout, 'timeout');
     final core = workerCore(worker ?? Worker.current);
     final op = SingleOp<IoFile>(core, 'open', (_, handle) {
-      if (handle == 0) throw core.error(-Errno.ecanceled, 'open');
+      if (handle == 0) {
+        throw core.error(-Errno.ecanceled, 'open', path: path);
+      }
       return IoFile._(core, _FileHandle(core.handle, handle), path);
-    }, timeout: timeout);
+    }, timeout: timeout, path: path);
     return op.start((tag) => core.bindings.iot_file_open(
         core.id,
         NativeScratch.of(core, 'open').path(path),
@@ -173,7 +175,7 @@ final class IoFile {
     final core = workerCore(worker ?? Worker.current);
     final out = calloc<iot_file_info>();
     final op = SingleOp<FileInfo>(core, 'stat', (_, __) => FileInfo._(out.ref),
-        timeout: timeout, onEnd: () => calloc.free(out));
+        timeout: timeout, onEnd: () => calloc.free(out), path: path);
     return op.start((tag) => core.bindings.iot_path_stat(core.id,
         NativeScratch.of(core, 'stat').path(path), out, tag, timeoutMs));
   }
@@ -486,10 +488,13 @@ final class _FileHandle {
 /// The operations of one file, started in call order: reads and writes
 /// overlap; an exclusive operation ([_FileOp.exclusive]) runs alone.
 final class _FileQueue implements SendBufferWaiter {
-  _FileQueue(this.core, this.handle);
+  _FileQueue(this.core, this.handle, this.path);
 
   final WorkerCore core;
   final _FileHandle handle;
+
+  /// The file's path (for errors).
+  final String path;
 
   /// Operations not completely queued natively, in call order.
   final Queue<_FileOp<Object?>> _pending = Queue<_FileOp<Object?>>();
@@ -639,7 +644,9 @@ abstract base class _FileOp<T> implements CompletionHandler {
 
   void refused(int code) {
     _error ??= core.error(code, operation,
-        timeout: timeout, closedLocally: queue.handle.isClosed);
+        timeout: timeout,
+        closedLocally: queue.handle.isClosed,
+        path: queue.path);
     _allQueued = true;
   }
 
@@ -697,7 +704,9 @@ abstract base class _FileOp<T> implements CompletionHandler {
     completed(result, flags, bufferId, offset);
     if (result < 0 && _error == null) {
       _error = core.error(result, operation,
-          timeout: timeout, closedLocally: queue.handle.isClosed);
+          timeout: timeout,
+          closedLocally: queue.handle.isClosed,
+          path: queue.path);
       // The operation failed: its other pieces would only wait out their
       // own timeouts, or (at the file position) write after the gap the
       // failed piece left. Drop them (they complete as cancelled).
@@ -997,7 +1006,7 @@ final class _ReadStream<T> implements CompletionHandler {
     if (rc < 0) {
       core.unregister(tag);
       _ended = true;
-      _endError = core.error(rc, 'read');
+      _endError = core.error(rc, 'read', path: file.path);
       _drain();
       return;
     }
@@ -1065,7 +1074,8 @@ final class _ReadStream<T> implements CompletionHandler {
     if (_done) return;
     _ended = true;
     if (result < 0 && !(_handle.isClosed && result == -Errno.ecanceled)) {
-      _endError = core.error(result, 'read', timeout: timeout);
+      _endError =
+          core.error(result, 'read', timeout: timeout, path: file.path);
     }
     if (!controller.isPaused) _drain();
   }

@@ -33,7 +33,7 @@ int timeoutMillis(Duration? timeout, String name) {
 /// completion's result and handle, or fails with the operation's error.
 final class SingleOp<T> implements CompletionHandler {
   SingleOp(this.core, this.operation, this.convert,
-      {this.timeout, this.onEnd});
+      {this.timeout, this.onEnd, this.path});
 
   final WorkerCore core;
 
@@ -46,6 +46,9 @@ final class SingleOp<T> implements CompletionHandler {
 
   /// The timeout given to the native call (for the timeout error).
   final Duration? timeout;
+
+  /// The file or socket path the operation is on (for its errors).
+  final String? path;
 
   /// Called exactly once when the operation is over, whatever the outcome,
   /// after [convert] ran: frees what the operation held for the kernel.
@@ -78,7 +81,7 @@ final class SingleOp<T> implements CompletionHandler {
     if (rc < 0) {
       core.unregister(tag);
       _end();
-      final refused = core.error(rc, operation, timeout: timeout);
+      final refused = core.error(rc, operation, timeout: timeout, path: path);
       return Future<T>.error(refused);
     }
     core.submitted();
@@ -98,7 +101,8 @@ final class SingleOp<T> implements CompletionHandler {
     try {
       if (result < 0) {
         _completer
-            .completeError(core.error(result, operation, timeout: timeout));
+            .completeError(
+            core.error(result, operation, timeout: timeout, path: path));
       } else {
         _completer.complete(convert(result, handle));
       }

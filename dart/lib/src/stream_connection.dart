@@ -170,16 +170,18 @@ final class _Acceptor<T extends StreamConnection> implements CompletionHandler {
 
 /// Connects with [submit] (the native connect call, given the operation's
 /// tag; it returns the call's result) and wraps the connected socket with
-/// [adopt]. A connect that fails leaves no socket behind.
+/// [adopt]. A connect that fails leaves no socket behind; its error names
+/// [path] (a Unix socket's).
 Future<T> connectStream<T extends StreamConnection>(
     WorkerCore core,
     Duration? timeout,
     int Function(int tag) submit,
-    T Function(SocketHandle socket) adopt) {
+    T Function(SocketHandle socket) adopt,
+    {String? path}) {
   final op = SingleOp<T>(core, 'connect', (_, handle) {
-    if (handle == 0) throw core.error(-Errno.ecanceled, 'connect');
+    if (handle == 0) throw core.error(-Errno.ecanceled, 'connect', path: path);
     return adopt(SocketHandle(core.handle, handle));
-  }, timeout: timeout);
+  }, timeout: timeout, path: path);
   return op.start(submit);
 }
 

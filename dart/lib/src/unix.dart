@@ -47,7 +47,7 @@ final class UnixListener extends ConnectionListener<UnixConnection> {
     final text = NativeScratch.of(core, 'bind').path(path);
     final rc = core.bindings.iot_unix_listen(
         core.id, text, backlog, _bindFlags(replaceStale), core.outSocket);
-    if (rc < 0) throw core.error(rc, 'bind');
+    if (rc < 0) throw core.error(rc, 'bind', path: path);
     return UnixListener._(
         core, SocketHandle(core.handle, core.outSocket.value), path);
   }
@@ -82,7 +82,8 @@ final class UnixConnection extends StreamConnection {
         timeout,
         (tag) => core.bindings
             .iot_unix_connect(core.id, scratch.path(path), tag, timeoutMs),
-        (socket) => UnixConnection._(core, socket));
+        (socket) => UnixConnection._(core, socket),
+        path: path);
   }
 
   /// The local path of the connection: empty for a connecting socket
@@ -146,7 +147,7 @@ final class UnixDatagramSocket extends Stream<UnixDatagram> {
         path == null ? nullptr : NativeScratch.of(core, 'bind').path(path);
     final rc = core.bindings.iot_unix_datagram_bind(
         core.id, text, _bindFlags(replaceStale), core.outSocket);
-    if (rc < 0) throw core.error(rc, 'bind');
+    if (rc < 0) throw core.error(rc, 'bind', path: path);
     return UnixDatagramSocket._(
         core, SocketHandle(core.handle, core.outSocket.value));
   }

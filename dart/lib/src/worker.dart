@@ -707,9 +707,9 @@ final class WorkerCore implements PayloadOwner {
 
   /// The error for a native result [code] of [operation].
   TransportException error(int code, String operation,
-          {Duration? timeout, bool closedLocally = false}) =>
+          {Duration? timeout, bool closedLocally = false, String? path}) =>
       transportError(bindings, code, operation,
-          timeout: timeout, closedLocally: closedLocally);
+          timeout: timeout, closedLocally: closedLocally, path: path);
 
   // ------------------------------------------------------------ closing
 
