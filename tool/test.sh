@@ -59,6 +59,22 @@ run clippy cargo clippy --workspace --all-targets -q -- -D warnings
 step "native tests for $host_triple (C ABI, header, C program, examples)"
 run native-host cargo test -p iouring_transport
 
+# ---- faults (issue 14): the seeded ABI fuzzer for a bounded time (IOT_FUZZ_SECS, default
+# 45; it also runs for 3 s inside the suite above), and the native suite under
+# AddressSanitizer with nightly Rust in its own target dir. tool/faults.sh runs the fault
+# cases at full size by hand.
+step "ABI fuzzer for ${IOT_FUZZ_SECS:-45} s (seeded, two workers, ownership model)"
+run native-fuzz env IOT_FUZZ_SECS="${IOT_FUZZ_SECS:-45}" \
+    cargo test -p iouring_transport --test faults_fuzz -- --nocapture
+if cargo +nightly --version >/dev/null 2>&1; then
+    step "native tests under AddressSanitizer (nightly, $host_triple)"
+    run native-asan env RUSTFLAGS=-Zsanitizer=address CARGO_TARGET_DIR=target/asan \
+        cargo +nightly test -p iouring_transport --target "$host_triple"
+else
+    echo "SKIPPED: no nightly Rust (\`rustup toolchain install nightly\`): no AddressSanitizer run"
+fi
+# ---- end of faults
+
 if [ -n "$dart_triple" ] && [ "$dart_triple" != "$host_triple" ]; then
     step "native tests for $dart_triple (the Dart VM's target)"
     run native-dart-target bash tool/cargo_for.sh "$dart_triple" test -p iouring_transport
