@@ -338,6 +338,10 @@ IoUringSocket acceptedSocket(
 /// Bytes waiting to be sent beyond which an `addStream` is paused.
 const int _writeWindow = 64 * 1024;
 
+/// Chunks smaller than this are gathered and sent together (see
+/// [_SocketSink._pending]).
+const int _gatherLimit = 16 * 1024;
+
 /// What the socket's [IOSink] writes to: each chunk goes to the connection's
 /// ordered writer; closing shuts the sending side down. Like dart:io's, its
 /// futures complete with the socket.
@@ -347,7 +351,18 @@ final class _SocketSink implements StreamConsumer<List<int>> {
   final IoUringSocket _socket;
   StreamSubscription<List<int>>? _subscription;
   Completer<IoUringSocket>? _added;
+
+  /// Bytes added and not sent yet (gathered or in flight).
   int _waitingBytes = 0;
+
+  /// Small chunks added in this turn of the event loop, sent as one write at
+  /// its end. dart:io writes each chunk into the kernel at once, so what one
+  /// turn adds (an HTTP response's headers and a small body) leaves in one
+  /// segment; sent one by one, each would wait for the send before it, and
+  /// a peer could read them apart (dart:io's HttpClient then opens another
+  /// connection for the next request instead of reusing this one).
+  final BytesBuilder _pending = BytesBuilder();
+  bool _sendScheduled = false;
 
   StreamConnection get _connection => _socket._connection;
 
@@ -367,6 +382,7 @@ final class _SocketSink implements StreamConsumer<List<int>> {
       _finish(error, stack);
     }, onDone: () {
       _subscription = null;
+      _sendPending();
       _connection.flush().then((_) => _finish(), onError: _writeFailed);
     }, cancelOnError: true);
     return added.future;
@@ -374,8 +390,32 @@ final class _SocketSink implements StreamConsumer<List<int>> {
 
   void _write(List<int> data) {
     if (data.isEmpty || _socket._released) return;
+    _waitingBytes += data.length;
+    if (data.length >= _gatherLimit) {
+      _sendPending();
+      _send(data);
+    } else {
+      _pending.add(data);
+      if (_pending.length >= _gatherLimit) {
+        _sendPending();
+      } else if (!_sendScheduled) {
+        _sendScheduled = true;
+        scheduleMicrotask(_sendPending);
+      }
+    }
+    if (_waitingBytes > _writeWindow) _subscription?.pause();
+  }
+
+  /// Sends the gathered chunks (if any) as one write.
+  void _sendPending() {
+    _sendScheduled = false;
+    if (_pending.isEmpty) return;
+    _send(_pending.takeBytes());
+  }
+
+  void _send(List<int> data) {
+    if (_socket._released) return;
     final length = data.length;
-    _waitingBytes += length;
     _connection.write(data).then((_) {
       _waitingBytes -= length;
       final subscription = _subscription;
@@ -385,7 +425,6 @@ final class _SocketSink implements StreamConsumer<List<int>> {
         subscription.resume();
       }
     }, onError: _writeFailed);
-    if (_waitingBytes > _writeWindow) _subscription?.pause();
   }
 
   /// A write (or the flush ending an `addStream`) failed. Once the socket
