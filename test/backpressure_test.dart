@@ -134,7 +134,8 @@ void _stallTests() {
       'timeout fires; resuming delivers every datagram, in order', () async {
     final worker = testWorker();
     final name = abstractName('paused');
-    final receiver = await UnixDatagramSocket.bind(name, worker: worker).bounded;
+    final receiver =
+        await UnixDatagramSocket.bind(name, worker: worker).bounded;
     addTearDown(receiver.close);
     final sender = await UnixDatagramSocket.bind(null, worker: worker).bounded;
     addTearDown(sender.close);
@@ -194,7 +195,8 @@ void _stallTests() {
     inbox.subscription.resume();
     await inbox.until(() => inbox.received == count - dropped);
     final numbers = [
-      for (var i = 0; i < count - dropped; i++) numberOf((await inbox.next()).data)
+      for (var i = 0; i < count - dropped; i++)
+        numberOf((await inbox.next()).data)
     ];
     expect(numbers, orderedEquals([...numbers]..sort()));
     expect(numbers.toSet(), hasLength(numbers.length));

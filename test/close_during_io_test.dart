@@ -4,7 +4,6 @@
 /// every stream ends (quietly: no error event), nothing is left behind.
 library;
 
-import 'dart:async';
 import 'dart:io';
 import 'dart:typed_data';
 
@@ -249,7 +248,8 @@ void main() {
       'receiver', () async {
     final worker = testWorker();
     final full = abstractName('full');
-    final receiver = await UnixDatagramSocket.bind(full, worker: worker).bounded;
+    final receiver =
+        await UnixDatagramSocket.bind(full, worker: worker).bounded;
     addTearDown(receiver.close);
     final sender = await UnixDatagramSocket.bind(null, worker: worker).bounded;
     var filled = false;

@@ -73,7 +73,9 @@ void main() {
     final sender = testWorker();
     final receiver = testWorker();
     final arrived = receiver.byteMessages.first;
-    expect(() => sender.sendBytes(receiver.id, 1, List<int>.filled(_size + 1, 1)),
+    expect(
+        () => sender.sendBytes(
+            receiver.id, 1, List<int>.filled(_size + 1, 1)),
         throwsArgumentError);
     await sender.sendBytes(receiver.id, 1, List<int>.filled(_size, 7)).bounded;
     final message = await arrived.bounded;

@@ -111,7 +111,8 @@ void main() {
         client.write([1]), throwsA(isA<TransportClosedException>()));
   });
 
-  test('closing the worker fails the futures in flight and ends the streams', () async {
+  test('closing the worker fails the futures in flight and ends the streams',
+      () async {
     final worker = Worker();
     final peer = await silentPeer();
     final client = await TcpConnection.connect(

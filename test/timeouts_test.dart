@@ -3,7 +3,6 @@
 /// per-operation timeouts of files, and the timeouts every call refuses.
 library;
 
-import 'dart:async';
 import 'dart:io';
 import 'dart:typed_data';
 
@@ -150,7 +149,8 @@ void main() {
       final receiver =
           await UnixDatagramSocket.bind(full, worker: worker).bounded;
       addTearDown(receiver.close);
-      final sender = await UnixDatagramSocket.bind(null, worker: worker).bounded;
+      final sender =
+          await UnixDatagramSocket.bind(null, worker: worker).bounded;
       addTearDown(sender.close);
       Object? failure;
       var sent = 0;

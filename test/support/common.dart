@@ -1,5 +1,7 @@
 /// Helpers shared by the tests: loading the native library, test bytes,
-/// reading exact byte counts from a stream, echo servers.
+/// reading exact byte counts from a stream, echo servers, connected pairs of
+/// every stream and datagram kind, peers that reset, waits on a worker's own
+/// drains (never on a timer) and a zone that records uncaught errors.
 library;
 
 import 'dart:async';
