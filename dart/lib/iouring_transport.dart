@@ -23,6 +23,7 @@
 library;
 
 export 'src/buffers.dart' show Payload, ReleasableBytes;
+export 'src/connect_task.dart' show ConnectTask;
 export 'src/exception.dart'
     show
         IoUringUnavailableException,

@@ -57,17 +57,24 @@ final class SingleOp<T> implements CompletionHandler {
   final Completer<T> _completer = Completer<T>();
   bool _ended = false;
 
+  /// The tag while the operation is queued natively, else 0.
+  int _tag = 0;
+
   Future<T> get future => _completer.future;
 
   /// Queues the operation: [submit] makes the native call with the tag it is
   /// given and returns the call's result. Returns [future], failed at once
-  /// when the call was refused; rethrows what [submit] throws (an invalid
-  /// argument) after cleaning up.
-  Future<T> start(int Function(int tag) submit) {
-    if (core.isClosed) {
+  /// when the call was refused or [cancellation] was cancelled; rethrows what
+  /// [submit] throws (an invalid argument) after cleaning up. Cancelling
+  /// [cancellation] later cancels the operation natively: it fails with a
+  /// [TransportCancelledException].
+  Future<T> start(int Function(int tag) submit, {Cancellation? cancellation}) {
+    if (core.isClosed || (cancellation?.isCancelled ?? false)) {
       _end();
-      final closed = closedError(operation, 'worker');
-      return Future<T>.error(closed);
+      final refused = core.isClosed
+          ? closedError(operation, 'worker')
+          : TransportCancelledException('cancelled', operation: operation);
+      return Future<T>.error(refused);
     }
     final tag = core.register(this);
     final int rc;
@@ -84,8 +91,14 @@ final class SingleOp<T> implements CompletionHandler {
       final refused = core.error(rc, operation, timeout: timeout, path: path);
       return Future<T>.error(refused);
     }
+    _tag = tag;
+    cancellation?._current = this;
     core.submitted();
     return _completer.future;
+  }
+
+  void _cancel() {
+    if (_tag != 0) core.cancel(_tag);
   }
 
   void _end() {
@@ -98,10 +111,10 @@ final class SingleOp<T> implements CompletionHandler {
   void onCompletion(int tag, int kind, int result, int flags, int handle,
       int bufferId, int offset) {
     core.unregister(tag);
+    _tag = 0;
     try {
       if (result < 0) {
-        _completer
-            .completeError(
+        _completer.completeError(
             core.error(result, operation, timeout: timeout, path: path));
       } else {
         _completer.complete(convert(result, handle));
@@ -115,8 +128,25 @@ final class SingleOp<T> implements CompletionHandler {
 
   @override
   void onWorkerClosed(TransportClosedException error) {
+    _tag = 0;
     _end();
     if (!_completer.isCompleted) _completer.completeError(error);
+  }
+}
+
+/// Cancels a multi-step operation (a connect that tries one address after
+/// another): the step in flight is cancelled natively, and no further step
+/// starts.
+final class Cancellation {
+  bool _cancelled = false;
+  SingleOp<Object?>? _current;
+
+  bool get isCancelled => _cancelled;
+
+  void cancel() {
+    if (_cancelled) return;
+    _cancelled = true;
+    _current?._cancel();
   }
 }
 

@@ -177,12 +177,12 @@ Future<T> connectStream<T extends StreamConnection>(
     Duration? timeout,
     int Function(int tag) submit,
     T Function(SocketHandle socket) adopt,
-    {String? path}) {
+    {String? path, Cancellation? cancellation}) {
   final op = SingleOp<T>(core, 'connect', (_, handle) {
     if (handle == 0) throw core.error(-Errno.ecanceled, 'connect', path: path);
     return adopt(SocketHandle(core.handle, handle));
   }, timeout: timeout, path: path);
-  return op.start(submit);
+  return op.start(submit, cancellation: cancellation);
 }
 
 /// A connected stream socket (TCP or Unix): a single-subscription stream of

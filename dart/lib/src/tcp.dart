@@ -6,6 +6,7 @@ library;
 import 'dart:io' show InternetAddress;
 
 import 'address.dart';
+import 'connect_task.dart';
 import 'exception.dart';
 import 'ffi/bindings.dart';
 import 'ffi/handles.dart';
@@ -83,7 +84,22 @@ final class TcpConnection extends StreamConnection {
   /// tried). A refused connection fails with a [TransportException] whose
   /// [TransportException.errno] is 111 (`ECONNREFUSED`).
   static Future<TcpConnection> connect(Object host, int port,
-      {Duration? timeout, Worker? worker}) async {
+          {Duration? timeout, Worker? worker}) =>
+      _connect(host, port, timeout, worker, null);
+
+  /// Starts connecting as [connect] does, and returns at once a task whose
+  /// `socket` is the connection and whose `cancel` abandons the attempt
+  /// (the connection then fails with a [TransportCancelledException]).
+  static ConnectTask<TcpConnection> startConnect(Object host, int port,
+      {Duration? timeout, Worker? worker}) {
+    final cancellation = Cancellation();
+    return ConnectTask.internal(
+        handledFuture(_connect(host, port, timeout, worker, cancellation)),
+        cancellation);
+  }
+
+  static Future<TcpConnection> _connect(Object host, int port,
+      Duration? timeout, Worker? worker, Cancellation? cancellation) async {
     RangeError.checkValueInInterval(port, 1, 65535, 'port');
     timeoutMillis(timeout, 'timeout');
     final core = workerCore(worker ?? Worker.current);
@@ -92,6 +108,9 @@ final class TcpConnection extends StreamConnection {
     TransportException? lastError;
     for (final address in addresses) {
       if (core.isClosed) throw closedError('connect', 'worker');
+      if (cancellation?.isCancelled ?? false) {
+        throw TransportCancelledException('cancelled', operation: 'connect');
+      }
       var remaining = 0;
       if (timeout != null) {
         final left = timeout - watch.elapsed;
@@ -110,10 +129,13 @@ final class TcpConnection extends StreamConnection {
             (tag) => core.bindings.iot_tcp_connect(core.id,
                 core.scratchText(address.address), port, tag, remaining),
             (socket) => TcpConnection._(core, socket,
-                remoteAddress: address, remotePort: port));
+                remoteAddress: address, remotePort: port),
+            cancellation: cancellation);
       } on TransportTimeoutException {
         rethrow;
       } on TransportClosedException {
+        rethrow;
+      } on TransportCancelledException {
         rethrow;
       } on TransportException catch (error) {
         lastError = error;
