@@ -15,6 +15,7 @@ import 'package:test/test.dart';
 
 import '../example/support/shelf_app.dart';
 import 'support/common.dart';
+import 'support/http_client.dart';
 import 'support/inbox.dart';
 
 /// An HttpServer on a fresh [IoUringServerSocket] (IPv4 loopback, a free
@@ -39,52 +40,19 @@ Future<HttpServer> _serve(
   return server;
 }
 
-/// A dart:io HttpClient, closed (with its connections) when the test ends.
-HttpClient _client() {
-  final client = HttpClient();
-  addTearDown(() => client.close(force: true));
-  return client;
-}
-
 /// `http://127.0.0.1:PORT/PATH` of [server].
 Uri _uri(HttpServer server, [String path = '/']) =>
     Uri.parse('http://127.0.0.1:${server.port}$path');
 
-/// Sends [method] [path] with [body] (if any) and returns the response with
-/// its whole body.
+/// [method] [path] of [server] with [body], as [fetch] does.
 Future<(HttpClientResponse, Uint8List)> _fetch(
-    HttpClient client, HttpServer server, String method, String path,
-    {List<int>? body, bool chunked = false}) async {
-  final request = await client.openUrl(method, _uri(server, path)).bounded;
-  if (body != null) {
-    if (chunked) {
-      // Several pieces, each flushed: several chunks on the wire.
-      request.headers.chunkedTransferEncoding = true;
-      const piece = 1000;
-      for (var start = 0; start < body.length; start += piece) {
-        request.add(body.sublist(
-            start, start + piece > body.length ? body.length : start + piece));
-        await request.flush().bounded;
-      }
-    } else {
-      request.contentLength = body.length;
-      request.add(body);
-    }
-  }
-  final response = await request.close().bounded;
-  final bytes = await _readAll(response);
-  return (response, bytes);
-}
-
-Future<Uint8List> _readAll(Stream<List<int>> stream) async {
-  final builder = BytesBuilder(copy: false);
-  await stream.forEach(builder.add).bounded;
-  return builder.takeBytes();
-}
+        HttpClient client, HttpServer server, String method, String path,
+        {List<int>? body, bool chunked = false}) =>
+    fetch(client, method, _uri(server, path), body: body, chunked: chunked);
 
 /// Answers with the request's body, byte for byte.
 Future<void> _echo(HttpRequest request) async {
-  final body = await _readAll(request);
+  final body = await readAll(request);
   request.response
     ..contentLength = body.length
     ..add(body);
@@ -111,7 +79,7 @@ void main() {
     // flush completes when the send completed, a round trip through the
     // ring, and only then does HttpServer add the body), so the next request
     // can come first.
-    final client = _client()..maxConnectionsPerHost = 1;
+    final client = testHttpClient()..maxConnectionsPerHost = 1;
     final localPorts = <int?>{};
     for (var i = 0; i < 5; i++) {
       final (response, body) = await _fetch(client, server, 'GET', '/$i');
@@ -136,7 +104,8 @@ void main() {
       }
       await response.close();
     });
-    final (response, body) = await _fetch(_client(), server, 'GET', '/');
+    final (response, body) =
+        await _fetch(testHttpClient(), server, 'GET', '/');
     expect(response.headers.chunkedTransferEncoding, isTrue);
     expect(response.contentLength, -1);
     expect(utf8.decode(body), pieces.join());
@@ -150,7 +119,7 @@ void main() {
       await _echo(request);
     });
     final data = pattern(50000, 1);
-    final (_, body) = await _fetch(_client(), server, 'POST', '/',
+    final (_, body) = await _fetch(testHttpClient(), server, 'POST', '/',
         body: data, chunked: true);
     expect(await chunkedSeen.future.bounded, isTrue);
     expect(sameBytes(body, data), isTrue);
@@ -169,7 +138,7 @@ void main() {
         await request.response.close();
       }
     });
-    final client = _client();
+    final client = testHttpClient();
     final upload = pattern((6 << 20) + 5, 3);
     final (posted, echoed) =
         await _fetch(client, server, 'POST', '/', body: upload);
@@ -233,7 +202,8 @@ void main() {
     final outcome = await ended.future.bounded;
     expect(outcome, anyOf('done', startsWith('error')));
     expect(received, lessThan(1000000));
-    final (response, body) = await _fetch(_client(), server, 'GET', '/next');
+    final (response, body) =
+        await _fetch(testHttpClient(), server, 'GET', '/next');
     expect(response.statusCode, 200);
     expect(utf8.decode(body), 'still serving');
   });
@@ -243,7 +213,8 @@ void main() {
     final server = await _serve(_echo);
     final results = await Future.wait([
       for (var i = 0; i < 8; i++)
-        _fetch(_client(), server, 'POST', '/', body: pattern(100000 + i, i)),
+        _fetch(testHttpClient(), server, 'POST', '/',
+            body: pattern(100000 + i, i)),
     ]);
     for (var i = 0; i < results.length; i++) {
       expect(sameBytes(results[i].$2, pattern(100000 + i, i)), isTrue,
@@ -258,7 +229,7 @@ void main() {
     setUp(() async {
       server = await _server();
       shelf_io.serveRequests(server, shelfApp().call);
-      client = _client();
+      client = testHttpClient();
     });
 
     test('GET /hello/<name> answers hello <name>', () async {

@@ -529,7 +529,7 @@ void _unixTests(SocketApi api) {
   });
 }
 
-// ---------------------------------------------------------------- back-pressure
+// ------------------------------------------------------------ back-pressure
 
 /// Bytes of the on-demand streams of the back-pressure tests: far more than
 /// the kernel buffers of both ends and the sink's own window.
@@ -699,7 +699,8 @@ void _listenerTests(SocketApi api) {
       'stay open', () async {
     final listener = await api.bind(InternetAddress.loopbackIPv4);
     final accepted = Inbox<Socket>(listener);
-    final client = await api.connect(InternetAddress.loopbackIPv4, listener.port);
+    final client =
+        await api.connect(InternetAddress.loopbackIPv4, listener.port);
     final server = await accepted.next();
     addTearDown(server.destroy);
     expect(await listener.close().bounded, same(listener));
