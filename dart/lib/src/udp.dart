@@ -72,11 +72,12 @@ final class UdpSocket extends Stream<UdpDatagram> {
   /// free one, see [port]).
   ///
   /// [reuseAddress] sets `SO_REUSEADDR` (several multicast receivers on one
-  /// port), [reusePort] `SO_REUSEPORT` (sockets in several isolates share
-  /// the port and the kernel spreads datagrams among them). For an IPv6
-  /// address, [v6Only] refuses IPv4 traffic.
+  /// port), on by default as in dart:io's `RawDatagramSocket.bind`;
+  /// [reusePort] `SO_REUSEPORT` (sockets in several isolates share the port
+  /// and the kernel spreads datagrams among them). For an IPv6 address,
+  /// [v6Only] refuses IPv4 traffic.
   static Future<UdpSocket> bind(Object address, int port,
-      {bool reuseAddress = false,
+      {bool reuseAddress = true,
       bool reusePort = false,
       bool v6Only = false,
       Worker? worker}) async {
@@ -84,8 +85,12 @@ final class UdpSocket extends Stream<UdpDatagram> {
     if (reuseAddress) flags |= IOT_BIND_REUSEADDR;
     if (reusePort) flags |= IOT_LISTEN_REUSEPORT;
     if (v6Only) flags |= IOT_LISTEN_V6ONLY;
-    final bound = await bindIp(address, port, worker,
-        (core, ip, out) => core.bindings.iot_udp_bind(core.id, ip, port, flags, out));
+    final bound = await bindIp(
+        address,
+        port,
+        worker,
+        (core, ip, out) =>
+            core.bindings.iot_udp_bind(core.id, ip, port, flags, out));
     return UdpSocket._(bound.core, bound.socket, bound.address, bound.port);
   }
 
