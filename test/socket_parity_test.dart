@@ -23,7 +23,8 @@ import 'support/inbox.dart';
 typedef BindFunction = Future<ServerSocket> Function(Object address, int port);
 
 /// Connects a socket, as `Socket.connect` does.
-typedef ConnectFunction = Future<Socket> Function(Object host, int port);
+typedef ConnectFunction = Future<Socket> Function(Object host, int port,
+    {Duration? timeout});
 
 /// A socket implementation under test: how it binds and connects.
 final class SocketApi {
@@ -327,6 +328,9 @@ TypeMatcher<SocketException> _socketErrno(Object errno) =>
     isA<SocketException>()
         .having((e) => e.osError?.errorCode, 'osError.errorCode', errno);
 
+/// The timeout of connects that are meant to time out.
+const Duration _connectTimeout = Duration(milliseconds: 300);
+
 /// A TCP port on the IPv4 loopback that nobody listens on (it was free a
 /// moment ago).
 Future<int> _unusedPort() async {
@@ -334,6 +338,27 @@ Future<int> _unusedPort() async {
   final port = probe.port;
   await probe.close();
   return port;
+}
+
+/// A client of [api] connected to a dart:io raw listener, and a function
+/// that resets the socket accepted for it and completes once the reset is
+/// out (the raw socket's close completes when its descriptor is closed).
+Future<(Socket client, Future<void> Function() reset)> _resettablePair(
+    SocketApi api) async {
+  final listener =
+      await RawServerSocket.bind(InternetAddress.loopbackIPv4, 0).bounded;
+  addTearDown(listener.close);
+  final accepted = listener.first;
+  final client = await api.connect(InternetAddress.loopbackIPv4, listener.port);
+  final peer = await accepted.bounded;
+  addTearDown(peer.close);
+  return (
+    client,
+    () async {
+      peer.setRawOption(resetOnClose());
+      await peer.close().bounded;
+    }
+  );
 }
 
 void _errorTests(SocketApi api) {
@@ -347,6 +372,36 @@ void _errorTests(SocketApi api) {
         api.connectUntracked('127.0.0.1', port).bounded,
         throwsA(_socketErrno(111).having(
             (e) => e.address, 'address', InternetAddress.loopbackIPv4)));
+  });
+
+  test(
+      'a connect not established within its timeout fails with a '
+      'SocketException', () async {
+    // Nothing accepts: once the accept queue is full the kernel drops new
+    // handshakes, and a connect waits (filled with dart:io connects until
+    // one times out).
+    final listener =
+        await ServerSocket.bind(InternetAddress.loopbackIPv4, 0, backlog: 1)
+            .bounded;
+    addTearDown(listener.close);
+    var full = false;
+    for (var i = 0; i < 16 && !full; i++) {
+      try {
+        final queued = await Socket.connect(
+            InternetAddress.loopbackIPv4, listener.port,
+            timeout: _connectTimeout);
+        addTearDown(queued.destroy);
+      } on SocketException {
+        full = true;
+      }
+    }
+    expect(full, isTrue, reason: 'the accept queue filled up');
+    await expectLater(
+        api
+            .connectUntracked(InternetAddress.loopbackIPv4, listener.port,
+                timeout: _connectTimeout)
+            .bounded,
+        throwsA(isA<SocketException>()));
   });
 
   test(
@@ -379,6 +434,46 @@ void _errorTests(SocketApi api) {
     expect(input.errors, [reset]);
     // close reports the same failure.
     await expectLater(client.close().bounded, throwsA(reset));
+  });
+
+  test(
+      "a peer's reset while nothing is sent fails the input stream; close and "
+      'done then complete with the socket', () async {
+    final (client, peer) = await api.pairWithDartIoPeer();
+    final input = Inbox<Uint8List>(client);
+    resetSocket(peer);
+    await input.done();
+    expect(input.errors, [_socketErrno(104)]);
+    expect(() => client.remotePort, throwsA(isA<SocketException>()),
+        reason: 'the socket is closed after an error');
+    expect(await client.close().bounded, same(client));
+    expect(await client.done.bounded, same(client));
+  });
+
+  test(
+      "a peer's reset while an add waits in the sink fails the input stream "
+      'and done', () async {
+    final (client, peer) = await api.pairWithDartIoPeer();
+    final atPeer = ByteReader(peer);
+    // Added, not flushed: the sink stays bound to its stream.
+    client.add([1, 2, 3]);
+    expect(await atPeer.read(3).bounded, [1, 2, 3]);
+    final input = Inbox<Uint8List>(client);
+    resetSocket(peer);
+    await input.done();
+    expect(input.errors, [_socketErrno(104)]);
+    await expectLater(client.done.bounded, throwsA(_socketErrno(104)));
+  });
+
+  test(
+      "a peer's reset the socket did not read: the next add fails close and "
+      'done', () async {
+    final (client, reset) = await _resettablePair(api);
+    await reset();
+    client.add([1, 2, 3]);
+    final failure = _socketErrno(anyOf(104, 32));
+    await expectLater(client.close().bounded, throwsA(failure));
+    await expectLater(client.done.bounded, throwsA(failure));
   });
 
   test(
@@ -445,6 +540,19 @@ void _addressTests(SocketApi api) {
     final (client, _) = await api.pair('127.0.0.1', listener);
     expect(client.address, InternetAddress.loopbackIPv4);
     expect(client.remoteAddress, InternetAddress.loopbackIPv4);
+  });
+
+  test(
+      'a host name: address is the looked-up address (with the name), '
+      'remoteAddress the kernel\'s (without it)', () async {
+    final listener = await api.bind(InternetAddress.loopbackIPv4);
+    final accepted = listener.first;
+    final client = await api.connect('localhost', listener.port);
+    addTearDown((await accepted.bounded).destroy);
+    expect(client.address, InternetAddress.loopbackIPv4);
+    expect(client.address.host, 'localhost');
+    expect(client.remoteAddress, InternetAddress.loopbackIPv4);
+    expect(client.remoteAddress.host, '127.0.0.1');
   });
 
   test('after destroy, every address getter throws a SocketException',

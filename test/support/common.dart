@@ -165,14 +165,18 @@ Future<(TcpConnection client, Socket peer)> dartIoPeer(Worker worker) async {
 /// `SO_LINGER` on Linux.
 const int _soLinger = 13;
 
-/// Closes [socket] with a reset: with `SO_LINGER` on and a zero timeout the
-/// kernel sends an RST instead of a FIN.
-void resetSocket(Socket socket) {
+/// `SO_LINGER` on with a zero timeout: closing the socket then sends an RST
+/// instead of a FIN.
+RawSocketOption resetOnClose() {
   // struct linger { int l_onoff; int l_linger; }
   final linger = Uint8List(8);
   ByteData.sublistView(linger).setInt32(0, 1, Endian.host);
-  socket.setRawOption(
-      RawSocketOption(RawSocketOption.levelSocket, _soLinger, linger));
+  return RawSocketOption(RawSocketOption.levelSocket, _soLinger, linger);
+}
+
+/// Closes [socket] with a reset (see [resetOnClose]).
+void resetSocket(Socket socket) {
+  socket.setRawOption(resetOnClose());
   socket.destroy();
 }
 

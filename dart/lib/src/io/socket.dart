@@ -276,13 +276,18 @@ final class IoUringSocket extends Stream<Uint8List> implements Socket {
   @override
   int get port => _query(() => _port ??= _tcp?.localPort ?? 0);
 
+  /// The peer's address, as the kernel names it: without the host name a
+  /// connection by name was looked up with (as dart:io's).
   @override
-  InternetAddress get remoteAddress => _query(
-      () =>
-          _tcp?.remoteAddress ??
-          _unixPeer ??
-          InternetAddress(_unix.remotePath, type: InternetAddressType.unix),
-      remote: true);
+  InternetAddress get remoteAddress => _query(() {
+        final tcp = _tcp;
+        if (tcp == null) {
+          return _unixPeer ??
+              InternetAddress(_unix.remotePath, type: InternetAddressType.unix);
+        }
+        final peer = tcp.remoteAddress;
+        return peer.host == peer.address ? peer : InternetAddress(peer.address);
+      }, remote: true);
 
   /// The peer's port (0 for a Unix socket, even once it is closed, as
   /// dart:io says).
