@@ -20,7 +20,8 @@ import 'support/common.dart';
 import 'support/inbox.dart';
 
 /// Binds a listener, as `ServerSocket.bind` does.
-typedef BindFunction = Future<ServerSocket> Function(Object address, int port);
+typedef BindFunction = Future<ServerSocket> Function(Object address, int port,
+    {bool shared});
 
 /// Connects a socket, as `Socket.connect` does.
 typedef ConnectFunction = Future<Socket> Function(Object host, int port,
@@ -41,8 +42,10 @@ final class SocketApi {
 
   /// A listener on [address] and [port] (0: any free port), closed when the
   /// test ends.
-  Future<ServerSocket> bind(Object address, [int port = 0]) async {
-    final listener = await bindUntracked(address, port).bounded;
+  Future<ServerSocket> bind(Object address,
+      {int port = 0, bool shared = false}) async {
+    final listener =
+        await bindUntracked(address, port, shared: shared).bounded;
     addTearDown(listener.close);
     return listener;
   }
@@ -629,6 +632,23 @@ void _unixTests(SocketApi api) {
     expect(server.remoteAddress.type, InternetAddressType.unix);
   });
 
+  test(
+      'Unix: binding a path in use or a plain file fails with a '
+      'SocketException naming the path', () async {
+    final address = _unixAddress();
+    await api.bind(address);
+    // dart:io refuses a path its own process listens on without asking the
+    // kernel (errno -1); ours gets EADDRINUSE: the errno is not compared.
+    final inUse = isA<SocketException>()
+        .having((e) => e.address, 'address', address);
+    await expectLater(api.bindUntracked(address, 0).bounded, throwsA(inUse));
+    final file = _unixAddress();
+    File(file.address).writeAsStringSync('not a socket');
+    await expectLater(api.bindUntracked(file, 0).bounded,
+        throwsA(isA<SocketException>()));
+    expect(File(file.address).readAsStringSync(), 'not a socket');
+  });
+
   test('Unix: connecting to a missing path fails with a SocketException '
       '(errno 2)', () async {
     final address = _unixAddress();
@@ -821,6 +841,26 @@ void _listenerTests(SocketApi api) {
     server.write('still open');
     await server.close().bounded;
     expect(utf8.decode(await atClient.readToEnd().bounded), 'still open');
+  });
+
+  test(
+      'shared: a second listener binds the same port and connections reach '
+      'the listeners', () async {
+    final first = await api.bind(InternetAddress.loopbackIPv4, shared: true);
+    final second = await api.bind(InternetAddress.loopbackIPv4,
+        port: first.port, shared: true);
+    expect(second.port, first.port);
+    final accepted = StreamController<Socket>();
+    for (final listener in [first, second]) {
+      listener.listen(accepted.add);
+    }
+    final client = await api.connect(InternetAddress.loopbackIPv4, first.port);
+    final server = await accepted.stream.first.bounded;
+    addTearDown(server.destroy);
+    client.write('reached');
+    await client.close().bounded;
+    expect(utf8.decode(await ByteReader(server).readToEnd().bounded),
+        'reached');
   });
 
   test('a listener closed before it is listened to gives an empty stream',
