@@ -38,6 +38,7 @@ final class WorkerConfig {
     this.receiveBufferCount,
     this.sendBufferCount,
     this.bufferSize,
+    this.socketBufferLimit,
     this.completionBatch = 256,
   });
 
@@ -53,6 +54,12 @@ final class WorkerConfig {
 
   /// Size of every buffer in bytes, 1..16 MiB.
   final int? bufferSize;
+
+  /// Receive buffers one connection may hold at a time (received, and not
+  /// yet released or sent on); at the limit it stops receiving until one
+  /// comes back, so a peer that never reads cannot starve the worker's other
+  /// connections. Default: an eighth of [receiveBufferCount], at least 16.
+  final int? socketBufferLimit;
 
   /// How many completions one drain reads (the size of the preallocated
   /// completion array), 1..65536.
@@ -311,6 +318,8 @@ final class WorkerCore implements PayloadOwner {
       if (send != null) c.send_buffer_count = send;
       final bufferSize = config.bufferSize;
       if (bufferSize != null) c.buffer_size = bufferSize;
+      final socketLimit = config.socketBufferLimit;
+      if (socketLimit != null) c.socket_buffer_limit = socketLimit;
       sendBuffers = c.send_buffer_count;
       final created = b.iot_worker_new(nativeConfig, outWorker);
       if (created < 0) throw transportError(b, created, 'create worker');
