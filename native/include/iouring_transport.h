@@ -754,9 +754,13 @@ int32_t iot_payload_release(uint64_t worker, uint64_t payload);
 
 /*
  Queues an accept on a TCP or Unix stream `listener`. With `IOT_OP_MULTISHOT` it
- completes once per connection (flag `IOT_COMPLETION_MORE`) until cancelled;
- `timeout_ms` (0 = none) is for one-shot accepts only. Each completion carries the
- new socket in `handle`.
+ completes once per connection (flag `IOT_COMPLETION_MORE`) until cancelled or the
+ listener is closed; `timeout_ms` (0 = none) is for one-shot accepts only. Each
+ completion carries the new socket in `handle` (result 0). Transient errors
+ (`-EMFILE`, `-ENFILE`, `-ENOBUFS`, `-ENOMEM`, `-ECONNABORTED`) arrive as completions
+ with `IOT_COMPLETION_MORE` too: a multishot accept re-arms itself after a short
+ back-off (5 ms, doubling to 160 ms while the error persists); only other errors
+ end it.
  */
 int32_t iot_accept(uint64_t worker,
                    uint64_t listener,
@@ -780,7 +784,9 @@ int32_t iot_tcp_accept(uint64_t worker,
  until `iot_buffer_release`. Result 0 means the peer closed its side. With
  `IOT_OP_MULTISHOT` it completes once per chunk until end of stream, error or cancel.
  When the pool runs dry the receive waits (no data is lost) and resumes as soon as a
- buffer is released. `timeout_ms` (0 = none) is for one-shot receives only.
+ buffer is released. A socket holding `socket_buffer_limit` of its received buffers
+ (see `iot_config`) also waits, until one of them is released or sent on, so one
+ peer cannot take every buffer. `timeout_ms` (0 = none) is for one-shot receives only.
  Datagram sockets use `iot_datagram_recv` (`IOT_E_WRONG_SOCKET_KIND` here), which
  reports senders and truncation.
  */

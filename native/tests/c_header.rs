@@ -15,7 +15,10 @@ fn build_layout() -> (PathBuf, PathBuf, Option<String>) {
         .and_then(Path::parent)
         .expect("cargo runs tests from <profile dir>/deps/")
         .to_path_buf();
-    let above = profile.parent().expect("the profile dir's parent").to_path_buf();
+    let above = profile
+        .parent()
+        .expect("the profile dir's parent")
+        .to_path_buf();
     if above.join("CACHEDIR.TAG").exists() {
         return (profile, above, None);
     }
@@ -37,7 +40,14 @@ fn c_program_echoes_through_the_header() {
     let (lib_dir, target_dir, triple) = build_layout();
     let mut build = Command::new(cargo);
     build
-        .args(["build", "-q", "-p", "iouring_transport", "--lib", "--target-dir"])
+        .args([
+            "build",
+            "-q",
+            "-p",
+            "iouring_transport",
+            "--lib",
+            "--target-dir",
+        ])
         .arg(&target_dir);
     if let Some(triple) = &triple {
         build.args(["--target", triple]);
