@@ -34,12 +34,24 @@ final class Examples {
         _kernel(name).ignore();
       }
     });
-    tearDownAll(() {
+    tearDownAll(() async {
       for (final compiler in _compilers) {
         compiler.kill(ProcessSignal.sigkill);
       }
       _directory.deleteSync(recursive: true);
+      await _eventHandlerCaughtUp();
     });
+  }
+
+  /// Completes once dart:io's event handler thread did what it was asked
+  /// before: when a process exits, dart:io closes its stdin pipe there, a
+  /// moment later, and a leak check right after the last exit would see the
+  /// pipe. The handler takes requests in order, so the close of a fresh
+  /// listener completes after those.
+  static Future<void> _eventHandlerCaughtUp() async {
+    final probe = await RawServerSocket.bind(InternetAddress.loopbackIPv4, 0)
+        .timeout(exampleWait);
+    await probe.close().timeout(exampleWait);
   }
 
   late final Directory _directory;
