@@ -42,7 +42,8 @@ impl Drop for LowNofile {
     }
 }
 
-/// Lowers the soft fd limit to `headroom` descriptors above what is open now.
+/// Lowers the soft fd limit to `headroom` descriptors above what is open now (the
+/// limit bounds descriptor numbers; the tests' descriptors are dense).
 fn low_nofile(headroom: usize) -> LowNofile {
     let before = nofile();
     let low = libc::rlimit {
@@ -162,4 +163,22 @@ fn the_echo_example_serves_again_after_an_fd_storm() {
         stderr.contains("RLIMIT_NOFILE"),
         "the storm should have been reported: {stderr:?}"
     );
+}
+
+#[test]
+fn no_descriptor_for_a_worker_names_the_fd_limit() {
+    let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let code = {
+        // The limit bounds descriptor numbers: with 3, no new one fits anywhere.
+        let before = nofile();
+        set_nofile(&libc::rlimit {
+            rlim_cur: 3,
+            rlim_max: before.rlim_max,
+        });
+        let _restore = LowNofile(before);
+        let mut worker = 0;
+        iot_worker_new(std::ptr::null(), &mut worker)
+    };
+    assert_eq!(code, -libc::EMFILE, "{}", message(code));
+    assert!(message(code).contains("RLIMIT_NOFILE"), "{}", message(code));
 }
