@@ -349,7 +349,7 @@ TypeMatcher<SocketException> _socketErrno(Object errno) =>
         .having((e) => e.osError?.errorCode, 'osError.errorCode', errno);
 
 /// The timeout of connects that are meant to time out.
-const Duration _connectTimeout = Duration(milliseconds: 300);
+const Duration _connectTimeout = Duration(milliseconds: 500);
 
 /// A TCP port on the IPv4 loopback that nobody listens on (it was free a
 /// moment ago).

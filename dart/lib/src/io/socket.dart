@@ -270,8 +270,11 @@ final class IoUringSocket extends Stream<Uint8List> implements Socket {
   }
 
   @override
-  InternetAddress get address => _query(() => _address ??= _tcp?.localAddress ??
-      InternetAddress(_unix.path, type: InternetAddressType.unix));
+  InternetAddress get address => _query(() => _address ??= _localAddress());
+
+  InternetAddress _localAddress() =>
+      _tcp?.localAddress ??
+      InternetAddress(_unix.path, type: InternetAddressType.unix);
 
   @override
   int get port => _query(() => _port ??= _tcp?.localPort ?? 0);
