@@ -1,7 +1,8 @@
 /// dart:io's HttpServer served over [IoUringServerSocket]
-/// (`HttpServer.listenOn`), driven by dart:io's HttpClient and raw dart:io
-/// sockets: keep-alive, chunked bodies, large bodies, pipelining, clients
-/// that go away mid-body, and a shelf application.
+/// (`HttpServer.listenOn`), driven by dart:io's HttpClient, WebSocket and
+/// raw dart:io sockets: keep-alive, chunked bodies, large bodies,
+/// pipelining, clients that go away mid-body, a WebSocket upgrade, and a
+/// shelf application.
 library;
 
 import 'dart:async';
@@ -220,6 +221,26 @@ void main() {
       expect(sameBytes(results[i].$2, pattern(100000 + i, i)), isTrue,
           reason: 'client $i');
     }
+  });
+
+  test(
+      'a WebSocket upgrade takes the socket over (detachSocket) and echoes '
+      'messages both ways', () async {
+    final server = await _serve((request) async {
+      final socket = await WebSocketTransformer.upgrade(request);
+      await socket.map<Object?>((message) => 'echo $message').pipe(socket);
+    });
+    final client =
+        await WebSocket.connect('ws://127.0.0.1:${server.port}/').bounded;
+    addTearDown(client.close);
+    final replies = Inbox<Object?>(client);
+    for (var i = 0; i < 3; i++) {
+      client.add('message $i');
+      expect(await replies.next(), 'echo message $i');
+    }
+    await client.close().bounded;
+    await replies.done();
+    expect(client.closeCode, WebSocketStatus.noStatusReceived);
   });
 
   group('shelf (shelf_io.serveRequests with shelf_router)', () {
