@@ -18,28 +18,37 @@ void main() {
   setUpTransport();
 
   group('UDP', () {
-    test('a taken port fails the bind with EADDRINUSE; reusePort shares it',
-        () async {
+    test('a taken port fails the bind with EADDRINUSE unless both sockets '
+        'share it (reuseAddress, the default, or reusePort)', () async {
       final worker = testWorker();
-      final first = await UdpSocket.bind(InternetAddress.loopbackIPv4, 0,
+      Future<UdpSocket> bind(int port,
+          {required bool reuseAddress, bool reusePort = false}) async {
+        final socket = await UdpSocket.bind(InternetAddress.loopbackIPv4, port,
+                reuseAddress: reuseAddress, reusePort: reusePort,
+                worker: worker)
+            .bounded;
+        addTearDown(socket.close);
+        return socket;
+      }
+
+      final alone = await bind(0, reuseAddress: false);
+      for (final reuseAddress in [false, true]) {
+        await expectLater(
+            bind(alone.port, reuseAddress: reuseAddress),
+            throwsA(transportErrno(98)
+                .having((e) => e.operation, 'operation', 'bind'))).bounded;
+      }
+      expect(worker.stats().socketsOpen, 1);
+      final shared = await UdpSocket.bind(InternetAddress.loopbackIPv4, 0,
               worker: worker)
           .bounded;
-      addTearDown(first.close);
-      await expectLater(
-          UdpSocket.bind(InternetAddress.loopbackIPv4, first.port,
-              worker: worker),
-          throwsA(transportErrno(98)
-              .having((e) => e.operation, 'operation', 'bind'))).bounded;
-      expect(worker.stats().socketsOpen, 1);
-      final a = await UdpSocket.bind(InternetAddress.loopbackIPv4, 0,
-              reusePort: true, worker: worker)
-          .bounded;
-      addTearDown(a.close);
-      final b = await UdpSocket.bind(InternetAddress.loopbackIPv4, a.port,
-              reusePort: true, worker: worker)
-          .bounded;
-      addTearDown(b.close);
-      expect(b.port, a.port);
+      addTearDown(shared.close);
+      expect((await bind(shared.port, reuseAddress: true)).port, shared.port);
+      final byPort = await bind(0, reuseAddress: false, reusePort: true);
+      expect(
+          (await bind(byPort.port, reuseAddress: false, reusePort: true))
+              .port,
+          byPort.port);
     });
 
     test('bad ports, addresses and unknown hosts are refused', () async {
