@@ -81,7 +81,7 @@ void main() {
   group('notifier port', () {
     const wait = Duration(seconds: 20);
 
-    test('an isolate kept alive by its idle worker exits once the worker '
+    test('an isolate kept alive by its worker alone exits once the worker '
         'is closed', () async {
       if (!Transport.messagingSupported) {
         markTestSkipped('this kernel cannot message between io_uring workers');
