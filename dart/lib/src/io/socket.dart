@@ -33,8 +33,8 @@ import 'socket_exception.dart';
 ///
 /// Writes are copied into the worker's native send buffers and sent in order;
 /// while more than a few buffers' worth is waiting, the sink stops taking
-/// data from an `addStream` (back-pressure, as dart:io's). Unlike dart:io,
-/// [destroy] drops bytes not sent yet, even those added before it.
+/// data from an `addStream` (back-pressure, as dart:io's). Small chunks added
+/// in one turn of the event loop leave as one send.
 final class IoUringSocket extends Stream<Uint8List> implements Socket {
   IoUringSocket._(this._connection,
       {InternetAddress? address, int? port, InternetAddress? unixPeer})
@@ -218,8 +218,11 @@ final class IoUringSocket extends Stream<Uint8List> implements Socket {
   @override
   Future<void> get done => _sink.done;
 
-  /// Closes both sides at once: data not yet sent is dropped, the input
-  /// stream ends, a pending [close] or [done] completes.
+  /// Closes both sides at once: the input stream ends, a pending [close] or
+  /// [done] completes, the current `addStream` stops taking data. What the
+  /// sink already took still goes out, as what dart:io wrote into the kernel
+  /// does: the native socket closes once it is sent, or after
+  /// [_destroyLinger] when the peer does not take it.
   @override
   void destroy() {
     if (_destroyed) return;
@@ -227,14 +230,16 @@ final class IoUringSocket extends Stream<Uint8List> implements Socket {
     _readClosed = true;
     _writeClosed = true;
     _consumer.stop();
-    _release();
+    _release(lingering: true);
     final reading = _reading;
     _reading = null;
     unawaited(reading?.cancel());
     _closeInput();
   }
 
-  void _release() {
+  /// Closes the native socket: at once, or with [lingering] after the bytes
+  /// the sink took were sent.
+  void _release({bool lingering = false}) {
     if (_released) return;
     // Kept for the questions dart:io still answers once the socket is
     // closed (not destroyed).
@@ -244,8 +249,16 @@ final class IoUringSocket extends Stream<Uint8List> implements Socket {
     } on SocketException {
       // Closed already (the worker was closed).
     }
+    final linger = lingering && _consumer.sendPending();
     _released = true;
-    _connection.destroy();
+    if (!linger) {
+      _connection.destroy();
+      return;
+    }
+    final connection = _connection;
+    final limit = Timer(_destroyLinger, connection.destroy);
+    // close() sends what is queued, then closes (also when a send fails).
+    unawaited(connection.close().whenComplete(limit.cancel));
   }
 
   // ------------------------------------------------------------ addresses
@@ -346,6 +359,9 @@ IoUringSocket acceptedSocket(
 /// Bytes waiting to be sent beyond which an `addStream` is paused.
 const int _writeWindow = 64 * 1024;
 
+/// How long a destroyed socket may take to send what its sink had taken.
+const Duration _destroyLinger = Duration(seconds: 10);
+
 /// Chunks smaller than this are gathered and sent together (see
 /// [_SocketSink._pending]).
 const int _gatherLimit = 16 * 1024;
@@ -419,6 +435,13 @@ final class _SocketSink implements StreamConsumer<List<int>> {
     _sendScheduled = false;
     if (_pending.isEmpty) return;
     _send(_pending.takeBytes());
+  }
+
+  /// Hands the gathered chunks over; returns whether any bytes the sink took
+  /// are not sent yet.
+  bool sendPending() {
+    _sendPending();
+    return _waitingBytes > 0;
   }
 
   void _send(List<int> data) {
