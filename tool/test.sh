@@ -9,7 +9,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+started=$SECONDS
+step() { printf '\n==> %s (at %d s)\n' "$*" $((SECONDS - started)); }
 
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
@@ -80,10 +81,9 @@ if [ -n "$dart_triple" ] && [ "$dart_triple" != "$host_triple" ]; then
     run native-dart-target bash tool/cargo_for.sh "$dart_triple" test -p iouring_transport
 fi
 
-step "Dart binding checks (FFI bindings against the header; tree-sitter syntax check)"
+step "Dart FFI bindings against the C header"
 if run python-setup bash tool/setup_python.sh; then
     run python-tests .venv/bin/python -m unittest discover -s tool/tests
-    run dart-syntax .venv/bin/python tool/dart_syntax_check.py
     run dart-bindings .venv/bin/python tool/check_bindings.py
 fi
 
@@ -122,5 +122,5 @@ for failure in "${failed_steps[@]}"; do
 done
 echo "native: $native_passed passed, $native_failed failed; binding checks: $python_passed passed," \
     "$python_failed failed; Dart: $dart_passed passed, $dart_failed failed, $dart_skipped skipped"
-echo "summary: $passed passed, $failed failed"
+echo "summary: $passed passed, $failed failed (in $((SECONDS - started)) s)"
 [ ${#failed_steps[@]} -eq 0 ] && [ "$failed" -eq 0 ]
