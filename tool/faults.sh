@@ -16,4 +16,6 @@ export IOT_FAULT_SLOW_CLIENTS=${IOT_FAULT_SLOW_CLIENTS:-500}
 export IOT_FAULT_SLOW_ROUNDS=${IOT_FAULT_SLOW_ROUNDS:-20}
 export IOT_FUZZ_SECS=${IOT_FUZZ_SECS:-600}
 
+# `--test` alone builds no examples, and some fault tests run them.
+cargo build --release -p iouring_transport --examples
 exec cargo test --release -p iouring_transport --test 'faults_*' -- --nocapture "$@"

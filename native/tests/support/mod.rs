@@ -390,7 +390,15 @@ pub fn example_path(example: &str) -> std::path::PathBuf {
         deps.ends_with("deps"),
         "cargo runs tests from deps/: {exe:?}"
     );
-    deps.with_file_name("examples").join(example)
+    let path = deps.with_file_name("examples").join(example);
+    assert!(
+        path.exists(),
+        "{} is missing: cargo builds the examples when it runs every test target, not \
+         for `--test NAME`; build them first (`cargo build --examples`, same profile and \
+         target)",
+        path.display()
+    );
+    path
 }
 
 /// Deterministic, non-repeating-looking test bytes.
