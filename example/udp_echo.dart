@@ -41,6 +41,8 @@ Future<void> main(List<String> arguments) async {
 Future<void> _reply(UdpSocket socket, UdpDatagram datagram) async {
   try {
     await socket.send(datagram.data, datagram.address, datagram.port);
+  } on TransportClosedException {
+    // Stopping: a reply still in flight is cut short, not an error.
   } on TransportException catch (error) {
     stderr.writeln('udp_echo: $error');
   }

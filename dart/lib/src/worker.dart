@@ -478,30 +478,7 @@ final class WorkerCore implements PayloadOwner {
   /// ready.
   void _onNotify(Object? message) {
     if (_closed) return;
-    _inTurn = true;
-    TransportException? failure;
-    try {
-      for (var batch = 0; batch < _maxBatchesPerTurn; batch++) {
-        final n = bindings.iot_worker_drain(id, _completions, _capacity);
-        if (n < 0) {
-          failure = transportError(bindings, n, 'drain');
-          break;
-        }
-        // A handler (or a zone's error handler it reached) may close the
-        // worker: the completion array is freed then, so stop reading it.
-        for (var i = 0; i < n && !_closed; i++) {
-          _dispatch(i);
-        }
-        if (n < _capacity || _closed) break;
-      }
-      // A woken waiter may give a buffer back (and wake others) in turn.
-      while (_sendCompleted) {
-        _sendCompleted = false;
-        _wakeSendWaiters();
-      }
-    } finally {
-      _inTurn = false;
-    }
+    final failure = _drainTurn();
     if (failure != null) {
       _fail(failure);
       return;
@@ -510,6 +487,32 @@ final class WorkerCore implements PayloadOwner {
     _flushNow();
     updateKeepAlive();
     bindings.iot_worker_arm(id);
+  }
+
+  /// Drains and dispatches up to [_maxBatchesPerTurn] batches of
+  /// completions; returns the error of a drain that failed.
+  TransportException? _drainTurn() {
+    _inTurn = true;
+    try {
+      for (var batch = 0; batch < _maxBatchesPerTurn; batch++) {
+        final n = bindings.iot_worker_drain(id, _completions, _capacity);
+        if (n < 0) return transportError(bindings, n, 'drain');
+        // A handler (or a zone's error handler it reached) may close the
+        // worker: the completion array is freed then, so stop reading it.
+        for (var i = 0; i < n && !_closed; i++) {
+          _dispatch(i);
+        }
+        if (n < _capacity || _closed) break;
+      }
+      // A woken waiter may give a buffer back (and wake others) in turn.
+      while (_sendCompleted && !_closed) {
+        _sendCompleted = false;
+        _wakeSendWaiters();
+      }
+      return null;
+    } finally {
+      _inTurn = false;
+    }
   }
 
   void _dispatch(int i) {
@@ -722,7 +725,18 @@ final class WorkerCore implements PayloadOwner {
 
   // ------------------------------------------------------------ closing
 
-  Future<void> close() => _closeFuture ??= handledFuture(_shutdown(null));
+  Future<void> close() {
+    final existing = _closeFuture;
+    if (existing != null) return existing;
+    final closed = Completer<void>();
+    _closeFuture = handledFuture(closed.future);
+    // Completions the kernel already posted report what really happened
+    // (a send that went out succeeded); only what is still in flight then
+    // fails as closed. Not from inside a turn: its batch is being read.
+    if (!_inTurn && !_closed) _drainTurn();
+    closed.complete(_shutdown(null));
+    return closed.future;
+  }
 
   /// The worker broke (a drain failed): close it, failing everything.
   void _fail(TransportException cause) {
