@@ -199,6 +199,30 @@ void main() {
       expect(errors, isEmpty);
       expect(Transport.payloadsInUse, inUse, reason: 'the payload came back');
     });
+
+    test('ignored connects and opens that fail', () async {
+      final worker = testWorker();
+      final missing = '${Directory.systemTemp.path}/iot-missing-${pid}x/f';
+      final errors = await uncaughtErrorsOf(() async {
+        unawaited(TcpConnection.connect(InternetAddress.loopbackIPv4, 1,
+            worker: worker));
+        unawaited(UnixConnection.connect(missing, worker: worker));
+        unawaited(IoFile.open(missing, worker: worker));
+        unawaited(IoFile.statPath(missing, worker: worker));
+        // The same, awaited: each has failed by the time these did.
+        for (final attempt in <Future<Object?>>[
+          TcpConnection.connect(InternetAddress.loopbackIPv4, 1,
+              worker: worker),
+          UnixConnection.connect(missing, worker: worker),
+          IoFile.open(missing, worker: worker),
+          IoFile.statPath(missing, worker: worker),
+        ]) {
+          await attempt.then<void>((_) => fail('$attempt succeeded'),
+              onError: (Object _) {});
+        }
+      });
+      expect(errors, isEmpty);
+    });
   });
 
   test('a spawned isolate that ignores every failure keeps running', () async {

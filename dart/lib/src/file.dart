@@ -232,7 +232,7 @@ final class IoFile {
       return handledFuture(failed);
     }
     if (length == 0) return Future<Uint8List>.value(Uint8List(0));
-    return _queue.add(_ReadOp(_queue, length, offset, timeout));
+    return handledFuture(_queue.add(_ReadOp(_queue, length, offset, timeout)));
   }
 
   /// The file from byte [offset] to its end, as a single-subscription stream
@@ -381,7 +381,9 @@ final class IoFile {
 
   /// Completes when every operation called before it ended; fails with the
   /// first write error since the last flush, if any.
-  Future<void> flush() async {
+  Future<void> flush() => handledFuture(_flush());
+
+  Future<void> _flush() async {
     final refusal = _refusal('flush');
     if (refusal != null) throw refusal;
     await _queue.add(_Barrier(_queue));
@@ -419,8 +421,8 @@ final class IoFile {
       final failed = Future<T>.error(refusal);
       return handledFuture(failed);
     }
-    return _queue.add(
-        _SingleFileOp<T>(_queue, operation, timeout, submit, result, onEnd));
+    return handledFuture(_queue.add(
+        _SingleFileOp<T>(_queue, operation, timeout, submit, result, onEnd)));
   }
 
   void _checkOffset(int? offset) {

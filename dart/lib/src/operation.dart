@@ -63,7 +63,8 @@ final class SingleOp<T> implements CompletionHandler {
   Future<T> get future => _completer.future;
 
   /// Queues the operation: [submit] makes the native call with the tag it is
-  /// given and returns the call's result. Returns [future], failed at once
+  /// given and returns the call's result. Returns [future] (its error counts
+  /// as handled: an ignored failure is no uncaught error), failed at once
   /// when the call was refused or [cancellation] was cancelled; rethrows what
   /// [submit] throws (an invalid argument) after cleaning up. Cancelling
   /// [cancellation] later cancels the operation natively: it fails with a
@@ -74,7 +75,7 @@ final class SingleOp<T> implements CompletionHandler {
       final refused = core.isClosed
           ? closedError(operation, 'worker')
           : TransportCancelledException('cancelled', operation: operation);
-      return Future<T>.error(refused);
+      return handledFuture(Future<T>.error(refused));
     }
     final tag = core.register(this);
     final int rc;
@@ -89,12 +90,12 @@ final class SingleOp<T> implements CompletionHandler {
       core.unregister(tag);
       _end();
       final refused = core.error(rc, operation, timeout: timeout, path: path);
-      return Future<T>.error(refused);
+      return handledFuture(Future<T>.error(refused));
     }
     _tag = tag;
     cancellation?._current = this;
     core.submitted();
-    return _completer.future;
+    return handledFuture(_completer.future);
   }
 
   void _cancel() {

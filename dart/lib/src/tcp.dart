@@ -85,7 +85,7 @@ final class TcpConnection extends StreamConnection {
   /// [TransportException.errno] is 111 (`ECONNREFUSED`).
   static Future<TcpConnection> connect(Object host, int port,
           {Duration? timeout, Worker? worker}) =>
-      _connect(host, port, timeout, worker, null);
+      handledFuture(_connect(host, port, timeout, worker, null));
 
   /// Starts connecting as [connect] does, and returns at once a task whose
   /// `socket` is the connection and whose `cancel` abandons the attempt

@@ -73,7 +73,11 @@ final class UnixConnection extends StreamConnection {
   /// not established in time (a full backlog) fails with a
   /// [TransportTimeoutException].
   static Future<UnixConnection> connect(String path,
-      {Duration? timeout, Worker? worker}) async {
+          {Duration? timeout, Worker? worker}) =>
+      handledFuture(_connect(path, timeout, worker));
+
+  static Future<UnixConnection> _connect(
+      String path, Duration? timeout, Worker? worker) async {
     final timeoutMs = timeoutMillis(timeout, 'timeout');
     final core = workerCore(worker ?? Worker.current);
     final scratch = NativeScratch.of(core, 'connect');
