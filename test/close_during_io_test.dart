@@ -77,16 +77,6 @@ Future<({Future<Object> pending})> _pendingConnect(
   fail('the backlog never filled');
 }
 
-/// A FIFO at [path], or null where `mkfifo` is missing.
-Future<String?> _fifo(String path) async {
-  try {
-    final result = await Process.run('mkfifo', [path]).bounded;
-    return result.exitCode == 0 ? path : null;
-  } on ProcessException {
-    return null;
-  }
-}
-
 void main() {
   setUpTransport();
 
@@ -302,12 +292,8 @@ void main() {
         'read streams', () async {
       final worker = testWorker();
       final dir = tempDirectory('iot_close_');
-      final lonely = await _fifo('${dir.path}/lonely');
-      final fifo = await _fifo('${dir.path}/fifo');
-      if (lonely == null || fifo == null) {
-        markTestSkipped('mkfifo is not available');
-        return;
-      }
+      final lonely = await makeFifo('${dir.path}/lonely');
+      final fifo = await makeFifo('${dir.path}/fifo');
       // Opening a FIFO to read waits for a writer, and this one never gets
       // one.
       final opening = _outcome(IoFile.open(lonely, worker: worker));

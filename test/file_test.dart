@@ -26,16 +26,6 @@ Uint8List _joined(List<Uint8List> chunks) {
 Future<Uint8List> _collect(Stream<Uint8List> stream) async =>
     _joined(await stream.toList().bounded);
 
-/// A FIFO at [path], or null where `mkfifo` is missing.
-Future<String?> _fifo(String path) async {
-  try {
-    final result = await Process.run('mkfifo', [path]).bounded;
-    return result.exitCode == 0 ? path : null;
-  } on ProcessException {
-    return null;
-  }
-}
-
 void main() {
   setUpTransport();
 
@@ -260,11 +250,7 @@ void main() {
 
   test('timeouts: a FIFO without a writer', () async {
     final worker = testWorker();
-    final fifo = await _fifo('${tempDirectory('iot_file_').path}/fifo');
-    if (fifo == null) {
-      markTestSkipped('mkfifo is not available');
-      return;
-    }
+    final fifo = await makeFifo('${tempDirectory('iot_file_').path}/fifo');
     await expectLater(
         IoFile.open(fifo,
             timeout: const Duration(milliseconds: 200), worker: worker),

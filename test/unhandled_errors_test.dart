@@ -113,12 +113,8 @@ Future<void> _ignoringIsolate(List<Object?> message) async {
 }
 
 /// A FIFO in a fresh temporary directory.
-Future<String> _fifo() async {
-  final path = '${tempDirectory('iot_uncaught_').path}/fifo';
-  final result = await Process.run('mkfifo', [path]).bounded;
-  if (result.exitCode != 0) fail('mkfifo failed: ${result.stderr}');
-  return path;
-}
+Future<String> _fifo() =>
+    makeFifo('${tempDirectory('iot_uncaught_').path}/fifo');
 
 void main() {
   setUpTransport();

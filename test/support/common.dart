@@ -119,6 +119,14 @@ Future<List<Object>> uncaughtErrorsOf(Future<void> Function() body) async {
   return uncaught;
 }
 
+/// Makes a FIFO at [path] (with `mkfifo`, which every Linux has) and returns
+/// [path]; fails the test if it cannot.
+Future<String> makeFifo(String path) async {
+  final result = await Process.run('mkfifo', [path]).bounded;
+  if (result.exitCode != 0) fail('mkfifo $path failed: ${result.stderr}');
+  return path;
+}
+
 /// Whether this machine has an IPv6 loopback.
 Future<bool> ipv6Available() async {
   try {
