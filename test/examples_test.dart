@@ -12,14 +12,6 @@ import 'support/common.dart';
 import 'support/example_process.dart';
 import 'support/inbox.dart';
 
-/// Generous: the first test of each example may wait for its compilation.
-const Timeout _timeout = Timeout(Duration(seconds: 90));
-
-const List<ProcessSignal> _stopSignals = [
-  ProcessSignal.sigint,
-  ProcessSignal.sigterm,
-];
-
 void main() {
   // In the order the tests first need them.
   final examples = Examples(
@@ -38,7 +30,7 @@ void main() {
       ),
     ];
     for (final (:description, :arguments) in modes) {
-      for (final signal in _stopSignals) {
+      for (final signal in stopSignals) {
         test(
             'with $description echoes concurrent connections, then exits '
             'cleanly on $signal while a connection is open', () async {
@@ -73,7 +65,7 @@ void main() {
           } else {
             expect(exit.stdoutLines, hasLength(1), reason: '$exit');
           }
-        }, timeout: _timeout);
+        }, timeout: exampleTestTimeout);
       }
     }
   });
@@ -94,7 +86,7 @@ void main() {
       expect(rate, isNotNull, reason: '$client');
       expect(int.parse(rate![1]!), greaterThan(0), reason: '$client');
       await server.stop(ProcessSignal.sigint);
-    }, timeout: _timeout);
+    }, timeout: exampleTestTimeout);
 
     test('reports a refused connection with exit code 1 and no rate',
         () async {
@@ -107,11 +99,11 @@ void main() {
       expect(client.exitCode, 1, reason: '$client');
       expect(client.stdoutLines, isEmpty, reason: '$client');
       expect(client.stderr, startsWith('echo_client: '), reason: '$client');
-    }, timeout: _timeout);
+    }, timeout: exampleTestTimeout);
   });
 
   group('udp_echo', () {
-    for (final signal in _stopSignals) {
+    for (final signal in stopSignals) {
       test('returns each datagram to its sender, then exits cleanly on $signal',
           () async {
         final server = await examples.start('udp_echo', ['--port', '0']);
@@ -129,12 +121,12 @@ void main() {
               reason: 'echoed datagram of $size bytes differs');
         }
         await server.stop(signal);
-      }, timeout: _timeout);
+      }, timeout: exampleTestTimeout);
     }
   });
 
   group('unix_echo', () {
-    for (final signal in _stopSignals) {
+    for (final signal in stopSignals) {
       test(
           'echoes on a socket file, then exits cleanly on $signal and '
           'removes the file', () async {
@@ -145,7 +137,7 @@ void main() {
         await server.stop(signal);
         expect(FileSystemEntity.typeSync(path, followLinks: false),
             FileSystemEntityType.notFound);
-      }, timeout: _timeout);
+      }, timeout: exampleTestTimeout);
     }
 
     test('echoes on an abstract name, then exits cleanly on SIGINT', () async {
@@ -155,7 +147,7 @@ void main() {
       expect(await server.listeningAddress(), name);
       await _expectEchoThenEnd(await _connectUnix(name), pattern(200000, 6));
       await server.stop(ProcessSignal.sigint);
-    }, timeout: _timeout);
+    }, timeout: exampleTestTimeout);
   });
 
   group('file_copy', () {
@@ -178,7 +170,7 @@ void main() {
           matches(RegExp('^copied ${data.length} bytes in \\d+\\.\\d{3} s\$')));
       expect(sameBytes(destination.readAsBytesSync(), data), isTrue,
           reason: 'the copy differs from the source');
-    }, timeout: _timeout);
+    }, timeout: exampleTestTimeout);
 
     test('of a missing source exits 1 and creates no destination', () async {
       final directory = tempDirectory('iouring_file_copy_');
@@ -189,7 +181,7 @@ void main() {
       expect(copy.stdoutLines, isEmpty, reason: '$copy');
       expect(copy.stderr, startsWith('file_copy: '), reason: '$copy');
       expect(File(destination).existsSync(), isFalse);
-    }, timeout: _timeout);
+    }, timeout: exampleTestTimeout);
   });
 
   group('bad usage', () {
@@ -212,7 +204,7 @@ void main() {
         expect(lines, hasLength(2), reason: '$run');
         expect(lines.first, startsWith('$example: '));
         expect(lines.last, startsWith('usage: $example.dart '));
-      }, timeout: _timeout);
+      }, timeout: exampleTestTimeout);
     }
   });
 }

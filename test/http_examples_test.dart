@@ -13,14 +13,6 @@ import 'support/common.dart';
 import 'support/example_process.dart';
 import 'support/http_client.dart';
 
-/// Generous: the first test of each example may wait for its compilation.
-const Timeout _timeout = Timeout(Duration(seconds: 90));
-
-const List<ProcessSignal> _stopSignals = [
-  ProcessSignal.sigint,
-  ProcessSignal.sigterm,
-];
-
 void main() {
   setUpTransport();
 
@@ -37,7 +29,7 @@ void main() {
   }
 
   group('http_server', () {
-    for (final signal in _stopSignals) {
+    for (final signal in stopSignals) {
       test(
           'answers hello to GET /, echoes a 1 MiB POST, 404 elsewhere, then '
           'exits cleanly on $signal with a keep-alive connection open',
@@ -57,7 +49,7 @@ void main() {
         // The client keeps its connection idle: the server stops with it
         // open.
         await server.stop(signal);
-      }, timeout: _timeout);
+      }, timeout: exampleTestTimeout);
     }
 
     test('a chunked POST is echoed whole', () async {
@@ -69,7 +61,7 @@ void main() {
       expect(response.statusCode, 200);
       expect(sameBytes(echoed, upload), isTrue);
       await server.stop(ProcessSignal.sigint);
-    }, timeout: _timeout);
+    }, timeout: exampleTestTimeout);
 
     test('on IPv6 prints its host in brackets', () async {
       if (!await ipv6Available()) {
@@ -86,7 +78,7 @@ void main() {
       expect(response.statusCode, 200);
       expect(utf8.decode(body), 'hello');
       await server.stop(ProcessSignal.sigterm);
-    }, timeout: _timeout);
+    }, timeout: exampleTestTimeout);
 
     test('a port in use: exits 1 and says why on stderr', () async {
       final taken = await ServerSocket.bind(InternetAddress.loopbackIPv4, 0);
@@ -96,11 +88,11 @@ void main() {
       expect(run.exitCode, 1, reason: '$run');
       expect(run.stdoutLines, isEmpty, reason: '$run');
       expect(run.stderr, startsWith('http_server: '), reason: '$run');
-    }, timeout: _timeout);
+    }, timeout: exampleTestTimeout);
   });
 
   group('shelf_server', () {
-    for (final signal in _stopSignals) {
+    for (final signal in stopSignals) {
       test(
           'routes GET /hello/<name> and POST /echo, 404 elsewhere, then exits '
           'cleanly on $signal', () async {
@@ -118,7 +110,7 @@ void main() {
         final (missing, _) = await fetch(client, 'GET', uri('/nowhere'));
         expect(missing.statusCode, 404);
         await server.stop(signal);
-      }, timeout: _timeout);
+      }, timeout: exampleTestTimeout);
     }
   });
 
@@ -138,7 +130,7 @@ void main() {
         expect(lines, hasLength(2), reason: '$run');
         expect(lines.first, startsWith('$example: '));
         expect(lines.last, startsWith('usage: $example.dart '));
-      }, timeout: _timeout);
+      }, timeout: exampleTestTimeout);
     }
   });
 }

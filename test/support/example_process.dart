@@ -14,6 +14,16 @@ import 'package:test/test.dart';
 /// to exit after a signal or when it runs to completion.
 const Duration exampleWait = Duration(seconds: 30);
 
+/// The timeout of a test that runs an example: generous, as the first test of
+/// each example may wait for its compilation.
+const Timeout exampleTestTimeout = Timeout(Duration(seconds: 90));
+
+/// The signals an example must stop cleanly on.
+const List<ProcessSignal> stopSignals = [
+  ProcessSignal.sigint,
+  ProcessSignal.sigterm,
+];
+
 /// How long compiling one example may take (the front end is slow on this VM
 /// and shares the machine with other tests).
 const Duration _compileWait = Duration(seconds: 80);
