@@ -46,11 +46,12 @@ impl Worker {
 
     /// Forgets that op `key` waits for its socket's buffers (it was cancelled).
     pub(crate) fn unthrottle(&mut self, key: usize) {
-        if let Some(s) = self.ops.get(key).map(|op| op.socket) {
-            if let Ok(s) = self.sockets.get_mut(s) {
-                if s.throttled == Some(key) {
-                    s.throttled = None;
-                }
+        let Some(handle) = self.ops.get(key).map(|op| op.socket) else {
+            return;
+        };
+        if let Ok(socket) = self.sockets.get_mut(handle) {
+            if socket.throttled == Some(key) {
+                socket.throttled = None;
             }
         }
     }
