@@ -28,7 +28,10 @@ bool _isTransientDatagramError(int code) =>
 /// stays armed; with one, each receive is a one-shot receive bounded by it.
 /// Pausing cancels the receive, so nothing piles up in Dart and the kernel's
 /// queue (and, for a stream, the peer) takes the back-pressure; resuming
-/// receives again. For a stream socket a result of 0 is the end of stream;
+/// receives again. A stream's multishot receive is cancelled lazily: it stays
+/// armed until data arrives while paused (that data waits in the paused
+/// stream), so a pause and resume with nothing received in between, as an
+/// HTTP server makes around every request, costs no native call. For a stream socket a result of 0 is the end of stream;
 /// for a datagram socket it is an empty datagram.
 final class Receiver<T> implements CompletionHandler, SendBufferWaiter {
   Receiver(this._core, this._socket, this._convert,
@@ -37,7 +40,7 @@ final class Receiver<T> implements CompletionHandler, SendBufferWaiter {
         _readTimeout = readTimeout {
     controller = StreamController<T>(
         onListen: _start,
-        onPause: _stop,
+        onPause: _pause,
         onResume: _resume,
         onCancel: _cancel);
   }
@@ -104,6 +107,13 @@ final class Receiver<T> implements CompletionHandler, SendBufferWaiter {
     _core.submitted();
   }
 
+  void _pause() {
+    // A stream's multishot receive (no timeout) is stopped by the first data
+    // that arrives while paused (onCompletion); any other at once.
+    if (!_datagram && _timeout == null) return;
+    _stop();
+  }
+
   void _stop() {
     if (_tag != 0 && !_cancelling && _core.cancel(_tag) == 0) {
       _cancelling = true;
@@ -156,7 +166,11 @@ final class Receiver<T> implements CompletionHandler, SendBufferWaiter {
         _core.releaseBuffer(bufferId);
       }
     }
-    if (flags & IOT_COMPLETION_MORE != 0) return;
+    if (flags & IOT_COMPLETION_MORE != 0) {
+      // Data reached a paused stream: now stop receiving (see _pause).
+      if (controller.isPaused) _stop();
+      return;
+    }
     _core.unregister(tag);
     _tag = 0;
     final wasCancelling = _cancelling;
