@@ -854,6 +854,31 @@ int32_t iot_socket_get_option(uint64_t worker,
                               uint32_t *out_value);
 
 /*
+ Sets socket option `option` at `level` (`SOL_SOCKET`, `IPPROTO_TCP`, ...) to the
+ `len` bytes at `value` (NULL only when `len` is 0), as `setsockopt(2)` takes them,
+ on any socket. Errors are the kernel's, as negative errno (`-EINVAL`,
+ `-ENOPROTOOPT`, ...).
+ */
+int32_t iot_socket_set_raw_option(uint64_t worker,
+                                  uint64_t socket,
+                                  int32_t level,
+                                  int32_t option,
+                                  const uint8_t *value,
+                                  uint32_t len);
+
+/*
+ Reads socket option `option` at `level` as `getsockopt(2)` does: `*inout_len` is
+ the room at `out` (NULL only when it is 0) on entry, and the count of bytes the
+ kernel wrote on success. Errors are the kernel's, as negative errno.
+ */
+int32_t iot_socket_get_raw_option(uint64_t worker,
+                                  uint64_t socket,
+                                  int32_t level,
+                                  int32_t option,
+                                  uint8_t *out,
+                                  uint32_t *inout_len);
+
+/*
  Writes to `out_count` how many packets the kernel dropped for this socket because
  its receive queue was full (what `SO_RXQ_OVFL` reports), since it was created. On
  loopback that is the only way a datagram gets lost: raise `IOT_OPTION_RECV_BUFFER`
@@ -876,13 +901,28 @@ int32_t iot_tcp_listen(uint64_t worker,
 /*
  Queues a connect to numeric address `ip` and `port`. The completion carries the new
  socket in `handle` on success; on failure (`-ECONNREFUSED`, `-ETIMEDOUT` after
- `timeout_ms`, ...) no socket remains.
+ `timeout_ms`, ...) no socket remains. Same as `iot_tcp_connect_from` with no source.
  */
 int32_t iot_tcp_connect(uint64_t worker,
                         const char *ip,
                         uint16_t port,
                         uint64_t tag,
                         uint32_t timeout_ms);
+
+/*
+ Queues a connect as `iot_tcp_connect` does, from a chosen local end: the socket is
+ bound to numeric address `source_ip` (NULL: any address of the peer's family) and
+ `source_port` (0: any) before connecting. A source of the other family fails with
+ `-EINVAL`; one in use (without `SO_REUSEADDR`) or not local fails at once
+ (`-EADDRINUSE`, `-EADDRNOTAVAIL`) and no socket remains.
+ */
+int32_t iot_tcp_connect_from(uint64_t worker,
+                             const char *ip,
+                             uint16_t port,
+                             const char *source_ip,
+                             uint16_t source_port,
+                             uint64_t tag,
+                             uint32_t timeout_ms);
 
 /*
  Asks every worker of the process to stop: each drains an `IOT_KIND_STOP_REQUESTED`

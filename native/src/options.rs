@@ -1,4 +1,5 @@
-//! Socket options the host may set or read, by `IOT_OPTION_*` number, and the count of
+//! Socket options the host may set or read, by `IOT_OPTION_*` number or raw
+//! (`level`, `option`, bytes) as `setsockopt`/`getsockopt` take them, and the count of
 //! datagrams a socket dropped.
 
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -61,6 +62,43 @@ impl Worker {
             _ => return Err(-libc::EINVAL),
         };
         value.map_err(from_io)
+    }
+
+    /// `setsockopt(level, option)` with `value` as the option's bytes, on any socket.
+    pub(crate) fn set_raw_option(
+        &mut self,
+        socket: u64,
+        level: i32,
+        option: i32,
+        value: &[u8],
+    ) -> Result<()> {
+        let fd = self.sockets.get(socket)?.fd.as_raw_fd();
+        let len = libc::socklen_t::try_from(value.len()).map_err(|_| -libc::EINVAL)?;
+        // SAFETY: `value` is readable for `len` bytes; the kernel only reads them.
+        let rc = unsafe { libc::setsockopt(fd, level, option, value.as_ptr().cast(), len) };
+        if rc < 0 {
+            return Err(from_io(std::io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+
+    /// `getsockopt(level, option)` into `out`; returns how many bytes the kernel wrote.
+    pub(crate) fn get_raw_option(
+        &self,
+        socket: u64,
+        level: i32,
+        option: i32,
+        out: &mut [u8],
+    ) -> Result<usize> {
+        let fd = self.sockets.get(socket)?.fd.as_raw_fd();
+        let mut len = libc::socklen_t::try_from(out.len()).map_err(|_| -libc::EINVAL)?;
+        // SAFETY: `out` has room for `len` bytes; the kernel writes at most that and
+        // stores the count it wrote in `len`.
+        let rc = unsafe { libc::getsockopt(fd, level, option, out.as_mut_ptr().cast(), &mut len) };
+        if rc < 0 {
+            return Err(from_io(std::io::Error::last_os_error()));
+        }
+        Ok((len as usize).min(out.len()))
     }
 
     /// Packets the kernel dropped for this socket because its receive queue was full

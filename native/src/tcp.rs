@@ -47,17 +47,21 @@ impl Worker {
     }
 
     /// The connected socket arrives in the completion's `handle`; on failure no socket
-    /// is left behind.
+    /// is left behind. With `source`, the socket is bound to it first (port 0: any).
     pub(crate) fn tcp_connect(
         &mut self,
         ip: IpAddr,
         port: u16,
+        source: Option<SocketAddr>,
         tag: u64,
         timeout_ms: u32,
     ) -> Result<()> {
         let addr = SocketAddr::new(ip, port);
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(from_io)?;
         socket.set_nodelay(true).map_err(from_io)?;
+        if let Some(source) = source {
+            socket.bind(&source.into()).map_err(from_io)?;
+        }
         self.connect_stream(socket, addr.into(), tag, timeout_ms)
     }
 }

@@ -71,6 +71,16 @@ pub(crate) fn in_slice<'a, T>(ptr: *const T, len: u32) -> Result<&'a [T]> {
     }
 }
 
+/// An output array of `len` elements (NULL only when `len` is 0).
+pub(crate) fn out_slice<'a, T>(ptr: *mut T, len: u32) -> Result<&'a mut [T]> {
+    match (ptr.is_null(), len) {
+        (_, 0) => Ok(&mut []),
+        (true, _) => Err(IOT_E_NULL_POINTER),
+        // SAFETY: non-null and, per the ABI contract, `len` writable elements.
+        (false, _) => Ok(unsafe { std::slice::from_raw_parts_mut(ptr, len as usize) }),
+    }
+}
+
 /// A NUL-terminated UTF-8 argument.
 pub(crate) fn c_str<'a>(ptr: *const c_char) -> Result<&'a str> {
     std::str::from_utf8(c_bytes(ptr)?).map_err(|_| -libc::EINVAL)

@@ -3,7 +3,7 @@
 
 use std::ffi::c_char;
 
-use super::{boundary, copy_bytes, on_worker, out_ptr};
+use super::{boundary, copy_bytes, in_slice, on_worker, out_ptr, out_slice};
 use crate::address::address_text;
 use crate::error::Result;
 use crate::registry;
@@ -150,6 +150,46 @@ pub extern "C" fn iot_socket_get_option(
     boundary(|| {
         let out = out_ptr(out_value)?;
         *out = registry::with(worker, |w| w.get_option(socket, option))?;
+        Ok(0)
+    })
+}
+
+/// Sets socket option `option` at `level` (`SOL_SOCKET`, `IPPROTO_TCP`, ...) to the
+/// `len` bytes at `value` (NULL only when `len` is 0), as `setsockopt(2)` takes them,
+/// on any socket. Errors are the kernel's, as negative errno (`-EINVAL`,
+/// `-ENOPROTOOPT`, ...).
+#[no_mangle]
+pub extern "C" fn iot_socket_set_raw_option(
+    worker: u64,
+    socket: u64,
+    level: i32,
+    option: i32,
+    value: *const u8,
+    len: u32,
+) -> i32 {
+    boundary(|| {
+        let value = in_slice(value, len)?;
+        registry::with(worker, |w| w.set_raw_option(socket, level, option, value))?;
+        Ok(0)
+    })
+}
+
+/// Reads socket option `option` at `level` as `getsockopt(2)` does: `*inout_len` is
+/// the room at `out` (NULL only when it is 0) on entry, and the count of bytes the
+/// kernel wrote on success. Errors are the kernel's, as negative errno.
+#[no_mangle]
+pub extern "C" fn iot_socket_get_raw_option(
+    worker: u64,
+    socket: u64,
+    level: i32,
+    option: i32,
+    out: *mut u8,
+    inout_len: *mut u32,
+) -> i32 {
+    boundary(|| {
+        let len = out_ptr(inout_len)?;
+        let room = out_slice(out, *len)?;
+        *len = registry::with(worker, |w| w.get_raw_option(socket, level, option, room))? as u32;
         Ok(0)
     })
 }
