@@ -260,4 +260,38 @@ final class NativeScratch {
     if (rc < 0) throw core.error(rc, operation);
     return (address: read(rc), port: port.value);
   }
+
+  /// `setsockopt` of [option] at [level] on [socket] with the bytes of
+  /// [value] (at most [capacity]). Throws the native error for [operation].
+  void setRawOption(WorkerCore core, int socket, int level, int option,
+      Uint8List value, String operation) {
+    _checkRawLength(value.length, operation);
+    _bytes.setRange(0, value.length, value);
+    final rc = core.bindings.iot_socket_set_raw_option(core.id, socket, level,
+        option, _block.pointer, value.length);
+    if (rc < 0) throw core.error(rc, operation);
+  }
+
+  /// `getsockopt` of [option] at [level] on [socket] with room for
+  /// `into.length` bytes (at most [capacity]): the bytes the kernel wrote are
+  /// copied to the start of [into]; returns how many. Throws the native error
+  /// for [operation].
+  int getRawOption(WorkerCore core, int socket, int level, int option,
+      Uint8List into, String operation) {
+    _checkRawLength(into.length, operation);
+    value.value = into.length;
+    final rc = core.bindings.iot_socket_get_raw_option(
+        core.id, socket, level, option, _block.pointer, value);
+    if (rc < 0) throw core.error(rc, operation);
+    final written = value.value;
+    into.setRange(0, written, _bytes);
+    return written;
+  }
+
+  void _checkRawLength(int length, String operation) {
+    if (length > _textCapacity) {
+      throw ArgumentError.value(
+          length, operation, 'option value longer than $_textCapacity bytes');
+    }
+  }
 }

@@ -3,7 +3,8 @@
 /// TCP and Unix stream sockets share is in `stream_connection.dart`).
 library;
 
-import 'dart:io' show InternetAddress;
+import 'dart:ffi' show nullptr;
+import 'dart:io' show InternetAddress, InternetAddressType;
 
 import 'address.dart';
 import 'connect_task.dart';
@@ -83,24 +84,47 @@ final class TcpConnection extends StreamConnection {
   /// with a [TransportTimeoutException] (the timeout covers all addresses
   /// tried). A refused connection fails with a [TransportException] whose
   /// [TransportException.errno] is 111 (`ECONNREFUSED`).
+  ///
+  /// With [sourceAddress] (an [InternetAddress] or a numeric `String`) or
+  /// [sourcePort], the socket is bound to that local address and port
+  /// before connecting (port 0: any free one), as dart:io's
+  /// `Socket.connect` does. A source the host does not have, or a port in
+  /// use, fails with a [TransportException] (`EADDRNOTAVAIL`,
+  /// `EADDRINUSE`).
   static Future<TcpConnection> connect(Object host, int port,
-          {Duration? timeout, Worker? worker}) =>
-      handledFuture(_connect(host, port, timeout, worker, null));
+          {Object? sourceAddress,
+          int sourcePort = 0,
+          Duration? timeout,
+          Worker? worker}) =>
+      handledFuture(_connect(
+          host, port, sourceAddress, sourcePort, timeout, worker, null));
 
   /// Starts connecting as [connect] does, and returns at once a task whose
   /// `socket` is the connection and whose `cancel` abandons the attempt
   /// (the connection then fails with a [TransportCancelledException]).
   static ConnectTask<TcpConnection> startConnect(Object host, int port,
-      {Duration? timeout, Worker? worker}) {
+      {Object? sourceAddress,
+      int sourcePort = 0,
+      Duration? timeout,
+      Worker? worker}) {
     final cancellation = Cancellation();
     return ConnectTask.internal(
-        handledFuture(_connect(host, port, timeout, worker, cancellation)),
+        handledFuture(_connect(host, port, sourceAddress, sourcePort, timeout,
+            worker, cancellation)),
         cancellation);
   }
 
-  static Future<TcpConnection> _connect(Object host, int port,
-      Duration? timeout, Worker? worker, Cancellation? cancellation) async {
+  static Future<TcpConnection> _connect(
+      Object host,
+      int port,
+      Object? sourceAddress,
+      int sourcePort,
+      Duration? timeout,
+      Worker? worker,
+      Cancellation? cancellation) async {
     RangeError.checkValueInInterval(port, 1, 65535, 'port');
+    RangeError.checkValueInInterval(sourcePort, 0, 65535, 'sourcePort');
+    final source = _sourceIp(sourceAddress);
     timeoutMillis(timeout, 'timeout');
     final core = workerCore(worker ?? Worker.current);
     final watch = Stopwatch()..start();
@@ -126,8 +150,16 @@ final class TcpConnection extends StreamConnection {
         return await connectStream<TcpConnection>(
             core,
             timeout,
-            (tag) => core.bindings.iot_tcp_connect(core.id,
-                core.scratchText(address.address), port, tag, remaining),
+            (tag) => core.bindings.iot_tcp_connect_from(
+                core.id,
+                core.scratchText(address.address),
+                port,
+                source == null
+                    ? nullptr
+                    : NativeScratch.of(core, 'connect').path(source),
+                sourcePort,
+                tag,
+                remaining),
             (socket) => TcpConnection._(core, socket,
                 remoteAddress: address, remotePort: port),
             cancellation: cancellation);
@@ -143,6 +175,22 @@ final class TcpConnection extends StreamConnection {
     }
     throw lastError ??
         TransportException('no address to connect to', operation: 'connect');
+  }
+
+  /// The numeric source address of a connect, or null for any.
+  static String? _sourceIp(Object? sourceAddress) {
+    switch (sourceAddress) {
+      case null:
+        return null;
+      case InternetAddress(
+            type: InternetAddressType.IPv4 || InternetAddressType.IPv6
+          ):
+        return sourceAddress.address;
+      case String() when InternetAddress.tryParse(sourceAddress) != null:
+        return sourceAddress;
+    }
+    throw ArgumentError.value(sourceAddress, 'sourceAddress',
+        'not an IP address (an InternetAddress or numeric String)');
   }
 
   InternetAddress? _remoteAddress;

@@ -333,6 +333,11 @@ final class Bindings {
             Int32 Function(Uint64, Pointer<Utf8>, Uint16, Uint64, Uint32),
             int Function(int, Pointer<Utf8>, int, int, int)>('iot_tcp_connect',
             isLeaf: true),
+        iot_tcp_connect_from = lib.lookupFunction<
+            Int32 Function(Uint64, Pointer<Utf8>, Uint16, Pointer<Utf8>, Uint16,
+                Uint64, Uint32),
+            int Function(int, Pointer<Utf8>, int, Pointer<Utf8>, int, int,
+                int)>('iot_tcp_connect_from', isLeaf: true),
         iot_recv = lib.lookupFunction<
             Int32 Function(Uint64, Uint64, Uint64, Uint32, Uint32),
             int Function(int, int, int, int, int)>('iot_recv', isLeaf: true),
@@ -444,6 +449,16 @@ final class Bindings {
                 int, int, int, Pointer<Uint32>)>(
             'iot_socket_get_option',
             isLeaf: true),
+        iot_socket_set_raw_option = lib.lookupFunction<
+            Int32 Function(
+                Uint64, Uint64, Int32, Int32, Pointer<Uint8>, Uint32),
+            int Function(int, int, int, int, Pointer<Uint8>,
+                int)>('iot_socket_set_raw_option', isLeaf: true),
+        iot_socket_get_raw_option = lib.lookupFunction<
+            Int32 Function(
+                Uint64, Uint64, Int32, Int32, Pointer<Uint8>, Pointer<Uint32>),
+            int Function(int, int, int, int, Pointer<Uint8>,
+                Pointer<Uint32>)>('iot_socket_get_raw_option', isLeaf: true),
         iot_socket_dropped = lib.lookupFunction<
             Int32 Function(Uint64, Uint64, Pointer<Uint32>),
             int Function(int, int, Pointer<Uint32>)>('iot_socket_dropped',
@@ -605,6 +620,9 @@ final class Bindings {
   final int Function(
           int worker, Pointer<Utf8> ip, int port, int tag, int timeoutMs)
       iot_tcp_connect;
+  final int Function(int worker, Pointer<Utf8> ip, int port,
+      Pointer<Utf8> sourceIp, int sourcePort, int tag, int timeoutMs)
+      iot_tcp_connect_from;
   final int Function(int worker, int socket, int tag, int flags, int timeoutMs)
       iot_recv;
   final int Function(int worker, int socket, int bufferId, int offset, int len,
@@ -675,6 +693,10 @@ final class Bindings {
   final int Function(
       int worker, int socket, int option, Pointer<Uint32> outValue)
       iot_socket_get_option;
+  final int Function(int worker, int socket, int level, int option,
+      Pointer<Uint8> value, int len) iot_socket_set_raw_option;
+  final int Function(int worker, int socket, int level, int option,
+      Pointer<Uint8> out, Pointer<Uint32> inoutLen) iot_socket_get_raw_option;
   final int Function(int worker, int socket, Pointer<Uint32> outCount)
       iot_socket_dropped;
   final int Function(

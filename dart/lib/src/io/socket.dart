@@ -8,6 +8,7 @@ import 'dart:io';
 import 'dart:typed_data';
 
 import '../exception.dart';
+import '../operation.dart';
 import '../stream_connection.dart';
 import '../tcp.dart';
 import '../unix.dart';
@@ -61,16 +62,14 @@ final class IoUringSocket extends Stream<Uint8List> implements Socket {
   /// Unix socket address (`InternetAddress(path, type:
   /// InternetAddressType.unix)`, [port] ignored). With a [timeout], a
   /// connection not established in time fails. Every failure is a
-  /// [SocketException]. [sourceAddress] and [sourcePort] are not supported
-  /// yet and must be left out.
+  /// [SocketException]. A TCP socket is bound to [sourceAddress] (an
+  /// [InternetAddress] or a numeric `String`) and [sourcePort] (0: any)
+  /// before connecting, when given; a Unix socket takes neither.
   static Future<IoUringSocket> connect(Object host, int port,
       {Object? sourceAddress,
       int sourcePort = 0,
       Duration? timeout,
       Worker? worker}) async {
-    if (sourceAddress != null || sourcePort != 0) {
-      throw UnsupportedError('sourceAddress and sourcePort');
-    }
     final remote = host is InternetAddress
         ? host
         : host is String
@@ -78,13 +77,20 @@ final class IoUringSocket extends Stream<Uint8List> implements Socket {
             : null;
     try {
       if (remote != null && remote.type == InternetAddressType.unix) {
+        if (sourceAddress != null || sourcePort != 0) {
+          throw ArgumentError.value(sourceAddress, 'sourceAddress',
+              'a Unix socket connects from no source address or port');
+        }
         final connection = await UnixConnection.connect(remote.address,
             timeout: timeout, worker: worker);
         return IoUringSocket._(connection,
             address: remote, port: 0, unixPeer: remote);
       }
       final connection = await TcpConnection.connect(host, port,
-          timeout: timeout, worker: worker);
+          sourceAddress: sourceAddress,
+          sourcePort: sourcePort,
+          timeout: timeout,
+          worker: worker);
       // dart:io's `address` of a connected socket is the address it
       // connected to (the looked-up one for a name).
       return IoUringSocket._(connection,
@@ -315,21 +321,58 @@ final class IoUringSocket extends Stream<Uint8List> implements Socket {
 
   // ------------------------------------------------------------ options
 
-  /// Sets [option]. Connections are created with `TCP_NODELAY` on, and
-  /// [SocketOption.tcpNoDelay] can only keep it so for now.
+  /// Sets [option], as dart:io does: [SocketOption.tcpNoDelay] (connections
+  /// start with it on) is `TCP_NODELAY`; returns true. Throws a
+  /// [SocketException] when the kernel refuses (as for a Unix socket).
   @override
   bool setOption(SocketOption option, bool enabled) {
-    if (option == SocketOption.tcpNoDelay && enabled) return true;
-    throw UnsupportedError('setOption($option, $enabled)');
+    if (option != SocketOption.tcpNoDelay) {
+      throw UnsupportedError('setOption($option)');
+    }
+    setRawOption(RawSocketOption.fromBool(
+        RawSocketOption.levelTcp, _tcpNoDelay, enabled));
+    return true;
   }
 
+  /// Reads the option [option] names (`getsockopt` with room for
+  /// `option.value.length` bytes). As in dart:io the kernel's bytes land in
+  /// `option.value`; the result is those bytes (`option.value` itself when
+  /// the kernel filled it, else a view of its start). A kernel error is a
+  /// [SocketException] with the errno.
   @override
-  Uint8List getRawOption(RawSocketOption option) =>
-      throw UnsupportedError('getRawOption');
+  Uint8List getRawOption(RawSocketOption option) => _option('getRawOption',
+      (core, scratch, socket) {
+        final into = option.value;
+        final written = scratch.getRawOption(core, socket, option.level,
+            option.option, into, 'getRawOption');
+        return written == into.length
+            ? into
+            : Uint8List.sublistView(into, 0, written);
+      });
 
+  /// Sets the option [option] names to the bytes of `option.value`
+  /// (`setsockopt`). A kernel error is a [SocketException] with the errno.
   @override
-  void setRawOption(RawSocketOption option) =>
-      throw UnsupportedError('setRawOption');
+  void setRawOption(RawSocketOption option) => _option(
+      'setRawOption',
+      (core, scratch, socket) => scratch.setRawOption(core, socket,
+          option.level, option.option, option.value, 'setRawOption'));
+
+  /// [call] with the worker, its scratch and the socket's id, for a socket
+  /// not yet released; native errors become [SocketException]s.
+  T _option<T>(String operation,
+      T Function(WorkerCore core, NativeScratch scratch, int socket) call) {
+    final socket = connectionSocket(_connection);
+    if (_destroyed || _released || socket.isClosed) {
+      throw const SocketException.closed();
+    }
+    final core = connectionCore(_connection);
+    try {
+      return call(core, NativeScratch.of(core, operation), socket.id);
+    } on TransportException catch (error) {
+      throw socketError(error);
+    }
+  }
 
   /// [error] as dart:io reports it: a [SocketException] naming the peer.
   Object _error(Object error) {
@@ -355,6 +398,9 @@ final class IoUringSocket extends Stream<Uint8List> implements Socket {
 IoUringSocket acceptedSocket(
         StreamConnection connection, InternetAddress address, int port) =>
     IoUringSocket._(connection, address: address, port: port);
+
+/// `TCP_NODELAY` from netinet/tcp.h.
+const int _tcpNoDelay = 1;
 
 /// Bytes waiting to be sent beyond which an `addStream` is paused.
 const int _writeWindow = 64 * 1024;
