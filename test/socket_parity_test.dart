@@ -25,7 +25,7 @@ typedef BindFunction = Future<ServerSocket> Function(Object address, int port,
 
 /// Connects a socket, as `Socket.connect` does.
 typedef ConnectFunction = Future<Socket> Function(Object host, int port,
-    {Duration? timeout});
+    {Object? sourceAddress, int sourcePort, Duration? timeout});
 
 /// A socket implementation under test: how it binds and connects.
 final class SocketApi {
@@ -104,6 +104,7 @@ void main() {
       _unixTests(api);
       _backPressureTests(api);
       _listenerTests(api);
+      _optionTests(api);
     });
   }
 }
@@ -932,5 +933,55 @@ void _listenerTests(SocketApi api) {
     final port = listener.port;
     await listener.listen((_) {}).cancel();
     await _untilRefused(api, port);
+  });
+}
+
+// ---------------------------------------------------------------- options
+
+/// `TCP_NODELAY`, `SO_KEEPALIVE` from the Linux headers.
+const int _tcpNoDelay = 1;
+const int _soKeepAlive = 9;
+
+int _intOf(Uint8List bytes) =>
+    ByteData.sublistView(bytes).getInt32(0, Endian.host);
+
+void _optionTests(SocketApi api) {
+  test('setOption(tcpNoDelay) reads back through getRawOption', () async {
+    final (client, _) = await api.pair();
+    final noDelay =
+        RawSocketOption.fromInt(RawSocketOption.levelTcp, _tcpNoDelay, 0);
+    for (final on in [false, true, false]) {
+      expect(client.setOption(SocketOption.tcpNoDelay, on), isTrue);
+      expect(_intOf(client.getRawOption(noDelay)), on ? 1 : 0);
+    }
+  });
+
+  test('setRawOption(SO_KEEPALIVE) round trips', () async {
+    final (_, server) = await api.pair();
+    for (final on in [true, false]) {
+      server.setRawOption(RawSocketOption.fromBool(
+          RawSocketOption.levelSocket, _soKeepAlive, on));
+      final got = server.getRawOption(RawSocketOption.fromInt(
+          RawSocketOption.levelSocket, _soKeepAlive, 7));
+      expect(_intOf(got), on ? 1 : 0);
+    }
+  });
+
+  test('connect binds to sourceAddress and sourcePort', () async {
+    final listener = await api.bind(InternetAddress.loopbackIPv4);
+    final accepted = listener.first;
+    final source = InternetAddress('127.0.0.2');
+    final probe = await ServerSocket.bind(source, 0);
+    final sourcePort = probe.port;
+    await probe.close();
+    final client = await api
+        .connectUntracked(InternetAddress.loopbackIPv4, listener.port,
+            sourceAddress: source, sourcePort: sourcePort)
+        .bounded;
+    addTearDown(client.destroy);
+    final server = await accepted.bounded;
+    addTearDown(server.destroy);
+    expect((server.remoteAddress, server.remotePort), (source, sourcePort));
+    expect(client.port, sourcePort);
   });
 }
