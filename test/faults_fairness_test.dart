@@ -4,6 +4,7 @@
 // at least 16), and the worker's other connections are served promptly.
 import 'dart:async';
 import 'dart:io';
+import 'dart:typed_data';
 
 import 'package:iouring_transport/iouring_transport.dart';
 import 'package:test/test.dart';
@@ -85,6 +86,38 @@ void main() {
     hog.destroy();
     probe.destroy();
     await expectNothingLeftButTheListener(worker);
+  });
+
+  test('a connection writing to a peer that never reads holds only its share '
+      'of the send buffers', () async {
+    const sendShare = 8;
+    final worker = testWorker(const WorkerConfig(
+        sendBufferCount: 64, socketBufferLimit: sendShare));
+    final silent = await silentPeer();
+    final writer = await TcpConnection.connect(
+            InternetAddress.loopbackIPv4, silent.port,
+            worker: worker)
+        .bounded;
+    // 16 MiB cannot all go out: the peer never reads. Without the limit the
+    // writer would take every send buffer.
+    writer.write(Uint8List(16 << 20)).ignore();
+    await untilStats(worker, (stats) => stats.buffersOutstanding >= sendShare,
+        reason: 'the writer fills its share of the send buffers');
+    // The others are free: another connection's writes are not starved.
+    final server = await startEchoServer(InternetAddress.loopbackIPv4,
+        worker: worker);
+    final client = await TcpConnection.connect(
+            InternetAddress.loopbackIPv4, server.port,
+            worker: worker)
+        .bounded;
+    final reader = ByteReader(client);
+    for (var i = 0; i < 20; i++) {
+      await expectEcho(client, reader, pattern(4096, i));
+    }
+    expect(worker.stats().buffersOutstanding, lessThanOrEqualTo(sendShare + 2),
+        reason: 'the writer never holds more than its share');
+    writer.destroy();
+    await client.close();
   });
 }
 

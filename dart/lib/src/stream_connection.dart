@@ -507,6 +507,9 @@ final class _Sender implements CompletionHandler, SendBufferWaiter {
 
   int _tag = 0;
   bool _waiting = false;
+
+  /// Stopped at the per-connection limit of send buffers in flight.
+  bool _throttled = false;
   TransportException? _error;
   _Outbound? _last;
 
@@ -550,6 +553,12 @@ final class _Sender implements CompletionHandler, SendBufferWaiter {
       final data = entry.data;
       if (data != null) {
         while (entry.position < data.length) {
+          if (_inFlight.length >= core.sendBufferLimit) {
+            // This connection's share of the send buffers is in flight: go
+            // on when one of its sends completes (onCompletion).
+            _throttled = true;
+            return;
+          }
           final id = acquireSendBuffer(core, this);
           if (id < 0) {
             _waiting = id == -Errno.enobufs;
@@ -624,6 +633,10 @@ final class _Sender implements CompletionHandler, SendBufferWaiter {
       entry.fail(_error!);
     } else if (entry.inFlight == 0 && entry.submitted) {
       if (!entry.completer.isCompleted) entry.completer.complete();
+    }
+    if (_throttled && _error == null) {
+      _throttled = false;
+      if (!_waiting) _pump();
     }
     if (_inFlight.isEmpty && _queue.isEmpty) {
       // Idle: no tag registered, so the worker does not keep the isolate

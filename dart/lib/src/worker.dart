@@ -17,6 +17,7 @@ import 'dart:async';
 import 'dart:collection';
 import 'dart:ffi';
 import 'dart:isolate';
+import 'dart:math' as math;
 import 'dart:typed_data';
 
 import 'package:ffi/ffi.dart';
@@ -59,6 +60,8 @@ final class WorkerConfig {
   /// yet released or sent on); at the limit it stops receiving until one
   /// comes back, so a peer that never reads cannot starve the worker's other
   /// connections. Default: an eighth of [receiveBufferCount], at least 16.
+  /// Writes are held to the same number of send buffers in flight per
+  /// connection (default: an eighth of [sendBufferCount], at least 16).
   final int? socketBufferLimit;
 
   /// How many completions one drain reads (the size of the preallocated
@@ -281,7 +284,7 @@ const int _maxBatchesPerTurn = 4;
 /// the public API.
 final class WorkerCore implements PayloadOwner {
   WorkerCore._(this.bindings, this.handle, this.buffers, this._memory,
-      this._capacity, this.sendBufferCount)
+      this._capacity, this.sendBufferCount, this.sendBufferLimit)
       : _completions = _memory.pointer.cast<iot_completion>(),
         _u64 = _memory.pointer.cast<Uint64>().asTypedList(_capacity * 4),
         _i32 = _memory.pointer.cast<Int32>().asTypedList(_capacity * 8),
@@ -341,8 +344,12 @@ final class WorkerCore implements PayloadOwner {
         externalSize: outSize.value * outCount.value);
     final pool = BufferPool(handle, outBase.value, outSize.value,
         outCount.value, (scratch + _outId).cast<Uint32>());
-    final core =
-        WorkerCore._(b, handle, pool, memory, capacity, sendBuffers);
+    // As the native receive limit: a connection whose peer does not read
+    // must not take the send buffers every other connection needs.
+    final sendLimit =
+        config.socketBufferLimit ?? math.max(16, sendBuffers ~/ 8);
+    final core = WorkerCore._(
+        b, handle, pool, memory, capacity, sendBuffers, sendLimit);
     core._start();
     return core;
   }
@@ -357,6 +364,11 @@ final class WorkerCore implements PayloadOwner {
 
   /// Number of send buffers (0: this worker cannot write).
   final int sendBufferCount;
+
+  /// Send buffers one connection may have in flight at a time
+  /// ([WorkerConfig.socketBufferLimit]; default an eighth of the send
+  /// buffers, at least 16).
+  final int sendBufferLimit;
 
   final NativeBlock _memory;
   final int _capacity;
