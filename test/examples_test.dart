@@ -194,18 +194,7 @@ void main() {
       (example: 'unix_echo', arguments: ['--bogus', '1']),
       (example: 'file_copy', arguments: ['--bogus', 'a', 'b']),
     ];
-    for (final (:example, :arguments) in usages) {
-      test('$example ${arguments.join(' ')} exits 64 with a usage line',
-          () async {
-        final run = await examples.run(example, arguments);
-        expect(run.exitCode, 64, reason: '$run');
-        expect(run.stdoutLines, isEmpty, reason: '$run');
-        final lines = run.stderr.trimRight().split('\n');
-        expect(lines, hasLength(2), reason: '$run');
-        expect(lines.first, startsWith('$example: '));
-        expect(lines.last, startsWith('usage: $example.dart '));
-      }, timeout: exampleTestTimeout);
-    }
+    usageErrorTests(examples, usages);
   });
 }
 

@@ -120,17 +120,6 @@ void main() {
       (example: 'http_server', arguments: ['--port', '65536']),
       (example: 'shelf_server', arguments: ['--port']),
     ];
-    for (final (:example, :arguments) in usages) {
-      test('$example ${arguments.join(' ')} exits 64 with a usage line',
-          () async {
-        final run = await examples.run(example, arguments);
-        expect(run.exitCode, 64, reason: '$run');
-        expect(run.stdoutLines, isEmpty, reason: '$run');
-        final lines = run.stderr.trimRight().split('\n');
-        expect(lines, hasLength(2), reason: '$run');
-        expect(lines.first, startsWith('$example: '));
-        expect(lines.last, startsWith('usage: $example.dart '));
-      }, timeout: exampleTestTimeout);
-    }
+    usageErrorTests(examples, usages);
   });
 }

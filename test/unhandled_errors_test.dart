@@ -17,7 +17,9 @@ import 'support/common.dart';
 import 'support/inbox.dart';
 
 /// Writes to a connection its dart:io peer resets, ignoring every write
-/// future; returns when the connection's flush reported the failure.
+/// future; returns when the connection's flush reported the failure. Runs in
+/// a spawned isolate too, where `dartIoPeer` (which registers tear-downs)
+/// cannot.
 Future<void> _ignoreWritesToAResetPeer(Worker worker) async {
   final server =
       await ServerSocket.bind(InternetAddress.loopbackIPv4, 0).bounded;

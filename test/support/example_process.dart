@@ -229,3 +229,22 @@ final class ExampleProcess {
     return exit;
   }
 }
+
+/// One test per entry of [usages]: the example, run with those arguments,
+/// exits 64 and prints nothing on stdout and two lines on stderr
+/// (`EXAMPLE: what is wrong`, then `usage: EXAMPLE.dart ...`).
+void usageErrorTests(Examples examples,
+    List<({String example, List<String> arguments})> usages) {
+  for (final (:example, :arguments) in usages) {
+    test('$example ${arguments.join(' ')} exits 64 with a usage line',
+        () async {
+      final run = await examples.run(example, arguments);
+      expect(run.exitCode, 64, reason: '$run');
+      expect(run.stdoutLines, isEmpty, reason: '$run');
+      final lines = run.stderr.trimRight().split('\n');
+      expect(lines, hasLength(2), reason: '$run');
+      expect(lines.first, startsWith('$example: '));
+      expect(lines.last, startsWith('usage: $example.dart '));
+    }, timeout: exampleTestTimeout);
+  }
+}
