@@ -112,14 +112,22 @@ fn a_closed_files_queued_read_keeps_its_buffer_until_its_completion() {
     queued_read_ended_by(|host, file| iot_file_close(host.worker, file));
 }
 
+/// A worker with one buffer lent to a read of an empty FIFO (with `timeout_ms`, 0 for
+/// none), which waits in the kernel; the host no longer owns the buffer.
+fn read_waiting_in_the_kernel(dir: &Path, timeout_ms: u32) -> (Host, u64, u32) {
+    let mut host = Host::with_config(&config(4, 4, 4096));
+    let fifo = empty_fifo(&mut host, dir);
+    let id = acquire(&host);
+    read(&host, fifo, id, FIRST, timeout_ms);
+    host.flush();
+    not_the_hosts(&host, id);
+    (host, fifo, id)
+}
+
 #[test]
 fn a_read_cancelled_in_the_kernel_keeps_its_buffer_until_its_completion() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut host = Host::with_config(&config(4, 4, 4096));
-    let fifo = empty_fifo(&mut host, dir.path());
-    let id = acquire(&host);
-    read(&host, fifo, id, FIRST, 0);
-    host.flush();
+    let (mut host, fifo, id) = read_waiting_in_the_kernel(dir.path(), 0);
     ok("cancel", iot_cancel(host.worker, FIRST));
     not_the_hosts(&host, id);
     handed_back(&mut host, FIRST, id, -libc::ECANCELED);
@@ -129,12 +137,7 @@ fn a_read_cancelled_in_the_kernel_keeps_its_buffer_until_its_completion() {
 #[test]
 fn a_timed_out_read_keeps_its_buffer_until_its_completion() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut host = Host::with_config(&config(4, 4, 4096));
-    let fifo = empty_fifo(&mut host, dir.path());
-    let id = acquire(&host);
-    read(&host, fifo, id, FIRST, 20);
-    host.flush();
-    not_the_hosts(&host, id);
+    let (mut host, fifo, id) = read_waiting_in_the_kernel(dir.path(), 20);
     handed_back(&mut host, FIRST, id, -libc::ETIMEDOUT);
     ok("close", iot_file_close(host.worker, fifo));
 }
@@ -142,11 +145,6 @@ fn a_timed_out_read_keeps_its_buffer_until_its_completion() {
 #[test]
 fn freeing_a_worker_with_lent_buffers_reaps_them() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut host = Host::with_config(&config(4, 4, 4096));
-    let fifo = empty_fifo(&mut host, dir.path());
-    let id = acquire(&host);
-    read(&host, fifo, id, FIRST, 0);
-    host.flush();
-    not_the_hosts(&host, id);
+    let _lent = read_waiting_in_the_kernel(dir.path(), 0);
     // Dropping the host frees the worker, which must reap the read (checked by Drop).
 }
