@@ -109,6 +109,10 @@ const int IOT_SHUTDOWN_BOTH = 2;
 /// were kept, the rest was discarded.
 const int IOT_COMPLETION_TRUNCATED = 4;
 
+/// The host buffers a send, send_to or file write borrowed are back in the
+/// pool: a writer waiting for a send buffer may try again.
+const int IOT_COMPLETION_BUFFERS_RETURNED = 8;
+
 /// A datagram received with its sender; `result` is the payload length (0 is an
 /// empty datagram, not end of stream).
 const int IOT_KIND_RECV_FROM = 10;
