@@ -23,6 +23,14 @@
  */
 #define IOT_COMPLETION_TRUNCATED 4
 
+/*
+ The host buffers this operation borrowed (a send's, send_to's or file write's
+ source buffers) are back in the free pool as of this completion, whatever its
+ result (also after a cancel, a close or a timeout). Hosts track their buffers by
+ this flag rather than by `kind`.
+ */
+#define IOT_COMPLETION_BUFFERS_RETURNED 8
+
 #define IOT_KIND_ACCEPT 1
 
 #define IOT_KIND_CONNECT 2

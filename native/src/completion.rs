@@ -33,6 +33,11 @@ pub const IOT_COMPLETION_BUFFER: u32 = 2;
 /// The datagram was longer than the buffer's payload space: `result` bytes were kept,
 /// the rest was discarded by the kernel.
 pub const IOT_COMPLETION_TRUNCATED: u32 = 4;
+/// The host buffers this operation borrowed (a send's, send_to's or file write's
+/// source buffers) are back in the free pool as of this completion, whatever its
+/// result (also after a cancel, a close or a timeout). Hosts track their buffers by
+/// this flag rather than by `kind`.
+pub const IOT_COMPLETION_BUFFERS_RETURNED: u32 = 8;
 
 pub const IOT_KIND_ACCEPT: u16 = 1;
 pub const IOT_KIND_CONNECT: u16 = 2;

@@ -642,8 +642,10 @@ impl Worker {
     }
 
     /// The host sees `ended`'s completion now: the buffers the op borrowed go back,
-    /// to the host (what was read) or to the pool (what was sent or written).
+    /// to the host (what was read) or to the pool (what was sent or written, which the
+    /// completion says with `IOT_COMPLETION_BUFFERS_RETURNED`).
     fn hand_over(&mut self, ended: Ended) -> iot_completion {
+        let mut completion = ended.completion;
         if let Some(work) = &ended.lent {
             let to_host = work.fills_host_buffers();
             for &buffer in work.borrowed() {
@@ -653,8 +655,11 @@ impl Worker {
                     self.release_operation_buffer(buffer);
                 }
             }
+            if !to_host && !work.borrowed().is_empty() {
+                completion.flags |= IOT_COMPLETION_BUFFERS_RETURNED;
+            }
         }
-        ended.completion
+        completion
     }
 
     /// Frees op `key`'s slot and gives back the buffers it borrowed (noting them in
