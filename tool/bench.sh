@@ -4,9 +4,10 @@
 # Two tables: round trips per second (with each server's CPU share), then server CPU
 # time per round trip, which still separates the servers when the client is the limit.
 #
-#   tool/bench.sh [--connections 1,50] [--sizes 64,4096] [--seconds 4] [--ours PATH] ...
+#   tool/bench.sh [--connections 50,500,2000,10000] [--sizes 64,4096] [--rounds 3] ...
 #
-# Arguments go to `iot_bench echo` (see `iot_bench --help`). The defaults take about 55 s.
+# Arguments go to `iot_bench echo` (see `iot_bench --help`). The defaults (50, 500, 2,000
+# and 10,000 connections x 64 and 4096 bytes, 3 s each, one round) take about 2 minutes.
 # This is a benchmark, not a test: it exits non-zero only if a build or a server run fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -3,7 +3,9 @@
 //! send `size` bytes, read back exactly `size` bytes, compare them with what was sent,
 //! repeat. Round trips completed after the warm-up and before the deadline are counted.
 //! A caller-supplied probe (the server's CPU time) is sampled at the same two instants
-//! that bound the counted window.
+//! that bound the counted window. Before the warm-up every connection makes one round
+//! trip, so the server has accepted and served them all; another probe (the server's
+//! memory) is sampled at that point, while every connection is idle.
 
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
@@ -25,15 +27,20 @@ pub struct Config {
     pub stall_timeout: Duration,
 }
 
-pub struct Outcome<S> {
+pub struct Outcome<S, M> {
     pub round_trips: u64,
     pub elapsed: Duration,
+    /// The client thread's own CPU time over the window / the window: near 1.0 means the
+    /// client, not the server, was the limit.
+    pub client_busy: f64,
+    /// The idle probe's value: every connection has made one round trip, none is busy.
+    pub idle: M,
     /// The probe's values at the start and the end of the measured window.
     pub probe_start: S,
     pub probe_end: S,
 }
 
-impl<S> Outcome<S> {
+impl<S, M> Outcome<S, M> {
     pub fn per_sec(&self) -> f64 {
         self.round_trips as f64 / self.elapsed.as_secs_f64()
     }
@@ -147,15 +154,23 @@ impl Conn {
 }
 
 /// Runs one measurement against 127.0.0.1:`cfg.port`. Always returns by
-/// warm-up + measure (+ connect time), or earlier with an error. `probe` is called
-/// exactly twice: when the measured window opens (after the warm-up) and when it closes.
-pub fn run<S>(cfg: &Config, mut probe: impl FnMut() -> S) -> Result<Outcome<S>, String> {
+/// connect + first round trips + warm-up + measure, or earlier with an error. `probe` is
+/// called exactly twice: when the measured window opens (after the warm-up) and when it
+/// closes; `idle_probe` once, after every connection's first round trip.
+pub fn run<S, M>(
+    cfg: &Config,
+    mut probe: impl FnMut() -> S,
+    idle_probe: impl FnOnce() -> M,
+) -> Result<Outcome<S, M>, String> {
     assert!(cfg.connections > 0 && cfg.size > 0);
     let addr = SocketAddr::from(([127, 0, 0, 1], cfg.port));
     let ep = Epoll::new().map_err(|e| format!("epoll_create: {e}"))?;
 
     let mut conns = Vec::with_capacity(cfg.connections);
     for i in 0..cfg.connections {
+        if i % 1000 == 999 && interrupt::interrupted() {
+            return Err("interrupted".to_string());
+        }
         let stream = TcpStream::connect_timeout(&addr, cfg.stall_timeout)
             .map_err(|e| format!("connect {addr} (connection {i}): {e}"))?;
         stream
@@ -166,81 +181,147 @@ pub fn run<S>(cfg: &Config, mut probe: impl FnMut() -> S) -> Result<Outcome<S>, 
             .map_err(|e| format!("epoll_ctl: {e}"))?;
         conns.push(Conn::new(stream, i, cfg.size, Instant::now()));
     }
+    let mut pump = Pump {
+        ep,
+        events: sys::events(cfg.connections.min(1024)),
+        conns,
+        total: 0,
+        next_check: Instant::now() + TICK,
+    };
 
+    // One round trip on every connection, none followed by the next: then all are idle.
+    pump.start_all()?;
+    let first_deadline = Instant::now() + cfg.stall_timeout.max(Duration::from_secs(30));
+    while pump.total < cfg.connections as u64 {
+        if Instant::now() >= first_deadline {
+            return Err(format!(
+                "only {} of {} connections got their first echo",
+                pump.total, cfg.connections
+            ));
+        }
+        pump.turn(first_deadline, false, cfg)?;
+    }
+    let idle = idle_probe();
+
+    pump.start_all()?;
     let start = Instant::now();
     let warm_end = start + cfg.warmup;
     let end = warm_end + cfg.measure;
-    for (i, c) in conns.iter_mut().enumerate() {
-        c.last_progress = start;
-        c.next_request();
-        c.flush(&ep, i as u64)?;
-    }
-
-    let mut events = sys::events(cfg.connections.min(1024));
-    let mut total: u64 = 0;
-    let mut measured_from: Option<(u64, Instant, S)> = None;
-    let mut next_check = start + TICK;
+    let mut measured_from: Option<(u64, Instant, Duration, S)> = None;
     let mut now = start;
     loop {
-        if now >= next_check {
-            if interrupt::interrupted() {
-                return Err("interrupted".to_string());
-            }
-            check_stalls(&conns, now, cfg)?;
-            next_check = now + TICK;
-        }
         if measured_from.is_none() && now >= warm_end {
             let at_start = probe();
-            measured_from = Some((total, now, at_start));
+            measured_from = Some((pump.total, now, thread_cpu(), at_start));
         }
         if now >= end {
             break;
         }
-        let mut wake = end.min(next_check);
-        if measured_from.is_none() {
-            wake = wake.min(warm_end);
-        }
-        let timeout_ms = wake
-            .saturating_duration_since(now)
-            .as_micros()
-            .div_ceil(1000) as i32;
-
-        let n = ep
-            .wait(&mut events, timeout_ms)
-            .map_err(|e| format!("epoll_wait: {e}"))?;
-        now = Instant::now();
-        for ev in &events[..n] {
-            let token = sys::token(ev);
-            let flags = sys::flags(ev) as libc::c_int;
-            let c = &mut conns[token as usize];
-            if flags & EPOLLOUT != 0 {
-                c.flush(&ep, token)?;
-            }
-            if flags & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR) != 0 && c.read(token)? {
-                total += 1;
-                c.last_progress = now;
-                c.next_request();
-                c.flush(&ep, token)?;
-            }
-        }
+        let wake = if measured_from.is_none() {
+            warm_end
+        } else {
+            end
+        };
+        now = pump.turn(wake, true, cfg)?;
     }
 
     let probe_end = probe();
-    let (at_warm_end, from, probe_start) = measured_from.expect("set before the end");
-    let round_trips = total - at_warm_end;
-    check_stalls(&conns, now, cfg)?;
+    let client_end = thread_cpu();
+    let (at_warm_end, from, client_start, probe_start) = measured_from.expect("set before the end");
+    let round_trips = pump.total - at_warm_end;
+    check_stalls(&pump.conns, now, cfg)?;
     if round_trips == 0 {
         return Err(format!(
             "server stalled: no round trip completed in the {:.1} s measured",
             cfg.measure.as_secs_f64()
         ));
     }
+    let elapsed = now - from;
     Ok(Outcome {
         round_trips,
-        elapsed: now - from,
+        elapsed,
+        client_busy: (client_end - client_start).as_secs_f64() / elapsed.as_secs_f64(),
+        idle,
         probe_start,
         probe_end,
     })
+}
+
+/// The event loop over all connections.
+struct Pump {
+    ep: Epoll,
+    events: Vec<sys::Event>,
+    conns: Vec<Conn>,
+    /// Round trips completed so far.
+    total: u64,
+    next_check: Instant,
+}
+
+impl Pump {
+    /// Every connection sends its next request.
+    fn start_all(&mut self) -> Result<(), String> {
+        let now = Instant::now();
+        for (i, c) in self.conns.iter_mut().enumerate() {
+            c.last_progress = now;
+            c.next_request();
+            c.flush(&self.ep, i as u64)?;
+        }
+        Ok(())
+    }
+
+    /// One epoll wait (until `wake` at the latest) and its events; a finished round trip
+    /// starts the next one when `repeat`. Returns the time after the wait.
+    fn turn(&mut self, wake: Instant, repeat: bool, cfg: &Config) -> Result<Instant, String> {
+        let now = Instant::now();
+        if now >= self.next_check {
+            if interrupt::interrupted() {
+                return Err("interrupted".to_string());
+            }
+            check_stalls(&self.conns, now, cfg)?;
+            self.next_check = now + TICK;
+        }
+        let timeout_ms = wake
+            .min(self.next_check)
+            .saturating_duration_since(now)
+            .as_micros()
+            .div_ceil(1000) as i32;
+        let n = self
+            .ep
+            .wait(&mut self.events, timeout_ms)
+            .map_err(|e| format!("epoll_wait: {e}"))?;
+        let now = Instant::now();
+        for ev in &self.events[..n] {
+            let token = sys::token(ev);
+            let flags = sys::flags(ev) as libc::c_int;
+            let c = &mut self.conns[token as usize];
+            if flags & EPOLLOUT != 0 {
+                c.flush(&self.ep, token)?;
+            }
+            if flags & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR) != 0 && c.read(token)? {
+                self.total += 1;
+                c.last_progress = now;
+                if repeat {
+                    c.next_request();
+                    c.flush(&self.ep, token)?;
+                } else {
+                    // Finished: not a stall while the others catch up.
+                    c.last_progress = now + cfg.stall_timeout * 100;
+                }
+            }
+        }
+        Ok(now)
+    }
+}
+
+/// CPU time of the calling thread.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: writes one timespec into a local.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 fn check_stalls(conns: &[Conn], now: Instant, cfg: &Config) -> Result<(), String> {

@@ -1,0 +1,52 @@
+/// The Socket-API echo server of the Dart echo benchmark (tool/bench_dart.sh):
+/// the same dart:io code (`ServerSocket`, `Socket.listen` + `Socket.add`)
+/// over dart:io sockets (`--impl dartio`) or over io_uring (`--impl iouring`:
+/// `IoUringServerSocket`, the drop-in). The benchmark's third Dart server is
+/// example/echo_server.dart, on the package's own payload API.
+///
+/// ```text
+/// dart run bench/dart/echo_server.dart --impl iouring|dartio [--port 0]
+/// ```
+/// Prints `listening on 127.0.0.1:PORT`; stops on SIGINT or SIGTERM.
+library;
+
+import 'dart:io';
+
+import 'package:iouring_transport/iouring_transport.dart';
+
+import '../../example/support/cli.dart';
+
+Future<void> main(List<String> arguments) async {
+  const usage = 'echo_server.dart --impl iouring|dartio [--port P]';
+  final Map<String, String> options;
+  final int port;
+  try {
+    options = parseOptions(arguments, {'impl', 'port'});
+    port = numberOption(options, 'port', fallback: 0, min: 0, max: 65535);
+  } on FormatException catch (error) {
+    usageError('echo_server', error.message, usage);
+    return;
+  }
+  final impl = options['impl'];
+  final ServerSocket server;
+  if (impl == 'iouring') {
+    server = await IoUringServerSocket.bind(InternetAddress.loopbackIPv4, port);
+  } else if (impl == 'dartio') {
+    server = await ServerSocket.bind(InternetAddress.loopbackIPv4, port);
+  } else {
+    usageError('echo_server', '--impl must be iouring or dartio', usage);
+    return;
+  }
+  server.listen((socket) {
+    socket.setOption(SocketOption.tcpNoDelay, true);
+    // A peer's reset fails `done` too; the stream's onError already handles it.
+    socket.done.ignore();
+    socket.listen(socket.add,
+        onError: (Object _) => socket.destroy(),
+        onDone: () => socket.close().ignore(),
+        cancelOnError: true);
+  });
+  await listeningUntilSignalled('127.0.0.1:${server.port}');
+  await server.close();
+  if (impl == 'iouring') await Worker.current.close();
+}

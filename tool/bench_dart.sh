@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Echo from Dart: the package's payload API (example/echo_server.dart, "transport"), the
+# dart:io Socket API over io_uring (bench/dart/echo_server.dart --impl iouring, "socket")
+# and the same Socket code over dart:io's own sockets ("dartio"), on the same Dart VM, one
+# isolate each, driven by iot_bench's one-thread epoll client; each is compared against
+# dartio. Tables: round trips per second, server CPU per round trip, resident bytes per
+# idle connection and peak resident size, medians with [min-max] over the rounds.
+#
+#   tool/bench_dart.sh [--connections 50,500,2000] [--sizes 64,4096] [--rounds 3] ...
+#   tool/bench_dart.sh --connections 8,64 --sizes 64,4096,65536,262144,1048576   # bulk
+#
+# Further arguments go to `iot_bench echo` (see `iot_bench --help`). Uses the Dart SDK on
+# PATH, else the VM kit at ../shared/dart. This is a benchmark, not a test: it exits
+# non-zero only if a build or a server run fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v dart >/dev/null 2>&1 && [ -x ../shared/dart/bin/dart ]; then
+    PATH="$(cd ../shared/dart/bin && pwd):$PATH"
+fi
+case "$(dart --version 2>&1)" in
+*'"linux_x64"'*) triple=x86_64-unknown-linux-gnu ;;
+*'"linux_ia32"'*) triple=i686-unknown-linux-gnu ;;
+*'"linux_arm64"'*) triple=aarch64-unknown-linux-gnu ;;
+*) echo "bench_dart: unknown Dart platform: $(dart --version 2>&1)" >&2; exit 1 ;;
+esac
+
+target="${CARGO_TARGET_DIR:-target}"
+bash tool/cargo_for.sh "$triple" build --release -p iouring_transport
+cargo build --release -p iot_bench
+dart pub get >/dev/null
+out="$target/bench-dart"
+mkdir -p "$out"
+# Kernels, so that no server compiles its source while it is measured.
+dart compile kernel example/echo_server.dart -o "$out/transport_echo.dill" >/dev/null
+dart compile kernel bench/dart/echo_server.dart -o "$out/socket_echo.dill" >/dev/null
+vm="dart --packages=$PWD/.dart_tool/package_config.json"
+
+exec "$target/release/iot_bench" echo \
+    --connections 50,500,2000 --rounds 3 \
+    --servers transport,socket,dartio --baseline dartio \
+    --server "transport=$vm $out/transport_echo.dill --host 127.0.0.1 --port 0 --isolates 1" \
+    --server "socket=$vm $out/socket_echo.dill --impl iouring --port 0" \
+    --server "dartio=$vm $out/socket_echo.dill --impl dartio --port 0" \
+    --timeout 10 "$@"
