@@ -42,19 +42,18 @@ export 'src/ffi/library.dart'
         loadedLibraryPath;
 export 'src/file.dart'
     show FileInfo, IoFile, IoFileMode, defaultFilePermissions;
+export 'src/handoff.dart'
+    show HandOffException, TcpConnectionHandOff, WorkerHandOffs;
 export 'src/io/server_socket.dart' show IoUringServerSocket;
 export 'src/io/socket.dart' show IoUringSocket;
 export 'src/isolates.dart' show WorkerContext, WorkerPool;
-export 'src/messages.dart'
-    show
-        BytesMessage,
-        HandOffException,
-        TcpConnectionHandOff,
-        Transport,
-        WorkerMessage;
+export 'src/messages.dart' show BytesMessage, WorkerMessage;
 export 'src/stream_connection.dart' show ConnectionListener, StreamConnection;
 export 'src/tcp.dart' show TcpConnection, TcpListener;
+export 'src/transport.dart' show Transport;
 export 'src/udp.dart' show UdpDatagram, UdpSocket;
 export 'src/unix.dart'
     show UnixConnection, UnixDatagram, UnixDatagramSocket, UnixListener;
-export 'src/worker.dart' show Worker, WorkerConfig, WorkerStats;
+export 'src/worker.dart' show Worker;
+export 'src/worker_config.dart' show WorkerConfig;
+export 'src/worker_stats.dart' show WorkerStats;

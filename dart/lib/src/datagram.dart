@@ -11,9 +11,10 @@ import 'dart:typed_data';
 import 'exception.dart';
 import 'ffi/bindings.dart';
 import 'ffi/handles.dart';
+import 'futures.dart';
 import 'operation.dart';
 import 'receiver.dart';
-import 'worker.dart';
+import 'worker_core.dart';
 
 /// `EMSGSIZE`: a datagram larger than one native buffer.
 const int _emsgsize = 90;

@@ -15,8 +15,10 @@ import 'buffers.dart';
 import 'exception.dart';
 import 'ffi/bindings.dart';
 import 'ffi/handles.dart';
+import 'futures.dart';
 import 'operation.dart';
 import 'worker.dart';
+import 'worker_core.dart';
 
 /// Most native reads or writes one call keeps in flight (each holds one
 /// send buffer of the worker).

@@ -7,7 +7,10 @@ library;
 import 'dart:async';
 import 'dart:isolate';
 
+import 'futures.dart';
 import 'worker.dart';
+import 'worker_config.dart';
+
 
 /// What the entry function of each [WorkerPool] isolate gets.
 final class WorkerContext {

@@ -15,7 +15,9 @@ import 'address.dart';
 import 'exception.dart';
 import 'ffi/bindings.dart';
 import 'ffi/handles.dart';
+import 'futures.dart';
 import 'worker.dart';
+import 'worker_core.dart';
 
 /// [timeout] in whole milliseconds (rounded up) for the native calls; 0 for
 /// none. Throws a [RangeError] for a timeout below 1 ms or above 2^32 - 1 ms.

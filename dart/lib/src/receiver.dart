@@ -9,7 +9,7 @@ import 'exception.dart';
 import 'ffi/bindings.dart';
 import 'ffi/handles.dart';
 import 'operation.dart';
-import 'worker.dart';
+import 'worker_core.dart';
 
 /// Datagram receive errors that concern one datagram exchange, not the socket
 /// (an ICMP error from a peer, reported by the next receive on a connected

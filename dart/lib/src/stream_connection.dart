@@ -12,9 +12,10 @@ import 'buffers.dart';
 import 'exception.dart';
 import 'ffi/bindings.dart';
 import 'ffi/handles.dart';
+import 'futures.dart';
 import 'operation.dart';
 import 'receiver.dart';
-import 'worker.dart';
+import 'worker_core.dart';
 
 /// After an accept error (say `EMFILE`), the listener waits this long before
 /// accepting again, so a lasting error does not turn into a busy loop.

@@ -11,9 +11,11 @@ import 'connect_task.dart';
 import 'exception.dart';
 import 'ffi/bindings.dart';
 import 'ffi/handles.dart';
+import 'futures.dart';
 import 'operation.dart';
 import 'stream_connection.dart';
 import 'worker.dart';
+import 'worker_core.dart';
 
 /// A listening TCP socket: a single-subscription stream of accepted
 /// [TcpConnection]s.

@@ -13,6 +13,7 @@ import 'ffi/bindings.dart';
 import 'ffi/handles.dart';
 import 'operation.dart';
 import 'worker.dart';
+import 'worker_core.dart';
 
 /// One received UDP datagram.
 ///

@@ -15,9 +15,11 @@ import 'datagram.dart';
 import 'exception.dart';
 import 'ffi/bindings.dart';
 import 'ffi/handles.dart';
+import 'futures.dart';
 import 'operation.dart';
 import 'stream_connection.dart';
 import 'worker.dart';
+import 'worker_core.dart';
 
 /// The bind flags for [replaceStale].
 int _bindFlags(bool replaceStale) => replaceStale ? IOT_UNIX_REPLACE_STALE : 0;

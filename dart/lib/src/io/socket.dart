@@ -13,6 +13,7 @@ import '../stream_connection.dart';
 import '../tcp.dart';
 import '../unix.dart';
 import '../worker.dart';
+import '../worker_core.dart';
 import 'socket_exception.dart';
 
 /// A connected TCP or Unix stream socket with dart:io's [Socket] semantics,

@@ -1,0 +1,41 @@
+/// [WorkerConfig]: the settings of a new worker.
+library;
+
+/// Settings for a new [Worker]. A null field keeps the native library's
+/// default (`iot_config_default`: 256 ring entries, 256 receive and 256 send
+/// buffers of 16 KiB).
+final class WorkerConfig {
+  const WorkerConfig({
+    this.ringEntries,
+    this.receiveBufferCount,
+    this.sendBufferCount,
+    this.bufferSize,
+    this.socketBufferLimit,
+    this.completionBatch = 256,
+  });
+
+  /// Submission queue entries (the completion queue gets four times as many).
+  final int? ringEntries;
+
+  /// Buffers the kernel fills for receives, 1..32768.
+  final int? receiveBufferCount;
+
+  /// Buffers for sends, 0..32768. Each write is cut into chunks of
+  /// [bufferSize]; when every send buffer is in flight, writes wait.
+  final int? sendBufferCount;
+
+  /// Size of every buffer in bytes, 1..16 MiB.
+  final int? bufferSize;
+
+  /// Receive buffers one connection may hold at a time (received, and not
+  /// yet released or sent on); at the limit it stops receiving until one
+  /// comes back, so a peer that never reads cannot starve the worker's other
+  /// connections. Default: an eighth of [receiveBufferCount], at least 16.
+  /// Writes are held to the same number of send buffers in flight per
+  /// connection (default: an eighth of [sendBufferCount], at least 16).
+  final int? socketBufferLimit;
+
+  /// How many completions one drain reads (the size of the preallocated
+  /// completion array), 1..65536.
+  final int completionBatch;
+}

@@ -1,0 +1,611 @@
+/// The worker: one io_uring ring per isolate, driven by the isolate's event
+/// loop.
+///
+/// One turn of the loop: the native notifier wakes the isolate (it posts the
+/// worker id to a `RawReceivePort` with `Dart_PostCObject`, which is harmless
+/// once the port or the isolate is gone), the worker drains completions in
+/// batches into one preallocated array of `iot_completion` records read in
+/// place, dispatches each to the handler registered for its tag (messages
+/// from other workers go to the worker's messenger, `messenger.dart`), flushes
+/// the submissions the handlers queued with one `io_uring_enter`, and arms
+/// the notifier again. Operations queued outside a turn (by program code
+/// running in microtasks or other events) are flushed by one microtask per
+/// burst. Nothing polls and nothing uses timers to wait.
+library;
+
+import 'dart:async';
+import 'dart:collection';
+import 'dart:ffi';
+import 'dart:isolate';
+import 'dart:math' as math;
+import 'dart:typed_data';
+
+import 'package:ffi/ffi.dart';
+
+import 'buffers.dart';
+import 'exception.dart';
+import 'ffi/bindings.dart';
+import 'ffi/handles.dart';
+import 'ffi/library.dart';
+import 'futures.dart';
+import 'worker_config.dart';
+import 'worker_stats.dart';
+
+/// Receives the completions of the operations queued with the tags it
+/// registered ([WorkerCore.register]).
+abstract interface class CompletionHandler {
+  /// One completion, read in place from the completion array.
+  void onCompletion(int tag, int kind, int result, int flags, int handle,
+      int bufferId, int offset);
+
+  /// The worker closed while this handler still had tags registered.
+  void onWorkerClosed(TransportClosedException error);
+}
+
+/// Something waiting for a send buffer ([WorkerCore.waitForSendBuffer]).
+abstract interface class SendBufferWaiter {
+  /// A send completed since the waiter registered: try again.
+  void onSendBufferAvailable();
+
+  /// The worker closed while waiting.
+  void onWorkerClosed(TransportClosedException error);
+}
+
+/// The worker's messaging (messenger.dart), as the core sees it: it gets every
+/// messaging completion and is told when the worker closes.
+abstract interface class MessagingHandler {
+  /// A messaging completion ([kind] is one of `IOT_KIND_MESSAGE` ..
+  /// `IOT_KIND_STOPPED`), read from the completion array.
+  void onCompletion(int kind, int tag, int result, int handle);
+
+  /// The worker closed.
+  void onWorkerClosed(TransportClosedException error);
+
+  /// Whether messaging waits for something, so the isolate must stay alive.
+  bool get keepsAlive;
+}
+
+/// Offsets of the scratch area that follows the completion array in the
+/// worker's native block.
+const int _outU64 = 0; // uint64_t (worker id, socket id)
+const int _outBase = 8; // uint8_t *
+const int _outSize = 16; // uint32_t
+const int _outCount = 20; // uint32_t
+const int _outId = 24; // uint32_t
+const int _outPort = 28; // uint16_t
+const int _stats = 32; // iot_stats (16 bytes)
+const int _config = 48; // iot_config (24 bytes)
+const int _text = 80; // text in and out (addresses)
+const int _textSize = 64;
+const int _scratchSize = _text + _textSize;
+
+/// Size of one `iot_completion` record.
+const int _recordSize = 32;
+
+/// At most this many full batches are drained per turn before the worker
+/// yields to the isolate's other events (the notifier fires again at once).
+const int _maxBatchesPerTurn = 4;
+
+/// The worker's machinery, shared by the transport's libraries; not part of
+/// the public API.
+final class WorkerCore implements PayloadOwner {
+  WorkerCore._(this.bindings, this.handle, this.buffers, this._memory,
+      this._capacity, this.sendBufferCount, this.sendBufferLimit,
+      this._newMessaging)
+      : _completions = _memory.pointer.cast<iot_completion>(),
+        _u64 = _memory.pointer.cast<Uint64>().asTypedList(_capacity * 4),
+        _i32 = _memory.pointer.cast<Int32>().asTypedList(_capacity * 8),
+        _u32 = _memory.pointer.cast<Uint32>().asTypedList(_capacity * 8),
+        _u16 = _memory.pointer.cast<Uint16>().asTypedList(_capacity * 16),
+        _scratch = _memory.pointer + _capacity * _recordSize;
+
+  /// Creates the native worker and starts its notifier; [newMessaging]
+  /// makes the worker's messaging when it is first needed.
+  static WorkerCore open(WorkerConfig config,
+      MessagingHandler Function(WorkerCore core) newMessaging) {
+    final b = loadBindings();
+    final size = sizeOf<iot_completion>();
+    if (size != _recordSize) {
+      throw StateError('iot_completion is $size bytes, expected $_recordSize');
+    }
+    final capacity = config.completionBatch;
+    if (capacity < 1 || capacity > 65536) {
+      throw RangeError.range(capacity, 1, 65536, 'completionBatch');
+    }
+    final memory = NativeBlock(capacity * _recordSize + _scratchSize);
+    final scratch = memory.pointer + capacity * _recordSize;
+    final nativeConfig = (scratch + _config).cast<iot_config>();
+    final outWorker = (scratch + _outU64).cast<Uint64>();
+    final int id;
+    final int sendBuffers;
+    try {
+      final rc = b.iot_config_default(nativeConfig);
+      if (rc < 0) throw transportError(b, rc, 'create worker');
+      final c = nativeConfig.ref;
+      final ring = config.ringEntries;
+      if (ring != null) c.ring_entries = ring;
+      final receive = config.receiveBufferCount;
+      if (receive != null) c.recv_buffer_count = receive;
+      final send = config.sendBufferCount;
+      if (send != null) c.send_buffer_count = send;
+      final bufferSize = config.bufferSize;
+      if (bufferSize != null) c.buffer_size = bufferSize;
+      final socketLimit = config.socketBufferLimit;
+      if (socketLimit != null) c.socket_buffer_limit = socketLimit;
+      sendBuffers = c.send_buffer_count;
+      final created = b.iot_worker_new(nativeConfig, outWorker);
+      if (created < 0) throw transportError(b, created, 'create worker');
+      id = outWorker.value;
+    } catch (_) {
+      memory.free();
+      rethrow;
+    }
+    final outBase = (scratch + _outBase).cast<Pointer<Uint8>>();
+    final outSize = (scratch + _outSize).cast<Uint32>();
+    final outCount = (scratch + _outCount).cast<Uint32>();
+    final described = b.iot_worker_buffers(id, outBase, outSize, outCount);
+    if (described < 0) {
+      b.iot_worker_free(id);
+      memory.free();
+      throw transportError(b, described, 'create worker');
+    }
+    final handle = WorkerHandle(b, id,
+        externalSize: outSize.value * outCount.value);
+    final pool = BufferPool(handle, outBase.value, outSize.value,
+        outCount.value, (scratch + _outId).cast<Uint32>());
+    // As the native receive limit: a connection whose peer does not read
+    // must not take the send buffers every other connection needs.
+    final sendLimit =
+        config.socketBufferLimit ?? math.max(16, sendBuffers ~/ 8);
+    final core = WorkerCore._(b, handle, pool, memory, capacity, sendBuffers,
+        sendLimit, newMessaging);
+    core._start();
+    return core;
+  }
+
+  final Bindings bindings;
+
+  /// The owning native handle.
+  final WorkerHandle handle;
+
+  /// The native buffer pool.
+  final BufferPool buffers;
+
+  /// Number of send buffers (0: this worker cannot write).
+  final int sendBufferCount;
+
+  /// Send buffers one connection may have in flight at a time
+  /// ([WorkerConfig.socketBufferLimit]; default an eighth of the send
+  /// buffers, at least 16).
+  final int sendBufferLimit;
+
+  final NativeBlock _memory;
+  final int _capacity;
+  final Pointer<iot_completion> _completions;
+
+  // Typed views of the completion array: record i is 32 bytes at 32 * i:
+  // tag u64 @0, handle u64 @8, result i32 @16, flags u32 @20,
+  // buffer_id u16 @24, kind u16 @26, offset u32 @28.
+  final Uint64List _u64;
+  final Int32List _i32;
+  final Uint32List _u32;
+  final Uint16List _u16;
+  final Pointer<Uint8> _scratch;
+
+  /// Where the native notifier posts wake-ups (the worker id, an int).
+  late final RawReceivePort _port;
+
+  /// Messaging state, created on first use (or the first message).
+  MessagingHandler? _messaging;
+  final MessagingHandler Function(WorkerCore core) _newMessaging;
+
+  final Map<int, CompletionHandler> _handlers = <int, CompletionHandler>{};
+  final Queue<SendBufferWaiter> _sendWaiters = Queue<SendBufferWaiter>();
+  int _nextTag = 1;
+  bool _inTurn = false;
+  bool _flushScheduled = false;
+  bool _flushRetryScheduled = false;
+  bool _sendCompleted = false;
+
+  /// Whether [_port] keeps the isolate alive (see [updateKeepAlive]).
+  bool _keepsAlive = true;
+  bool _closed = false;
+  TransportException? _failure;
+  Future<void>? _closeFuture;
+
+  /// The native worker id.
+  int get id => handle.id;
+
+  @override
+  bool get isClosed => _closed;
+
+  /// Why the worker broke (a drain failed), or null while it is open and
+  /// after [close]. Streams still read when the worker closes end quietly
+  /// after [close], as a destroyed socket's do, and with an error after a
+  /// failure.
+  TransportException? get failure => _failure;
+
+  /// The worker's messaging (messenger.dart), created on first use or on the
+  /// first message.
+  MessagingHandler get messaging => _messaging ??= _newMessaging(this);
+
+  void _start() {
+    assert(_layoutMatches());
+    // A post to a port that was closed, or whose isolate is gone, is simply
+    // refused: unlike a NativeCallable, an isolate that dies without closing
+    // its worker can never be called into.
+    _port = RawReceivePort(_onNotify, 'iouring_transport worker $id');
+    final post = NativeApi.postCObject
+        .cast<NativeFunction<Int8 Function(Int64, Pointer<Void>)>>();
+    final rc = bindings.iot_worker_set_notifier_port(
+        id, post, _port.sendPort.nativePort);
+    if (rc < 0) {
+      _closed = true;
+      _port.close();
+      handle.free();
+      _memory.free();
+      throw transportError(bindings, rc, 'create worker');
+    }
+    bindings.iot_worker_arm(id);
+    updateKeepAlive();
+  }
+
+  /// Keeps the isolate alive only while this worker has work in flight (an
+  /// operation, a receive or accept armed, a write waiting for a buffer) or
+  /// messaging that waits for something: an idle worker, like an idle
+  /// socket, does not stop a finished program from exiting. Called at the end
+  /// of every turn and flush, and when a message stream gains or loses its
+  /// listener.
+  void updateKeepAlive() {
+    if (_closed) return;
+    final wanted = _handlers.isNotEmpty ||
+        _sendWaiters.isNotEmpty ||
+        (_messaging?.keepsAlive ?? false);
+    if (wanted == _keepsAlive) return;
+    _keepsAlive = wanted;
+    _port.keepIsolateAlive = wanted;
+  }
+
+  /// Checks (in debug mode) that the typed views read the fields dart:ffi
+  /// sees in `iot_completion`.
+  bool _layoutMatches() {
+    final record = _completions.ref
+      ..tag = 0x0102030405060708
+      ..handle = 0x1112131415161718
+      ..result = -2
+      ..flags = 3
+      ..buffer_id = 4
+      ..kind = 5
+      ..offset = 6;
+    final ok = _u64[0] == 0x0102030405060708 &&
+        _u64[1] == 0x1112131415161718 &&
+        _i32[4] == -2 &&
+        _u32[5] == 3 &&
+        _u16[12] == 4 &&
+        _u16[13] == 5 &&
+        _u32[7] == 6;
+    record
+      ..tag = 0
+      ..handle = 0
+      ..result = 0
+      ..flags = 0
+      ..buffer_id = 0
+      ..kind = 0
+      ..offset = 0;
+    return ok;
+  }
+
+  // ------------------------------------------------------------ the loop
+
+  /// The notifier fired (its message is the worker id): completions are
+  /// ready.
+  void _onNotify(Object? message) {
+    if (_closed) return;
+    final failure = _drainTurn();
+    if (failure != null) {
+      _fail(failure);
+      return;
+    }
+    if (_closed) return;
+    _flushNow();
+    updateKeepAlive();
+    bindings.iot_worker_arm(id);
+  }
+
+  /// Drains and dispatches up to [_maxBatchesPerTurn] batches of
+  /// completions; returns the error of a drain that failed.
+  TransportException? _drainTurn() {
+    _inTurn = true;
+    try {
+      for (var batch = 0; batch < _maxBatchesPerTurn; batch++) {
+        final n = bindings.iot_worker_drain(id, _completions, _capacity);
+        if (n < 0) return transportError(bindings, n, 'drain');
+        // A handler (or a zone's error handler it reached) may close the
+        // worker: the completion array is freed then, so stop reading it.
+        for (var i = 0; i < n && !_closed; i++) {
+          _dispatch(i);
+        }
+        if (n < _capacity || _closed) break;
+      }
+      // A woken waiter may give a buffer back (and wake others) in turn.
+      while (_sendCompleted && !_closed) {
+        _sendCompleted = false;
+        _wakeSendWaiters();
+      }
+      return null;
+    } finally {
+      _inTurn = false;
+    }
+  }
+
+  void _dispatch(int i) {
+    final tag = _u64[i * 4];
+    final flags = _u32[i * 8 + 5];
+    final kind = _u16[i * 16 + 13];
+    // Sends, datagram sends and file writes return their send buffer.
+    if (kind == IOT_KIND_SEND ||
+        kind == IOT_KIND_SEND_TO ||
+        kind == IOT_KIND_FILE_WRITE) {
+      _sendCompleted = true;
+    }
+    // Something from another worker (IOT_KIND_MESSAGE, _PAYLOAD, _SOCKET,
+    // _STOP_REQUESTED) carries the sender's tag, which may equal one
+    // registered here: never route it by tag. The outcome of this worker's
+    // own sends (_MESSAGE_SENT) and _STOPPED belong to the messenger, which
+    // keys its sends in the upper half of the tag.
+    if (_isMessaging(kind)) {
+      try {
+        messaging.onCompletion(kind, tag, _i32[i * 8 + 4], _u64[i * 4 + 1]);
+      } catch (error, stack) {
+        Zone.current.handleUncaughtError(error, stack);
+      }
+      return;
+    }
+    final handler = _handlers[tag];
+    if (handler == null) {
+      _orphan(i, kind, flags);
+      return;
+    }
+    try {
+      handler.onCompletion(tag, kind, _i32[i * 8 + 4], flags, _u64[i * 4 + 1],
+          _u16[i * 16 + 12], _u32[i * 8 + 7]);
+    } catch (error, stack) {
+      Zone.current.handleUncaughtError(error, stack);
+    }
+  }
+
+  static bool _isMessaging(int kind) =>
+      kind == IOT_KIND_MESSAGE ||
+      kind == IOT_KIND_MESSAGE_SENT ||
+      kind == IOT_KIND_PAYLOAD ||
+      kind == IOT_KIND_SOCKET ||
+      kind == IOT_KIND_STOP_REQUESTED ||
+      kind == IOT_KIND_STOPPED;
+
+  /// A completion nobody waits for any more: give back what it carries.
+  void _orphan(int i, int kind, int flags) {
+    if (flags & IOT_COMPLETION_BUFFER != 0) buffers.release(_u16[i * 16 + 12]);
+    final handle = _u64[i * 4 + 1];
+    if (handle == 0) return;
+    if (kind == IOT_KIND_ACCEPT || kind == IOT_KIND_CONNECT) {
+      bindings.iot_socket_close(id, handle);
+    } else if (kind == IOT_KIND_FILE_OPEN) {
+      bindings.iot_file_close(id, handle);
+    }
+  }
+
+  void _flushNow() {
+    final rc = bindings.iot_worker_flush(id);
+    if (rc >= 0) return;
+    if (rc == -Errno.eagain || rc == -Errno.ebusy || rc == -Errno.eintr) {
+      // The kernel is short of room; the queued entries stay queued and go
+      // out with the next flush. Make sure there is one.
+      if (_flushRetryScheduled) return;
+      _flushRetryScheduled = true;
+      Timer.run(() {
+        _flushRetryScheduled = false;
+        if (!_closed) _flushNow();
+      });
+      return;
+    }
+    Zone.current.handleUncaughtError(
+        transportError(bindings, rc, 'flush'), StackTrace.current);
+  }
+
+  void _flushMicrotask() {
+    _flushScheduled = false;
+    if (_closed) return;
+    while (_sendCompleted) {
+      _sendCompleted = false;
+      _wakeSendWaiters();
+    }
+    _flushNow();
+    updateKeepAlive();
+  }
+
+  // ------------------------------------------------------------ for handlers
+
+  /// Registers [handler] for a new tag and returns the tag. Tags are never
+  /// reused while the worker lives.
+  int register(CompletionHandler handler) {
+    final tag = _nextTag++;
+    _handlers[tag] = handler;
+    if (!_keepsAlive) updateKeepAlive();
+    return tag;
+  }
+
+  /// Forgets [tag]; later completions with it are orphans (their buffers and
+  /// sockets are given back).
+  void unregister(int tag) {
+    _handlers.remove(tag);
+  }
+
+  /// Call after every native call that queued a submission: flushes once at
+  /// the end of the current turn, or in one microtask outside a turn.
+  void submitted() {
+    if (_inTurn || _flushScheduled || _closed) return;
+    _flushScheduled = true;
+    scheduleMicrotask(_flushMicrotask);
+  }
+
+  /// Gives a host-owned buffer back to the pool (resubmitting receives that
+  /// were waiting for one). A send buffer given back (a file read's, a
+  /// one-shot datagram receive's) wakes the send-buffer waiters at the end of
+  /// the turn, or in the flush microtask outside a turn.
+  @override
+  void releaseBuffer(int id) {
+    if (_closed) return;
+    buffers.release(id);
+    if (_sendWaiters.isNotEmpty) _sendCompleted = true;
+    submitted();
+  }
+
+  /// Asks for [waiter] to be called after the next send completes (when
+  /// `iot_buffer_acquire` said `-ENOBUFS`).
+  void waitForSendBuffer(SendBufferWaiter waiter) {
+    _sendWaiters.add(waiter);
+    if (!_keepsAlive) updateKeepAlive();
+  }
+
+  void _wakeSendWaiters() {
+    if (_sendWaiters.isEmpty) return;
+    final waiters = _sendWaiters.toList();
+    _sendWaiters.clear();
+    for (final waiter in waiters) {
+      try {
+        waiter.onSendBufferAvailable();
+      } catch (error, stack) {
+        Zone.current.handleUncaughtError(error, stack);
+      }
+    }
+  }
+
+  /// Cancels every operation with [tag]; returns the native result
+  /// (`-ENOENT` when none is in flight any more).
+  int cancel(int tag) {
+    if (_closed) return IOT_E_BAD_HANDLE;
+    final rc = bindings.iot_cancel(id, tag);
+    submitted();
+    return rc;
+  }
+
+  /// Writes [text] (ASCII, at most 63 bytes) NUL-terminated into the scratch
+  /// text area and returns it, for the `const char *ip` arguments.
+  Pointer<Utf8> scratchText(String text) {
+    if (_closed) throw closedError('address', 'worker');
+    if (text.length >= _textSize) {
+      throw ArgumentError.value(text, 'address', 'too long');
+    }
+    final bytes = (_scratch + _text).asTypedList(_textSize);
+    for (var i = 0; i < text.length; i++) {
+      final unit = text.codeUnitAt(i);
+      if (unit == 0 || unit > 0x7f) {
+        throw ArgumentError.value(text, 'address', 'not a numeric address');
+      }
+      bytes[i] = unit;
+    }
+    bytes[text.length] = 0;
+    return (_scratch + _text).cast<Utf8>();
+  }
+
+  /// The scratch `uint64_t` output (socket ids); only valid while the worker
+  /// is open.
+  Pointer<Uint64> get outSocket {
+    if (_closed) throw closedError('socket', 'worker');
+    return (_scratch + _outU64).cast<Uint64>();
+  }
+
+  /// The local or peer ([IOT_ADDRESS_LOCAL], [IOT_ADDRESS_PEER]) address of
+  /// [socket], or a negative native result.
+  ({String address, int port})? socketAddress(int socket, int which) {
+    if (_closed) return null;
+    final port = (_scratch + _outPort).cast<Uint16>();
+    final text = (_scratch + _text).cast<Utf8>();
+    final rc =
+        bindings.iot_socket_address(id, socket, which, text, _textSize, port);
+    if (rc < 0) return null;
+    return (address: text.toDartString(), port: port.value);
+  }
+
+  WorkerStats stats() {
+    if (_closed) throw closedError('stats', 'worker');
+    final out = (_scratch + _stats).cast<iot_stats>();
+    final rc = bindings.iot_worker_stats(id, out);
+    if (rc < 0) throw transportError(bindings, rc, 'stats');
+    final s = out.ref;
+    return WorkerStats(
+        opsInFlight: s.ops_in_flight,
+        socketsOpen: s.sockets_open,
+        buffersOutstanding: s.buffers_outstanding,
+        completionsReady: s.completions_ready);
+  }
+
+  /// The error for a native result [code] of [operation].
+  TransportException error(int code, String operation,
+          {Duration? timeout, bool closedLocally = false, String? path}) =>
+      transportError(bindings, code, operation,
+          timeout: timeout, closedLocally: closedLocally, path: path);
+
+  // ------------------------------------------------------------ closing
+
+  Future<void> close() {
+    final existing = _closeFuture;
+    if (existing != null) return existing;
+    final closed = Completer<void>();
+    _closeFuture = handledFuture(closed.future);
+    // Completions the kernel already posted report what really happened
+    // (a send that went out succeeded); only what is still in flight then
+    // fails as closed. Not from inside a turn: its batch is being read.
+    if (!_inTurn && !_closed) _drainTurn();
+    closed.complete(_shutdown(null));
+    return closed.future;
+  }
+
+  /// The worker broke (a drain failed): close it, failing everything.
+  void _fail(TransportException cause) {
+    _closeFuture ??= handledFuture(_shutdown(cause));
+  }
+
+  Future<void> _shutdown(TransportException? cause) {
+    _closed = true;
+    _failure = cause;
+    final handlers = _handlers.values.toSet();
+    _handlers.clear();
+    final waiters = _sendWaiters.toList();
+    _sendWaiters.clear();
+    // Remove the notifier first (this joins its thread: nothing posts any
+    // more), then close the port (wake-ups already queued are dropped), then
+    // free the worker.
+    bindings.iot_worker_set_notifier_port(id, nullptr, 0);
+    _port.close();
+    final rc = handle.free();
+    _memory.free();
+    final error = TransportClosedException(
+        cause == null ? 'worker closed' : 'worker failed: $cause',
+        operation: 'worker');
+    for (final handler in handlers) {
+      try {
+        handler.onWorkerClosed(error);
+      } catch (e, stack) {
+        Zone.current.handleUncaughtError(e, stack);
+      }
+    }
+    for (final waiter in waiters) {
+      try {
+        waiter.onWorkerClosed(error);
+      } catch (e, stack) {
+        Zone.current.handleUncaughtError(e, stack);
+      }
+    }
+    try {
+      _messaging?.onWorkerClosed(error);
+    } catch (e, stack) {
+      Zone.current.handleUncaughtError(e, stack);
+    }
+    if (cause != null) return Future<void>.error(cause);
+    if (rc < 0) {
+      return Future<void>.error(transportError(bindings, rc, 'close worker'));
+    }
+    return Future<void>.value();
+  }
+}
