@@ -85,6 +85,7 @@ step "Dart FFI bindings against the C header"
 if run python-setup bash tool/setup_python.sh; then
     run python-tests .venv/bin/python -m unittest discover -s tool/tests
     run dart-bindings .venv/bin/python tool/check_bindings.py
+    run dart-imports .venv/bin/python tool/check_dart_imports.py
 fi
 
 if [ -n "$dart_triple" ]; then
