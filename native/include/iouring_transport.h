@@ -109,6 +109,46 @@
 #define IOT_KIND_STOPPED 25
 
 /*
+ File offset meaning "at the file position", which the op advances (appends, pipes).
+ */
+#define IOT_OFFSET_CURRENT 18446744073709551615ull
+
+/*
+ Open flag: open for reading (with `IOT_OPEN_WRITE`: both).
+ */
+#define IOT_OPEN_READ 1
+
+/*
+ Open flag: open for writing.
+ */
+#define IOT_OPEN_WRITE 2
+
+/*
+ Open flag: create the file if missing (`O_CREAT`), with the given mode.
+ */
+#define IOT_OPEN_CREATE 4
+
+/*
+ Open flag: with `IOT_OPEN_CREATE`, fail with `-EEXIST` if it exists (`O_EXCL`).
+ */
+#define IOT_OPEN_EXCLUSIVE 8
+
+/*
+ Open flag: truncate to length 0 (`O_TRUNC`).
+ */
+#define IOT_OPEN_TRUNCATE 16
+
+/*
+ Open flag: every write appends, whatever its offset (`O_APPEND`).
+ */
+#define IOT_OPEN_APPEND 32
+
+/*
+ Sync flag: flush the data and only the metadata needed to read it (`fdatasync`).
+ */
+#define IOT_SYNC_DATA_ONLY 1
+
+/*
  Operation flag: keep the operation armed and complete once per event.
  */
 #define IOT_OP_MULTISHOT 1
@@ -138,6 +178,59 @@
  `iot_socket_address` selector: the peer's address.
  */
 #define IOT_ADDRESS_PEER 1
+
+/*
+ Bind flag (`iot_unix_listen`, `iot_unix_datagram_bind`): when the path exists and
+ is a socket nobody is bound to any more (left behind by a crashed process), remove
+ it and bind. A live socket or any other file still fails with `-EADDRINUSE`.
+ */
+#define IOT_UNIX_REPLACE_STALE 8
+
+/*
+ Shut down the receiving side.
+ */
+#define IOT_SHUTDOWN_READ 0
+
+/*
+ Shut down the sending side (sends queued before it still go out first).
+ */
+#define IOT_SHUTDOWN_WRITE 1
+
+/*
+ Shut down both sides.
+ */
+#define IOT_SHUTDOWN_BOTH 2
+
+/*
+ `SO_RCVBUF` in bytes (reading it gives the kernel's doubled value).
+ */
+#define IOT_OPTION_RECV_BUFFER 1
+
+/*
+ `SO_SNDBUF` in bytes (reading it gives the kernel's doubled value).
+ */
+#define IOT_OPTION_SEND_BUFFER 2
+
+/*
+ `SO_BROADCAST`: 1 allows sending to broadcast addresses.
+ */
+#define IOT_OPTION_BROADCAST 3
+
+/*
+ `IP_MULTICAST_LOOP`/`IPV6_MULTICAST_LOOP`: 1 delivers our own multicast to us too.
+ */
+#define IOT_OPTION_MULTICAST_LOOP 4
+
+/*
+ `IP_MULTICAST_TTL`/`IPV6_MULTICAST_HOPS`.
+ */
+#define IOT_OPTION_MULTICAST_HOPS 5
+
+/*
+ `IP_MULTICAST_IF`/`IPV6_MULTICAST_IF` by interface index: where multicast goes out
+ (set only).
+ */
+#define IOT_OPTION_MULTICAST_INTERFACE 6
 
 /*
  Config flag: also register the buffer pool as fixed buffers, so file reads and
@@ -203,99 +296,6 @@
  (Messaging errors are numbered from -5020.)
  */
 #define IOT_E_WORKER_GONE -5020
-
-/*
- File offset meaning "at the file position", which the op advances (appends, pipes).
- */
-#define IOT_OFFSET_CURRENT 18446744073709551615ull
-
-/*
- Open flag: open for reading (with `IOT_OPEN_WRITE`: both).
- */
-#define IOT_OPEN_READ 1
-
-/*
- Open flag: open for writing.
- */
-#define IOT_OPEN_WRITE 2
-
-/*
- Open flag: create the file if missing (`O_CREAT`), with the given mode.
- */
-#define IOT_OPEN_CREATE 4
-
-/*
- Open flag: with `IOT_OPEN_CREATE`, fail with `-EEXIST` if it exists (`O_EXCL`).
- */
-#define IOT_OPEN_EXCLUSIVE 8
-
-/*
- Open flag: truncate to length 0 (`O_TRUNC`).
- */
-#define IOT_OPEN_TRUNCATE 16
-
-/*
- Open flag: every write appends, whatever its offset (`O_APPEND`).
- */
-#define IOT_OPEN_APPEND 32
-
-/*
- Sync flag: flush the data and only the metadata needed to read it (`fdatasync`).
- */
-#define IOT_SYNC_DATA_ONLY 1
-
-/*
- `SO_RCVBUF` in bytes (reading it gives the kernel's doubled value).
- */
-#define IOT_OPTION_RECV_BUFFER 1
-
-/*
- `SO_SNDBUF` in bytes (reading it gives the kernel's doubled value).
- */
-#define IOT_OPTION_SEND_BUFFER 2
-
-/*
- `SO_BROADCAST`: 1 allows sending to broadcast addresses.
- */
-#define IOT_OPTION_BROADCAST 3
-
-/*
- `IP_MULTICAST_LOOP`/`IPV6_MULTICAST_LOOP`: 1 delivers our own multicast to us too.
- */
-#define IOT_OPTION_MULTICAST_LOOP 4
-
-/*
- `IP_MULTICAST_TTL`/`IPV6_MULTICAST_HOPS`.
- */
-#define IOT_OPTION_MULTICAST_HOPS 5
-
-/*
- `IP_MULTICAST_IF`/`IPV6_MULTICAST_IF` by interface index: where multicast goes out
- (set only).
- */
-#define IOT_OPTION_MULTICAST_INTERFACE 6
-
-/*
- Bind flag (`iot_unix_listen`, `iot_unix_datagram_bind`): when the path exists and
- is a socket nobody is bound to any more (left behind by a crashed process), remove
- it and bind. A live socket or any other file still fails with `-EADDRINUSE`.
- */
-#define IOT_UNIX_REPLACE_STALE 8
-
-/*
- Shut down the receiving side.
- */
-#define IOT_SHUTDOWN_READ 0
-
-/*
- Shut down the sending side (sends queued before it still go out first).
- */
-#define IOT_SHUTDOWN_WRITE 1
-
-/*
- Shut down both sides.
- */
-#define IOT_SHUTDOWN_BOTH 2
 
 /*
  Part of one pool buffer, for `iot_file_readv`/`iot_file_writev`.

@@ -7,7 +7,7 @@ use std::fmt::{self, Write};
 
 use socket2::{SockAddr, SockRef};
 
-use crate::completion::{IOT_ADDRESS_LOCAL, IOT_ADDRESS_PEER};
+use crate::abi::{IOT_ADDRESS_LOCAL, IOT_ADDRESS_PEER};
 use crate::error::{from_io, Result};
 use crate::worker::Worker;
 

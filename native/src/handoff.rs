@@ -8,14 +8,11 @@
 //! when the target failed or was freed first), so an fd in transit is never leaked and
 //! never closed twice.
 
-use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::sync::OnceLock;
 
 use crate::error::Result;
-use crate::messaging::{Admission, Parcel, Wire};
-use crate::slots::{index_of, Holder, SlotTable};
-use crate::sockets::SocketKind;
-use crate::worker::Worker;
+use crate::slots::{Holder, SlotTable};
 
 /// Sockets that may be in transit at once in the process; beyond it hand-offs fail
 /// with `-EAGAIN` until some arrive.
@@ -24,6 +21,19 @@ const PARKING_CAPACITY: u32 = 16 * 1024;
 fn parking() -> &'static SlotTable {
     static PARKING: OnceLock<SlotTable> = OnceLock::new();
     PARKING.get_or_init(|| SlotTable::new(PARKING_CAPACITY))
+}
+
+/// Parks `fd` for worker `target`: the slot owns it from now on (its socket table
+/// must let go of it). Returns the slot's handle.
+pub(crate) fn park(fd: RawFd, target: u64) -> Result<u64> {
+    parking()
+        .take(Holder::InTransitTo(target), fd as u64)
+        .ok_or(-libc::EAGAIN)
+}
+
+/// Frees the slot of a hand-off that never left: the fd stays where it was.
+pub(crate) fn unpark(parked: u64, target: u64) {
+    let _ = parking().release(parked, Holder::InTransitTo(target));
 }
 
 /// Takes the fd parked in slot `index` for `worker`, if it is still parked there.
@@ -43,48 +53,4 @@ fn claim(parked: u64, target: u64) -> Option<OwnedFd> {
     // SAFETY: the slot owned this fd since it was parked, and releasing the slot made
     // us its only owner.
     Some(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
-impl Worker {
-    /// Hands stream `socket` to worker `target`: its handle goes stale here at once, and
-    /// `target` drains an `IOT_KIND_SOCKET` completion with its own handle for it.
-    pub(crate) fn handoff_socket(&mut self, socket: u64, target: u64, tag: u64) -> Result<()> {
-        let fd = self.sockets.get_kind(socket, SocketKind::Stream)?.raw();
-        // Operations in flight would keep using the fd on this ring after the hand-off.
-        let busy = {
-            let s = self.sockets.get(socket)?;
-            s.sending || !s.outbound.is_empty()
-        } || self.ops.iter().any(|(_, op)| op.socket == socket);
-        if busy {
-            return Err(-libc::EBUSY);
-        }
-        self.reserve_submission()?;
-        let admission = Admission::new(target)?;
-        let parked = parking()
-            .take(Holder::InTransitTo(target), fd as u64)
-            .ok_or(-libc::EAGAIN)?;
-        // The slot owns the fd now; the table entry must not close it.
-        let detached = match self.sockets.remove(socket) {
-            Ok(detached) => detached,
-            Err(code) => {
-                // Checked above, so unreachable; the table still owns the fd then.
-                let _ = parking().release(parked, Holder::InTransitTo(target));
-                return Err(code);
-            }
-        };
-        let _ = detached.fd.into_raw_fd();
-        self.post(
-            admission,
-            tag,
-            Wire::Socket,
-            index_of(parked) as i32,
-            Parcel::Socket(parked),
-        )
-    }
-
-    /// Registers a connected stream that arrived from (or came back from) another
-    /// worker; returns its socket handle (the fd is closed when none is left).
-    pub(crate) fn adopt_stream(&mut self, fd: OwnedFd) -> Result<u64> {
-        self.sockets.insert(fd, SocketKind::Stream)
-    }
 }

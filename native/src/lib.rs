@@ -1,23 +1,30 @@
 //! io_uring transport: one worker (ring + in-flight operations) per host thread or
 //! Dart isolate, driven through the C ABI in [`ffi`].
 //!
-//! The safe core (`worker`, `buffers`, `sockets`, `stream`, `tcp`, `udp`, `unix`,
-//! `datagram`, `files`, `messaging`, ...) holds all logic; `ffi` only checks and
-//! converts arguments.
+//! Layers, bottom up; no module uses one above it:
+//! - `abi`: the records, flags and kinds the host shares (a leaf);
+//! - `driver`: what a CQE is for (`user_data`) and waiting on a ring; `op`: one file per
+//!   operation family, each with its payload, its SQE and its result handling;
+//! - what a worker owns besides its ring: `buffers`, `sockets`, `recv_credit`,
+//!   `messaging` (with `mailbox`, `handoff`, `payloads`), `notifier`;
+//! - `worker`: the ring and everything in flight on it;
+//! - the host's calls by family (`stream`, `tcp`, `udp`, `unix`, `datagram`, `files`,
+//!   `messages`, `options`, `address`), and `registry`/`transport` across workers;
+//! - `ffi`: the exports, which only check and convert arguments.
 
-mod accept_backoff;
+mod abi;
 mod address;
 mod buffers;
-mod completion;
-mod config;
 mod datagram;
+mod driver;
 mod error;
-mod file_stream;
 mod files;
 mod handoff;
+mod mailbox;
+mod messages;
 mod messaging;
 mod notifier;
-mod ops;
+mod op;
 mod options;
 mod payloads;
 mod probe;
@@ -34,12 +41,5 @@ mod worker;
 
 pub mod ffi;
 
-pub use completion::*;
-pub use config::{iot_config, IOT_CONFIG_REGISTER_BUFFERS};
+pub use abi::*;
 pub use error::*;
-pub use files::{
-    iot_buffer_slice, iot_file_info, IOT_OFFSET_CURRENT, IOT_OPEN_APPEND, IOT_OPEN_CREATE,
-    IOT_OPEN_EXCLUSIVE, IOT_OPEN_READ, IOT_OPEN_TRUNCATE, IOT_OPEN_WRITE, IOT_SYNC_DATA_ONLY,
-};
-pub use options::*;
-pub use unix::IOT_UNIX_REPLACE_STALE;

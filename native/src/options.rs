@@ -6,22 +6,9 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use socket2::{Domain, SockRef};
 
+use crate::abi::*;
 use crate::error::{from_io, Result};
 use crate::worker::Worker;
-
-/// `SO_RCVBUF` in bytes (reading it gives the kernel's doubled value).
-pub const IOT_OPTION_RECV_BUFFER: u32 = 1;
-/// `SO_SNDBUF` in bytes (reading it gives the kernel's doubled value).
-pub const IOT_OPTION_SEND_BUFFER: u32 = 2;
-/// `SO_BROADCAST`: 1 allows sending to broadcast addresses.
-pub const IOT_OPTION_BROADCAST: u32 = 3;
-/// `IP_MULTICAST_LOOP`/`IPV6_MULTICAST_LOOP`: 1 delivers our own multicast to us too.
-pub const IOT_OPTION_MULTICAST_LOOP: u32 = 4;
-/// `IP_MULTICAST_TTL`/`IPV6_MULTICAST_HOPS`.
-pub const IOT_OPTION_MULTICAST_HOPS: u32 = 5;
-/// `IP_MULTICAST_IF`/`IPV6_MULTICAST_IF` by interface index: where multicast goes out
-/// (set only).
-pub const IOT_OPTION_MULTICAST_INTERFACE: u32 = 6;
 
 /// `SO_MEMINFO` from asm-generic/socket.h (every Linux architecture but SPARC); libc
 /// does not define it.

@@ -2,25 +2,23 @@
 //! are never reused, so a stale or garbage handle is simply not found. Lookups are safe
 //! from any thread, and every worker is reachable by id from every other one.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use dashmap::DashMap;
 
-use crate::error::{Result, IOT_E_BAD_HANDLE, IOT_E_PANIC};
-use crate::messaging::Mailbox;
+use crate::error::{Result, IOT_E_BAD_HANDLE, IOT_E_PANIC, IOT_E_UNSUPPORTED, IOT_E_WORKER_GONE};
+use crate::mailbox::{self, Admission, Mailbox};
 use crate::slots::MAX_WORKER_ID;
 use crate::sockets::MAX_HANDLE_WORKER_ID;
 use crate::worker::Worker;
 
 /// A registered worker. `worker` is `None` once freed, for callers that looked it up
-/// just before. `ring_fd` duplicates the ring's fd so waiting (and, from other workers,
-/// messaging) needs no lock and never names a closed or reused fd; `mailbox` is what
-/// other workers see of it without its lock.
+/// just before; `mailbox` is what other threads reach of it without its lock (waiting
+/// on its ring, messaging it).
 pub(crate) struct Cell {
     worker: Mutex<Option<Worker>>,
-    pub(crate) ring_fd: OwnedFd,
     pub(crate) mailbox: Arc<Mailbox>,
 }
 
@@ -45,16 +43,11 @@ pub(crate) fn next_id() -> Result<u64> {
 
 pub(crate) fn insert(worker: Worker) -> Result<u64> {
     let id = worker.id;
-    // SAFETY: the ring fd is open for as long as `worker` lives; we only duplicate it.
-    let ring_fd = unsafe { BorrowedFd::borrow_raw(worker.ring.as_raw_fd()) }
-        .try_clone_to_owned()
-        .map_err(crate::error::from_io)?;
     let mailbox = worker.messaging.mailbox.clone();
     workers().insert(
         id,
         Arc::new(Cell {
             worker: Mutex::new(Some(worker)),
-            ring_fd,
             mailbox,
         }),
     );
@@ -66,6 +59,15 @@ pub(crate) fn cell(id: u64) -> Result<Arc<Cell>> {
         .get(&id)
         .map(|c| c.clone())
         .ok_or(IOT_E_BAD_HANDLE)
+}
+
+/// Counts one message on its way to worker `target`, unless it is gone or stopped.
+pub(crate) fn admit(target: u64) -> Result<Admission> {
+    if !mailbox::supported() {
+        return Err(IOT_E_UNSUPPORTED);
+    }
+    let cell = cell(target).map_err(|_| IOT_E_WORKER_GONE)?;
+    Admission::new(target, cell.mailbox.clone())
 }
 
 /// Ids of every registered worker at this moment.
@@ -98,6 +100,6 @@ pub(crate) fn wait(id: u64, timeout_ms: u32) -> Result<bool> {
     let Some(to_submit) = with(id, |w| w.prepare_wait())? else {
         return Ok(true);
     };
-    crate::worker::submit_and_wait(cell.ring_fd.as_fd(), to_submit, timeout_ms)?;
+    crate::driver::submit_and_wait(cell.mailbox.ring_fd.as_fd(), to_submit, timeout_ms)?;
     with(id, |w| Ok(w.has_pending()))
 }

@@ -5,12 +5,13 @@
 
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
 use slab::Slab;
 
-use crate::error::{Result, IOT_E_BAD_HANDLE, IOT_E_WRONG_SOCKET_KIND};
-use crate::ops::Op;
-use crate::unix::BoundPath;
+use crate::error::{from_io, Result, IOT_E_BAD_HANDLE, IOT_E_WRONG_SOCKET_KIND};
+use crate::op::Op;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum SocketKind {
@@ -45,6 +46,37 @@ pub(crate) struct Socket {
 impl Socket {
     pub(crate) fn raw(&self) -> RawFd {
         self.fd.as_raw_fd()
+    }
+}
+
+/// The socket file a socket created, removed when the socket closes — unless the file
+/// at that path is no longer ours (someone replaced it), which is left alone.
+pub(crate) struct BoundPath {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl BoundPath {
+    pub(crate) fn new(path: &Path) -> Result<BoundPath> {
+        let meta = std::fs::symlink_metadata(path).map_err(from_io)?;
+        Ok(BoundPath {
+            path: path.to_owned(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })
+    }
+}
+
+impl Drop for BoundPath {
+    fn drop(&mut self) {
+        let ours = std::fs::symlink_metadata(&self.path)
+            .is_ok_and(|meta| meta.dev() == self.dev && meta.ino() == self.ino);
+        if ours {
+            // Nothing to report to: the handle is already gone. A failure leaves a stale
+            // file that IOT_UNIX_REPLACE_STALE handles.
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 

@@ -5,9 +5,9 @@ use std::os::fd::OwnedFd;
 
 use socket2::{SockAddr, Socket};
 
-use crate::completion::*;
+use crate::abi::*;
 use crate::error::{from_io, Result, IOT_E_WRONG_SOCKET_KIND};
-use crate::ops::{Op, SendProgress, SendTarget, Work};
+use crate::op::{Accept, Connect, Op, Recv, SendProgress, SendTarget, Shutdown, Work};
 use crate::sockets::SocketKind;
 use crate::worker::Worker;
 
@@ -38,10 +38,7 @@ impl Worker {
             tag,
             IOT_KIND_ACCEPT,
             listener,
-            Work::Accept {
-                multishot,
-                failures: 0,
-            },
+            Work::Accept(Accept::new(multishot)),
             timeout_ms,
         );
         self.start(op).map(drop)
@@ -59,9 +56,7 @@ impl Worker {
         let handle = self
             .sockets
             .insert(OwnedFd::from(socket), SocketKind::Stream)?;
-        let work = Work::Connect {
-            addr: Box::new(addr),
-        };
+        let work = Work::Connect(Connect::new(addr));
         let result = self.start(Op::new(tag, IOT_KIND_CONNECT, handle, work, timeout_ms));
         if result.is_err() {
             let _ = self.sockets.remove(handle);
@@ -79,10 +74,10 @@ impl Worker {
     ) -> Result<()> {
         self.sockets.get_kind(socket, SocketKind::Stream)?;
         let multishot = multishot_mode(flags, timeout_ms)?;
-        let work = Work::Recv {
+        let work = Work::Recv(Recv {
             multishot,
             from: None,
-        };
+        });
         self.start_receive(
             socket,
             Op::new(tag, IOT_KIND_RECV, socket, work, timeout_ms),
@@ -132,18 +127,8 @@ impl Worker {
     ) -> Result<Op> {
         self.buffers.check_host_range(buffer, offset, len)?;
         self.buffers.lend_to_operation(buffer)?;
-        let kind = match to {
-            SendTarget::Connected => IOT_KIND_SEND,
-            SendTarget::Address(_) => IOT_KIND_SEND_TO,
-            SendTarget::File { .. } => IOT_KIND_FILE_WRITE,
-        };
-        let progress = SendProgress {
-            buffer,
-            offset,
-            len,
-            done: 0,
-            to,
-        };
+        let kind = to.kind();
+        let progress = SendProgress::new(buffer, offset, len, to);
         Ok(Op::new(tag, kind, socket, Work::Send(progress), timeout_ms))
     }
 
@@ -155,7 +140,13 @@ impl Worker {
         if self.sockets.get(socket)?.kind == SocketKind::File {
             return Err(IOT_E_WRONG_SOCKET_KIND);
         }
-        let op = Op::new(tag, IOT_KIND_SHUTDOWN, socket, Work::Shutdown { how }, 0);
+        let op = Op::new(
+            tag,
+            IOT_KIND_SHUTDOWN,
+            socket,
+            Work::Shutdown(Shutdown { how }),
+            0,
+        );
         self.queue_ordered(op)
     }
 }

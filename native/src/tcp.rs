@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use socket2::{Domain, Socket, Type};
 
-use crate::completion::*;
+use crate::abi::*;
 use crate::error::{from_io, Result};
 use crate::worker::Worker;
 

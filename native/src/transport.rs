@@ -7,8 +7,9 @@ use std::sync::Mutex;
 
 use io_uring::IoUring;
 
+use crate::driver::user_data::Wire;
 use crate::error::{from_io, Result, IOT_E_PANIC, IOT_E_UNSUPPORTED, IOT_E_WORKER_GONE};
-use crate::messaging::{self, Admission, Wire};
+use crate::mailbox::{self, Admission};
 use crate::registry;
 
 /// Entries of the transport's own ring, and how many workers one round asks.
@@ -23,7 +24,7 @@ static CONTROL: Mutex<Option<IoUring>> = Mutex::new(None);
 /// Posts an `IOT_KIND_STOP_REQUESTED` message with `value` into every live worker that
 /// has not stopped. Returns how many were asked.
 pub(crate) fn request_stop(value: u32) -> Result<u32> {
-    if !messaging::supported() {
+    if !mailbox::supported() {
         return Err(IOT_E_UNSUPPORTED);
     }
     let mut control = CONTROL.lock().map_err(|_| IOT_E_PANIC)?;
@@ -36,7 +37,7 @@ pub(crate) fn request_stop(value: u32) -> Result<u32> {
         // Workers freed or stopped since `ids` are skipped.
         let mut admissions: Vec<Admission> = round
             .iter()
-            .filter_map(|&id| Admission::new(id).ok())
+            .filter_map(|&id| registry::admit(id).ok())
             .collect();
         match post_round(ring, &mut admissions, value) {
             Ok(n) => asked += n,

@@ -6,51 +6,16 @@
 //! `-EADDRINUSE` unless the host asks to replace a *stale* one (nobody bound to it any
 //! more), and a socket removes the file it created when it closes.
 
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::FileTypeExt;
+use std::path::Path;
 
 use socket2::{Domain, SockAddr, Socket, Type};
 
+use crate::abi::IOT_UNIX_REPLACE_STALE;
 use crate::address::unix_addr;
 use crate::error::{from_io, Result};
-use crate::sockets::SocketKind;
+use crate::sockets::{BoundPath, SocketKind};
 use crate::worker::Worker;
-
-/// Bind flag (`iot_unix_listen`, `iot_unix_datagram_bind`): when the path exists and
-/// is a socket nobody is bound to any more (left behind by a crashed process), remove
-/// it and bind. A live socket or any other file still fails with `-EADDRINUSE`.
-pub const IOT_UNIX_REPLACE_STALE: u32 = 8;
-
-/// The socket file a socket created, removed when the socket closes — unless the file
-/// at that path is no longer ours (someone replaced it), which is left alone.
-pub(crate) struct BoundPath {
-    path: PathBuf,
-    dev: u64,
-    ino: u64,
-}
-
-impl BoundPath {
-    fn new(path: &Path) -> Result<BoundPath> {
-        let meta = std::fs::symlink_metadata(path).map_err(from_io)?;
-        Ok(BoundPath {
-            path: path.to_owned(),
-            dev: meta.dev(),
-            ino: meta.ino(),
-        })
-    }
-}
-
-impl Drop for BoundPath {
-    fn drop(&mut self) {
-        let ours = std::fs::symlink_metadata(&self.path)
-            .is_ok_and(|meta| meta.dev() == self.dev && meta.ino() == self.ino);
-        if ours {
-            // Nothing to report to: the handle is already gone. A failure leaves a stale
-            // file that IOT_UNIX_REPLACE_STALE handles.
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
 
 /// Whether `path` is a socket file nobody is bound to: a non-blocking connect of a
 /// socket of the same type is refused. (A live stream server sees one connection that

@@ -7,7 +7,7 @@
 //! host only sees finished work.
 
 use std::collections::VecDeque;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,59 +15,22 @@ use io_uring::types::{CancelBuilder, Timespec};
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use slab::Slab;
 
-use crate::buffers::{BufferPool, RECV_GROUP};
-use crate::completion::*;
-use crate::config::{iot_config, IOT_CONFIG_REGISTER_BUFFERS};
+use crate::abi::*;
+use crate::abi::{iot_config, IOT_CONFIG_REGISTER_BUFFERS};
+use crate::buffers::BufferPool;
+use crate::driver::user_data::{self, Cqe};
 use crate::error::{from_io, Result, IOT_E_MEMLOCK, IOT_E_UNSUPPORTED};
-use crate::messaging::{self, Messaging};
+use crate::messaging::Messaging;
 use crate::notifier::{Notifier, Signal, Wake};
-use crate::ops::{Op, SendTarget, Work, BACKOFF_BIT, IGNORED, TIMEOUT_BIT};
+use crate::op::{self, FileWork, Op, Recv, StreamHolders, Work};
 use crate::probe;
+use crate::recv_credit::RecvCredit;
+use crate::sockets::SocketKind;
 use crate::sockets::SocketTable;
-
-/// Submits `to_submit` queued SQEs and blocks in the same `io_uring_enter` until the
-/// ring at `ring_fd` has a completion or `timeout_ms` passes (0 = no limit). Runs
-/// without the worker lock, so other threads may use the worker meanwhile: the kernel
-/// only reads SQEs already published by the tail, and submits at most `to_submit`.
-/// Interrupted or timed-out waits are not errors.
-pub(crate) fn submit_and_wait(
-    ring_fd: BorrowedFd<'_>,
-    to_submit: u32,
-    timeout_ms: u32,
-) -> Result<()> {
-    // The kernel reads a `__kernel_timespec` (64-bit seconds and nanoseconds on every
-    // target), not a `libc::timespec`, which is two 32-bit fields on i686.
-    let ts = Timespec::from(Duration::from_millis(u64::from(timeout_ms)));
-    let args = match timeout_ms {
-        0 => types::SubmitArgs::new(),
-        _ => types::SubmitArgs::new().timespec(&ts),
-    };
-    const IORING_ENTER_GETEVENTS: u32 = 1;
-    const IORING_ENTER_EXT_ARG: u32 = 1 << 3;
-    // SAFETY: valid ring fd (kept open by the caller); `args` and `ts` outlive the call.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_io_uring_enter,
-            ring_fd.as_raw_fd(),
-            to_submit,
-            1u32,
-            IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG,
-            &args as *const types::SubmitArgs,
-            std::mem::size_of::<types::SubmitArgs>(),
-        )
-    };
-    if ret < 0 {
-        let err = std::io::Error::last_os_error();
-        if !matches!(err.raw_os_error(), Some(libc::ETIME | libc::EINTR)) {
-            return Err(from_io(err));
-        }
-    }
-    Ok(())
-}
 
 /// An op's completion with the work whose borrowed host buffers it gives back: they
 /// stay the op's until the host sees the completion, so each has one owner at a time.
-pub(crate) struct Ended {
+struct Ended {
     completion: iot_completion,
     lent: Option<Work>,
 }
@@ -83,6 +46,9 @@ impl Ended {
 
 /// Kernel-internal "restart the system call" code, which io-wq lets through.
 const ERESTARTSYS: i32 = 512;
+
+/// How many final drains a freed worker makes to sweep messages still arriving.
+const FINAL_SWEEP_ROUNDS: usize = 1024;
 
 /// How long freeing a worker waits for cancelled operations to be reaped.
 const SHUTDOWN_REAP_LIMIT: Duration = Duration::from_secs(5);
@@ -101,12 +67,10 @@ pub(crate) struct Worker {
     /// Receives waiting for buffers to return to the ring.
     starved: Vec<usize>,
     pub(crate) messaging: Messaging,
-    /// The stream socket each receive-ring buffer out of the ring came from (0: none).
-    pub(crate) recv_origin: Vec<u64>,
-    /// Receive-ring buffers one stream socket may hold (`recv_credit.rs`).
-    pub(crate) socket_buffer_limit: u32,
+    /// Receive-ring buffers each stream socket holds, and may hold.
+    recv_credit: RecvCredit,
     /// Which read stream delivered each buffer the host holds.
-    pub(crate) stream_holders: crate::file_stream::StreamHolders,
+    pub(crate) stream_holders: StreamHolders,
     /// Opcodes this kernel supports, for operations newer than the 6.1 baseline.
     pub(crate) probe: io_uring::Probe,
 }
@@ -137,6 +101,11 @@ impl Worker {
             .build(config.ring_entries)
             .map_err(ring_setup_error)?;
         let probe = probe::check(&ring)?;
+        // Senders post into, and hosts wait on, a duplicate: it never names a closed fd.
+        // SAFETY: the ring fd is open for as long as `ring` lives; we only duplicate it.
+        let ring_fd = unsafe { BorrowedFd::borrow_raw(ring.as_raw_fd()) }
+            .try_clone_to_owned()
+            .map_err(from_io)?;
         let signal = Signal::new()?;
         let buffers = BufferPool::new(
             &ring,
@@ -145,21 +114,20 @@ impl Worker {
             config.buffer_size,
             config.flags & IOT_CONFIG_REGISTER_BUFFERS != 0,
         )?;
-        let stream_holders = crate::file_stream::StreamHolders::new(buffers.count());
+        let stream_holders = StreamHolders::new(buffers.count());
         Ok(Worker {
             ring,
             id,
             ops: Slab::new(),
             sockets: SocketTable::new(id),
             buffers,
-            messaging: Messaging::new(signal.clone()),
+            messaging: Messaging::new(id, signal.clone(), ring_fd),
             signal,
             notifier: None,
             ready: VecDeque::new(),
             starved: Vec::new(),
             stream_holders,
-            recv_origin: vec![0; config.recv_buffer_count as usize],
-            socket_buffer_limit: config.socket_buffer_limit(),
+            recv_credit: RecvCredit::new(config),
             probe,
         })
     }
@@ -205,7 +173,7 @@ impl Worker {
     }
 
     fn push_ignored(&mut self, entry: squeue::Entry) -> Result<()> {
-        self.push(&[entry.user_data(IGNORED)])
+        self.push(&[entry.user_data(user_data::IGNORED)])
     }
 
     /// Inserts an op and submits its first attempt; on failure nothing stays behind.
@@ -235,9 +203,48 @@ impl Worker {
         Ok(())
     }
 
+    /// Starts a stream receive, or parks it until the socket's buffers come back.
+    pub(crate) fn start_receive(&mut self, socket: u64, op: Op) -> Result<()> {
+        if self.recv_credit.may_receive(&self.sockets, socket) {
+            return self.start(op).map(drop);
+        }
+        let key = self.ops.insert(op);
+        self.throttle(key);
+        Ok(())
+    }
+
+    /// Receive op `key` waits out of the kernel until its socket is under its limit.
+    fn throttle(&mut self, key: usize) {
+        let op = &mut self.ops[key];
+        op.starved = true;
+        RecvCredit::park(&mut self.sockets, op.socket, key);
+    }
+
+    /// Forgets that op `key` waits for its socket's buffers (it was cancelled).
+    fn unthrottle(&mut self, key: usize) {
+        if let Some(op) = self.ops.get(key) {
+            RecvCredit::unpark(&mut self.sockets, op.socket, key);
+        }
+    }
+
+    /// Receive buffer `id` went back to the ring: a receive parked at its socket's
+    /// limit goes on.
+    fn recv_buffer_returned(&mut self, id: u32) {
+        let Some(key) = self.recv_credit.returned(&mut self.sockets, id) else {
+            return;
+        };
+        if let Some(op) = self.ops.get_mut(key) {
+            op.starved = false;
+            if let Err(code) = self.submit_attempt(key) {
+                let completion = self.ops[key].completion(code);
+                self.end_op_later(key, completion);
+            }
+        }
+    }
+
     /// Builds and queues one kernel attempt of op `key`, with its linked timeout.
-    pub(crate) fn submit_attempt(&mut self, key: usize) -> Result<()> {
-        let entry = self.build_entry(key)?.user_data(key as u64);
+    fn submit_attempt(&mut self, key: usize) -> Result<()> {
+        let entry = self.build_entry(key)?.user_data(user_data::op(key));
         let op = &mut self.ops[key];
         op.timed_out = false;
         op.result = None;
@@ -247,14 +254,14 @@ impl Worker {
                 op.expected = 2;
                 let timer = opcode::Timeout::new(timespec as *const Timespec)
                     .build()
-                    .user_data(key as u64 | TIMEOUT_BIT);
+                    .user_data(user_data::timeout(key));
                 self.push(&[entry, timer])
             }
             Some(timespec) => {
                 op.expected = 2;
                 let timeout = opcode::LinkTimeout::new(timespec as *const Timespec)
                     .build()
-                    .user_data(key as u64 | TIMEOUT_BIT);
+                    .user_data(user_data::timeout(key));
                 self.push(&[entry.flags(squeue::Flags::IO_LINK), timeout])
             }
             None => {
@@ -264,58 +271,12 @@ impl Worker {
         }
     }
 
+    #[inline]
     fn build_entry(&self, key: usize) -> Result<squeue::Entry> {
         let op = &self.ops[key];
         // Looked up lazily: open and path stat work on no handle.
         let fd = self.sockets.get(op.socket).map(|s| types::Fd(s.raw()));
-        Ok(match &op.work {
-            Work::Accept {
-                multishot: true, ..
-            } => opcode::AcceptMulti::new(fd?)
-                .flags(libc::SOCK_CLOEXEC)
-                .build(),
-            Work::Accept {
-                multishot: false, ..
-            } => opcode::Accept::new(fd?, std::ptr::null_mut(), std::ptr::null_mut())
-                .flags(libc::SOCK_CLOEXEC)
-                .build(),
-            Work::Connect { addr } => opcode::Connect::new(fd?, addr.as_ptr(), addr.len()).build(),
-            Work::Recv {
-                multishot,
-                from: Some(header),
-            } => header.entry(fd?, *multishot),
-            // One-shot attempts even for a multishot receive (`recv_credit.rs`).
-            Work::Recv { from: None, .. } => {
-                opcode::Recv::new(fd?, std::ptr::null_mut(), self.buffers.buffer_size())
-                    .buf_group(RECV_GROUP)
-                    .build()
-                    .flags(squeue::Flags::BUFFER_SELECT)
-            }
-            Work::Send(p) => {
-                // SAFETY: offset + len was checked against the buffer size at queue time.
-                let ptr = unsafe { self.buffers.ptr(p.buffer).add((p.offset + p.done) as usize) };
-                let len = p.len - p.done;
-                match &p.to {
-                    SendTarget::Connected => opcode::Send::new(fd?, ptr, len)
-                        .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
-                        .build(),
-                    SendTarget::Address(addr) => opcode::Send::new(fd?, ptr, len)
-                        .flags(libc::MSG_NOSIGNAL)
-                        .dest_addr(addr.as_ptr().cast())
-                        .dest_addr_len(addr.len())
-                        .build(),
-                    SendTarget::File { at } => {
-                        let at = at.map(|offset| offset + u64::from(p.done));
-                        self.write_entry(fd?, p.buffer, ptr, len, at)
-                    }
-                }
-            }
-            Work::Shutdown { how } => opcode::Shutdown::new(fd?, *how).build(),
-            Work::Read(read) => self.read_entry(fd?, read),
-            Work::Vectored(io) => io.entry(fd?),
-            Work::ReadStream(stream) => self.stream_entry(fd?, stream),
-            Work::File(file) => file.entry(fd)?,
-        })
+        op.work.entry(fd, &self.buffers)
     }
 
     /// Submits everything queued; returns how many SQEs the kernel took. Costs no
@@ -353,7 +314,9 @@ impl Worker {
                 None => break,
             }
         }
-        self.after_drain();
+        if let Some(stopped) = self.messaging.after_drain(self.sockets.len()) {
+            self.push_ready(stopped);
+        }
         filled
     }
 
@@ -396,45 +359,44 @@ impl Worker {
     }
 
     fn on_cqe(&mut self, user_data: u64, res: i32, flags: u32) -> Option<iot_completion> {
-        // Checked first: a message's user_data is the sender's tag, any 64-bit value.
-        if let Some(wire) = messaging::incoming(flags) {
-            return self.on_message(user_data, res, wire);
-        }
-        if user_data == IGNORED {
-            return None;
-        }
-        if let Some(key) = messaging::sent_key(user_data) {
-            return self.on_message_sent(key, res);
-        }
-        if user_data & BACKOFF_BIT != 0 {
-            return self.on_backoff_timer((user_data & !BACKOFF_BIT) as usize);
-        }
-        if user_data & TIMEOUT_BIT != 0 {
-            let key = (user_data & !TIMEOUT_BIT) as usize;
-            let op = self.ops.get_mut(key)?;
-            // -ECANCELED: the op finished first. Anything else means the timeout fired:
-            // -ETIME, or -ENOENT/-EALREADY when the op was already running in io-wq.
-            op.timed_out |= res != -libc::ECANCELED;
-            op.expected = op.expected.saturating_sub(1);
-            if op.timed_out && op.result.is_none() && op.work.blocks_in_io_wq() {
-                let cancel = CancelBuilder::user_data(key as u64);
-                let _ = self.push_ignored(opcode::AsyncCancel2::new(cancel).build());
+        let key = match user_data::decode(user_data, flags) {
+            Cqe::Op(key) => key,
+            Cqe::Message(wire) => {
+                return self
+                    .messaging
+                    .on_message(user_data, res, wire, &mut self.sockets)
             }
-            return self.settle(key);
-        }
-        let key = user_data as usize;
+            Cqe::Ignored => return None,
+            Cqe::Sent(key) => return self.messaging.on_sent(key, res, &mut self.sockets),
+            Cqe::Backoff(key) => return self.on_backoff_timer(key),
+            Cqe::Timeout(key) => return self.on_timeout(key, res),
+        };
         let op = self.ops.get(key)?;
         if cqueue::more(flags) {
             return self.progress(key, res, flags);
         }
         if op.expected == 2 && op.work.blocks_in_io_wq() {
             // Done before its timer: stop the timer (its CQE then says -ECANCELED).
-            let stop = opcode::TimeoutRemove::new(user_data | TIMEOUT_BIT).build();
+            let stop = opcode::TimeoutRemove::new(user_data::timeout(key)).build();
             let _ = self.push_ignored(stop);
         }
         let op = &mut self.ops[key];
         op.expected = op.expected.saturating_sub(1);
         op.result = Some((res, flags));
+        self.settle(key)
+    }
+
+    /// The timeout of op `key` fired, or was cancelled because the op finished first.
+    fn on_timeout(&mut self, key: usize, res: i32) -> Option<iot_completion> {
+        let op = self.ops.get_mut(key)?;
+        // -ECANCELED: the op finished first. Anything else means the timeout fired:
+        // -ETIME, or -ENOENT/-EALREADY when the op was already running in io-wq.
+        op.timed_out |= res != -libc::ECANCELED;
+        op.expected = op.expected.saturating_sub(1);
+        if op.timed_out && op.result.is_none() && op.work.blocks_in_io_wq() {
+            let cancel = CancelBuilder::user_data(user_data::op(key));
+            let _ = self.push_ignored(opcode::AsyncCancel2::new(cancel).build());
+        }
         self.settle(key)
     }
 
@@ -495,7 +457,7 @@ impl Worker {
     }
 
     /// The buffer a receive CQE names: the host's now, or recycled if nobody can take it.
-    pub(crate) fn take_buffer(&mut self, flags: u32, socket_gone: bool) -> Option<u16> {
+    fn take_buffer(&mut self, flags: u32, socket_gone: bool) -> Option<u16> {
         let id = cqueue::buffer_select(flags)?;
         self.buffers.take_received(u32::from(id));
         if socket_gone {
@@ -506,7 +468,7 @@ impl Worker {
     }
 
     /// The receive ring ran dry: op `key` waits out of the kernel until a buffer returns.
-    pub(crate) fn starve(&mut self, key: usize) {
+    fn starve(&mut self, key: usize) {
         // Buffers the host released after the failed attempt started but before its CQE
         // was seen would never feed it: try again at once while the ring has some.
         if self.buffers.ring_has_buffers() && self.submit_attempt(key).is_ok() {
@@ -514,6 +476,118 @@ impl Worker {
         }
         self.ops[key].starved = true;
         self.starved.push(key);
+    }
+
+    /// A datagram receive's completion says where its payload is (stream receives and
+    /// failed ones are left alone).
+    fn describe_datagram(&mut self, key: usize, completion: &mut iot_completion) {
+        if let Work::Recv(Recv {
+            from: Some(header), ..
+        }) = &mut self.ops[key].work
+        {
+            header.describe(completion, &mut self.buffers);
+        }
+    }
+
+    /// Starts the back-off timer of accept `key` after a transient error.
+    fn back_off(&mut self, key: usize) -> Result<()> {
+        let Work::Accept(accept) = &mut self.ops[key].work else {
+            return Err(-libc::EINVAL);
+        };
+        let timer = opcode::Timeout::new(accept.next_pause() as *const Timespec)
+            .build()
+            .user_data(user_data::backoff(key));
+        self.push(&[timer])?;
+        self.ops[key].backing_off = true;
+        Ok(())
+    }
+
+    /// The back-off timer of op `key` ended: re-arm the accept, unless the host
+    /// cancelled it or closed the listener meanwhile (the timer was removed then).
+    fn on_backoff_timer(&mut self, key: usize) -> Option<iot_completion> {
+        let op = self.ops.get_mut(key)?;
+        op.backing_off = false;
+        let gone = op.cancelled || self.sockets.get(op.socket).is_err();
+        let result = if gone {
+            -libc::ECANCELED
+        } else {
+            match self.submit_attempt(key) {
+                Ok(()) => return None,
+                Err(code) => code,
+            }
+        };
+        let completion = self.ops[key].completion(result);
+        self.end_op(key, completion)
+    }
+
+    /// Cancels the back-off timer of op `key`; its CQE then ends the op.
+    fn stop_backoff(&mut self, key: usize) -> Result<()> {
+        let stop = opcode::TimeoutRemove::new(user_data::backoff(key)).build();
+        self.push_ignored(stop)
+    }
+
+    /// A chunk (or the end) of read stream `key` arrived: hand it over and read on,
+    /// pause, or finish.
+    fn finish_stream(
+        &mut self,
+        key: usize,
+        flags: u32,
+        mut completion: iot_completion,
+        retry: bool,
+    ) -> Option<iot_completion> {
+        let res = completion.result;
+        if res == -libc::ENOBUFS && retry {
+            self.starve(key);
+            return None;
+        }
+        // A chunk nobody will read (cancelled, closed) or an empty one goes back.
+        let delivered = res > 0 && retry;
+        let buffer = self.take_buffer(flags, !delivered);
+        let Some(buffer) = buffer.filter(|_| delivered) else {
+            if res > 0 {
+                completion.result = -libc::ECANCELED;
+            }
+            return self.end_op(key, completion);
+        };
+        let Work::ReadStream(stream) = &mut self.ops[key].work else {
+            return self.end_op(key, completion);
+        };
+        let paused = stream.delivered(key, res, buffer, &mut self.stream_holders);
+        completion.flags = IOT_COMPLETION_BUFFER | IOT_COMPLETION_MORE;
+        completion.buffer_id = buffer;
+        if paused {
+            self.ops[key].starved = true;
+        } else {
+            self.read_next_chunk(key);
+        }
+        Some(completion)
+    }
+
+    /// Resubmits stream `key`; when that fails the stream ends with the error, after
+    /// the chunk being delivered now.
+    fn read_next_chunk(&mut self, key: usize) {
+        if let Err(code) = self.submit_attempt(key) {
+            let completion = self.ops[key].completion(code);
+            self.end_op_later(key, completion);
+        }
+    }
+
+    /// Buffer `id` went back to the receive ring (released by the host, or sent on and
+    /// done): if a paused stream delivered it, the stream may go on.
+    fn stream_buffer_returned(&mut self, id: u32) {
+        let Some((key, serial)) = self.stream_holders.take(id) else {
+            return;
+        };
+        let Some(op) = self.ops.get_mut(key) else {
+            return;
+        };
+        let Work::ReadStream(stream) = &mut op.work else {
+            return;
+        };
+        if stream.returned(serial, op.cancelled) {
+            op.starved = false;
+            self.read_next_chunk(key);
+        }
     }
 
     /// Final CQE of an attempt: resubmit, or complete the op and free its slot.
@@ -524,15 +598,12 @@ impl Worker {
         let retry = !cancelled && !socket_gone;
         let mut completion = iot_completion::new(tag, kind, res);
         match &mut self.ops[key].work {
-            Work::Accept {
-                multishot,
-                failures,
-            } => {
-                let multishot = *multishot;
+            Work::Accept(accept) => {
+                let multishot = accept.multishot;
                 if res >= 0 {
-                    *failures = 0;
+                    accept.succeeded();
                 }
-                if res < 0 && multishot && retry && crate::accept_backoff::transient(res) {
+                if res < 0 && multishot && retry && op::transient(res) {
                     // Accepting goes on after a pause; the host hears of the error.
                     if self.back_off(key).is_ok() {
                         completion.flags = IOT_COMPLETION_MORE;
@@ -551,15 +622,15 @@ impl Worker {
                     }
                 }
             }
-            Work::Connect { .. } => {
+            Work::Connect(_) => {
                 if res == 0 && !socket_gone {
                     completion.handle = socket;
                 } else if !socket_gone {
                     let _ = self.sockets.remove(socket); // never exposed: close it here
                 }
             }
-            Work::Recv { multishot, .. } => {
-                let multishot = *multishot;
+            Work::Recv(recv) => {
+                let multishot = recv.multishot;
                 if res == -libc::ENOBUFS && retry {
                     self.starve(key);
                     return None;
@@ -571,9 +642,14 @@ impl Worker {
                 if let Some(id) = self.take_buffer(flags, socket_gone) {
                     completion.flags = IOT_COMPLETION_BUFFER;
                     completion.buffer_id = id;
-                    self.note_received(socket, id);
+                    self.recv_credit
+                        .note_received(&mut self.sockets, socket, id);
                     self.describe_datagram(key, &mut completion);
-                    if multishot && res > 0 && retry && !self.may_receive(socket) {
+                    if multishot
+                        && res > 0
+                        && retry
+                        && !self.recv_credit.may_receive(&self.sockets, socket)
+                    {
                         self.throttle(key);
                         completion.flags |= IOT_COMPLETION_MORE;
                         return Some(completion);
@@ -590,44 +666,51 @@ impl Worker {
                 }
             }
             Work::Send(progress) => {
-                if res > 0 {
-                    progress.done += res as u32;
-                }
-                let (done, len) = (progress.done, progress.len);
-                let to_file = matches!(progress.to, SendTarget::File { .. });
-                if res > 0 && done < len && retry && self.submit_attempt(key).is_ok() {
+                if progress.advance(res) && retry && self.submit_attempt(key).is_ok() {
                     return None;
                 }
-                completion.result = match res {
-                    r if r < 0 => r,
-                    // Nothing moved: the peer is gone, or the file takes no more.
-                    _ if done < len && to_file => -libc::EIO,
-                    _ if done < len => -libc::EPIPE,
-                    _ => done as i32,
+                if let Work::Send(progress) = &self.ops[key].work {
+                    completion.result = progress.result(res);
+                }
+            }
+            Work::Vectored(io) if io.is_write() => {
+                if io.advance(res) && retry && self.submit_attempt(key).is_ok() {
+                    return None;
+                }
+                if let Work::Vectored(io) = &self.ops[key].work {
+                    completion.result = io.result(res);
+                }
+            }
+            Work::File(FileWork::Open { .. }) if res >= 0 => {
+                // SAFETY: the kernel just opened this fd for us; nothing else owns it.
+                let fd = unsafe { <OwnedFd as FromRawFd>::from_raw_fd(res) };
+                completion.result = match cancelled {
+                    true => -libc::ECANCELED, // dropping `fd` closes it
+                    false => match self.sockets.insert(fd, SocketKind::File) {
+                        Ok(handle) => {
+                            completion.handle = handle;
+                            0
+                        }
+                        Err(code) => code,
+                    },
                 };
             }
-            Work::Shutdown { .. } => {}
-            Work::Read(_) | Work::Vectored(_) | Work::File(_) => {
-                self.finish_file(key, &mut completion, retry)?;
-            }
+            Work::File(file) if res == 0 && !cancelled => file.stat_done(),
             Work::ReadStream(_) => return self.finish_stream(key, flags, completion, retry),
+            Work::Shutdown(_) | Work::Read(_) | Work::Vectored(_) | Work::File(_) => {}
         }
         self.end_op(key, completion)
     }
 
     /// Ends op `key` with its CQE, in a drain: the completion goes to the host now,
     /// with the buffers it hands back. The next op queued behind it starts.
-    pub(crate) fn end_op(
-        &mut self,
-        key: usize,
-        completion: iot_completion,
-    ) -> Option<iot_completion> {
+    fn end_op(&mut self, key: usize, completion: iot_completion) -> Option<iot_completion> {
         let ended = self.end_op_unseen(key, completion);
         Some(self.hand_over(ended))
     }
 
     /// Ends op `key` outside a drain: its completion waits in `ready`.
-    pub(crate) fn end_op_later(&mut self, key: usize, completion: iot_completion) {
+    fn end_op_later(&mut self, key: usize, completion: iot_completion) {
         let ended = self.end_op_unseen(key, completion);
         self.push_ended(ended);
     }
@@ -693,9 +776,7 @@ impl Worker {
             self.release_operation_buffer(buffer);
         }
         if let Work::Read(read) = &work {
-            completion.flags |= IOT_COMPLETION_BUFFER;
-            completion.buffer_id = read.buffer as u16;
-            completion.offset = read.offset;
+            read.hand_back(completion);
         }
         (!work.borrowed().is_empty()).then_some(work)
     }
@@ -805,7 +886,7 @@ impl Worker {
             return self.stop_backoff(key);
         }
         self.push_ignored(
-            opcode::AsyncCancel2::new(CancelBuilder::user_data(key as u64).all()).build(),
+            opcode::AsyncCancel2::new(CancelBuilder::user_data(user_data::op(key)).all()).build(),
         )
     }
 
@@ -864,7 +945,7 @@ impl Worker {
     /// Returns the number of ops still unreaped when the time limit hit (0 normally).
     pub(crate) fn shutdown(&mut self) -> usize {
         self.notifier = None;
-        self.begin_final_messaging();
+        self.messaging.begin_final();
         self.starved.clear();
         // Ops waiting out of the kernel (starved, paused) have no CQE to wait for.
         self.ops.retain(|_, op| !op.starved);
@@ -888,7 +969,15 @@ impl Worker {
             let _ = self.ring.submitter().submit_with_args(1, &args);
             self.drain(&mut scratch);
         }
-        self.end_final_messaging();
+        // Sweep messages still arriving, now disposed of (bounded: senders may go on).
+        for _ in 0..FINAL_SWEEP_ROUNDS {
+            let more =
+                self.drain(&mut scratch) == scratch.len() || !self.ring.completion().is_empty();
+            if !more {
+                break;
+            }
+        }
+        self.messaging.end_final();
         self.ready.clear();
         self.buffers.unregister(&self.ring);
         self.in_flight()
@@ -901,8 +990,8 @@ impl Worker {
 }
 
 impl Worker {
-    pub(crate) fn stats(&mut self) -> crate::ffi::iot_stats {
-        crate::ffi::iot_stats {
+    pub(crate) fn stats(&mut self) -> crate::abi::iot_stats {
+        crate::abi::iot_stats {
             ops_in_flight: self.in_flight() as u32,
             sockets_open: self.sockets.len() as u32,
             buffers_outstanding: self.buffers.outstanding() as u32,

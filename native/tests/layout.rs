@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use io_uring::types::{BufRingEntry, Fd, SubmitArgs, Timespec};
 use io_uring::{cqueue, opcode, squeue, IoUring, Parameters, Probe};
-use iouring_transport::ffi::*;
 use iouring_transport::*;
 
 /// The bytes of `value`, to read its fields at the kernel's offsets.

@@ -1,8 +1,8 @@
 use std::ffi::c_char;
 
 use super::{c_bytes, on_worker};
+use crate::abi::{iot_buffer_slice, iot_file_info};
 use crate::error::IOT_E_NULL_POINTER;
-use crate::files::{iot_buffer_slice, iot_file_info};
 
 /// A NUL-terminated path argument, copied: the op keeps it until its completion.
 fn owned_path(path: *const c_char) -> crate::error::Result<std::ffi::CString> {

@@ -1,5 +1,5 @@
 use super::boundary;
-use crate::messaging;
+use crate::mailbox;
 use crate::registry;
 
 /// Returns 1 if this kernel supports messages between workers (`IORING_OP_MSG_RING`
@@ -7,7 +7,7 @@ use crate::registry;
 /// `IOT_E_UNSUPPORTED`; everything else works.
 #[no_mangle]
 pub extern "C" fn iot_messaging_supported() -> i32 {
-    boundary(|| Ok(i32::from(messaging::supported())))
+    boundary(|| Ok(i32::from(mailbox::supported())))
 }
 
 /// Queues a message for worker `target`: it drains an `IOT_KIND_MESSAGE` completion

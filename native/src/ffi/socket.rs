@@ -8,13 +8,6 @@ use crate::address::address_text;
 use crate::error::Result;
 use crate::registry;
 
-/// Shut down the receiving side.
-pub const IOT_SHUTDOWN_READ: i32 = 0;
-/// Shut down the sending side (sends queued before it still go out first).
-pub const IOT_SHUTDOWN_WRITE: i32 = 1;
-/// Shut down both sides.
-pub const IOT_SHUTDOWN_BOTH: i32 = 2;
-
 /// Queues an accept on a TCP or Unix stream `listener`. With `IOT_OP_MULTISHOT` it
 /// completes once per connection (flag `IOT_COMPLETION_MORE`) until cancelled or the
 /// listener is closed; `timeout_ms` (0 = none) is for one-shot accepts only. Each

@@ -1,29 +1,14 @@
 use std::ffi::c_void;
 use std::sync::{Arc, Mutex};
 
-use crate::completion::iot_completion;
-use crate::config::iot_config;
+use crate::abi::iot_completion;
+use crate::abi::{iot_config, iot_stats};
 use crate::error::IOT_E_NULL_POINTER;
 use crate::notifier::{iot_notify_fn, iot_post_fn, Wake};
 use crate::registry;
 use crate::worker::Worker;
 
 use super::{boundary, out_ptr};
-
-/// Counters for leak checks and monitoring.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-#[allow(non_camel_case_types)]
-pub struct iot_stats {
-    /// Operations the kernel still owns (including receives waiting for buffers).
-    pub ops_in_flight: u32,
-    /// Open sockets (listeners, streams, datagram sockets) and files.
-    pub sockets_open: u32,
-    /// Buffers held by the host or by in-flight sends.
-    pub buffers_outstanding: u32,
-    /// Completions ready to drain without entering the kernel.
-    pub completions_ready: u32,
-}
 
 /// Writes the default configuration into `out`.
 #[no_mangle]

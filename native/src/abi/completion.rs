@@ -80,22 +80,6 @@ pub const IOT_KIND_STOP_REQUESTED: u16 = 24;
 /// every message it sent was reported; freeing it now loses no message.
 pub const IOT_KIND_STOPPED: u16 = 25;
 
-/// Operation flag: keep the operation armed and complete once per event.
-pub const IOT_OP_MULTISHOT: u32 = 1;
-
-/// Listen flag: set `SO_REUSEPORT` so several workers can listen on one port.
-pub const IOT_LISTEN_REUSEPORT: u32 = 1;
-/// Listen flag: an IPv6 socket accepts only IPv6 (`IPV6_V6ONLY`).
-pub const IOT_LISTEN_V6ONLY: u32 = 2;
-/// Bind flag (`iot_udp_bind`): set `SO_REUSEADDR`, e.g. for several multicast receivers
-/// on one port. TCP listeners always set it.
-pub const IOT_BIND_REUSEADDR: u32 = 4;
-
-/// `iot_socket_address` selector: the local address.
-pub const IOT_ADDRESS_LOCAL: u32 = 0;
-/// `iot_socket_address` selector: the peer's address.
-pub const IOT_ADDRESS_PEER: u32 = 1;
-
 impl iot_completion {
     pub(crate) fn new(tag: u64, kind: u16, result: i32) -> Self {
         iot_completion {

@@ -1,4 +1,4 @@
-//! Worker configuration shared with the host.
+//! The worker configuration and the counters a worker reports to the host.
 
 use crate::error::Result;
 
@@ -48,14 +48,6 @@ const MAX_RING_BUFFERS: u32 = 1 << 15;
 const MAX_BUFFER_SIZE: u32 = 16 << 20;
 
 impl iot_config {
-    /// The effective `socket_buffer_limit`.
-    pub(crate) fn socket_buffer_limit(&self) -> u32 {
-        match self.socket_buffer_limit {
-            0 => crate::recv_credit::default_limit(self.recv_buffer_count),
-            limit => limit.min(self.recv_buffer_count),
-        }
-    }
-
     pub(crate) fn validate(&self) -> Result<()> {
         let ok = (1..=32768).contains(&self.ring_entries)
             && (1..=MAX_RING_BUFFERS).contains(&self.recv_buffer_count)
@@ -68,4 +60,19 @@ impl iot_config {
             Err(-libc::EINVAL)
         }
     }
+}
+
+/// Counters for leak checks and monitoring.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+#[allow(non_camel_case_types)]
+pub struct iot_stats {
+    /// Operations the kernel still owns (including receives waiting for buffers).
+    pub ops_in_flight: u32,
+    /// Open sockets (listeners, streams, datagram sockets) and files.
+    pub sockets_open: u32,
+    /// Buffers held by the host or by in-flight sends.
+    pub buffers_outstanding: u32,
+    /// Completions ready to drain without entering the kernel.
+    pub completions_ready: u32,
 }

@@ -1,0 +1,122 @@
+//! The host's messaging calls on a worker: send a message, a payload or a socket to
+//! another worker, and stop receiving. What arrives, and the outcome of what was sent,
+//! is handled in `messaging.rs`.
+
+use std::os::fd::IntoRawFd;
+
+use crate::driver::user_data::{self, Wire};
+use crate::error::{Result, IOT_E_BAD_BUFFER};
+use crate::handoff;
+use crate::mailbox::Admission;
+use crate::messaging::Parcel;
+use crate::payloads;
+use crate::registry;
+use crate::slots::index_of;
+use crate::sockets::SocketKind;
+use crate::worker::Worker;
+
+impl Worker {
+    /// Queues a message with `tag` and `value` for worker `target`.
+    pub(crate) fn send_message(&mut self, target: u64, tag: u64, value: u32) -> Result<()> {
+        self.reserve_submission()?;
+        let admission = registry::admit(target)?;
+        self.post(admission, tag, Wire::Plain, value as i32, Parcel::Nothing)
+    }
+
+    /// Queues a message carrying `len` bytes of `payload`; the payload belongs to the
+    /// message from now on.
+    pub(crate) fn send_payload(
+        &mut self,
+        target: u64,
+        tag: u64,
+        payload: u64,
+        len: u32,
+    ) -> Result<()> {
+        let pool = payloads::existing().ok_or(IOT_E_BAD_BUFFER)?;
+        self.reserve_submission()?;
+        let admission = registry::admit(target)?;
+        let in_transit = pool.dispatch(self.id, payload, len, target)?;
+        let slot = index_of(in_transit) as i32;
+        self.post(
+            admission,
+            tag,
+            Wire::Payload,
+            slot,
+            Parcel::Payload(in_transit),
+        )
+    }
+
+    /// Hands stream `socket` to worker `target`: its handle goes stale here at once, and
+    /// `target` drains an `IOT_KIND_SOCKET` completion with its own handle for it.
+    pub(crate) fn handoff_socket(&mut self, socket: u64, target: u64, tag: u64) -> Result<()> {
+        let fd = self.sockets.get_kind(socket, SocketKind::Stream)?.raw();
+        // Operations in flight would keep using the fd on this ring after the hand-off.
+        let busy = {
+            let s = self.sockets.get(socket)?;
+            s.sending || !s.outbound.is_empty()
+        } || self.ops.iter().any(|(_, op)| op.socket == socket);
+        if busy {
+            return Err(-libc::EBUSY);
+        }
+        self.reserve_submission()?;
+        let admission = registry::admit(target)?;
+        let parked = handoff::park(fd, target)?;
+        // The slot owns the fd now; the table entry must not close it.
+        let detached = match self.sockets.remove(socket) {
+            Ok(detached) => detached,
+            Err(code) => {
+                // Checked above, so unreachable; the table still owns the fd then.
+                handoff::unpark(parked, target);
+                return Err(code);
+            }
+        };
+        let _ = detached.fd.into_raw_fd();
+        self.post(
+            admission,
+            tag,
+            Wire::Socket,
+            index_of(parked) as i32,
+            Parcel::Socket(parked),
+        )
+    }
+
+    /// Refuses new messages; `IOT_KIND_STOPPED` follows once everything already on its
+    /// way here has arrived and every message this worker sent was reported.
+    pub(crate) fn stop_messages(&mut self) {
+        if let Some(stopped) = self.messaging.stop() {
+            self.push_ready(stopped);
+        }
+    }
+
+    /// Makes room for one SQE before anything irreversible happens, so that posting a
+    /// message whose parcel already left the host cannot fail for want of space.
+    fn reserve_submission(&mut self) -> Result<()> {
+        if self.ring.submission().is_full() {
+            self.flush()?;
+        }
+        if self.ring.submission().is_full() {
+            return Err(-libc::EBUSY);
+        }
+        Ok(())
+    }
+
+    /// Queues the SQE of an admitted message; its CQE completes it in
+    /// `Messaging::on_sent`.
+    fn post(
+        &mut self,
+        admission: Admission,
+        tag: u64,
+        wire: Wire,
+        value: i32,
+        parcel: Parcel,
+    ) -> Result<()> {
+        let entry = admission.entry(tag, wire, value);
+        let key = self.messaging.queue(tag, admission, parcel);
+        if let Err(code) = self.push(&[entry.user_data(user_data::sent(key))]) {
+            // Unreachable after `reserve_submission`; never lose the parcel regardless.
+            self.messaging.unqueue(key, &mut self.sockets);
+            return Err(code);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,102 @@
+//! Send from one host buffer: on a stream or connected datagram socket (`send`), as a
+//! datagram to an address (`sendto`), or as a file write. A partial transfer is
+//! resubmitted for the rest until all bytes went or an error came.
+
+use io_uring::types::Fd;
+use io_uring::{opcode, squeue};
+use socket2::SockAddr;
+
+use super::file::file_offset;
+use crate::abi::*;
+use crate::buffers::BufferPool;
+
+/// Bytes of one host buffer on their way out; partial transfers are resubmitted until
+/// `done == len`.
+pub(crate) struct SendProgress {
+    pub(crate) buffer: u32,
+    offset: u32,
+    len: u32,
+    done: u32,
+    to: SendTarget,
+}
+
+pub(crate) enum SendTarget {
+    /// A stream, or a connected datagram socket (`send`).
+    Connected,
+    /// A datagram to this address (`sendto`).
+    Address(Box<SockAddr>),
+    /// A file write at this offset, or at the file position when `None`.
+    File { at: Option<u64> },
+}
+
+impl SendTarget {
+    /// The completion kind of a send towards this target.
+    pub(crate) fn kind(&self) -> u16 {
+        match self {
+            SendTarget::Connected => IOT_KIND_SEND,
+            SendTarget::Address(_) => IOT_KIND_SEND_TO,
+            SendTarget::File { .. } => IOT_KIND_FILE_WRITE,
+        }
+    }
+}
+
+impl SendProgress {
+    /// `len` bytes of `buffer` from `offset` (checked against the buffer by the caller).
+    pub(crate) fn new(buffer: u32, offset: u32, len: u32, to: SendTarget) -> SendProgress {
+        SendProgress {
+            buffer,
+            offset,
+            len,
+            done: 0,
+            to,
+        }
+    }
+
+    pub(crate) fn entry(&self, fd: Fd, buffers: &BufferPool) -> squeue::Entry {
+        // SAFETY: offset + len was checked against the buffer size at queue time.
+        let ptr = unsafe {
+            buffers
+                .ptr(self.buffer)
+                .add((self.offset + self.done) as usize)
+        };
+        let len = self.len - self.done;
+        match &self.to {
+            SendTarget::Connected => opcode::Send::new(fd, ptr, len)
+                .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
+                .build(),
+            SendTarget::Address(addr) => opcode::Send::new(fd, ptr, len)
+                .flags(libc::MSG_NOSIGNAL)
+                .dest_addr(addr.as_ptr().cast())
+                .dest_addr_len(addr.len())
+                .build(),
+            SendTarget::File { at } => {
+                // The fixed-buffer opcode when the pool is registered.
+                let at = file_offset(at.map(|offset| offset + u64::from(self.done)));
+                match buffers.fixed_index(self.buffer) {
+                    Some(index) => opcode::WriteFixed::new(fd, ptr, len, index)
+                        .offset(at)
+                        .build(),
+                    None => opcode::Write::new(fd, ptr, len).offset(at).build(),
+                }
+            }
+        }
+    }
+
+    /// Counts an attempt's result; true when bytes are left to send after it.
+    pub(crate) fn advance(&mut self, res: i32) -> bool {
+        if res > 0 {
+            self.done += res as u32;
+        }
+        res > 0 && self.done < self.len
+    }
+
+    /// The op's result once it stops after an attempt that returned `res`.
+    pub(crate) fn result(&self, res: i32) -> i32 {
+        // Nothing moved: the peer is gone, or the file takes no more.
+        let short = match self.to {
+            SendTarget::File { .. } => -libc::EIO,
+            _ => -libc::EPIPE,
+        };
+        super::transfer_result(res, u64::from(self.done), u64::from(self.len), short)
+    }
+}
