@@ -44,9 +44,6 @@ impl Ended {
     }
 }
 
-/// Kernel-internal "restart the system call" code, which io-wq lets through.
-const ERESTARTSYS: i32 = 512;
-
 /// How many final drains a freed worker makes to sweep messages still arriving.
 const FINAL_SWEEP_ROUNDS: usize = 1024;
 
@@ -242,33 +239,12 @@ impl Worker {
         }
     }
 
-    /// Builds and queues one kernel attempt of op `key`, with its linked timeout.
+    /// Builds and queues one kernel attempt of op `key`, with its timeout.
     fn submit_attempt(&mut self, key: usize) -> Result<()> {
-        let entry = self.build_entry(key)?.user_data(user_data::op(key));
+        let entry = self.build_entry(key)?;
         let op = &mut self.ops[key];
-        op.timed_out = false;
-        op.result = None;
-        match op.timeout.as_deref() {
-            Some(timespec) if op.work.blocks_in_io_wq() => {
-                // A separate timer; when it fires, `on_cqe` cancels the op.
-                op.expected = 2;
-                let timer = opcode::Timeout::new(timespec as *const Timespec)
-                    .build()
-                    .user_data(user_data::timeout(key));
-                self.push(&[entry, timer])
-            }
-            Some(timespec) => {
-                op.expected = 2;
-                let timeout = opcode::LinkTimeout::new(timespec as *const Timespec)
-                    .build()
-                    .user_data(user_data::timeout(key));
-                self.push(&[entry.flags(squeue::Flags::IO_LINK), timeout])
-            }
-            None => {
-                op.expected = 1;
-                self.push(&[entry])
-            }
-        }
+        let sqes = op.attempt.start(key, entry, op.work.blocks_in_io_wq());
+        self.push(sqes.as_slice())
     }
 
     #[inline]
@@ -371,29 +347,21 @@ impl Worker {
             Cqe::Backoff(key) => return self.on_backoff_timer(key),
             Cqe::Timeout(key) => return self.on_timeout(key, res),
         };
-        let op = self.ops.get(key)?;
+        let op = self.ops.get_mut(key)?;
         if cqueue::more(flags) {
             return self.progress(key, res, flags);
         }
-        if op.expected == 2 && op.work.blocks_in_io_wq() {
-            // Done before its timer: stop the timer (its CQE then says -ECANCELED).
+        if op.attempt.op_done(res, flags, op.work.blocks_in_io_wq()) {
             let stop = opcode::TimeoutRemove::new(user_data::timeout(key)).build();
             let _ = self.push_ignored(stop);
         }
-        let op = &mut self.ops[key];
-        op.expected = op.expected.saturating_sub(1);
-        op.result = Some((res, flags));
         self.settle(key)
     }
 
     /// The timeout of op `key` fired, or was cancelled because the op finished first.
     fn on_timeout(&mut self, key: usize, res: i32) -> Option<iot_completion> {
         let op = self.ops.get_mut(key)?;
-        // -ECANCELED: the op finished first. Anything else means the timeout fired:
-        // -ETIME, or -ENOENT/-EALREADY when the op was already running in io-wq.
-        op.timed_out |= res != -libc::ECANCELED;
-        op.expected = op.expected.saturating_sub(1);
-        if op.timed_out && op.result.is_none() && op.work.blocks_in_io_wq() {
+        if op.attempt.timeout_done(res, op.work.blocks_in_io_wq()) {
             let cancel = CancelBuilder::user_data(user_data::op(key));
             let _ = self.push_ignored(opcode::AsyncCancel2::new(cancel).build());
         }
@@ -403,19 +371,7 @@ impl Worker {
     /// Finishes the current attempt of `key` once its op and timeout CQEs are both in.
     fn settle(&mut self, key: usize) -> Option<iot_completion> {
         let op = &mut self.ops[key];
-        if op.expected > 0 {
-            return None;
-        }
-        let (mut res, flags) = op.result.take()?;
-        // An op blocked in an io-wq thread (a Unix datagram send to a full receiver, a
-        // FIFO open) is interrupted rather than cancelled: it ends with -EINTR, or even
-        // the kernel-internal -ERESTARTSYS.
-        let interrupted = matches!(-res, libc::ECANCELED | libc::EINTR | ERESTARTSYS);
-        if op.timed_out && interrupted {
-            res = -libc::ETIMEDOUT;
-        } else if op.cancelled && interrupted {
-            res = -libc::ECANCELED;
-        }
+        let (res, flags) = op.attempt.settle(op.cancelled)?;
         self.finish(key, res, flags)
     }
 

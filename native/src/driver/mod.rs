@@ -1,6 +1,7 @@
-//! The ring side of a worker: how CQEs are told apart (`user_data`) and how a host
-//! waits for them.
+//! The ring side of a worker: how CQEs are told apart (`user_data`), how one kernel
+//! attempt of an op and its timeout settle (`attempt`), and how a host waits.
 
+pub(crate) mod attempt;
 pub(crate) mod user_data;
 
 use std::os::fd::{AsRawFd, BorrowedFd};

@@ -29,10 +29,11 @@ pub(crate) use shutdown::Shutdown;
 pub(crate) use vectored::VectoredIo;
 
 use io_uring::squeue;
-use io_uring::types::{Fd, Timespec};
+use io_uring::types::Fd;
 
 use crate::abi::iot_completion;
 use crate::buffers::BufferPool;
+use crate::driver::attempt::Attempt;
 use crate::error::Result;
 
 /// What an op still needs when its completion arrives.
@@ -119,14 +120,8 @@ pub(crate) struct Op {
     /// Handle of the socket or file the op works on (0 for open and path stat).
     pub(crate) socket: u64,
     pub(crate) work: Work,
-    /// Timeout for each kernel attempt of this op (kept alive until submitted).
-    pub(crate) timeout: Option<Box<Timespec>>,
-    /// CQEs still expected for the current attempt (op + its linked timeout).
-    pub(crate) expected: u8,
-    /// The linked timeout fired: the op's `-ECANCELED` means `-ETIMEDOUT`.
-    pub(crate) timed_out: bool,
-    /// Final result of the current attempt, kept until the timeout CQE arrived too.
-    pub(crate) result: Option<(i32, u32)>,
+    /// The current kernel attempt, with the op's timeout.
+    pub(crate) attempt: Attempt,
     /// The host asked to cancel: never retry or resubmit.
     pub(crate) cancelled: bool,
     /// Not in the kernel: waiting for buffers to come back (the receive ring ran dry,
@@ -140,22 +135,12 @@ pub(crate) struct Op {
 
 impl Op {
     pub(crate) fn new(tag: u64, kind: u16, socket: u64, work: Work, timeout_ms: u32) -> Op {
-        let timeout = (timeout_ms > 0).then(|| {
-            Box::new(
-                Timespec::new()
-                    .sec(u64::from(timeout_ms / 1000))
-                    .nsec((timeout_ms % 1000) * 1_000_000),
-            )
-        });
         Op {
             tag,
             kind,
             socket,
             work,
-            timeout,
-            expected: 0,
-            timed_out: false,
-            result: None,
+            attempt: Attempt::new(timeout_ms),
             cancelled: false,
             starved: false,
             ordered: false,
