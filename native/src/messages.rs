@@ -18,7 +18,8 @@ use crate::worker::Worker;
 impl Worker {
     /// Queues a message with `tag` and `value` for worker `target`.
     pub(crate) fn send_message(&mut self, target: u64, tag: u64, value: u32) -> Result<()> {
-        self.reserve_submission()?;
+        // Room first: posting a message whose parcel left the host must not fail.
+        self.ring.reserve_one()?;
         let admission = registry::admit(target)?;
         self.post(admission, tag, Wire::Plain, value as i32, Parcel::Nothing)
     }
@@ -33,7 +34,8 @@ impl Worker {
         len: u32,
     ) -> Result<()> {
         let pool = payloads::existing().ok_or(IOT_E_BAD_BUFFER)?;
-        self.reserve_submission()?;
+        // Room first: posting a message whose parcel left the host must not fail.
+        self.ring.reserve_one()?;
         let admission = registry::admit(target)?;
         let in_transit = pool.dispatch(self.id, payload, len, target)?;
         let slot = index_of(in_transit) as i32;
@@ -58,7 +60,8 @@ impl Worker {
         if busy {
             return Err(-libc::EBUSY);
         }
-        self.reserve_submission()?;
+        // Room first: posting a message whose parcel left the host must not fail.
+        self.ring.reserve_one()?;
         let admission = registry::admit(target)?;
         let parked = handoff::park(fd, target)?;
         // The slot owns the fd now; the table entry must not close it.
@@ -88,18 +91,6 @@ impl Worker {
         }
     }
 
-    /// Makes room for one SQE before anything irreversible happens, so that posting a
-    /// message whose parcel already left the host cannot fail for want of space.
-    fn reserve_submission(&mut self) -> Result<()> {
-        if self.ring.submission().is_full() {
-            self.flush()?;
-        }
-        if self.ring.submission().is_full() {
-            return Err(-libc::EBUSY);
-        }
-        Ok(())
-    }
-
     /// Queues the SQE of an admitted message; its CQE completes it in
     /// `Messaging::on_sent`.
     fn post(
@@ -112,8 +103,8 @@ impl Worker {
     ) -> Result<()> {
         let entry = admission.entry(tag, wire, value);
         let key = self.messaging.queue(tag, admission, parcel);
-        if let Err(code) = self.push(&[entry.user_data(user_data::sent(key))]) {
-            // Unreachable after `reserve_submission`; never lose the parcel regardless.
+        if let Err(code) = self.ring.push(&[entry.user_data(user_data::sent(key))]) {
+            // Unreachable after `reserve_one`; never lose the parcel regardless.
             self.messaging.unqueue(key, &mut self.sockets);
             return Err(code);
         }

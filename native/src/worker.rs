@@ -7,19 +7,20 @@
 //! host only sees finished work.
 
 use std::collections::VecDeque;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use io_uring::types::{CancelBuilder, Timespec};
-use io_uring::{cqueue, opcode, squeue, types, IoUring};
+use io_uring::{cqueue, opcode, squeue, types};
 use slab::Slab;
 
 use crate::abi::*;
 use crate::abi::{iot_config, IOT_CONFIG_REGISTER_BUFFERS};
 use crate::buffers::BufferPool;
+use crate::driver::ring::Ring;
 use crate::driver::user_data::{self, Cqe};
-use crate::error::{from_io, Result, IOT_E_MEMLOCK, IOT_E_UNSUPPORTED};
+use crate::error::Result;
 use crate::messaging::Messaging;
 use crate::notifier::{Notifier, Signal, Wake};
 use crate::op::{self, FileWork, Op, Recv, StreamHolders, Work};
@@ -52,7 +53,7 @@ const SHUTDOWN_REAP_LIMIT: Duration = Duration::from_secs(5);
 
 pub(crate) struct Worker {
     // Declared first so the ring closes before the memory its ops point into.
-    pub(crate) ring: IoUring,
+    pub(crate) ring: Ring,
     pub(crate) id: u64,
     pub(crate) ops: Slab<Op>,
     pub(crate) sockets: SocketTable,
@@ -72,40 +73,15 @@ pub(crate) struct Worker {
     pub(crate) probe: io_uring::Probe,
 }
 
-fn ring_setup_error(err: std::io::Error) -> i32 {
-    match err.raw_os_error() {
-        // Rings count against RLIMIT_MEMLOCK only before Linux 5.12; mapping them needs
-        // address space on every kernel.
-        Some(libc::ENOMEM) if crate::error::address_space_limited() => {
-            crate::error::IOT_E_ADDRESS_SPACE
-        }
-        Some(libc::ENOMEM) => IOT_E_MEMLOCK,
-        Some(libc::ENOSYS | libc::EPERM | libc::EACCES) => IOT_E_UNSUPPORTED,
-        _ => from_io(err),
-    }
-}
-
 impl Worker {
     pub(crate) fn new(id: u64, config: &iot_config) -> Result<Worker> {
         config.validate()?;
-        // No SINGLE_ISSUER/DEFER_TASKRUN: a Dart isolate may submit from different OS
-        // threads. No COOP_TASKRUN either: it skips waking the submitting thread for
-        // task work, and an idle Dart pool thread would then sit on our completions.
-        let ring = IoUring::builder()
-            .setup_cqsize(config.ring_entries.saturating_mul(4))
-            .setup_clamp()
-            .setup_submit_all()
-            .build(config.ring_entries)
-            .map_err(ring_setup_error)?;
-        let probe = probe::check(&ring)?;
-        // Senders post into, and hosts wait on, a duplicate: it never names a closed fd.
-        // SAFETY: the ring fd is open for as long as `ring` lives; we only duplicate it.
-        let ring_fd = unsafe { BorrowedFd::borrow_raw(ring.as_raw_fd()) }
-            .try_clone_to_owned()
-            .map_err(from_io)?;
+        let ring = Ring::new(config.ring_entries)?;
+        let probe = probe::check(ring.uring())?;
+        let ring_fd = ring.duplicate_fd()?;
         let signal = Signal::new()?;
         let buffers = BufferPool::new(
-            &ring,
+            ring.uring(),
             config.recv_buffer_count,
             config.send_buffer_count,
             config.buffer_size,
@@ -134,43 +110,20 @@ impl Worker {
     pub(crate) fn set_notifier(&mut self, wake: Option<Wake>) -> Result<()> {
         // Stop (and join) the old thread before the host may free the old callback.
         if self.notifier.take().is_some() {
-            self.ring
-                .submitter()
-                .unregister_eventfd()
-                .map_err(from_io)?;
+            self.ring.signal_eventfd(None)?;
         }
         if let Some(wake) = wake {
             self.ring
-                .submitter()
-                .register_eventfd(self.signal.eventfd.as_raw_fd())
-                .map_err(from_io)?;
+                .signal_eventfd(Some(self.signal.eventfd.as_raw_fd()))?;
             match Notifier::start(self.id, self.signal.clone(), wake) {
                 Ok(notifier) => self.notifier = Some(notifier),
                 Err(code) => {
-                    let _ = self.ring.submitter().unregister_eventfd();
+                    let _ = self.ring.signal_eventfd(None);
                     return Err(code);
                 }
             }
         }
         Ok(())
-    }
-
-    /// Pushes SQEs as one contiguous group, submitting first when the queue is too full.
-    pub(crate) fn push(&mut self, entries: &[squeue::Entry]) -> Result<()> {
-        loop {
-            // SAFETY: every pointer in these SQEs refers to memory owned by an op slot
-            // (boxed, stable) or by the buffer pool, both alive until the op's last CQE.
-            if unsafe { self.ring.submission().push_multiple(entries) }.is_ok() {
-                return Ok(());
-            }
-            if self.ring.submit().map_err(from_io)? == 0 {
-                return Err(-libc::EBUSY);
-            }
-        }
-    }
-
-    fn push_ignored(&mut self, entry: squeue::Entry) -> Result<()> {
-        self.push(&[entry.user_data(user_data::IGNORED)])
     }
 
     /// Inserts an op and submits its first attempt; on failure nothing stays behind.
@@ -244,7 +197,7 @@ impl Worker {
         let entry = self.build_entry(key)?;
         let op = &mut self.ops[key];
         let sqes = op.attempt.start(key, entry, op.work.blocks_in_io_wq());
-        self.push(sqes.as_slice())
+        self.ring.push(sqes.as_slice())
     }
 
     #[inline]
@@ -255,13 +208,9 @@ impl Worker {
         op.work.entry(fd, &self.buffers)
     }
 
-    /// Submits everything queued; returns how many SQEs the kernel took. Costs no
-    /// syscall when nothing is queued (hosts flush once per event-loop turn).
+    /// Submits everything queued; returns how many SQEs the kernel took.
     pub(crate) fn flush(&mut self) -> Result<usize> {
-        if self.ring.submission().is_empty() && !self.ring.submission().cq_overflow() {
-            return Ok(0);
-        }
-        self.ring.submit().map_err(from_io)
+        self.ring.flush()
     }
 
     /// Copies up to `out.len()` completions into `out`, without blocking.
@@ -274,20 +223,12 @@ impl Worker {
                 filled += 1;
                 continue;
             }
-            let cqe = self.ring.completion().next();
-            match cqe {
-                Some(cqe) => {
-                    if let Some(c) = self.on_cqe(cqe.user_data(), cqe.result(), cqe.flags()) {
-                        out[filled] = c;
-                        filled += 1;
-                    }
-                }
-                None if !overflow_flushed && self.ring.submission().cq_overflow() => {
-                    // Entries the kernel parked in its overflow list come back on enter.
-                    overflow_flushed = true;
-                    let _ = self.ring.submit();
-                }
-                None => break,
+            let Some((user_data, res, flags)) = self.ring.next_cqe(&mut overflow_flushed) else {
+                break;
+            };
+            if let Some(c) = self.on_cqe(user_data, res, flags) {
+                out[filled] = c;
+                filled += 1;
             }
         }
         if let Some(stopped) = self.messaging.after_drain(self.sockets.len()) {
@@ -297,9 +238,7 @@ impl Worker {
     }
 
     pub(crate) fn has_pending(&mut self) -> bool {
-        !self.ready.is_empty()
-            || !self.ring.completion().is_empty()
-            || self.ring.submission().cq_overflow()
+        !self.ready.is_empty() || self.ring.has_completions()
     }
 
     /// Arms the notifier; if completions are already pending it fires at once.
@@ -331,7 +270,7 @@ impl Worker {
             self.flush()?;
             return Ok(None);
         }
-        Ok(Some(self.ring.submission().len() as u32))
+        Ok(Some(self.ring.queued()))
     }
 
     fn on_cqe(&mut self, user_data: u64, res: i32, flags: u32) -> Option<iot_completion> {
@@ -353,7 +292,7 @@ impl Worker {
         }
         if op.attempt.op_done(res, flags, op.work.blocks_in_io_wq()) {
             let stop = opcode::TimeoutRemove::new(user_data::timeout(key)).build();
-            let _ = self.push_ignored(stop);
+            let _ = self.ring.push_ignored(stop);
         }
         self.settle(key)
     }
@@ -363,7 +302,7 @@ impl Worker {
         let op = self.ops.get_mut(key)?;
         if op.attempt.timeout_done(res, op.work.blocks_in_io_wq()) {
             let cancel = CancelBuilder::user_data(user_data::op(key));
-            let _ = self.push_ignored(opcode::AsyncCancel2::new(cancel).build());
+            let _ = self.ring.cancel(cancel);
         }
         self.settle(key)
     }
@@ -453,7 +392,7 @@ impl Worker {
         let timer = opcode::Timeout::new(accept.next_pause() as *const Timespec)
             .build()
             .user_data(user_data::backoff(key));
-        self.push(&[timer])?;
+        self.ring.push(&[timer])?;
         self.ops[key].backing_off = true;
         Ok(())
     }
@@ -479,7 +418,7 @@ impl Worker {
     /// Cancels the back-off timer of op `key`; its CQE then ends the op.
     fn stop_backoff(&mut self, key: usize) -> Result<()> {
         let stop = opcode::TimeoutRemove::new(user_data::backoff(key)).build();
-        self.push_ignored(stop)
+        self.ring.push_ignored(stop)
     }
 
     /// A chunk (or the end) of read stream `key` arrived: hand it over and read on,
@@ -841,9 +780,8 @@ impl Worker {
         if op.backing_off {
             return self.stop_backoff(key);
         }
-        self.push_ignored(
-            opcode::AsyncCancel2::new(CancelBuilder::user_data(user_data::op(key)).all()).build(),
-        )
+        self.ring
+            .cancel(CancelBuilder::user_data(user_data::op(key)).all())
     }
 
     /// Removes queued (not yet started) ops matching `pred`, completing them as
@@ -889,9 +827,8 @@ impl Worker {
             }
         }
         // The cancel must reach the kernel while the fd number still names this socket.
-        self.push_ignored(
-            opcode::AsyncCancel2::new(CancelBuilder::fd(types::Fd(removed.raw())).all()).build(),
-        )?;
+        self.ring
+            .cancel(CancelBuilder::fd(types::Fd(removed.raw())).all())?;
         self.flush()?;
         drop(removed);
         Ok(())
@@ -908,7 +845,7 @@ impl Worker {
         for (_, op) in self.ops.iter_mut() {
             op.cancelled = true;
         }
-        let _ = self.push_ignored(opcode::AsyncCancel2::new(CancelBuilder::any()).build());
+        let _ = self.ring.cancel(CancelBuilder::any());
         let _ = self.flush();
         for mut socket in self.sockets.drain().collect::<Vec<_>>() {
             for op in socket.outbound.drain(..) {
@@ -918,24 +855,21 @@ impl Worker {
         }
         let deadline = Instant::now() + SHUTDOWN_REAP_LIMIT;
         let mut scratch = [iot_completion::default(); 64];
-        let step = Timespec::new().nsec(100_000_000);
-        let args = types::SubmitArgs::new().timespec(&step);
         while self.in_flight() > 0 && Instant::now() < deadline {
             // Bounded wait: an op that never completes must not hang the free.
-            let _ = self.ring.submitter().submit_with_args(1, &args);
+            self.ring.wait_a_little();
             self.drain(&mut scratch);
         }
         // Sweep messages still arriving, now disposed of (bounded: senders may go on).
         for _ in 0..FINAL_SWEEP_ROUNDS {
-            let more =
-                self.drain(&mut scratch) == scratch.len() || !self.ring.completion().is_empty();
+            let more = self.drain(&mut scratch) == scratch.len() || self.ring.completions() > 0;
             if !more {
                 break;
             }
         }
         self.messaging.end_final();
         self.ready.clear();
-        self.buffers.unregister(&self.ring);
+        self.buffers.unregister(self.ring.uring());
         self.in_flight()
     }
 
@@ -951,7 +885,7 @@ impl Worker {
             ops_in_flight: self.in_flight() as u32,
             sockets_open: self.sockets.len() as u32,
             buffers_outstanding: self.buffers.outstanding() as u32,
-            completions_ready: (self.ready.len() + self.ring.completion().len()) as u32,
+            completions_ready: (self.ready.len() + self.ring.completions()) as u32,
         }
     }
 }

@@ -1,7 +1,9 @@
-//! The ring side of a worker: how CQEs are told apart (`user_data`), how one kernel
-//! attempt of an op and its timeout settle (`attempt`), and how a host waits.
+//! The ring side of a worker: the io_uring instance (`ring`), how CQEs are told apart
+//! (`user_data`), how one kernel attempt of an op and its timeout settle (`attempt`),
+//! and how a host waits.
 
 pub(crate) mod attempt;
+pub(crate) mod ring;
 pub(crate) mod user_data;
 
 use std::os::fd::{AsRawFd, BorrowedFd};

@@ -2,7 +2,7 @@
 //! multishot accept outlives transient errors: the worker reports the error as a
 //! non-final completion and re-arms the accept itself after a back-off timer that
 //! doubles while the error persists, so a lasting `EMFILE` is neither fatal nor a busy
-//! loop (`accept_backoff.rs`).
+//! loop (the timer is the worker's: `Worker::back_off`).
 
 use io_uring::types::{Fd, Timespec};
 use io_uring::{opcode, squeue};

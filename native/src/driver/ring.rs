@@ -1,0 +1,154 @@
+//! A worker's io_uring instance: its setup (flags, completion queue size), pushing
+//! groups of SQEs, submitting, cancelling, and reading CQEs back, with the entries the
+//! kernel parked in its overflow list flushed in.
+
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+use io_uring::types::{CancelBuilder, SubmitArgs, Timespec};
+use io_uring::{opcode, squeue, IoUring};
+
+use super::user_data;
+use crate::error::{from_io, Result, IOT_E_MEMLOCK, IOT_E_UNSUPPORTED};
+
+pub(crate) struct Ring {
+    ring: IoUring,
+}
+
+fn setup_error(err: std::io::Error) -> i32 {
+    match err.raw_os_error() {
+        // Rings count against RLIMIT_MEMLOCK only before Linux 5.12; mapping them needs
+        // address space on every kernel.
+        Some(libc::ENOMEM) if crate::error::address_space_limited() => {
+            crate::error::IOT_E_ADDRESS_SPACE
+        }
+        Some(libc::ENOMEM) => IOT_E_MEMLOCK,
+        Some(libc::ENOSYS | libc::EPERM | libc::EACCES) => IOT_E_UNSUPPORTED,
+        _ => from_io(err),
+    }
+}
+
+impl Ring {
+    /// A ring of `entries` SQEs, and four times as many CQEs.
+    pub(crate) fn new(entries: u32) -> Result<Ring> {
+        // No SINGLE_ISSUER/DEFER_TASKRUN: a Dart isolate may submit from different OS
+        // threads. No COOP_TASKRUN either: it skips waking the submitting thread for
+        // task work, and an idle Dart pool thread would then sit on our completions.
+        let ring = IoUring::builder()
+            .setup_cqsize(entries.saturating_mul(4))
+            .setup_clamp()
+            .setup_submit_all()
+            .build(entries)
+            .map_err(setup_error)?;
+        Ok(Ring { ring })
+    }
+
+    /// The io_uring itself, to register buffers and probe opcodes.
+    pub(crate) fn uring(&self) -> &IoUring {
+        &self.ring
+    }
+
+    /// A duplicate of the ring's fd, for senders to post into and hosts to wait on: it
+    /// never names a closed or reused fd while they hold it.
+    pub(crate) fn duplicate_fd(&self) -> Result<OwnedFd> {
+        // SAFETY: the ring fd is open for as long as `self` lives; we only duplicate it.
+        unsafe { BorrowedFd::borrow_raw(self.ring.as_raw_fd()) }
+            .try_clone_to_owned()
+            .map_err(from_io)
+    }
+
+    /// Makes the kernel signal `eventfd` on every completion (`None`: stop).
+    pub(crate) fn signal_eventfd(&self, eventfd: Option<RawFd>) -> Result<()> {
+        let submitter = self.ring.submitter();
+        match eventfd {
+            Some(fd) => submitter.register_eventfd(fd),
+            None => submitter.unregister_eventfd(),
+        }
+        .map_err(from_io)
+    }
+
+    /// Pushes SQEs as one contiguous group, submitting first when the queue is too full.
+    #[inline]
+    pub(crate) fn push(&mut self, entries: &[squeue::Entry]) -> Result<()> {
+        loop {
+            // SAFETY: every pointer in these SQEs refers to memory owned by an op slot
+            // (boxed, stable) or by the buffer pool, both alive until the op's last CQE.
+            if unsafe { self.ring.submission().push_multiple(entries) }.is_ok() {
+                return Ok(());
+            }
+            if self.ring.submit().map_err(from_io)? == 0 {
+                return Err(-libc::EBUSY);
+            }
+        }
+    }
+
+    /// Pushes an SQE whose completion carries no news (`user_data::IGNORED`).
+    pub(crate) fn push_ignored(&mut self, entry: squeue::Entry) -> Result<()> {
+        self.push(&[entry.user_data(user_data::IGNORED)])
+    }
+
+    /// Cancels whatever in flight `what` matches; each still completes.
+    pub(crate) fn cancel(&mut self, what: CancelBuilder) -> Result<()> {
+        self.push_ignored(opcode::AsyncCancel2::new(what).build())
+    }
+
+    /// Makes room for one SQE before anything irreversible happens, so that pushing it
+    /// next cannot fail for want of space.
+    pub(crate) fn reserve_one(&mut self) -> Result<()> {
+        if self.ring.submission().is_full() {
+            self.flush()?;
+        }
+        if self.ring.submission().is_full() {
+            return Err(-libc::EBUSY);
+        }
+        Ok(())
+    }
+
+    /// Submits everything queued; returns how many SQEs the kernel took. Costs no
+    /// syscall when nothing is queued (hosts flush once per event-loop turn).
+    pub(crate) fn flush(&mut self) -> Result<usize> {
+        if self.ring.submission().is_empty() && !self.ring.submission().cq_overflow() {
+            return Ok(0);
+        }
+        self.ring.submit().map_err(from_io)
+    }
+
+    /// SQEs queued and not yet submitted.
+    pub(crate) fn queued(&mut self) -> u32 {
+        self.ring.submission().len() as u32
+    }
+
+    /// The next CQE as (`user_data`, result, flags). When the queue looks empty while
+    /// the kernel parked entries in its overflow list, they are brought back once per
+    /// drain (`overflow_flushed`).
+    #[inline]
+    pub(crate) fn next_cqe(&mut self, overflow_flushed: &mut bool) -> Option<(u64, i32, u32)> {
+        loop {
+            if let Some(cqe) = self.ring.completion().next() {
+                return Some((cqe.user_data(), cqe.result(), cqe.flags()));
+            }
+            if *overflow_flushed || !self.ring.submission().cq_overflow() {
+                return None;
+            }
+            // Entries the kernel parked in its overflow list come back on enter.
+            *overflow_flushed = true;
+            let _ = self.ring.submit();
+        }
+    }
+
+    /// CQEs ready to read (not counting the overflow list).
+    pub(crate) fn completions(&mut self) -> usize {
+        self.ring.completion().len()
+    }
+
+    /// Whether a CQE is ready, in the queue or in the kernel's overflow list.
+    pub(crate) fn has_completions(&mut self) -> bool {
+        !self.ring.completion().is_empty() || self.ring.submission().cq_overflow()
+    }
+
+    /// Submits and waits up to 100 ms for a completion (shutdown's bounded reaping).
+    pub(crate) fn wait_a_little(&mut self) {
+        let step = Timespec::new().nsec(100_000_000);
+        let args = SubmitArgs::new().timespec(&step);
+        let _ = self.ring.submitter().submit_with_args(1, &args);
+    }
+}
