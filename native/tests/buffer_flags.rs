@@ -5,20 +5,8 @@
 mod support;
 
 use std::io::Read;
-use std::net::{TcpListener, TcpStream};
 
 use support::*;
-
-fn connected_pair(host: &mut Host) -> (u64, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    ok("connect", host.connect("127.0.0.1", port, 42, 0));
-    let (peer, _) = listener.accept().unwrap();
-    let c = host.next_tagged(42);
-    assert_eq!(c.result, 0, "connect: {}", message(c.result));
-    peer.set_read_timeout(Some(DEADLINE)).unwrap();
-    (c.handle, peer)
-}
 
 fn returned(c: &iot_completion) -> bool {
     c.flags & IOT_COMPLETION_BUFFERS_RETURNED != 0
@@ -27,7 +15,7 @@ fn returned(c: &iot_completion) -> bool {
 #[test]
 fn sends_say_their_buffers_returned_and_receives_do_not() {
     let mut host = Host::new();
-    let (socket, mut peer) = connected_pair(&mut host);
+    let (socket, mut peer) = host.connected_pair();
 
     let id = host.filled_buffer(b"hello");
     ok("send", iot_send(host.worker, socket, id, 0, 5, 1, 0));

@@ -143,22 +143,10 @@ fn connect_times_out_when_backlog_is_full() {
     assert_eq!(host.stats().sockets_open as usize, fillers.len());
 }
 
-/// A connected pair: (our host, our socket, the std peer).
-fn connected_pair(host: &mut Host) -> (u64, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    ok("connect", host.connect("127.0.0.1", port, 42, 0));
-    let (peer, _) = listener.accept().unwrap();
-    let c = host.next_tagged(42);
-    assert_eq!(c.result, 0, "connect: {}", message(c.result));
-    peer.set_read_timeout(Some(DEADLINE)).unwrap();
-    (c.handle, peer)
-}
-
 #[test]
 fn recv_times_out() {
     let mut host = Host::new();
-    let (socket, _peer) = connected_pair(&mut host);
+    let (socket, _peer) = host.connected_pair();
     ok("recv", iot_recv(host.worker, socket, 5, 0, 100));
     let c = host.next_tagged(5);
     assert_eq!(
@@ -171,7 +159,7 @@ fn recv_times_out() {
 #[test]
 fn recv_with_timeout_gets_data_in_time() {
     let mut host = Host::new();
-    let (socket, mut peer) = connected_pair(&mut host);
+    let (socket, mut peer) = host.connected_pair();
     peer.write_all(b"quick").unwrap();
     ok("recv", iot_recv(host.worker, socket, 5, 0, 10_000));
     let c = host.next_tagged(5);
@@ -187,7 +175,7 @@ fn recv_with_timeout_gets_data_in_time() {
 #[test]
 fn multishot_with_timeout_is_rejected() {
     let mut host = Host::new();
-    let (socket, _peer) = connected_pair(&mut host);
+    let (socket, _peer) = host.connected_pair();
     assert_eq!(
         iot_recv(host.worker, socket, 5, IOT_OP_MULTISHOT, 100),
         -libc::EINVAL
@@ -197,7 +185,7 @@ fn multishot_with_timeout_is_rejected() {
 #[test]
 fn cancel_multishot_recv() {
     let mut host = Host::new();
-    let (socket, _peer) = connected_pair(&mut host);
+    let (socket, _peer) = host.connected_pair();
     ok(
         "recv",
         iot_recv(host.worker, socket, 9, IOT_OP_MULTISHOT, 0),
@@ -216,7 +204,7 @@ fn cancel_multishot_recv() {
 #[test]
 fn peer_reset_mid_stream() {
     let mut host = Host::new();
-    let (socket, peer) = connected_pair(&mut host);
+    let (socket, peer) = host.connected_pair();
     ok(
         "recv",
         iot_recv(host.worker, socket, 3, IOT_OP_MULTISHOT, 0),
@@ -257,7 +245,7 @@ fn peer_reset_mid_stream() {
 #[test]
 fn half_close_both_directions() {
     let mut host = Host::new();
-    let (socket, mut peer) = connected_pair(&mut host);
+    let (socket, mut peer) = host.connected_pair();
     // Peer closes its write side: we read its data then end of stream...
     peer.write_all(b"request").unwrap();
     peer.shutdown(Shutdown::Write).unwrap();
@@ -279,7 +267,7 @@ fn half_close_both_directions() {
 #[test]
 fn send_pool_exhaustion_is_reported_and_recovers() {
     let mut host = Host::with_config(&config(4, 2, 4096));
-    let (socket, mut peer) = connected_pair(&mut host);
+    let (socket, mut peer) = host.connected_pair();
     let a = host.filled_buffer(b"a");
     let _b = host.filled_buffer(b"b");
     let mut id = 0;
@@ -299,7 +287,7 @@ fn send_pool_exhaustion_is_reported_and_recovers() {
 fn recv_pool_exhaustion_pauses_without_loss() {
     let size = 1024;
     let mut host = Host::with_config(&config(4, 4, size));
-    let (socket, mut peer) = connected_pair(&mut host);
+    let (socket, mut peer) = host.connected_pair();
     let payload = pattern(64 * size as usize, 11);
     let to_send = payload.clone();
     let writer = std::thread::spawn(move || {

@@ -162,6 +162,18 @@ impl Host {
         code
     }
 
+    /// A TCP connection from one of our sockets to a std peer: (our socket, the peer).
+    pub fn connected_pair(&mut self) -> (u64, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        ok("connect", self.connect("127.0.0.1", port, 42, 0));
+        let (peer, _) = listener.accept().unwrap();
+        let c = self.next_tagged(42);
+        assert_eq!(c.result, 0, "connect: {}", message(c.result));
+        peer.set_read_timeout(Some(DEADLINE)).unwrap();
+        (c.handle, peer)
+    }
+
     pub fn flush(&self) {
         ok("flush", iot_worker_flush(self.worker));
     }
