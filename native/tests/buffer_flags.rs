@@ -1,6 +1,6 @@
 //! `IOT_COMPLETION_BUFFERS_RETURNED`: a completion says when the host buffers its
 //! operation borrowed are back in the free pool, so the host need not infer it from
-//! the kind.
+//! the kind: on success and failure, after a cancel or a close too.
 
 mod support;
 
@@ -72,5 +72,41 @@ fn file_writes_say_their_buffers_returned() {
     assert_eq!((c.kind, c.result), (IOT_KIND_FILE_WRITE, 4));
     assert!(returned(&c), "a file write returns its buffer");
     ok("close", iot_file_close(host.worker, file));
+    assert_eq!(host.stats().buffers_outstanding, 0);
+}
+
+/// Writes queued behind a read that waits in the kernel (an empty FIFO, at the file
+/// position): one cancelled, one ended by the close. Both give their buffers back, and
+/// say so; the read hands its buffer to the host instead.
+#[test]
+fn cancelled_and_closed_writes_say_their_buffers_returned() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut host = Host::new();
+    let fifo = host.empty_fifo(dir.path());
+    let mut read = 0;
+    ok("acquire", iot_buffer_acquire(host.worker, &mut read));
+    let at = IOT_OFFSET_CURRENT;
+    ok(
+        "read",
+        iot_file_read(host.worker, fifo, read, 0, 16, at, 1, 0),
+    );
+    for tag in [2, 3] {
+        let id = host.filled_buffer(b"queued");
+        ok(
+            "write",
+            iot_file_write(host.worker, fifo, id, 0, 6, at, tag, 0),
+        );
+    }
+    ok("cancel", iot_cancel(host.worker, 2));
+    ok("close", iot_file_close(host.worker, fifo));
+    for tag in [2, 3] {
+        let c = host.next_tagged(tag);
+        assert_eq!((c.kind, c.result), (IOT_KIND_FILE_WRITE, -libc::ECANCELED));
+        assert!(returned(&c), "write {tag} returns its buffer");
+    }
+    let c = host.next_tagged(1);
+    assert_eq!((c.kind, c.result), (IOT_KIND_FILE_READ, -libc::ECANCELED));
+    assert!(c.flags & IOT_COMPLETION_BUFFER != 0 && !returned(&c));
+    host.release(c.buffer_id);
     assert_eq!(host.stats().buffers_outstanding, 0);
 }

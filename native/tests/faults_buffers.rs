@@ -12,28 +12,6 @@ use support::*;
 const FIRST: u64 = 1;
 const QUEUED: u64 = 2;
 
-/// Opens `path` for reading and writing on `host`; returns the file handle.
-fn open_rw(host: &mut Host, path: &Path) -> u64 {
-    let flags = IOT_OPEN_READ | IOT_OPEN_WRITE | IOT_OPEN_CREATE;
-    let path = cstr(path.to_str().expect("UTF-8 temp path"));
-    ok(
-        "open",
-        iot_file_open(host.worker, path.as_ptr(), flags, 0o600, 9, 0),
-    );
-    let c = host.next_tagged(9);
-    assert_eq!(c.result, 0, "{}", message(c.result));
-    c.handle
-}
-
-/// A FIFO opened read-write, so a read on it waits in the kernel until data comes.
-fn empty_fifo(host: &mut Host, dir: &Path) -> u64 {
-    let path = dir.join("fifo");
-    let c_path = cstr(path.to_str().expect("UTF-8 temp path"));
-    // SAFETY: a NUL-terminated path; mkfifo only creates the node.
-    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
-    open_rw(host, &path)
-}
-
 fn acquire(host: &Host) -> u32 {
     let mut id = 0;
     ok("acquire", iot_buffer_acquire(host.worker, &mut id));
@@ -89,7 +67,7 @@ fn handed_back(host: &mut Host, tag: u64, id: u32, result: i32) {
 fn queued_read_ended_by(end: impl FnOnce(&Host, u64) -> i32) {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut host = Host::with_config(&config(4, 4, 4096));
-    let file = open_rw(&mut host, &dir.path().join("data"));
+    let file = host.open_rw(&dir.path().join("data"));
     let (first, queued) = (acquire(&host), acquire(&host));
     read(&host, file, first, FIRST, 0);
     read(&host, file, queued, QUEUED, 0);
@@ -116,7 +94,7 @@ fn a_closed_files_queued_read_keeps_its_buffer_until_its_completion() {
 /// none), which waits in the kernel; the host no longer owns the buffer.
 fn read_waiting_in_the_kernel(dir: &Path, timeout_ms: u32) -> (Host, u64, u32) {
     let mut host = Host::with_config(&config(4, 4, 4096));
-    let fifo = empty_fifo(&mut host, dir);
+    let fifo = host.empty_fifo(dir);
     let id = acquire(&host);
     read(&host, fifo, id, FIRST, timeout_ms);
     host.flush();

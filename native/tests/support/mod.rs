@@ -174,6 +174,29 @@ impl Host {
         (c.handle, peer)
     }
 
+    /// Opens (creating) `path` for reading and writing; returns the file handle.
+    pub fn open_rw(&mut self, path: &std::path::Path) -> u64 {
+        let flags = IOT_OPEN_READ | IOT_OPEN_WRITE | IOT_OPEN_CREATE;
+        let path = cstr(path.to_str().expect("UTF-8 temp path"));
+        ok(
+            "open",
+            iot_file_open(self.worker, path.as_ptr(), flags, 0o600, 9, 0),
+        );
+        let c = self.next_tagged(9);
+        assert_eq!(c.result, 0, "{}", message(c.result));
+        c.handle
+    }
+
+    /// A FIFO in `dir` opened read-write, so a read on it waits in the kernel until
+    /// data comes.
+    pub fn empty_fifo(&mut self, dir: &std::path::Path) -> u64 {
+        let path = dir.join("fifo");
+        let c_path = cstr(path.to_str().expect("UTF-8 temp path"));
+        // SAFETY: a NUL-terminated path; mkfifo only creates the node.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        self.open_rw(&path)
+    }
+
     pub fn flush(&self) {
         ok("flush", iot_worker_flush(self.worker));
     }
