@@ -24,6 +24,7 @@ library;
 
 export 'src/buffers.dart' show Payload, ReleasableBytes;
 export 'src/connect_task.dart' show ConnectTask;
+export 'src/connection_listener.dart' show ConnectionListener;
 export 'src/exception.dart'
     show
         IoUringUnavailableException,
@@ -48,7 +49,7 @@ export 'src/io/server_socket.dart' show IoUringServerSocket;
 export 'src/io/socket.dart' show IoUringSocket;
 export 'src/isolates.dart' show WorkerContext, WorkerPool;
 export 'src/messages.dart' show BytesMessage, WorkerMessage;
-export 'src/stream_connection.dart' show ConnectionListener, StreamConnection;
+export 'src/stream_connection.dart' show StreamConnection;
 export 'src/tcp.dart' show TcpConnection, TcpListener;
 export 'src/transport.dart' show Transport;
 export 'src/udp.dart' show UdpDatagram, UdpSocket;

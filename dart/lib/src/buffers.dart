@@ -6,19 +6,17 @@ import 'dart:ffi';
 import 'dart:typed_data';
 
 import 'exception.dart';
-import 'ffi/handles.dart';
+import 'ffi/worker_handle.dart';
 
 /// The worker's buffer pool: buffer `id` is `size` bytes at `base + id * size`
 /// (`iot_worker_buffers`). Valid until the worker is freed.
 final class BufferPool {
-  BufferPool(this._worker, Pointer<Uint8> base, this.bufferSize, this.count,
-      this._outId)
+  BufferPool(this._worker, Pointer<Uint8> base, this.bufferSize, this.count)
       : _base = base,
         _all = base.asTypedList(bufferSize * count);
 
   final WorkerHandle _worker;
   final Pointer<Uint8> _base;
-  final Pointer<Uint32> _outId;
 
   /// Every buffer, as one view of native memory.
   final Uint8List _all;
@@ -32,12 +30,12 @@ final class BufferPool {
   /// Takes a free send buffer: its id, or a negative native result
   /// (`-ENOBUFS` when every send buffer is in use).
   int acquire() {
-    final result = _worker.bindings.iot_buffer_acquire(_worker.id, _outId);
-    return result < 0 ? result : _outId.value;
+    final result = _worker.acquireBuffer();
+    return result < 0 ? result : _worker.scratch.id.value;
   }
 
   /// Gives a host-owned buffer back; returns the native result.
-  int release(int id) => _worker.bindings.iot_buffer_release(_worker.id, id);
+  int release(int id) => _worker.releaseBuffer(id);
 
   /// Copies `bytes[start, start + length)` into buffer [id] at offset 0.
   void fill(int id, List<int> bytes, int start, int length) {

@@ -2,7 +2,7 @@
 /// `ConnectionTask` (which cannot be made outside dart:io).
 library;
 
-import 'operation.dart';
+import 'single_op.dart';
 
 /// A connection being established ([socket]) that [cancel] can abandon.
 final class ConnectTask<S> {

@@ -10,10 +10,10 @@ import 'dart:typed_data';
 
 import 'exception.dart';
 import 'ffi/bindings.dart';
-import 'ffi/handles.dart';
+import 'ffi/socket_handles.dart';
 import 'futures.dart';
-import 'operation.dart';
 import 'receiver.dart';
+import 'timeouts.dart';
 import 'worker_core.dart';
 
 /// `EMSGSIZE`: a datagram larger than one native buffer.
@@ -23,8 +23,8 @@ const int _emsgsize = 90;
 abstract interface class DatagramTarget {
   /// Queues the send of [length] bytes at the start of host buffer
   /// [bufferId] on [socket] with [tag]; returns the native call's result.
-  int submit(WorkerCore core, int socket, int bufferId, int length, int tag,
-      int timeoutMs);
+  int submit(WorkerCore core, SocketHandle socket, int bufferId, int length,
+      int tag, int timeoutMs);
 }
 
 /// Makes the stream event for one received datagram: [data] is a copy of its
@@ -140,9 +140,8 @@ final class DatagramChannel<T> implements SendBufferWaiter {
   /// Reads socket option [option] (`IOT_OPTION_*`).
   int getOption(int option, String operation) {
     if (socket.isClosed) throw closedError(operation, 'socket');
-    final out = NativeScratch.of(core, operation).value;
-    final rc =
-        core.bindings.iot_socket_get_option(core.id, socket.id, option, out);
+    final out = core.scratchFor(operation).value;
+    final rc = socket.getOption(option);
     if (rc < 0) throw core.error(rc, operation);
     return out.value;
   }
@@ -151,16 +150,15 @@ final class DatagramChannel<T> implements SendBufferWaiter {
   void setOption(int option, int value, String operation) {
     if (socket.isClosed) throw closedError(operation, 'socket');
     RangeError.checkValueInInterval(value, 0, 0xffffffff, operation);
-    final rc =
-        core.bindings.iot_socket_set_option(core.id, socket.id, option, value);
+    final rc = socket.setOption(option, value);
     if (rc < 0) throw core.error(rc, operation);
   }
 
   /// Datagrams the kernel dropped because the receive queue was full.
   int get dropped {
     if (socket.isClosed) throw closedError('dropped', 'socket');
-    final out = NativeScratch.of(core, 'dropped').value;
-    final rc = core.bindings.iot_socket_dropped(core.id, socket.id, out);
+    final out = core.scratchFor('dropped').value;
+    final rc = socket.dropped();
     if (rc < 0) throw core.error(rc, 'dropped');
     return out.value;
   }
@@ -168,17 +166,15 @@ final class DatagramChannel<T> implements SendBufferWaiter {
   /// The local address of the socket as text, and its port (0 for Unix).
   ({String address, int port}) localAddress(String operation) {
     if (socket.isClosed) throw closedError(operation, 'socket');
-    return NativeScratch.of(core, operation)
-        .socketAddress(core, socket.id, IOT_ADDRESS_LOCAL, operation);
+    return core.socketAddress(socket, IOT_ADDRESS_LOCAL, operation);
   }
 
   /// The sender of the datagram in held buffer [bufferId] as text (an IP, or
   /// a Unix path: `@name` for abstract names, empty for an unbound sender),
   /// and its port (0 for Unix).
   ({String address, int port}) sender(int bufferId) {
-    final scratch = NativeScratch.of(core, 'recv');
-    final rc = core.bindings.iot_datagram_sender(
-        core.id, bufferId, scratch.text, scratch.capacity, scratch.port);
+    final scratch = core.scratchFor('recv');
+    final rc = core.handle.datagramSender(bufferId);
     if (rc < 0) throw core.error(rc, 'recv');
     return (address: scratch.read(rc), port: scratch.port.value);
   }
@@ -216,8 +212,7 @@ final class _DatagramSend implements CompletionHandler {
     final tag = core.register(this);
     final int rc;
     try {
-      rc = target.submit(
-          core, socket.id, bufferId, data.length, tag, timeoutMs);
+      rc = target.submit(core, socket, bufferId, data.length, tag, timeoutMs);
     } catch (error) {
       core.unregister(tag);
       core.releaseBuffer(bufferId);

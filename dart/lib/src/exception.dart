@@ -2,12 +2,10 @@
 /// native result codes.
 library;
 
-import 'dart:ffi';
 import 'dart:io' show IOException;
 
-import 'package:ffi/ffi.dart';
-
 import 'ffi/bindings.dart';
+import 'ffi/error_text.dart';
 
 /// Linux errno values the Dart layer reacts to (identical on x86-64, AArch64
 /// and RISC-V). Native results carry them negated.
@@ -148,22 +146,8 @@ final class TransportLibraryException extends TransportException {
 }
 
 /// The native library's text for result [code].
-String nativeErrorMessage(Bindings bindings, int code) {
-  var capacity = 256;
-  while (true) {
-    final buffer = calloc<Uint8>(capacity);
-    try {
-      final length =
-          bindings.iot_error_message(code, buffer.cast<Utf8>(), capacity);
-      if (length < capacity) {
-        return buffer.cast<Utf8>().toDartString(length: length);
-      }
-      capacity = length + 1;
-    } finally {
-      calloc.free(buffer);
-    }
-  }
-}
+String nativeErrorMessage(Bindings bindings, int code) =>
+    bindings.errorText(code);
 
 /// The exception for native result [code] (negative) of [operation].
 ///

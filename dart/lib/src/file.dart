@@ -14,9 +14,10 @@ import 'package:ffi/ffi.dart';
 import 'buffers.dart';
 import 'exception.dart';
 import 'ffi/bindings.dart';
-import 'ffi/handles.dart';
+import 'ffi/file_handles.dart';
 import 'futures.dart';
-import 'operation.dart';
+import 'single_op.dart';
+import 'timeouts.dart';
 import 'worker.dart';
 import 'worker_core.dart';
 
@@ -127,7 +128,7 @@ final class FileInfo {
 /// 21 (`EISDIR`). An ignored write future never causes an uncaught error;
 /// [flush] and [close] report the first write error since the last flush.
 final class IoFile {
-  IoFile._(WorkerCore core, _FileHandle handle, this.path)
+  IoFile._(WorkerCore core, FileHandle handle, this.path)
       : _queue = _FileQueue(core, handle, path);
 
   /// Opens the file at [path] in [mode].
@@ -158,11 +159,10 @@ final class IoFile {
       if (handle == 0) {
         throw core.error(-Errno.ecanceled, 'open', path: path);
       }
-      return IoFile._(core, _FileHandle(core.handle, handle), path);
+      return IoFile._(core, FileHandle(core.handle, handle), path);
     }, timeout: timeout, path: path);
-    return op.start((tag) => core.bindings.iot_file_open(
-        core.id,
-        NativeScratch.of(core, 'open').path(path),
+    return op.start((tag) => core.handle.openFile(
+        core.scratchFor('open').path(path),
         flags,
         permissions,
         tag,
@@ -178,8 +178,8 @@ final class IoFile {
     final out = calloc<iot_file_info>();
     final op = SingleOp<FileInfo>(core, 'stat', (_, __) => FileInfo._(out.ref),
         timeout: timeout, onEnd: () => calloc.free(out), path: path);
-    return op.start((tag) => core.bindings.iot_path_stat(core.id,
-        NativeScratch.of(core, 'stat').path(path), out, tag, timeoutMs));
+    return op.start((tag) => core.handle
+        .statPath(core.scratchFor('stat').path(path), out, tag, timeoutMs));
   }
 
   /// The whole file at [path] (from byte [start]) as a stream of chunks of
@@ -333,8 +333,7 @@ final class IoFile {
     return _single<void>(
         'sync',
         timeout,
-        (core, file, tag, ms) =>
-            core.bindings.iot_file_sync(core.id, file, flags, tag, ms),
+        (core, file, tag, ms) => file.sync(flags, tag, ms),
         () {});
   }
 
@@ -349,8 +348,7 @@ final class IoFile {
     return _single<void>(
         'allocate',
         timeout,
-        (core, file, tag, ms) => core.bindings
-            .iot_file_allocate(core.id, file, mode, offset, length, tag, ms),
+        (core, file, tag, ms) => file.allocate(mode, offset, length, tag, ms),
         () {});
   }
 
@@ -363,8 +361,7 @@ final class IoFile {
     return _single<void>(
         'truncate',
         timeout,
-        (core, file, tag, ms) =>
-            core.bindings.iot_file_truncate(core.id, file, length, tag, ms),
+        (core, file, tag, ms) => file.truncate(length, tag, ms),
         () {});
   }
 
@@ -375,8 +372,7 @@ final class IoFile {
     return _single<FileInfo>(
         'stat',
         timeout,
-        (core, file, tag, ms) =>
-            core.bindings.iot_file_stat(core.id, file, out, tag, ms),
+        (core, file, tag, ms) => file.stat(out, tag, ms),
         () => FileInfo._(out.ref),
         onEnd: () => calloc.free(out));
   }
@@ -414,7 +410,8 @@ final class IoFile {
   Future<T> _single<T>(
       String operation,
       Duration? timeout,
-      int Function(WorkerCore core, int file, int tag, int timeoutMs) submit,
+      int Function(WorkerCore core, FileHandle file, int tag, int timeoutMs)
+          submit,
       T Function() result,
       {void Function()? onEnd}) {
     final refusal = _refusal(operation);
@@ -450,52 +447,13 @@ final class IoFile {
 
 // ------------------------------------------------------------ internals
 
-/// Owns one open file handle of a worker (`iot_file_open` ..
-/// `iot_file_close`). A dart:core [Finalizer] closes a file that became
-/// unreachable without being closed (a file with operations in flight stays
-/// reachable through its worker).
-final class _FileHandle {
-  _FileHandle(this.worker, this.id) {
-    _finalizer.attach(this, (worker: worker, id: id), detach: this);
-  }
-
-  static final Finalizer<({WorkerHandle worker, int id})> _finalizer =
-      Finalizer<({WorkerHandle worker, int id})>((file) {
-    if (!file.worker.isFreed) {
-      file.worker.bindings.iot_file_close(file.worker.id, file.id);
-    }
-  });
-
-  final WorkerHandle worker;
-
-  /// The native file handle.
-  final int id;
-
-  bool _closed = false;
-
-  /// Whether [close] was called or the worker was freed.
-  bool get isClosed => _closed || worker.isFreed;
-
-  /// Whether [close] was called: the owner itself let go.
-  bool get closeCalled => _closed;
-
-  /// Closes the file now: operations on it complete with `-ECANCELED`.
-  /// Idempotent.
-  void close() {
-    if (_closed) return;
-    _closed = true;
-    _finalizer.detach(this);
-    if (!worker.isFreed) worker.bindings.iot_file_close(worker.id, id);
-  }
-}
-
 /// The operations of one file, started in call order: reads and writes
 /// overlap; an exclusive operation ([_FileOp.exclusive]) runs alone.
 final class _FileQueue implements SendBufferWaiter {
   _FileQueue(this.core, this.handle, this.path);
 
   final WorkerCore core;
-  final _FileHandle handle;
+  final FileHandle handle;
 
   /// The file's path (for errors).
   final String path;
@@ -612,8 +570,8 @@ abstract base class _FileOp<T> implements CompletionHandler {
 
   WorkerCore get core => queue.core;
 
-  /// The native file handle.
-  int get file => queue.handle.id;
+  /// The file.
+  FileHandle get file => queue.handle;
 
   /// Runs alone: starts when every earlier operation ended, and later ones
   /// start when it ended.
@@ -801,8 +759,7 @@ final class _ReadOp extends _Pieces<Uint8List> {
 
   @override
   int submitPiece(int bufferId, int position, int length, int at) {
-    final rc = core.bindings
-        .iot_file_read(core.id, file, bufferId, 0, length, at, tag, timeoutMs);
+    final rc = file.read(bufferId, 0, length, at, tag, timeoutMs);
     if (rc >= 0) {
       _pieceOfBuffer[bufferId] = _pieces.length;
       _pieces.add(null);
@@ -870,8 +827,7 @@ final class _WriteOp extends _Pieces<void> with _WriteErrors {
   @override
   int submitPiece(int bufferId, int position, int length, int at) {
     core.buffers.fill(bufferId, data, position, length);
-    return core.bindings.iot_file_write(
-        core.id, file, bufferId, 0, length, at, tag, timeoutMs);
+    return file.write(bufferId, 0, length, at, tag, timeoutMs);
   }
 }
 
@@ -893,8 +849,8 @@ final class _PayloadWriteOp extends _FileOp<void> with _WriteErrors {
   void queueMore() {
     final start = offset;
     final at = start == null ? IOT_OFFSET_CURRENT : start;
-    final rc = core.bindings.iot_file_write(
-        core.id, file, bufferId, bufferOffset, length, at, tag, timeoutMs);
+    final rc =
+        file.write(bufferId, bufferOffset, length, at, tag, timeoutMs);
     if (rc < 0) {
       refused(rc);
       return;
@@ -919,8 +875,8 @@ final class _SingleFileOp<T> extends _FileOp<T> {
       this._submit, this._result, this._onEnd)
       : super(queue, operation, timeout);
 
-  final int Function(WorkerCore core, int file, int tag, int timeoutMs)
-      _submit;
+  final int Function(
+      WorkerCore core, FileHandle file, int tag, int timeoutMs) _submit;
   final T Function() _result;
   final void Function()? _onEnd;
 
@@ -992,7 +948,7 @@ final class _ReadStream<T> implements CompletionHandler {
   TransportException? _endError;
 
   WorkerCore get _core => file._queue.core;
-  _FileHandle get _handle => file._queue.handle;
+  FileHandle get _handle => file._queue.handle;
 
   void _start() {
     if (_done) return;
@@ -1005,8 +961,7 @@ final class _ReadStream<T> implements CompletionHandler {
       return;
     }
     final tag = core.register(this);
-    final rc = core.bindings.iot_file_read_stream(
-        core.id, _handle.id, offset, window, tag, timeoutMs);
+    final rc = _handle.readStream(offset, window, tag, timeoutMs);
     if (rc < 0) {
       core.unregister(tag);
       _ended = true;

@@ -6,6 +6,7 @@ library;
 import 'dart:typed_data';
 
 import 'buffers.dart';
+import 'ffi/message_calls.dart';
 import 'worker_core.dart';
 
 /// A message from another worker ([Worker.sendMessage]): two unsigned 32-bit
@@ -47,7 +48,7 @@ final class BytesMessage extends ReleasableBytes {
       : super(
             owner,
             bytes,
-            () => owner.bindings.iot_payload_release(owner.id, payload),
+            () => owner.handle.releasePayload(payload),
             'bytes message');
 
   /// The tag the sender gave, 0..0xffffffff.

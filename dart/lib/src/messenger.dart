@@ -20,7 +20,8 @@ import 'dart:typed_data';
 
 import 'exception.dart';
 import 'ffi/bindings.dart';
-import 'ffi/handles.dart';
+import 'ffi/message_calls.dart';
+import 'ffi/socket_handles.dart';
 import 'futures.dart';
 import 'messages.dart';
 import 'payload_pool.dart';
@@ -163,8 +164,7 @@ final class Messenger implements MessagingHandler {
       return failedFuture(closedError('send message', 'worker'));
     }
     final key = _newKey();
-    final rc = _core.bindings
-        .iot_message_send(_core.id, target, (key << 32) | tag, value);
+    final rc = _core.handle.sendMessage(target, (key << 32) | tag, value);
     if (rc < 0) return failedFuture(_core.error(rc, 'send message'));
     return _pending(key, _Carried.nothing);
   }
@@ -174,10 +174,10 @@ final class Messenger implements MessagingHandler {
     if (_core.isClosed) {
       return failedFuture(closedError('send bytes', 'worker'));
     }
-    final b = _core.bindings;
+    final worker = _core.handle;
     final PayloadPool pool;
     try {
-      pool = PayloadPool.of(b);
+      pool = PayloadPool.of(_core.bindings);
     } on TransportException catch (error) {
       return failedFuture(error);
     }
@@ -186,23 +186,23 @@ final class Messenger implements MessagingHandler {
       throw ArgumentError.value(length, 'bytes',
           'longer than a payload (${pool.size} bytes, Transport.payloadSize)');
     }
-    final out = _core.outSocket;
-    final acquired = b.iot_payload_acquire(_core.id, out);
+    final out = _core.scratchFor('socket').u64;
+    final acquired = worker.acquirePayload();
     if (acquired < 0) return failedFuture(_core.error(acquired, 'send bytes'));
     final payload = out.value;
     try {
       if (length > 0) pool.view(payload, length).setRange(0, length, bytes);
     } catch (_) {
-      b.iot_payload_release(_core.id, payload);
+      worker.releasePayload(payload);
       rethrow;
     }
     final key = _newKey();
-    final rc = b.iot_message_send_payload(
-        _core.id, target, (key << 32) | tag, payload, length);
+    final rc =
+        worker.sendPayload(target, (key << 32) | tag, payload, length);
     if (rc < 0) {
       // Refused at once: the payload is still this worker's (a no-op error
       // if it already left).
-      b.iot_payload_release(_core.id, payload);
+      worker.releasePayload(payload);
       return failedFuture(_core.error(rc, 'send bytes'));
     }
     return _pending(key, _Carried.payload);
@@ -221,8 +221,7 @@ final class Messenger implements MessagingHandler {
       return failedFuture(closedError('hand off', 'worker'));
     }
     final key = _newKey();
-    final rc = _core.bindings
-        .iot_socket_handoff(_core.id, socket.id, target, key << 32);
+    final rc = socket.handOff(target, key << 32);
     if (rc < 0) {
       // Refused at once: the socket is still here, under the same handle.
       return failedFuture(failure(rc, socket));
@@ -253,7 +252,7 @@ final class Messenger implements MessagingHandler {
     final existing = _stopFuture;
     if (existing != null) return existing;
     if (_core.isClosed) return failedFuture(closedError('stop', 'worker'));
-    final rc = _core.bindings.iot_worker_stop(_core.id);
+    final rc = _core.handle.stop();
     if (rc < 0) return failedFuture(_core.error(rc, 'stop'));
     // IOT_KIND_STOPPED follows (the native side wakes an idle worker).
     final stopped = _stopped ??= Completer<void>();
@@ -305,7 +304,7 @@ final class Messenger implements MessagingHandler {
       case _Carried.nothing:
         send.fail(_core.error(code, 'send message'));
       case _Carried.payload:
-        if (handle != 0) _core.bindings.iot_payload_release(_core.id, handle);
+        if (handle != 0) _core.handle.releasePayload(handle);
         send.fail(_core.error(code, 'send bytes'));
       case _Carried.socket:
         final back = handle == 0 ? null : SocketHandle(_core.handle, handle);
@@ -323,7 +322,7 @@ final class Messenger implements MessagingHandler {
     try {
       view = PayloadPool.of(_core.bindings).view(handle, result);
     } on TransportException catch (error) {
-      _core.bindings.iot_payload_release(_core.id, handle);
+      _core.handle.releasePayload(handle);
       _bytes.addError(error);
       return;
     }

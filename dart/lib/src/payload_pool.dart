@@ -8,6 +8,7 @@ import 'package:ffi/ffi.dart';
 
 import 'exception.dart';
 import 'ffi/bindings.dart';
+import 'ffi/message_calls.dart';
 
 /// The process-wide payload pool as this isolate sees it: payload `p` is
 /// [size] bytes at `base + (p & 0xffffffff) * size`, mapped until the
@@ -26,7 +27,7 @@ final class PayloadPool {
       final outBase = out.cast<Pointer<Uint8>>();
       final outSize = (out + 8).cast<Uint32>();
       final outCount = (out + 12).cast<Uint32>();
-      final rc = b.iot_payload_pool(outBase, outSize, outCount);
+      final rc = b.payloadPool(outBase, outSize, outCount);
       if (rc < 0) throw transportError(b, rc, 'payload pool');
       return _instance =
           PayloadPool(outBase.value.address, outSize.value, outCount.value);

@@ -7,8 +7,8 @@ import 'dart:async';
 
 import 'exception.dart';
 import 'ffi/bindings.dart';
-import 'ffi/handles.dart';
-import 'operation.dart';
+import 'ffi/socket_handles.dart';
+import 'timeouts.dart';
 import 'worker_core.dart';
 
 /// Datagram receive errors that concern one datagram exchange, not the socket
@@ -86,10 +86,9 @@ final class Receiver<T> implements CompletionHandler, SendBufferWaiter {
     final timeoutMs = timeoutMillis(timeout, 'readTimeout');
     final flags = timeoutMs > 0 ? 0 : IOT_OP_MULTISHOT;
     final tag = _core.register(this);
-    final b = _core.bindings;
     final rc = _datagram
-        ? b.iot_datagram_recv(_core.id, _socket.id, tag, flags, timeoutMs)
-        : b.iot_recv(_core.id, _socket.id, tag, flags, timeoutMs);
+        ? _socket.recvDatagram(tag, flags, timeoutMs)
+        : _socket.recv(tag, flags, timeoutMs);
     if (rc < 0) {
       _core.unregister(tag);
       if (_datagram && rc == -Errno.enobufs) {

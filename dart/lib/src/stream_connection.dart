@@ -1,190 +1,19 @@
-/// What TCP and Unix stream sockets share: listeners that yield connections,
-/// and connections that are a stream of received bytes plus an ordered,
-/// back-pressured writer.
+/// [StreamConnection]: what TCP and Unix stream connections share, a stream
+/// of received bytes plus an ordered, back-pressured writer
+/// (`stream_sender.dart`).
 library;
 
 import 'dart:async';
-import 'dart:collection';
-import 'dart:math' as math;
 import 'dart:typed_data';
 
 import 'buffers.dart';
 import 'exception.dart';
-import 'ffi/bindings.dart';
-import 'ffi/handles.dart';
+import 'ffi/socket_handles.dart';
 import 'futures.dart';
-import 'operation.dart';
 import 'receiver.dart';
+import 'stream_sender.dart';
+import 'timeouts.dart';
 import 'worker_core.dart';
-
-/// After an accept error (say `EMFILE`), the listener waits this long before
-/// accepting again, so a lasting error does not turn into a busy loop.
-const Duration _acceptRetryDelay = Duration(milliseconds: 100);
-
-/// A listening stream socket ([T] is `TcpConnection` or `UnixConnection`): a
-/// single-subscription stream of accepted connections.
-///
-/// Accepting starts when the stream is listened to (one multishot accept
-/// stays armed). Pausing the subscription stops accepting, so new
-/// connections wait in the kernel's backlog; resuming accepts again.
-/// Cancelling the subscription closes the listener. Accept errors (such as
-/// running out of file descriptors) are reported as error events and
-/// accepting goes on.
-abstract base class ConnectionListener<T extends StreamConnection>
-    extends Stream<T> {
-  /// For the transport's own listeners: [adopt] wraps an accepted socket.
-  ConnectionListener.internal(WorkerCore core, SocketHandle socket,
-      T Function(SocketHandle socket) adopt)
-      : _acceptor = _Acceptor<T>(core, socket, adopt);
-
-  final _Acceptor<T> _acceptor;
-
-  /// Whether [close] was called (or the worker was closed).
-  bool get isClosed => _acceptor.socket.isClosed;
-
-  @override
-  StreamSubscription<T> listen(void Function(T connection)? onData,
-          {Function? onError, void Function()? onDone, bool? cancelOnError}) =>
-      _acceptor.controller.stream.listen(onData,
-          onError: onError, onDone: onDone, cancelOnError: cancelOnError);
-
-  /// Stops listening and closes the socket; the stream of connections ends.
-  /// Connections already accepted stay open. Idempotent.
-  Future<void> close() {
-    _acceptor.close();
-    return Future<void>.value();
-  }
-}
-
-final class _Acceptor<T extends StreamConnection> implements CompletionHandler {
-  _Acceptor(this.core, this.socket, this.adopt) {
-    controller = StreamController<T>(
-        onListen: _start,
-        onPause: _pause,
-        onResume: _resume,
-        onCancel: close);
-  }
-
-  final WorkerCore core;
-  final SocketHandle socket;
-  final T Function(SocketHandle socket) adopt;
-  late final StreamController<T> controller;
-  int _tag = 0;
-  bool _cancelling = false;
-  bool _done = false;
-  Timer? _retry;
-
-  void _start() {
-    if (_done || _tag != 0) return;
-    if (socket.isClosed) {
-      if (core.isClosed) controller.addError(closedError('accept', 'worker'));
-      _finish();
-      return;
-    }
-    final tag = core.register(this);
-    final rc =
-        core.bindings.iot_accept(core.id, socket.id, tag, IOT_OP_MULTISHOT, 0);
-    if (rc < 0) {
-      core.unregister(tag);
-      controller.addError(core.error(rc, 'accept'));
-      _finish();
-      return;
-    }
-    _tag = tag;
-    core.submitted();
-  }
-
-  void _pause() {
-    _retry?.cancel();
-    _retry = null;
-    if (_tag != 0 && !_cancelling && core.cancel(_tag) == 0) {
-      _cancelling = true;
-    }
-  }
-
-  void _resume() {
-    if (_tag == 0) _start();
-  }
-
-  /// Closes the listener (also the subscription's onCancel).
-  void close() {
-    _retry?.cancel();
-    _retry = null;
-    socket.close();
-    // An accept in flight completes with -ECANCELED and ends the stream then.
-    if (_tag == 0) _finish();
-  }
-
-  void _finish() {
-    if (_done) return;
-    _done = true;
-    _retry?.cancel();
-    _retry = null;
-    socket.close();
-    unawaited(controller.close());
-  }
-
-  @override
-  void onCompletion(int tag, int kind, int result, int flags, int handle,
-      int bufferId, int offset) {
-    if (result >= 0 && handle != 0) {
-      final connection = adopt(SocketHandle(core.handle, handle));
-      if (_done) {
-        connection.destroy();
-      } else {
-        controller.add(connection);
-      }
-    }
-    final more = flags & IOT_COMPLETION_MORE != 0;
-    if (more) {
-      if (result < 0 && !_done) controller.addError(core.error(result, 'accept'));
-      return;
-    }
-    core.unregister(tag);
-    _tag = 0;
-    final wasCancelling = _cancelling;
-    _cancelling = false;
-    if (_done) return;
-    if (socket.isClosed) {
-      _finish();
-      return;
-    }
-    if (result < 0 && !(wasCancelling && result == -Errno.ecanceled)) {
-      controller.addError(core.error(result, 'accept'));
-      _retry = Timer(_acceptRetryDelay, () {
-        _retry = null;
-        if (!controller.isPaused) _start();
-      });
-      return;
-    }
-    if (!controller.isPaused) _start();
-  }
-
-  @override
-  void onWorkerClosed(TransportClosedException error) {
-    _tag = 0;
-    if (_done) return;
-    if (core.failure != null && !socket.closeCalled) controller.addError(error);
-    _finish();
-  }
-}
-
-/// Connects with [submit] (the native connect call, given the operation's
-/// tag; it returns the call's result) and wraps the connected socket with
-/// [adopt]. A connect that fails leaves no socket behind; its error names
-/// [path] (a Unix socket's).
-Future<T> connectStream<T extends StreamConnection>(
-    WorkerCore core,
-    Duration? timeout,
-    int Function(int tag) submit,
-    T Function(SocketHandle socket) adopt,
-    {String? path, Cancellation? cancellation}) {
-  final op = SingleOp<T>(core, 'connect', (_, handle) {
-    if (handle == 0) throw core.error(-Errno.ecanceled, 'connect', path: path);
-    return adopt(SocketHandle(core.handle, handle));
-  }, timeout: timeout, path: path);
-  return op.start(submit, cancellation: cancellation);
-}
 
 /// A connected stream socket (TCP or Unix): a single-subscription stream of
 /// received bytes, and an ordered writer with back-pressure.
@@ -218,12 +47,12 @@ Future<T> connectStream<T extends StreamConnection>(
 abstract base class StreamConnection extends Stream<Uint8List> {
   /// For the transport's own connection types.
   StreamConnection.internal(this._core, this._socket) {
-    _sender = _Sender(this);
+    _sender = StreamSender(_core, _socket, () => _closeRequested);
   }
 
   final WorkerCore _core;
   final SocketHandle _socket;
-  late final _Sender _sender;
+  late final StreamSender _sender;
 
   /// The receive loop, once the connection was read (a `Receiver<Uint8List>`
   /// or a `Receiver<Payload>`).
@@ -313,7 +142,7 @@ abstract base class StreamConnection extends Stream<Uint8List> {
     if (bytes.isEmpty) return flush();
     final t = timeout ?? _writeTimeout;
     timeoutMillis(t, 'timeout');
-    return _sender.enqueue(_Outbound.bytes(bytes, t));
+    return _sender.enqueue(Outbound.bytes(bytes, t));
   }
 
   /// Writes every chunk of [chunks] in order; completes when all were sent.
@@ -352,7 +181,7 @@ abstract base class StreamConnection extends Stream<Uint8List> {
     if (!payload.takeForSend()) {
       throw StateError('payload was already released');
     }
-    return _sender.enqueue(_Outbound.buffer(bufferId, offset, length, t));
+    return _sender.enqueue(Outbound.buffer(bufferId, offset, length, t));
   }
 
   /// Completes when every write queued so far was sent, or fails with the
@@ -365,7 +194,7 @@ abstract base class StreamConnection extends Stream<Uint8List> {
     final refused = _refuseWrite('shutdown');
     if (refused != null) return refused;
     _writeShut = true;
-    return _sender.enqueue(_Outbound.shutdown());
+    return _sender.enqueue(Outbound.shutdown());
   }
 
   Future<void>? _refuseWrite(String operation) {
@@ -418,7 +247,7 @@ abstract base class StreamConnection extends Stream<Uint8List> {
 }
 
 // ------------------------------------------------------------ internals
-// For the connection types (tcp.dart, unix.dart) and messages.dart; not
+// For the connection types (tcp.dart, unix.dart) and handoff.dart; not
 // exported.
 
 /// The worker [connection] belongs to.
@@ -434,8 +263,7 @@ bool connectionWasRead(StreamConnection connection) =>
 
 /// Whether [connection] has writes queued or in flight.
 bool connectionHasPendingWrites(StreamConnection connection) =>
-    connection._sender._queue.isNotEmpty ||
-    connection._sender._inFlight.isNotEmpty;
+    connection._sender.hasPending;
 
 /// The local ([which] [IOT_ADDRESS_LOCAL]) or peer ([IOT_ADDRESS_PEER])
 /// address of [connection] as text and its port (0 for Unix sockets).
@@ -443,243 +271,5 @@ bool connectionHasPendingWrites(StreamConnection connection) =>
     StreamConnection connection, int which, String operation) {
   if (connection._socket.isClosed) throw closedError(operation, 'connection');
   final core = connection._core;
-  return NativeScratch.of(core, operation)
-      .socketAddress(core, connection._socket.id, which, operation);
-}
-
-/// One queued write, payload send or shutdown.
-final class _Outbound {
-  _Outbound.bytes(List<int> this.data, this.timeout)
-      : bufferId = -1,
-        offset = 0,
-        length = data.length,
-        isShutdown = false;
-
-  _Outbound.buffer(this.bufferId, this.offset, this.length, this.timeout)
-      : data = null,
-        isShutdown = false;
-
-  _Outbound.shutdown()
-      : data = null,
-        bufferId = -1,
-        offset = 0,
-        length = 0,
-        timeout = null,
-        isShutdown = true;
-
-  /// Bytes to copy into send buffers (a write), or null.
-  final List<int>? data;
-
-  /// A host-owned buffer to send as is (a payload), or -1.
-  final int bufferId;
-  final int offset;
-  final int length;
-  final Duration? timeout;
-  final bool isShutdown;
-  final Completer<void> completer = Completer<void>();
-
-  /// Bytes of [data] already copied and queued.
-  int position = 0;
-
-  /// Native operations of this entry not completed yet.
-  int inFlight = 0;
-
-  /// Everything of this entry was queued natively.
-  bool submitted = false;
-
-  void fail(TransportException error) {
-    if (!completer.isCompleted) completer.completeError(error);
-  }
-}
-
-/// The sending side of a connection: one tag for all its sends and its
-/// shutdown (the native library runs them in order, one at a time, so their
-/// completions arrive in the order they were queued).
-final class _Sender implements CompletionHandler, SendBufferWaiter {
-  _Sender(this._connection);
-
-  final StreamConnection _connection;
-
-  /// Entries not yet (completely) queued natively.
-  final Queue<_Outbound> _queue = Queue<_Outbound>();
-
-  /// One element per native operation in flight, in order.
-  final Queue<_Outbound> _inFlight = Queue<_Outbound>();
-
-  int _tag = 0;
-  bool _waiting = false;
-
-  /// Stopped at the per-connection limit of send buffers in flight.
-  bool _throttled = false;
-  TransportException? _error;
-  _Outbound? _last;
-
-  WorkerCore get _core => _connection._core;
-  SocketHandle get _socket => _connection._socket;
-
-  Future<void> enqueue(_Outbound entry) {
-    final error = _error;
-    if (error != null) {
-      if (entry.data == null && !entry.isShutdown) {
-        _core.releaseBuffer(entry.bufferId);
-      }
-      return failedFuture(error);
-    }
-    _queue.add(entry);
-    _last = entry;
-    if (!_waiting) _pump();
-    return handledFuture(entry.completer.future);
-  }
-
-  Future<void> flush() {
-    final last = _last;
-    final error = _error;
-    if (last == null) {
-      return error == null ? Future<void>.value() : failedFuture(error);
-    }
-    return handledFuture(last.completer.future);
-  }
-
-  void _pump() {
-    final core = _core;
-    final b = core.bindings;
-    while (_queue.isNotEmpty) {
-      if (core.isClosed) {
-        _abort(closedError('write', 'worker'));
-        return;
-      }
-      final entry = _queue.first;
-      if (_tag == 0) _tag = core.register(this);
-      final timeoutMs = timeoutMillis(entry.timeout, 'timeout');
-      final data = entry.data;
-      if (data != null) {
-        while (entry.position < data.length) {
-          if (_inFlight.length >= core.sendBufferLimit) {
-            // This connection's share of the send buffers is in flight: go
-            // on when one of its sends completes (onCompletion).
-            _throttled = true;
-            return;
-          }
-          final id = acquireSendBuffer(core, this);
-          if (id < 0) {
-            _waiting = id == -Errno.enobufs;
-            if (!_waiting) _abort(core.error(id, 'write'));
-            return;
-          }
-          final n =
-              math.min(core.buffers.bufferSize, data.length - entry.position);
-          core.buffers.fill(id, data, entry.position, n);
-          final rc =
-              b.iot_send(core.id, _socket.id, id, 0, n, _tag, timeoutMs);
-          if (rc < 0) {
-            core.buffers.release(id);
-            _abort(core.error(rc, 'write',
-                closedLocally: _connection._closeRequested));
-            return;
-          }
-          entry.position += n;
-          _queued(entry);
-        }
-      } else if (entry.isShutdown) {
-        final rc = b.iot_socket_shutdown(
-            core.id, _socket.id, IOT_SHUTDOWN_WRITE, _tag);
-        if (rc < 0) {
-          _abort(core.error(rc, 'shutdown',
-              closedLocally: _connection._closeRequested));
-          return;
-        }
-        _queued(entry);
-      } else {
-        final rc = b.iot_send(core.id, _socket.id, entry.bufferId,
-            entry.offset, entry.length, _tag, timeoutMs);
-        if (rc < 0) {
-          // The buffer is still ours when the send was refused.
-          core.releaseBuffer(entry.bufferId);
-          _abort(core.error(rc, 'write',
-              closedLocally: _connection._closeRequested));
-          return;
-        }
-        _queued(entry);
-      }
-      entry.submitted = true;
-      _queue.removeFirst();
-    }
-  }
-
-  /// One more native operation of [entry] was queued.
-  void _queued(_Outbound entry) {
-    entry.inFlight += 1;
-    _inFlight.add(entry);
-    _core.submitted();
-  }
-
-  @override
-  void onSendBufferAvailable() {
-    _waiting = false;
-    if (_error == null) _pump();
-  }
-
-  @override
-  void onCompletion(int tag, int kind, int result, int flags, int handle,
-      int bufferId, int offset) {
-    if (_inFlight.isEmpty) return;
-    final entry = _inFlight.removeFirst();
-    entry.inFlight -= 1;
-    if (result < 0) {
-      _abort(_core.error(
-          result, kind == IOT_KIND_SHUTDOWN ? 'shutdown' : 'write',
-          timeout: entry.timeout, closedLocally: _socket.isClosed));
-      // Its last operation is no longer in _inFlight, where _abort fails
-      // entries: fail it with the error that won.
-      entry.fail(_error!);
-    } else if (entry.inFlight == 0 && entry.submitted) {
-      if (!entry.completer.isCompleted) entry.completer.complete();
-    }
-    if (_throttled && _error == null) {
-      _throttled = false;
-      if (!_waiting) _pump();
-    }
-    if (_inFlight.isEmpty && _queue.isEmpty) {
-      // Idle: no tag registered, so the worker does not keep the isolate
-      // alive for this connection; the next write registers a new one.
-      _core.unregister(tag);
-      _tag = 0;
-    }
-  }
-
-  /// Fails every entry (first error wins) and stops sending.
-  void _abort(TransportException error) {
-    final first = _error == null;
-    final failure = _error ??= error;
-    if (first && _tag != 0 && !_socket.isClosed) {
-      // Drop the sends still queued natively behind the failed one.
-      _core.cancel(_tag);
-    }
-    for (final entry in _inFlight) {
-      entry.fail(failure);
-    }
-    for (final entry in _queue) {
-      entry.fail(failure);
-      if (entry.data == null && !entry.isShutdown && !_core.isClosed) {
-        _core.releaseBuffer(entry.bufferId);
-      }
-    }
-    _queue.clear();
-  }
-
-  /// The connection was closed locally.
-  void onClosed(TransportClosedException error) {
-    _abort(error);
-    if (_inFlight.isEmpty && _tag != 0) {
-      _core.unregister(_tag);
-      _tag = 0;
-    }
-  }
-
-  @override
-  void onWorkerClosed(TransportClosedException error) {
-    _abort(error);
-    _inFlight.clear();
-    _tag = 0;
-  }
+  return core.socketAddress(connection._socket, which, operation);
 }

@@ -8,12 +8,16 @@ import 'dart:io' show InternetAddress, InternetAddressType;
 
 import 'address.dart';
 import 'connect_task.dart';
+import 'connection_listener.dart';
 import 'exception.dart';
 import 'ffi/bindings.dart';
-import 'ffi/handles.dart';
+import 'ffi/socket_handles.dart';
 import 'futures.dart';
-import 'operation.dart';
+import 'ip_bind.dart';
+import 'single_op.dart';
+import 'stream_connect.dart';
 import 'stream_connection.dart';
+import 'timeouts.dart';
 import 'worker.dart';
 import 'worker_core.dart';
 
@@ -53,8 +57,7 @@ final class TcpListener extends ConnectionListener<TcpConnection> {
         address,
         port,
         worker,
-        (core, ip, out) => core.bindings
-            .iot_tcp_listen(core.id, ip, port, backlog, flags, out));
+        (core, ip) => core.handle.tcpListen(ip, port, backlog, flags));
     return TcpListener._(bound.core, bound.socket, bound.address, bound.port);
   }
 
@@ -152,13 +155,12 @@ final class TcpConnection extends StreamConnection {
         return await connectStream<TcpConnection>(
             core,
             timeout,
-            (tag) => core.bindings.iot_tcp_connect_from(
-                core.id,
+            (tag) => core.handle.tcpConnect(
                 core.scratchText(address.address),
                 port,
                 source == null
                     ? nullptr
-                    : NativeScratch.of(core, 'connect').path(source),
+                    : core.scratchFor('connect').sourceIp(source),
                 sourcePort,
                 tag,
                 remaining),

@@ -5,8 +5,9 @@ library;
 import 'dart:ffi';
 
 import 'exception.dart';
-import 'ffi/handles.dart';
 import 'ffi/library.dart';
+import 'ffi/message_calls.dart';
+import 'ffi/native_block.dart';
 import 'payload_pool.dart';
 
 /// Values are unsigned 32-bit numbers.
@@ -19,7 +20,7 @@ abstract final class Transport {
   /// with passed flags, Linux 6.3 or later). Without it, every send fails
   /// with an [IoUringUnavailableException]; everything else works.
   static bool get messagingSupported =>
-      loadBindings().iot_messaging_supported() == 1;
+      loadBindings().messagingSupported;
 
   /// Asks every worker of the process (those of other isolates too) to
   /// stop: each gets [value] (0..0xffffffff) on its [Worker.stopRequests]
@@ -28,7 +29,7 @@ abstract final class Transport {
   static int requestStop([int value = 0]) {
     RangeError.checkValueInInterval(value, 0, _u32Max, 'value');
     final b = loadBindings();
-    final rc = b.iot_transport_request_stop(value);
+    final rc = b.requestStop(value);
     if (rc < 0) throw transportError(b, rc, 'request stop');
     return rc;
   }
@@ -43,7 +44,7 @@ abstract final class Transport {
   /// leak checks).
   static int get payloadsInUse {
     final b = loadBindings();
-    final rc = b.iot_payloads_in_use();
+    final rc = b.payloadsInUse();
     if (rc < 0) throw transportError(b, rc, 'payloads in use');
     return rc;
   }
@@ -58,7 +59,7 @@ abstract final class Transport {
     RangeError.checkValueInInterval(size, 1, 16 << 20, 'size');
     RangeError.checkValueInInterval(count, 1, 1 << 20, 'count');
     final b = loadBindings();
-    final rc = b.iot_payload_pool_configure(size, count);
+    final rc = b.configurePayloads(size, count);
     if (rc < 0) throw transportError(b, rc, 'configure payloads');
   }
 }
@@ -85,7 +86,7 @@ int leastLoadedWorker(List<int> workerIds) {
     ids[i] = workerIds[i];
   }
   final out = ids + n;
-  final rc = b.iot_worker_least_loaded(ids, n, out);
+  final rc = b.leastLoaded(ids, n, out);
   if (rc < 0) throw transportError(b, rc, 'least loaded');
   return out.value;
 }

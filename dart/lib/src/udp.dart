@@ -10,8 +10,8 @@ import 'address.dart';
 import 'datagram.dart';
 import 'exception.dart';
 import 'ffi/bindings.dart';
-import 'ffi/handles.dart';
-import 'operation.dart';
+import 'ffi/socket_handles.dart';
+import 'ip_bind.dart';
 import 'worker.dart';
 import 'worker_core.dart';
 
@@ -90,8 +90,7 @@ final class UdpSocket extends Stream<UdpDatagram> {
         address,
         port,
         worker,
-        (core, ip, out) =>
-            core.bindings.iot_udp_bind(core.id, ip, port, flags, out));
+        (core, ip) => core.handle.udpBind(ip, port, flags));
     return UdpSocket._(bound.core, bound.socket, bound.address, bound.port);
   }
 
@@ -171,8 +170,8 @@ final class UdpSocket extends Stream<UdpDatagram> {
     final core = _channel.core;
     if (isClosed) throw closedError('connect', 'socket');
     final ip = addresses.first;
-    final rc = core.bindings.iot_udp_connect(
-        core.id, _channel.socket.id, core.scratchText(ip.address), port);
+    final rc =
+        _channel.socket.connectUdp(core.scratchText(ip.address), port);
     if (rc < 0) throw core.error(rc, 'connect');
     _remoteAddress = ip;
     _remotePort = port;
@@ -252,12 +251,9 @@ final class UdpSocket extends Stream<UdpDatagram> {
     final operation = join ? 'joinMulticast' : 'leaveMulticast';
     if (isClosed) throw closedError(operation, 'socket');
     final core = _channel.core;
-    final b = core.bindings;
     final text = core.scratchText(group.address);
     final index = interface?.index ?? 0;
-    final rc = join
-        ? b.iot_udp_join_multicast(core.id, _channel.socket.id, text, index)
-        : b.iot_udp_leave_multicast(core.id, _channel.socket.id, text, index);
+    final rc = _channel.socket.multicast(join, text, index);
     if (rc < 0) throw core.error(rc, operation);
   }
 
@@ -291,10 +287,10 @@ final class _UdpTarget implements DatagramTarget {
   final int port;
 
   @override
-  int submit(WorkerCore core, int socket, int bufferId, int length, int tag,
-          int timeoutMs) =>
-      core.bindings.iot_udp_send_to(core.id, socket, bufferId, 0, length,
-          core.scratchText(ip), port, tag, timeoutMs);
+  int submit(WorkerCore core, SocketHandle socket, int bufferId, int length,
+          int tag, int timeoutMs) =>
+      socket.sendToIp(
+          bufferId, 0, length, core.scratchText(ip), port, tag, timeoutMs);
 }
 
 /// A datagram to the default peer.
@@ -302,7 +298,7 @@ final class _Connected implements DatagramTarget {
   const _Connected();
 
   @override
-  int submit(WorkerCore core, int socket, int bufferId, int length, int tag,
-          int timeoutMs) =>
-      core.bindings.iot_send(core.id, socket, bufferId, 0, length, tag, timeoutMs);
+  int submit(WorkerCore core, SocketHandle socket, int bufferId, int length,
+          int tag, int timeoutMs) =>
+      socket.send(bufferId, 0, length, tag, timeoutMs);
 }

@@ -11,13 +11,14 @@ import 'dart:async';
 import 'dart:ffi';
 import 'dart:typed_data';
 
+import 'connection_listener.dart';
 import 'datagram.dart';
-import 'exception.dart';
 import 'ffi/bindings.dart';
-import 'ffi/handles.dart';
+import 'ffi/socket_handles.dart';
 import 'futures.dart';
-import 'operation.dart';
+import 'stream_connect.dart';
 import 'stream_connection.dart';
+import 'timeouts.dart';
 import 'worker.dart';
 import 'worker_core.dart';
 
@@ -46,12 +47,12 @@ final class UnixListener extends ConnectionListener<UnixConnection> {
       {int backlog = 0, bool replaceStale = false, Worker? worker}) async {
     RangeError.checkValueInInterval(backlog, 0, 0x7fffffff, 'backlog');
     final core = workerCore(worker ?? Worker.current);
-    final text = NativeScratch.of(core, 'bind').path(path);
-    final rc = core.bindings.iot_unix_listen(
-        core.id, text, backlog, _bindFlags(replaceStale), core.outSocket);
+    final text = core.scratchFor('bind').path(path);
+    final out = core.scratchFor('socket').u64;
+    final rc =
+        core.handle.unixListen(text, backlog, _bindFlags(replaceStale));
     if (rc < 0) throw core.error(rc, 'bind', path: path);
-    return UnixListener._(
-        core, SocketHandle(core.handle, core.outSocket.value), path);
+    return UnixListener._(core, SocketHandle(core.handle, out.value), path);
   }
 
   /// The path the listener is bound to, as given to [bind].
@@ -82,12 +83,11 @@ final class UnixConnection extends StreamConnection {
       String path, Duration? timeout, Worker? worker) async {
     final timeoutMs = timeoutMillis(timeout, 'timeout');
     final core = workerCore(worker ?? Worker.current);
-    final scratch = NativeScratch.of(core, 'connect');
+    final scratch = core.scratchFor('connect');
     return connectStream<UnixConnection>(
         core,
         timeout,
-        (tag) => core.bindings
-            .iot_unix_connect(core.id, scratch.path(path), tag, timeoutMs),
+        (tag) => core.handle.unixConnect(scratch.path(path), tag, timeoutMs),
         (socket) => UnixConnection._(core, socket),
         path: path);
   }
@@ -149,13 +149,11 @@ final class UnixDatagramSocket extends Stream<UnixDatagram> {
   static Future<UnixDatagramSocket> bind(String? path,
       {bool replaceStale = false, Worker? worker}) async {
     final core = workerCore(worker ?? Worker.current);
-    final text =
-        path == null ? nullptr : NativeScratch.of(core, 'bind').path(path);
-    final rc = core.bindings.iot_unix_datagram_bind(
-        core.id, text, _bindFlags(replaceStale), core.outSocket);
+    final text = path == null ? nullptr : core.scratchFor('bind').path(path);
+    final out = core.scratchFor('socket').u64;
+    final rc = core.handle.unixDatagramBind(text, _bindFlags(replaceStale));
     if (rc < 0) throw core.error(rc, 'bind', path: path);
-    return UnixDatagramSocket._(
-        core, SocketHandle(core.handle, core.outSocket.value));
+    return UnixDatagramSocket._(core, SocketHandle(core.handle, out.value));
   }
 
   late final DatagramChannel<UnixDatagram> _channel;
@@ -218,8 +216,8 @@ final class _UnixTarget implements DatagramTarget {
   final String path;
 
   @override
-  int submit(WorkerCore core, int socket, int bufferId, int length, int tag,
-          int timeoutMs) =>
-      core.bindings.iot_unix_send_to(core.id, socket, bufferId, 0, length,
-          NativeScratch.of(core, 'send').path(path), tag, timeoutMs);
+  int submit(WorkerCore core, SocketHandle socket, int bufferId, int length,
+          int tag, int timeoutMs) =>
+      socket.sendToPath(bufferId, 0, length,
+          core.scratchFor('send').path(path), tag, timeoutMs);
 }

@@ -25,8 +25,11 @@ import 'package:ffi/ffi.dart';
 import 'buffers.dart';
 import 'exception.dart';
 import 'ffi/bindings.dart';
-import 'ffi/handles.dart';
 import 'ffi/library.dart';
+import 'ffi/native_block.dart';
+import 'ffi/scratch.dart';
+import 'ffi/socket_handles.dart';
+import 'ffi/worker_handle.dart';
 import 'futures.dart';
 import 'worker_config.dart';
 import 'worker_stats.dart';
@@ -65,20 +68,6 @@ abstract interface class MessagingHandler {
   bool get keepsAlive;
 }
 
-/// Offsets of the scratch area that follows the completion array in the
-/// worker's native block.
-const int _outU64 = 0; // uint64_t (worker id, socket id)
-const int _outBase = 8; // uint8_t *
-const int _outSize = 16; // uint32_t
-const int _outCount = 20; // uint32_t
-const int _outId = 24; // uint32_t
-const int _outPort = 28; // uint16_t
-const int _stats = 32; // iot_stats (16 bytes)
-const int _config = 48; // iot_config (24 bytes)
-const int _text = 80; // text in and out (addresses)
-const int _textSize = 64;
-const int _scratchSize = _text + _textSize;
-
 /// Size of one `iot_completion` record.
 const int _recordSize = 32;
 
@@ -96,8 +85,7 @@ final class WorkerCore implements PayloadOwner {
         _u64 = _memory.pointer.cast<Uint64>().asTypedList(_capacity * 4),
         _i32 = _memory.pointer.cast<Int32>().asTypedList(_capacity * 8),
         _u32 = _memory.pointer.cast<Uint32>().asTypedList(_capacity * 8),
-        _u16 = _memory.pointer.cast<Uint16>().asTypedList(_capacity * 16),
-        _scratch = _memory.pointer + _capacity * _recordSize;
+        _u16 = _memory.pointer.cast<Uint16>().asTypedList(_capacity * 16);
 
   /// Creates the native worker and starts its notifier; [newMessaging]
   /// makes the worker's messaging when it is first needed.
@@ -112,16 +100,13 @@ final class WorkerCore implements PayloadOwner {
     if (capacity < 1 || capacity > 65536) {
       throw RangeError.range(capacity, 1, 65536, 'completionBatch');
     }
-    final memory = NativeBlock(capacity * _recordSize + _scratchSize);
-    final scratch = memory.pointer + capacity * _recordSize;
-    final nativeConfig = (scratch + _config).cast<iot_config>();
-    final outWorker = (scratch + _outU64).cast<Uint64>();
+    final scratch = NativeScratch();
     final int id;
     final int sendBuffers;
     try {
-      final rc = b.iot_config_default(nativeConfig);
+      final rc = WorkerHandle.defaultConfig(b, scratch);
       if (rc < 0) throw transportError(b, rc, 'create worker');
-      final c = nativeConfig.ref;
+      final c = scratch.config.ref;
       final ring = config.ringEntries;
       if (ring != null) c.ring_entries = ring;
       final receive = config.receiveBufferCount;
@@ -133,26 +118,26 @@ final class WorkerCore implements PayloadOwner {
       final socketLimit = config.socketBufferLimit;
       if (socketLimit != null) c.socket_buffer_limit = socketLimit;
       sendBuffers = c.send_buffer_count;
-      final created = b.iot_worker_new(nativeConfig, outWorker);
+      final created = WorkerHandle.create(b, scratch);
       if (created < 0) throw transportError(b, created, 'create worker');
-      id = outWorker.value;
+      id = scratch.u64.value;
     } catch (_) {
-      memory.free();
+      scratch.free();
       rethrow;
     }
-    final outBase = (scratch + _outBase).cast<Pointer<Uint8>>();
-    final outSize = (scratch + _outSize).cast<Uint32>();
-    final outCount = (scratch + _outCount).cast<Uint32>();
-    final described = b.iot_worker_buffers(id, outBase, outSize, outCount);
+    final described = WorkerHandle.describeBuffers(b, id, scratch);
     if (described < 0) {
-      b.iot_worker_free(id);
-      memory.free();
+      WorkerHandle.freeUnowned(b, id);
+      scratch.free();
       throw transportError(b, described, 'create worker');
     }
-    final handle = WorkerHandle(b, id,
-        externalSize: outSize.value * outCount.value);
-    final pool = BufferPool(handle, outBase.value, outSize.value,
-        outCount.value, (scratch + _outId).cast<Uint32>());
+    final bufferSize = scratch.size.value;
+    final bufferCount = scratch.count.value;
+    final handle = WorkerHandle(b, id, scratch,
+        externalSize: bufferSize * bufferCount);
+    final pool =
+        BufferPool(handle, scratch.pointer.value, bufferSize, bufferCount);
+    final memory = NativeBlock(capacity * _recordSize);
     // As the native receive limit: a connection whose peer does not read
     // must not take the send buffers every other connection needs.
     final sendLimit =
@@ -190,7 +175,6 @@ final class WorkerCore implements PayloadOwner {
   final Int32List _i32;
   final Uint32List _u32;
   final Uint16List _u16;
-  final Pointer<Uint8> _scratch;
 
   /// Where the native notifier posts wake-ups (the worker id, an int).
   late final RawReceivePort _port;
@@ -237,8 +221,7 @@ final class WorkerCore implements PayloadOwner {
     _port = RawReceivePort(_onNotify, 'iouring_transport worker $id');
     final post = NativeApi.postCObject
         .cast<NativeFunction<Int8 Function(Int64, Pointer<Void>)>>();
-    final rc = bindings.iot_worker_set_notifier_port(
-        id, post, _port.sendPort.nativePort);
+    final rc = handle.setNotifierPort(post, _port.sendPort.nativePort);
     if (rc < 0) {
       _closed = true;
       _port.close();
@@ -246,7 +229,7 @@ final class WorkerCore implements PayloadOwner {
       _memory.free();
       throw transportError(bindings, rc, 'create worker');
     }
-    bindings.iot_worker_arm(id);
+    handle.arm();
     updateKeepAlive();
   }
 
@@ -309,7 +292,7 @@ final class WorkerCore implements PayloadOwner {
     if (_closed) return;
     _flushNow();
     updateKeepAlive();
-    bindings.iot_worker_arm(id);
+    handle.arm();
   }
 
   /// Drains and dispatches up to [_maxBatchesPerTurn] batches of
@@ -318,7 +301,7 @@ final class WorkerCore implements PayloadOwner {
     _inTurn = true;
     try {
       for (var batch = 0; batch < _maxBatchesPerTurn; batch++) {
-        final n = bindings.iot_worker_drain(id, _completions, _capacity);
+        final n = handle.drain(_completions, _capacity);
         if (n < 0) return transportError(bindings, n, 'drain');
         // A handler (or a zone's error handler it reached) may close the
         // worker: the completion array is freed then, so stop reading it.
@@ -388,14 +371,14 @@ final class WorkerCore implements PayloadOwner {
     final handle = _u64[i * 4 + 1];
     if (handle == 0) return;
     if (kind == IOT_KIND_ACCEPT || kind == IOT_KIND_CONNECT) {
-      bindings.iot_socket_close(id, handle);
+      this.handle.closeSocket(handle);
     } else if (kind == IOT_KIND_FILE_OPEN) {
-      bindings.iot_file_close(id, handle);
+      this.handle.closeFile(handle);
     }
   }
 
   void _flushNow() {
-    final rc = bindings.iot_worker_flush(id);
+    final rc = handle.flush();
     if (rc >= 0) return;
     if (rc == -Errno.eagain || rc == -Errno.ebusy || rc == -Errno.eintr) {
       // The kernel is short of room; the queued entries stay queued and go
@@ -484,53 +467,39 @@ final class WorkerCore implements PayloadOwner {
   /// (`-ENOENT` when none is in flight any more).
   int cancel(int tag) {
     if (_closed) return IOT_E_BAD_HANDLE;
-    final rc = bindings.iot_cancel(id, tag);
+    final rc = handle.cancel(tag);
     submitted();
     return rc;
   }
 
-  /// Writes [text] (ASCII, at most 63 bytes) NUL-terminated into the scratch
-  /// text area and returns it, for the `const char *ip` arguments.
-  Pointer<Utf8> scratchText(String text) {
-    if (_closed) throw closedError('address', 'worker');
-    if (text.length >= _textSize) {
-      throw ArgumentError.value(text, 'address', 'too long');
-    }
-    final bytes = (_scratch + _text).asTypedList(_textSize);
-    for (var i = 0; i < text.length; i++) {
-      final unit = text.codeUnitAt(i);
-      if (unit == 0 || unit > 0x7f) {
-        throw ArgumentError.value(text, 'address', 'not a numeric address');
-      }
-      bytes[i] = unit;
-    }
-    bytes[text.length] = 0;
-    return (_scratch + _text).cast<Utf8>();
+  /// The worker's native area for call arguments and results; throws a
+  /// [TransportClosedException] for [operation] once the worker is closed.
+  NativeScratch scratchFor(String operation) {
+    if (_closed) throw closedError(operation, 'worker');
+    return handle.scratch;
   }
 
-  /// The scratch `uint64_t` output (socket ids); only valid while the worker
-  /// is open.
-  Pointer<Uint64> get outSocket {
-    if (_closed) throw closedError('socket', 'worker');
-    return (_scratch + _outU64).cast<Uint64>();
-  }
+  /// Writes [text] (a numeric IP address: ASCII, at most 63 bytes)
+  /// NUL-terminated into the scratch and returns it, for the
+  /// `const char *ip` arguments.
+  Pointer<Utf8> scratchText(String text) => scratchFor('address').ip(text);
 
   /// The local or peer ([IOT_ADDRESS_LOCAL], [IOT_ADDRESS_PEER]) address of
-  /// [socket], or a negative native result.
-  ({String address, int port})? socketAddress(int socket, int which) {
-    if (_closed) return null;
-    final port = (_scratch + _outPort).cast<Uint16>();
-    final text = (_scratch + _text).cast<Utf8>();
-    final rc =
-        bindings.iot_socket_address(id, socket, which, text, _textSize, port);
-    if (rc < 0) return null;
-    return (address: text.toDartString(), port: port.value);
+  /// [socket] as text (an IP, or a Unix path with `@name` for abstract names
+  /// and empty when unnamed) and its port (0 for Unix). Throws the native
+  /// error for [operation], or a [TransportClosedException] once the worker
+  /// is closed.
+  ({String address, int port}) socketAddress(
+      SocketHandle socket, int which, String operation) {
+    final scratch = scratchFor(operation);
+    final rc = socket.address(which);
+    if (rc < 0) throw error(rc, operation);
+    return (address: scratch.read(rc), port: scratch.port.value);
   }
 
   WorkerStats stats() {
-    if (_closed) throw closedError('stats', 'worker');
-    final out = (_scratch + _stats).cast<iot_stats>();
-    final rc = bindings.iot_worker_stats(id, out);
+    final out = scratchFor('stats').stats;
+    final rc = handle.stats();
     if (rc < 0) throw transportError(bindings, rc, 'stats');
     final s = out.ref;
     return WorkerStats(
@@ -576,7 +545,7 @@ final class WorkerCore implements PayloadOwner {
     // Remove the notifier first (this joins its thread: nothing posts any
     // more), then close the port (wake-ups already queued are dropped), then
     // free the worker.
-    bindings.iot_worker_set_notifier_port(id, nullptr, 0);
+    handle.removeNotifier();
     _port.close();
     final rc = handle.free();
     _memory.free();
@@ -608,4 +577,13 @@ final class WorkerCore implements PayloadOwner {
     }
     return Future<void>.value();
   }
+}
+
+/// Takes a free send buffer of [core]: its id, or a negative native result:
+/// `-ENOBUFS` when every send buffer is in use, after queueing [waiter] to be
+/// woken when one may be free; another error when the worker is closed.
+int acquireSendBuffer(WorkerCore core, SendBufferWaiter waiter) {
+  final id = core.buffers.acquire();
+  if (id == -Errno.enobufs) core.waitForSendBuffer(waiter);
+  return id;
 }

@@ -5,6 +5,7 @@ library;
 import 'dart:async';
 import 'dart:io';
 
+import '../connection_listener.dart';
 import '../exception.dart';
 import '../stream_connection.dart';
 import '../tcp.dart';

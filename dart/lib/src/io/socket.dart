@@ -8,7 +8,7 @@ import 'dart:io';
 import 'dart:typed_data';
 
 import '../exception.dart';
-import '../operation.dart';
+import '../ffi/socket_handles.dart';
 import '../stream_connection.dart';
 import '../tcp.dart';
 import '../unix.dart';
@@ -342,10 +342,12 @@ final class IoUringSocket extends Stream<Uint8List> implements Socket {
   /// [SocketException] with the errno.
   @override
   Uint8List getRawOption(RawSocketOption option) => _option('getRawOption',
-      (core, scratch, socket) {
+      (core, socket) {
         final into = option.value;
-        final written = scratch.getRawOption(core, socket, option.level,
-            option.option, into, 'getRawOption');
+        _checkRawLength(core, into.length, 'getRawOption');
+        final written =
+            socket.getRawOption(option.level, option.option, into);
+        if (written < 0) throw core.error(written, 'getRawOption');
         return written == into.length
             ? into
             : Uint8List.sublistView(into, 0, written);
@@ -356,20 +358,33 @@ final class IoUringSocket extends Stream<Uint8List> implements Socket {
   @override
   void setRawOption(RawSocketOption option) => _option(
       'setRawOption',
-      (core, scratch, socket) => scratch.setRawOption(core, socket,
-          option.level, option.option, option.value, 'setRawOption'));
+      (core, socket) {
+        _checkRawLength(core, option.value.length, 'setRawOption');
+        final rc =
+            socket.setRawOption(option.level, option.option, option.value);
+        if (rc < 0) throw core.error(rc, 'setRawOption');
+      });
 
-  /// [call] with the worker, its scratch and the socket's id, for a socket
-  /// not yet released; native errors become [SocketException]s.
+  static void _checkRawLength(WorkerCore core, int length, String operation) {
+    final capacity = core.handle.scratch.capacity;
+    if (length > capacity) {
+      throw ArgumentError.value(
+          length, operation, 'option value longer than $capacity bytes');
+    }
+  }
+
+  /// [call] with the worker and the socket, for a socket not yet released;
+  /// native errors become [SocketException]s.
   T _option<T>(String operation,
-      T Function(WorkerCore core, NativeScratch scratch, int socket) call) {
+      T Function(WorkerCore core, SocketHandle socket) call) {
     final socket = connectionSocket(_connection);
     if (_destroyed || _released || socket.isClosed) {
       throw const SocketException.closed();
     }
     final core = connectionCore(_connection);
     try {
-      return call(core, NativeScratch.of(core, operation), socket.id);
+      core.scratchFor(operation);
+      return call(core, socket);
     } on TransportException catch (error) {
       throw socketError(error);
     }

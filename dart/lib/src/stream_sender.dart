@@ -1,0 +1,253 @@
+/// [StreamSender]: the sending side of a stream connection, its writes,
+/// payload sends and shutdown in order with back-pressure.
+library;
+
+import 'dart:async';
+import 'dart:collection';
+import 'dart:math' as math;
+
+import 'exception.dart';
+import 'ffi/bindings.dart';
+import 'ffi/socket_handles.dart';
+import 'futures.dart';
+import 'timeouts.dart';
+import 'worker_core.dart';
+
+/// One queued write, payload send or shutdown.
+final class Outbound {
+  Outbound.bytes(List<int> this.data, this.timeout)
+      : bufferId = -1,
+        offset = 0,
+        length = data.length,
+        isShutdown = false;
+
+  Outbound.buffer(this.bufferId, this.offset, this.length, this.timeout)
+      : data = null,
+        isShutdown = false;
+
+  Outbound.shutdown()
+      : data = null,
+        bufferId = -1,
+        offset = 0,
+        length = 0,
+        timeout = null,
+        isShutdown = true;
+
+  /// Bytes to copy into send buffers (a write), or null.
+  final List<int>? data;
+
+  /// A host-owned buffer to send as is (a payload), or -1.
+  final int bufferId;
+  final int offset;
+  final int length;
+  final Duration? timeout;
+  final bool isShutdown;
+  final Completer<void> completer = Completer<void>();
+
+  /// Bytes of [data] already copied and queued.
+  int position = 0;
+
+  /// Native operations of this entry not completed yet.
+  int inFlight = 0;
+
+  /// Everything of this entry was queued natively.
+  bool submitted = false;
+
+  void fail(TransportException error) {
+    if (!completer.isCompleted) completer.completeError(error);
+  }
+}
+
+/// The sending side of a connection: one tag for all its sends and its
+/// shutdown (the native library runs them in order, one at a time, so their
+/// completions arrive in the order they were queued).
+final class StreamSender implements CompletionHandler, SendBufferWaiter {
+  StreamSender(this._core, this._socket, this._closeRequested);
+
+  final WorkerCore _core;
+  final SocketHandle _socket;
+
+  /// Whether the connection's owner asked to close it (a failure then
+  /// counts as caused locally).
+  final bool Function() _closeRequested;
+
+  /// Entries not yet (completely) queued natively.
+  final Queue<Outbound> _queue = Queue<Outbound>();
+
+  /// One element per native operation in flight, in order.
+  final Queue<Outbound> _inFlight = Queue<Outbound>();
+
+  int _tag = 0;
+  bool _waiting = false;
+
+  /// Stopped at the per-connection limit of send buffers in flight.
+  bool _throttled = false;
+  TransportException? _error;
+  Outbound? _last;
+
+  /// Whether writes are queued or in flight.
+  bool get hasPending => _queue.isNotEmpty || _inFlight.isNotEmpty;
+
+  Future<void> enqueue(Outbound entry) {
+    final error = _error;
+    if (error != null) {
+      if (entry.data == null && !entry.isShutdown) {
+        _core.releaseBuffer(entry.bufferId);
+      }
+      return failedFuture(error);
+    }
+    _queue.add(entry);
+    _last = entry;
+    if (!_waiting) _pump();
+    return handledFuture(entry.completer.future);
+  }
+
+  Future<void> flush() {
+    final last = _last;
+    final error = _error;
+    if (last == null) {
+      return error == null ? Future<void>.value() : failedFuture(error);
+    }
+    return handledFuture(last.completer.future);
+  }
+
+  void _pump() {
+    final core = _core;
+    while (_queue.isNotEmpty) {
+      if (core.isClosed) {
+        _abort(closedError('write', 'worker'));
+        return;
+      }
+      final entry = _queue.first;
+      if (_tag == 0) _tag = core.register(this);
+      final timeoutMs = timeoutMillis(entry.timeout, 'timeout');
+      final data = entry.data;
+      if (data != null) {
+        while (entry.position < data.length) {
+          if (_inFlight.length >= core.sendBufferLimit) {
+            // This connection's share of the send buffers is in flight: go
+            // on when one of its sends completes (onCompletion).
+            _throttled = true;
+            return;
+          }
+          final id = acquireSendBuffer(core, this);
+          if (id < 0) {
+            _waiting = id == -Errno.enobufs;
+            if (!_waiting) _abort(core.error(id, 'write'));
+            return;
+          }
+          final n =
+              math.min(core.buffers.bufferSize, data.length - entry.position);
+          core.buffers.fill(id, data, entry.position, n);
+          final rc = _socket.send(id, 0, n, _tag, timeoutMs);
+          if (rc < 0) {
+            core.buffers.release(id);
+            _abort(core.error(rc, 'write',
+                closedLocally: _closeRequested()));
+            return;
+          }
+          entry.position += n;
+          _queued(entry);
+        }
+      } else if (entry.isShutdown) {
+        final rc = _socket.shutdown(IOT_SHUTDOWN_WRITE, _tag);
+        if (rc < 0) {
+          _abort(core.error(rc, 'shutdown',
+              closedLocally: _closeRequested()));
+          return;
+        }
+        _queued(entry);
+      } else {
+        final rc = _socket.send(
+            entry.bufferId, entry.offset, entry.length, _tag, timeoutMs);
+        if (rc < 0) {
+          // The buffer is still ours when the send was refused.
+          core.releaseBuffer(entry.bufferId);
+          _abort(core.error(rc, 'write',
+              closedLocally: _closeRequested()));
+          return;
+        }
+        _queued(entry);
+      }
+      entry.submitted = true;
+      _queue.removeFirst();
+    }
+  }
+
+  /// One more native operation of [entry] was queued.
+  void _queued(Outbound entry) {
+    entry.inFlight += 1;
+    _inFlight.add(entry);
+    _core.submitted();
+  }
+
+  @override
+  void onSendBufferAvailable() {
+    _waiting = false;
+    if (_error == null) _pump();
+  }
+
+  @override
+  void onCompletion(int tag, int kind, int result, int flags, int handle,
+      int bufferId, int offset) {
+    if (_inFlight.isEmpty) return;
+    final entry = _inFlight.removeFirst();
+    entry.inFlight -= 1;
+    if (result < 0) {
+      _abort(_core.error(
+          result, kind == IOT_KIND_SHUTDOWN ? 'shutdown' : 'write',
+          timeout: entry.timeout, closedLocally: _socket.isClosed));
+      // Its last operation is no longer in _inFlight, where _abort fails
+      // entries: fail it with the error that won.
+      entry.fail(_error!);
+    } else if (entry.inFlight == 0 && entry.submitted) {
+      if (!entry.completer.isCompleted) entry.completer.complete();
+    }
+    if (_throttled && _error == null) {
+      _throttled = false;
+      if (!_waiting) _pump();
+    }
+    if (_inFlight.isEmpty && _queue.isEmpty) {
+      // Idle: no tag registered, so the worker does not keep the isolate
+      // alive for this connection; the next write registers a new one.
+      _core.unregister(tag);
+      _tag = 0;
+    }
+  }
+
+  /// Fails every entry (first error wins) and stops sending.
+  void _abort(TransportException error) {
+    final first = _error == null;
+    final failure = _error ??= error;
+    if (first && _tag != 0 && !_socket.isClosed) {
+      // Drop the sends still queued natively behind the failed one.
+      _core.cancel(_tag);
+    }
+    for (final entry in _inFlight) {
+      entry.fail(failure);
+    }
+    for (final entry in _queue) {
+      entry.fail(failure);
+      if (entry.data == null && !entry.isShutdown && !_core.isClosed) {
+        _core.releaseBuffer(entry.bufferId);
+      }
+    }
+    _queue.clear();
+  }
+
+  /// The connection was closed locally.
+  void onClosed(TransportClosedException error) {
+    _abort(error);
+    if (_inFlight.isEmpty && _tag != 0) {
+      _core.unregister(_tag);
+      _tag = 0;
+    }
+  }
+
+  @override
+  void onWorkerClosed(TransportClosedException error) {
+    _abort(error);
+    _inFlight.clear();
+    _tag = 0;
+  }
+}
