@@ -348,12 +348,16 @@ typedef struct iot_file_info {
  */
 typedef struct iot_config {
   /*
-   Submission queue entries (rounded up to a power of two by the kernel); the
-   completion queue gets four times as many.
+   Submission queue entries (rounded up to a power of two by the kernel). The
+   completion queue holds what can be outstanding at once: four completions per
+   entry plus one per buffer (the next power of two of that, at most 65,536).
    */
   uint32_t ring_entries;
   /*
-   Buffers the kernel fills for receives (a provided buffer ring), 1..=32768.
+   Receive buffers at most, 1..=32768. The kernel fills them through a provided
+   buffer ring that starts with up to 256 of them and doubles whenever a receive
+   finds it empty; the memory of all is reserved up front (address space), pages
+   become resident as the ring grows into them.
    */
   uint32_t recv_buffer_count;
   /*
@@ -372,7 +376,8 @@ typedef struct iot_config {
    Receive buffers one stream socket may hold at a time (received and not yet
    released or sent on); at the limit it stops receiving until one comes back, so
    a peer that does not read cannot take the buffers other connections need.
-   0 (the default): an eighth of `recv_buffer_count`, at least 16 (at most all).
+   0 (the default): an eighth of the ring's first 256 buffers, i.e. 32 (at most
+   `recv_buffer_count`).
    */
   uint32_t socket_buffer_limit;
 } iot_config;
@@ -449,6 +454,15 @@ typedef struct iot_stats {
    Completions ready to drain without entering the kernel.
    */
   uint32_t completions_ready;
+  /*
+   Drains that found the completion queue full and completions parked in the
+   kernel's overflow list (0 in a steady state: the queue is sized for the load).
+   */
+  uint32_t completion_overflows;
+  /*
+   Receive buffers the receive ring has grown to (see `recv_buffer_count`).
+   */
+  uint32_t recv_ring_buffers;
 } iot_stats;
 
 #ifdef __cplusplus

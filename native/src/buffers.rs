@@ -1,7 +1,10 @@
 //! The worker's buffer pool: one page-aligned region of `recv + send` equal buffers.
 //!
 //! Ids `0..recv` feed a provided buffer ring (the kernel picks one per receive); ids
-//! `recv..recv+send` are handed to the host for sends. Every id has exactly one owner
+//! `recv..recv+send` are handed to the host for sends. The ring starts with at most
+//! 256 receive buffers and doubles whenever a receive finds it empty, up to `recv`: the
+//! whole region is reserved up front, but only the buffers a load needs are cycled
+//! through the ring, so only their pages become resident. Every id has exactly one owner
 //! at a time (kernel ring, host, or an in-flight operation), tracked in `owner`, so a
 //! double release is an error instead of a corrupted ring.
 //!
@@ -77,11 +80,36 @@ pub(crate) struct BufferPool {
     in_ring: u32,
     buffer_size: u32,
     recv_count: u32,
+    /// How many receive buffers the ring holds when none is out (see the module doc).
+    ring_target: u32,
+    /// Free receive buffers beyond `ring_target`, the last freed on top (warm pages
+    /// go back into use first).
+    spare_recv: Vec<u32>,
     owner: Vec<Owner>,
     free_send: Vec<u32>,
     registered: bool,
     /// With fixed buffers: how many pool buffers each registered iovec spans.
     fixed_span: Option<u32>,
+}
+
+/// Receive buffers in the ring at first (all of them when there are fewer).
+const INITIAL_RING_BUFFERS: u32 = 256;
+
+/// Where a freed buffer went.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Freed {
+    /// A receive buffer, back in the ring: a receive waiting for one can go on.
+    ToRing,
+    /// A receive buffer, kept spare (the ring holds all it needs).
+    Spare,
+    /// A send buffer, back with the others.
+    Send,
+}
+
+impl Freed {
+    pub(crate) fn was_receive_buffer(self) -> bool {
+        self != Freed::Send
+    }
 }
 
 /// The kernel refuses a single registered buffer larger than 1 GiB.
@@ -104,6 +132,7 @@ impl BufferPool {
         let memory = Mapping::new((total * buffer_size as usize).max(1))?;
         let ring_bytes = ring_entries as usize * std::mem::size_of::<BufRingEntry>();
         let ring_map = Mapping::new(ring_bytes)?;
+        let ring_target = recv_count.min(INITIAL_RING_BUFFERS);
         let mut pool = BufferPool {
             memory,
             ring: ring_map,
@@ -112,6 +141,8 @@ impl BufferPool {
             in_ring: 0,
             buffer_size,
             recv_count,
+            ring_target,
+            spare_recv: (ring_target..recv_count).rev().collect(),
             owner: vec![Owner::Free; total],
             free_send: (recv_count..recv_count + send_count).rev().collect(),
             registered: false,
@@ -136,7 +167,7 @@ impl BufferPool {
             _ => from_io(e),
         })?;
         pool.registered = true;
-        for id in 0..recv_count {
+        for id in 0..ring_target {
             pool.give_to_kernel(id);
         }
         pool.publish();
@@ -240,6 +271,29 @@ impl BufferPool {
         self.in_ring > 0
     }
 
+    /// Buffers in the ring as far as this pool knows (see `ring_has_buffers`).
+    pub(crate) fn in_ring(&self) -> u32 {
+        self.in_ring
+    }
+
+    /// Receive buffers the ring holds when none is out (it grew to this many).
+    pub(crate) fn ring_target(&self) -> u32 {
+        self.ring_target
+    }
+
+    /// A receive found the ring empty: the ring doubles, from the spare receive
+    /// buffers. Returns false when every receive buffer is in it or out already.
+    pub(crate) fn grow_ring(&mut self) -> bool {
+        let add = self.ring_target.max(1).min(self.spare_recv.len() as u32);
+        for _ in 0..add {
+            let id = self.spare_recv.pop().expect("counted above");
+            self.give_to_kernel(id);
+        }
+        self.ring_target += add;
+        self.publish();
+        add > 0
+    }
+
     /// A send buffer for the host, or `-ENOBUFS` when every one is in use.
     pub(crate) fn acquire(&mut self) -> Result<u32> {
         let id = self.free_send.pop().ok_or(-libc::ENOBUFS)?;
@@ -292,29 +346,34 @@ impl BufferPool {
         }
     }
 
-    /// Host gives `id` back. Returns true when a receive buffer went back to the kernel.
-    pub(crate) fn release(&mut self, id: u32) -> Result<bool> {
+    /// Host gives `id` back.
+    pub(crate) fn release(&mut self, id: u32) -> Result<Freed> {
         self.check_host(id)?;
         Ok(self.recycle(id))
     }
 
-    /// An operation finished with its buffer: back to its pool.
-    pub(crate) fn release_from_operation(&mut self, id: u32) -> bool {
+    /// An operation finished with its buffer: back to its pool (`None`: it was not
+    /// the operation's).
+    pub(crate) fn release_from_operation(&mut self, id: u32) -> Option<Freed> {
         match self.owner.get(id as usize) {
-            Some(Owner::Operation) => self.recycle(id),
-            _ => false,
+            Some(Owner::Operation) => Some(self.recycle(id)),
+            _ => None,
         }
     }
 
-    fn recycle(&mut self, id: u32) -> bool {
-        if id < self.recv_count {
-            self.give_to_kernel(id);
-            self.publish();
-            true
-        } else {
+    fn recycle(&mut self, id: u32) -> Freed {
+        if id >= self.recv_count {
             self.owner[id as usize] = Owner::Free;
             self.free_send.push(id);
-            false
+            Freed::Send
+        } else if self.in_ring < self.ring_target {
+            self.give_to_kernel(id);
+            self.publish();
+            Freed::ToRing
+        } else {
+            self.owner[id as usize] = Owner::Free;
+            self.spare_recv.push(id);
+            Freed::Spare
         }
     }
 

@@ -20,11 +20,11 @@ pub(crate) struct RecvCredit {
 
 impl RecvCredit {
     /// The limit is the config's `socket_buffer_limit`, or by default an eighth of the
-    /// ring, but at least 16 buffers (or the whole ring when it is smaller).
+    /// ring's first 256 buffers, but at least 16 (or all when there are fewer).
     pub(crate) fn new(config: &iot_config) -> RecvCredit {
         let count = config.recv_buffer_count;
         let limit = match config.socket_buffer_limit {
-            0 => (count / 8).max(16).min(count),
+            0 => (count.min(256) / 8).max(16).min(count),
             limit => limit.min(count),
         };
         RecvCredit {

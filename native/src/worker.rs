@@ -17,7 +17,7 @@ use slab::Slab;
 
 use crate::abi::*;
 use crate::abi::{iot_config, IOT_CONFIG_REGISTER_BUFFERS};
-use crate::buffers::BufferPool;
+use crate::buffers::{BufferPool, Freed};
 use crate::driver::ring::Ring;
 use crate::driver::user_data::{self, Cqe};
 use crate::error::Result;
@@ -62,8 +62,8 @@ pub(crate) struct Worker {
     notifier: Option<Notifier>,
     /// Completions made without a CQE (cancelled queued sends, starved receives).
     ready: VecDeque<Ended>,
-    /// Receives waiting for buffers to return to the ring.
-    starved: Vec<usize>,
+    /// Receives waiting for buffers to return to the ring, the longest waiting first.
+    starved: VecDeque<usize>,
     pub(crate) messaging: Messaging,
     /// Receive-ring buffers each stream socket holds, and may hold.
     recv_credit: RecvCredit,
@@ -76,7 +76,7 @@ pub(crate) struct Worker {
 impl Worker {
     pub(crate) fn new(id: u64, config: &iot_config) -> Result<Worker> {
         config.validate()?;
-        let ring = Ring::new(config.ring_entries)?;
+        let ring = Ring::new(config.ring_entries, config.completion_entries())?;
         let probe = probe::check(ring.uring())?;
         let ring_fd = ring.duplicate_fd()?;
         let signal = Signal::new()?;
@@ -98,7 +98,7 @@ impl Worker {
             signal,
             notifier: None,
             ready: VecDeque::new(),
-            starved: Vec::new(),
+            starved: VecDeque::new(),
             stream_holders,
             recv_credit: RecvCredit::new(config),
             probe,
@@ -266,6 +266,11 @@ impl Worker {
     /// Before a blocking wait: `None` when completions are already pending (after
     /// submitting queued work), else how many queued SQEs the wait should submit.
     pub(crate) fn prepare_wait(&mut self) -> Result<Option<u32>> {
+        // Never sleep with receives waiting next to buffers in the ring (one fed while
+        // its ENOBUFS was still on its way may have missed its buffer).
+        if !self.starved.is_empty() && self.buffers.ring_has_buffers() {
+            self.feed_starved(self.buffers.in_ring());
+        }
         if self.has_pending() {
             self.flush()?;
             return Ok(None);
@@ -364,13 +369,16 @@ impl Worker {
 
     /// The receive ring ran dry: op `key` waits out of the kernel until a buffer returns.
     fn starve(&mut self, key: usize) {
-        // Buffers the host released after the failed attempt started but before its CQE
-        // was seen would never feed it: try again at once while the ring has some.
-        if self.buffers.ring_has_buffers() && self.submit_attempt(key).is_ok() {
+        // The ring was empty: it grows while spare buffers last. Buffers the host
+        // released after the failed attempt started but before its CQE was seen would
+        // never feed it either: try again at once while the ring has some.
+        if (self.buffers.grow_ring() || self.buffers.ring_has_buffers())
+            && self.submit_attempt(key).is_ok()
+        {
             return;
         }
         self.ops[key].starved = true;
-        self.starved.push(key);
+        self.starved.push_back(key);
     }
 
     /// A datagram receive's completion says where its payload is (stream receives and
@@ -678,26 +686,37 @@ impl Worker {
 
     /// Host gives a buffer back.
     pub(crate) fn release_buffer(&mut self, id: u32) -> Result<()> {
-        if self.buffers.release(id)? {
-            self.recv_buffer_returned(id);
-            self.stream_buffer_returned(id);
-            self.feed_starved();
-        }
+        let freed = self.buffers.release(id)?;
+        self.receive_buffer_freed(id, freed);
         Ok(())
     }
 
     fn release_operation_buffer(&mut self, id: u32) {
-        if self.buffers.release_from_operation(id) {
-            // A stream's chunk the host sent on (zero copy) counts as given back.
-            self.recv_buffer_returned(id);
-            self.stream_buffer_returned(id);
-            self.feed_starved();
+        // A stream's chunk the host sent on (zero copy) counts as given back.
+        if let Some(freed) = self.buffers.release_from_operation(id) {
+            self.receive_buffer_freed(id, freed);
         }
     }
 
-    /// Receive buffers came back: resubmit the receives that ran out of them.
-    fn feed_starved(&mut self) {
-        for key in std::mem::take(&mut self.starved) {
+    /// Buffer `id` is free again: its socket or read stream holds one fewer, and a
+    /// receive waiting for the ring gets it.
+    fn receive_buffer_freed(&mut self, id: u32, freed: Freed) {
+        if freed.was_receive_buffer() {
+            self.recv_buffer_returned(id);
+            self.stream_buffer_returned(id);
+        }
+        if freed == Freed::ToRing {
+            self.feed_starved(1);
+        }
+    }
+
+    /// `buffers` receive buffers are in the ring: as many starved receives go back to
+    /// the kernel, the longest waiting first; the others cost nothing meanwhile.
+    fn feed_starved(&mut self, mut buffers: u32) {
+        while buffers > 0 {
+            let Some(key) = self.starved.pop_front() else {
+                return;
+            };
             let Some(op) = self.ops.get_mut(key) else {
                 continue;
             };
@@ -705,7 +724,9 @@ impl Worker {
             if let Err(code) = self.submit_attempt(key) {
                 let ended = self.retire(key, self.ops[key].completion(code));
                 self.push_ended(ended);
+                continue;
             }
+            buffers -= 1;
         }
     }
 
@@ -886,6 +907,8 @@ impl Worker {
             sockets_open: self.sockets.len() as u32,
             buffers_outstanding: self.buffers.outstanding() as u32,
             completions_ready: (self.ready.len() + self.ring.completions()) as u32,
+            completion_overflows: self.ring.overflows(),
+            recv_ring_buffers: self.buffers.ring_target(),
         }
     }
 }

@@ -14,10 +14,14 @@ final class WorkerConfig {
     this.completionBatch = 256,
   });
 
-  /// Submission queue entries (the completion queue gets four times as many).
+  /// Submission queue entries (the completion queue is sized from these and
+  /// the buffer counts, so that it does not overflow).
   final int? ringEntries;
 
-  /// Buffers the kernel fills for receives, 1..32768.
+  /// Receive buffers at most, 1..32768 (default 4096). The kernel fills them
+  /// through a ring that starts with 256 and doubles whenever a receive finds
+  /// it empty; their memory is reserved up front, and becomes resident only
+  /// as the ring grows into it.
   final int? receiveBufferCount;
 
   /// Buffers for sends, 0..32768. Each write is cut into chunks of
@@ -30,7 +34,7 @@ final class WorkerConfig {
   /// Receive buffers one connection may hold at a time (received, and not
   /// yet released or sent on); at the limit it stops receiving until one
   /// comes back, so a peer that never reads cannot starve the worker's other
-  /// connections. Default: an eighth of [receiveBufferCount], at least 16.
+  /// connections. Default: 32 (an eighth of the ring's first 256 buffers).
   /// Writes are held to the same number of send buffers in flight per
   /// connection (default: an eighth of [sendBufferCount], at least 16).
   final int? socketBufferLimit;

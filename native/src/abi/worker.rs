@@ -7,10 +7,14 @@ use crate::error::Result;
 #[derive(Clone, Copy, Debug)]
 #[allow(non_camel_case_types)]
 pub struct iot_config {
-    /// Submission queue entries (rounded up to a power of two by the kernel); the
-    /// completion queue gets four times as many.
+    /// Submission queue entries (rounded up to a power of two by the kernel). The
+    /// completion queue holds what can be outstanding at once: four completions per
+    /// entry plus one per buffer (the next power of two of that, at most 65,536).
     pub ring_entries: u32,
-    /// Buffers the kernel fills for receives (a provided buffer ring), 1..=32768.
+    /// Receive buffers at most, 1..=32768. The kernel fills them through a provided
+    /// buffer ring that starts with up to 256 of them and doubles whenever a receive
+    /// finds it empty; the memory of all is reserved up front (address space), pages
+    /// become resident as the ring grows into them.
     pub recv_buffer_count: u32,
     /// Buffers the host acquires for sends, 0..=32768.
     pub send_buffer_count: u32,
@@ -21,7 +25,8 @@ pub struct iot_config {
     /// Receive buffers one stream socket may hold at a time (received and not yet
     /// released or sent on); at the limit it stops receiving until one comes back, so
     /// a peer that does not read cannot take the buffers other connections need.
-    /// 0 (the default): an eighth of `recv_buffer_count`, at least 16 (at most all).
+    /// 0 (the default): an eighth of the ring's first 256 buffers, i.e. 32 (at most
+    /// `recv_buffer_count`).
     pub socket_buffer_limit: u32,
 }
 
@@ -29,7 +34,7 @@ impl Default for iot_config {
     fn default() -> Self {
         iot_config {
             ring_entries: 256,
-            recv_buffer_count: 256,
+            recv_buffer_count: 4096,
             send_buffer_count: 256,
             buffer_size: 16 * 1024,
             flags: 0,
@@ -46,8 +51,24 @@ pub const IOT_CONFIG_REGISTER_BUFFERS: u32 = 1;
 
 const MAX_RING_BUFFERS: u32 = 1 << 15;
 const MAX_BUFFER_SIZE: u32 = 16 << 20;
+/// The kernel's limit (`IORING_MAX_CQ_ENTRIES`).
+const MAX_CQ_ENTRIES: u32 = 1 << 16;
 
 impl iot_config {
+    /// Completion queue entries: room for every completion that can be outstanding at
+    /// once (see `ring_entries`), so the kernel need not park any in its overflow list.
+    pub(crate) fn completion_entries(&self) -> u32 {
+        let wanted = self
+            .ring_entries
+            .saturating_mul(4)
+            .saturating_add(self.recv_buffer_count)
+            .saturating_add(self.send_buffer_count);
+        wanted
+            .checked_next_power_of_two()
+            .unwrap_or(u32::MAX)
+            .min(MAX_CQ_ENTRIES)
+    }
+
     pub(crate) fn validate(&self) -> Result<()> {
         let ok = (1..=32768).contains(&self.ring_entries)
             && (1..=MAX_RING_BUFFERS).contains(&self.recv_buffer_count)
@@ -75,4 +96,9 @@ pub struct iot_stats {
     pub buffers_outstanding: u32,
     /// Completions ready to drain without entering the kernel.
     pub completions_ready: u32,
+    /// Drains that found the completion queue full and completions parked in the
+    /// kernel's overflow list (0 in a steady state: the queue is sized for the load).
+    pub completion_overflows: u32,
+    /// Receive buffers the receive ring has grown to (see `recv_buffer_count`).
+    pub recv_ring_buffers: u32,
 }

@@ -12,6 +12,8 @@ use crate::error::{from_io, Result, IOT_E_MEMLOCK, IOT_E_UNSUPPORTED};
 
 pub(crate) struct Ring {
     ring: IoUring,
+    /// Drains that found completions parked in the kernel's overflow list.
+    overflows: u32,
 }
 
 fn setup_error(err: std::io::Error) -> i32 {
@@ -28,18 +30,18 @@ fn setup_error(err: std::io::Error) -> i32 {
 }
 
 impl Ring {
-    /// A ring of `entries` SQEs, and four times as many CQEs.
-    pub(crate) fn new(entries: u32) -> Result<Ring> {
+    /// A ring of `entries` SQEs and `cq_entries` CQEs (clamped to the kernel's limits).
+    pub(crate) fn new(entries: u32, cq_entries: u32) -> Result<Ring> {
         // No SINGLE_ISSUER/DEFER_TASKRUN: a Dart isolate may submit from different OS
         // threads. No COOP_TASKRUN either: it skips waking the submitting thread for
         // task work, and an idle Dart pool thread would then sit on our completions.
         let ring = IoUring::builder()
-            .setup_cqsize(entries.saturating_mul(4))
+            .setup_cqsize(cq_entries)
             .setup_clamp()
             .setup_submit_all()
             .build(entries)
             .map_err(setup_error)?;
-        Ok(Ring { ring })
+        Ok(Ring { ring, overflows: 0 })
     }
 
     /// The io_uring itself, to register buffers and probe opcodes.
@@ -131,8 +133,14 @@ impl Ring {
             }
             // Entries the kernel parked in its overflow list come back on enter.
             *overflow_flushed = true;
+            self.overflows = self.overflows.saturating_add(1);
             let _ = self.ring.submit();
         }
+    }
+
+    /// Drains so far that found completions in the kernel's overflow list.
+    pub(crate) fn overflows(&self) -> u32 {
+        self.overflows
     }
 
     /// CQEs ready to read (not counting the overflow list).

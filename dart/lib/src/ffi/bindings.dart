@@ -166,11 +166,13 @@ const int IOT_UNIX_REPLACE_STALE = 8;
 
 /// Worker configuration. Fill with `iot_config_default`, then adjust.
 final class iot_config extends Struct {
-  /// Submission queue entries; the completion queue gets four times as many.
+  /// Submission queue entries; the completion queue holds four completions per
+  /// entry plus one per buffer (the next power of two, at most 65,536).
   @Uint32()
   external int ring_entries;
 
-  /// Buffers the kernel fills for receives (a provided buffer ring), 1..=32768.
+  /// Receive buffers at most, 1..=32768: the provided buffer ring starts with up
+  /// to 256 and doubles whenever a receive finds it empty.
   @Uint32()
   external int recv_buffer_count;
 
@@ -186,8 +188,8 @@ final class iot_config extends Struct {
   @Uint32()
   external int flags;
 
-  /// Receive buffers one stream socket may hold at a time; 0: an eighth of
-  /// `recv_buffer_count`, at least 16 (at most all).
+  /// Receive buffers one stream socket may hold at a time; 0: 32 (an eighth of
+  /// the ring's first 256), at most `recv_buffer_count`.
   @Uint32()
   external int socket_buffer_limit;
 }
@@ -251,6 +253,15 @@ final class iot_stats extends Struct {
   /// Completions ready to drain without entering the kernel.
   @Uint32()
   external int completions_ready;
+
+  /// Drains that found the completion queue full and completions parked in the
+  /// kernel's overflow list (0 in a steady state: the queue is sized for the load).
+  @Uint32()
+  external int completion_overflows;
+
+  /// Receive buffers the receive ring has grown to (see `recv_buffer_count`).
+  @Uint32()
+  external int recv_ring_buffers;
 }
 
 /// Part of one pool buffer, for `iot_file_readv`/`iot_file_writev`.

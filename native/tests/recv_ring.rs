@@ -1,0 +1,199 @@
+//! The receive ring under load: it starts with at most 256 buffers and grows while
+//! receives find it empty, up to `recv_buffer_count`; receives that find no buffer at
+//! all wait and lose nothing; the completion queue is sized so that many connections
+//! do not push completions into the kernel's overflow list, and the worker counts
+//! the times they did.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use support::echo::EchoServer;
+use support::*;
+
+const ACCEPT: u64 = 1;
+
+/// `count` clients of our listener, each accepted and receiving (multishot) with its
+/// own socket handle as tag; returns the clients and the accepted sockets.
+fn accepted_receivers(host: &mut Host, count: usize) -> (Vec<TcpStream>, Vec<u64>) {
+    let (listener, port) = host.listen("127.0.0.1", 0);
+    ok(
+        "accept",
+        iot_accept(host.worker, listener, ACCEPT, IOT_OP_MULTISHOT, 0),
+    );
+    host.flush();
+    let mut clients = Vec::new();
+    let mut sockets = Vec::new();
+    for _ in 0..count {
+        clients.push(TcpStream::connect(("127.0.0.1", port)).expect("connect"));
+        let c = host.next_tagged(ACCEPT);
+        assert_eq!(c.result, 0, "accept: {}", message(c.result));
+        ok(
+            "recv",
+            iot_recv(host.worker, c.handle, c.handle, IOT_OP_MULTISHOT, 0),
+        );
+        sockets.push(c.handle);
+    }
+    host.flush();
+    (clients, sockets)
+}
+
+/// The next receive completion with data; its buffer stays the test's.
+fn next_received(host: &mut Host) -> iot_completion {
+    let c = host.next_where(|c| c.kind == IOT_KIND_RECV);
+    assert!(c.result > 0, "receive failed: {}", message(c.result));
+    assert_ne!(c.flags & IOT_COMPLETION_BUFFER, 0);
+    c
+}
+
+#[test]
+fn the_ring_grows_to_its_limit_while_receives_hold_every_buffer() {
+    const LIMIT: usize = 300;
+    let mut host = Host::with_config(&config(LIMIT as u32, 4, 1024));
+    assert_eq!(host.stats().recv_ring_buffers, 256, "the ring starts small");
+    let (mut clients, _sockets) = accepted_receivers(&mut host, LIMIT + 1);
+
+    // Every client but the last sends one byte; the test holds every buffer.
+    for client in &mut clients[..LIMIT] {
+        client.write_all(b"x").unwrap();
+    }
+    let held: Vec<u16> = (0..LIMIT)
+        .map(|_| next_received(&mut host).buffer_id)
+        .collect();
+    assert_eq!(
+        host.stats().recv_ring_buffers,
+        LIMIT as u32,
+        "the ring grew as far as the limit, no further"
+    );
+
+    // Now no buffer is left: the last client's byte waits, and arrives as soon as one
+    // buffer comes back.
+    clients[LIMIT].write_all(b"y").unwrap();
+    host.release(held[0]);
+    let late = next_received(&mut host);
+    assert_eq!(host.payload(&late), b"y");
+    host.release(late.buffer_id);
+    for &id in &held[1..] {
+        host.release(id);
+    }
+    assert_eq!(host.stats().buffers_outstanding, 0);
+}
+
+#[test]
+fn receives_starved_of_buffers_all_complete_as_buffers_come_back_one_by_one() {
+    const BUFFERS: usize = 8;
+    const CLIENTS: usize = 40;
+    let mut host = Host::with_config(&config(BUFFERS as u32, 4, 1024));
+    let (mut clients, sockets) = accepted_receivers(&mut host, CLIENTS);
+    for (i, client) in clients.iter_mut().enumerate() {
+        client.write_all(&[i as u8]).unwrap();
+    }
+    // Eight receives get a buffer, the others wait; each returned buffer lets one more
+    // through, until every client's byte has arrived exactly once.
+    let mut seen = [false; CLIENTS];
+    for _ in 0..CLIENTS {
+        let c = next_received(&mut host);
+        let from = sockets
+            .iter()
+            .position(|&s| s == c.tag)
+            .expect("our socket");
+        assert_eq!(host.payload(&c), [from as u8]);
+        assert!(!seen[from], "client {from} received twice");
+        seen[from] = true;
+        host.release(c.buffer_id);
+    }
+    assert!(seen.iter().all(|&s| s));
+    assert_eq!(host.stats().recv_ring_buffers, BUFFERS as u32);
+}
+
+#[test]
+fn completions_parked_in_the_overflow_list_are_counted_and_none_is_lost() {
+    // One SQE, one receive buffer, no send buffer: an 8-entry completion queue.
+    let mut small = config(1, 0, 1024);
+    small.ring_entries = 1;
+    let mut host = Host::with_config(&small);
+    let (listener, port) = host.listen("127.0.0.1", 0);
+    ok(
+        "accept",
+        iot_accept(host.worker, listener, ACCEPT, IOT_OP_MULTISHOT, 0),
+    );
+    host.flush();
+    // Forty connections queue up before the test drains anything: the accept's
+    // completions outgrow the queue.
+    const CLIENTS: usize = 40;
+    let clients: Vec<TcpStream> = (0..CLIENTS)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).expect("connect"))
+        .collect();
+    let accepted = (0..CLIENTS)
+        .map(|_| host.next_where(|c| c.tag == ACCEPT && c.result == 0))
+        .count();
+    assert_eq!(accepted, CLIENTS);
+    assert!(
+        host.stats().completion_overflows > 0,
+        "an 8-entry queue took 40 completions without overflowing"
+    );
+    drop(clients);
+}
+
+#[test]
+fn two_thousand_connections_echo_without_completion_overflow() {
+    let conns = connections_allowed(2000);
+    let server = EchoServer::start("127.0.0.1");
+    let port = server.port;
+    let threads: Vec<_> = (0..10)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut streams: Vec<TcpStream> = (0..conns / 10)
+                    .map(|_| TcpStream::connect(("127.0.0.1", port)).expect("connect"))
+                    .collect();
+                for (i, s) in streams.iter_mut().enumerate() {
+                    s.write_all(&pattern(64, (t * conns / 10 + i) as u32))
+                        .unwrap();
+                }
+                for (i, s) in streams.iter_mut().enumerate() {
+                    let mut back = vec![0u8; 64];
+                    s.set_read_timeout(Some(DEADLINE)).unwrap();
+                    s.read_exact(&mut back).unwrap();
+                    assert_eq!(back, pattern(64, (t * conns / 10 + i) as u32));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("client thread");
+    }
+    let stats = server.stop();
+    assert_eq!(
+        (
+            stats.sockets_open,
+            stats.buffers_outstanding,
+            stats.ops_in_flight
+        ),
+        (0, 0, 0)
+    );
+    assert_eq!(
+        stats.completion_overflows, 0,
+        "{conns} connections overflowed the completion queue"
+    );
+}
+
+/// `wanted` connections, or as many as the open-file limit leaves room for (each
+/// takes two descriptors in this process), after raising the soft limit to the hard.
+fn connections_allowed(wanted: usize) -> usize {
+    // SAFETY: get/setrlimit on a local struct.
+    let limit = unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = lim.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur as usize
+    };
+    let room = limit.saturating_sub(200) / 2 / 10 * 10;
+    assert!(
+        room >= 500,
+        "open-file limit {limit} is too low for this test"
+    );
+    wanted.min(room)
+}
