@@ -41,8 +41,8 @@ export 'src/ffi/library.dart'
         libraryFileName,
         loadTransportLibrary,
         loadedLibraryPath;
-export 'src/file.dart'
-    show FileInfo, IoFile, IoFileMode, defaultFilePermissions;
+export 'src/file.dart' show IoFile, IoFileMode, defaultFilePermissions;
+export 'src/file_info.dart' show FileInfo;
 export 'src/handoff.dart'
     show HandOffException, TcpConnectionHandOff, WorkerHandOffs;
 export 'src/io/server_socket.dart' show IoUringServerSocket;

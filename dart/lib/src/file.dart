@@ -1,12 +1,10 @@
-/// Files: open, read and write at an offset or at the file position, sync,
-/// allocate, truncate, stat, and whole-file read streams through native
-/// buffers.
+/// [IoFile]: files opened on a worker: open, read and write at an offset or
+/// at the file position, sync, allocate, truncate, stat, and whole-file read
+/// streams through native buffers (the machinery is in `file_queue.dart`,
+/// `file_ops.dart` and `file_read_stream.dart`).
 library;
 
-import 'dart:async';
-import 'dart:collection';
 import 'dart:ffi';
-import 'dart:math' as math;
 import 'dart:typed_data';
 
 import 'package:ffi/ffi.dart';
@@ -15,15 +13,15 @@ import 'buffers.dart';
 import 'exception.dart';
 import 'ffi/bindings.dart';
 import 'ffi/file_handles.dart';
+import 'file_info.dart';
+import 'file_ops.dart';
+import 'file_queue.dart';
+import 'file_read_stream.dart';
 import 'futures.dart';
 import 'single_op.dart';
 import 'timeouts.dart';
 import 'worker.dart';
 import 'worker_core.dart';
-
-/// Most native reads or writes one call keeps in flight (each holds one
-/// send buffer of the worker).
-const int _maxChunksInFlight = 16;
 
 /// Permission bits of a file [IoFile.open] creates: `0644` (less the umask).
 const int defaultFilePermissions = 0x1a4;
@@ -55,53 +53,6 @@ enum IoFileMode {
   final int _flags;
 }
 
-/// What [IoFile.stat] and [IoFile.statPath] report.
-final class FileInfo {
-  FileInfo._(iot_file_info info)
-      : size = info.size,
-        allocated = info.allocated,
-        accessed = _time(info.accessed_sec, info.accessed_nsec),
-        modified = _time(info.modified_sec, info.modified_nsec),
-        changed = _time(info.changed_sec, info.changed_nsec),
-        mode = info.mode;
-
-  static DateTime _time(int seconds, int nanoseconds) =>
-      DateTime.fromMicrosecondsSinceEpoch(
-          seconds * 1000000 + nanoseconds ~/ 1000);
-
-  /// Length in bytes.
-  final int size;
-
-  /// Bytes of storage allocated: more than [size] after [IoFile.allocate],
-  /// less for a sparse file.
-  final int allocated;
-
-  /// Last access (local time).
-  final DateTime accessed;
-
-  /// Last modification of the contents (local time).
-  final DateTime modified;
-
-  /// Last change of the contents or the metadata (local time).
-  final DateTime changed;
-
-  /// File type and permission bits, as `st_mode`.
-  final int mode;
-
-  /// The permission bits (`mode & 07777`).
-  int get permissions => mode & 0xfff;
-
-  /// Whether it is a regular file.
-  bool get isFile => (mode & 0xf000) == 0x8000;
-
-  /// Whether it is a directory.
-  bool get isDirectory => (mode & 0xf000) == 0x4000;
-
-  @override
-  String toString() => 'FileInfo(size: $size, modified: $modified, '
-      'mode: 0${mode.toRadixString(8)})';
-}
-
 /// A file opened on a worker.
 ///
 /// Every operation returns a future and takes an optional `timeout` (for a
@@ -129,7 +80,7 @@ final class FileInfo {
 /// [flush] and [close] report the first write error since the last flush.
 final class IoFile {
   IoFile._(WorkerCore core, FileHandle handle, this.path)
-      : _queue = _FileQueue(core, handle, path);
+      : _queue = FileQueue(core, handle, path);
 
   /// Opens the file at [path] in [mode].
   ///
@@ -176,7 +127,7 @@ final class IoFile {
     final timeoutMs = timeoutMillis(timeout, 'timeout');
     final core = workerCore(worker ?? Worker.current);
     final out = calloc<iot_file_info>();
-    final op = SingleOp<FileInfo>(core, 'stat', (_, __) => FileInfo._(out.ref),
+    final op = SingleOp<FileInfo>(core, 'stat', (_, __) => fileInfoOf(out.ref),
         timeout: timeout, onEnd: () => calloc.free(out), path: path);
     return op.start((tag) => core.handle
         .statPath(core.scratchFor('stat').path(path), out, tag, timeoutMs));
@@ -210,7 +161,7 @@ final class IoFile {
     }
   }
 
-  final _FileQueue _queue;
+  final FileQueue _queue;
   bool _closing = false;
   Future<void>? _closeFuture;
 
@@ -234,7 +185,7 @@ final class IoFile {
       return handledFuture(failed);
     }
     if (length == 0) return Future<Uint8List>.value(Uint8List(0));
-    return handledFuture(_queue.add(_ReadOp(_queue, length, offset, timeout)));
+    return handledFuture(_queue.add(ReadOp(_queue, length, offset, timeout)));
   }
 
   /// The file from byte [offset] to its end, as a single-subscription stream
@@ -263,7 +214,8 @@ final class IoFile {
     RangeError.checkNotNegative(offset, 'offset');
     RangeError.checkValueInInterval(window, 0, 0xffffffff, 'window');
     final timeoutMs = timeoutMillis(timeout, 'timeout');
-    return _ReadStream<T>(this, offset, window, timeout, timeoutMs, convert)
+    return ReadStream<T>(_queue, () => isClosed, offset, window, timeout,
+            timeoutMs, convert)
         .controller
         .stream;
   }
@@ -294,7 +246,7 @@ final class IoFile {
     if (refusal != null) return failedFuture(refusal);
     if (data.isEmpty) return Future<void>.value();
     return handledFuture(
-        _queue.add(_WriteOp(_queue, data, offset, timeout)));
+        _queue.add(WriteOp(_queue, data, offset, timeout)));
   }
 
   /// Writes the bytes of [payload] (of this file's worker: a chunk of
@@ -309,7 +261,7 @@ final class IoFile {
           payload, 'payload', 'belongs to another worker');
     }
     _checkOffset(offset);
-    final op = _PayloadWriteOp(_queue, payload.bufferId, payload.offset,
+    final op = PayloadWriteOp(_queue, payload.bufferId, payload.offset,
         payload.length, offset, timeout);
     if (payload.isReleased) throw StateError('payload was already released');
     final refusal = _refusal('write');
@@ -373,7 +325,7 @@ final class IoFile {
         'stat',
         timeout,
         (core, file, tag, ms) => file.stat(out, tag, ms),
-        () => FileInfo._(out.ref),
+        () => fileInfoOf(out.ref),
         onEnd: () => calloc.free(out));
   }
 
@@ -384,7 +336,7 @@ final class IoFile {
   Future<void> _flush() async {
     final refusal = _refusal('flush');
     if (refusal != null) throw refusal;
-    await _queue.add(_Barrier(_queue));
+    await _queue.add(Barrier(_queue));
     final error = _queue.takeWriteError();
     if (error != null) throw error;
   }
@@ -397,7 +349,7 @@ final class IoFile {
   Future<void> _close() async {
     _closing = true;
     try {
-      await _queue.add(_Barrier(_queue));
+      await _queue.add(Barrier(_queue));
     } on TransportClosedException {
       // The worker closed, and the file with it.
     } finally {
@@ -421,7 +373,7 @@ final class IoFile {
       return handledFuture(failed);
     }
     return handledFuture(_queue.add(
-        _SingleFileOp<T>(_queue, operation, timeout, submit, result, onEnd)));
+        SingleFileOp<T>(_queue, operation, timeout, submit, result, onEnd)));
   }
 
   void _checkOffset(int? offset) {
@@ -443,608 +395,4 @@ final class IoFile {
 
   @override
   String toString() => 'IoFile($path${isClosed ? ', closed' : ''})';
-}
-
-// ------------------------------------------------------------ internals
-
-/// The operations of one file, started in call order: reads and writes
-/// overlap; an exclusive operation ([_FileOp.exclusive]) runs alone.
-final class _FileQueue implements SendBufferWaiter {
-  _FileQueue(this.core, this.handle, this.path);
-
-  final WorkerCore core;
-  final FileHandle handle;
-
-  /// The file's path (for errors).
-  final String path;
-
-  /// Operations not completely queued natively, in call order.
-  final Queue<_FileOp<Object?>> _pending = Queue<_FileOp<Object?>>();
-
-  /// Operations started and not ended.
-  int _running = 0;
-  bool _exclusiveRunning = false;
-  bool _waiting = false;
-  bool _pumping = false;
-
-  /// The first write error since the last [takeWriteError].
-  Object? _writeError;
-
-  Future<T> add<T>(_FileOp<T> op) {
-    _pending.add(op);
-    _pump();
-    return op.completer.future;
-  }
-
-  void _pump() {
-    if (_pumping) return;
-    _pumping = true;
-    try {
-      while (_pending.isNotEmpty && !_waiting && !_exclusiveRunning) {
-        final op = _pending.first;
-        if (core.isClosed) {
-          for (final waiting in _pending.toList()) {
-            waiting.abort(closedError(waiting.operation, 'worker'));
-          }
-          _pending.clear();
-          return;
-        }
-        if (!op.started) {
-          if (op.exclusive && _running > 0) return;
-          op.started = true;
-          _running++;
-          if (op.exclusive) _exclusiveRunning = true;
-        }
-        if (!op.pump()) return;
-        _pending.remove(op);
-      }
-    } finally {
-      _pumping = false;
-    }
-  }
-
-  /// A free send buffer for [op], or null: none is free (the queue stops
-  /// until one may be) or taking one failed (the operation was refused).
-  int? takeBuffer(_FileOp<Object?> op) {
-    final id = acquireSendBuffer(core, this);
-    if (id >= 0) return id;
-    _waiting = id == -Errno.enobufs;
-    if (!_waiting) op.refused(id);
-    return null;
-  }
-
-  /// [op] completed a native operation and may queue more.
-  void progressed() => _pump();
-
-  /// [op] is over.
-  void ended(_FileOp<Object?> op) {
-    if (op.started) {
-      _running--;
-      if (op.exclusive) _exclusiveRunning = false;
-    }
-    _pending.remove(op);
-    _pump();
-  }
-
-  void writeFailed(Object error) {
-    _writeError ??= error;
-  }
-
-  Object? takeWriteError() {
-    final error = _writeError;
-    _writeError = null;
-    return error;
-  }
-
-  @override
-  void onSendBufferAvailable() {
-    _waiting = false;
-    _pump();
-  }
-
-  /// The pump fails what is pending once the worker is closed.
-  @override
-  void onWorkerClosed(TransportClosedException error) =>
-      onSendBufferAvailable();
-}
-
-/// One call on a file: one or more native operations under one tag.
-abstract base class _FileOp<T> implements CompletionHandler {
-  _FileOp(this.queue, this.operation, this.timeout)
-      : timeoutMs = timeoutMillis(timeout, 'timeout');
-
-  final _FileQueue queue;
-  final String operation;
-  final Duration? timeout;
-  final int timeoutMs;
-  final Completer<T> completer = Completer<T>();
-
-  /// Counted as running by the queue.
-  bool started = false;
-
-  int _tag = 0;
-  int _inFlight = 0;
-  bool _allQueued = false;
-  bool _ended = false;
-  Object? _error;
-
-  WorkerCore get core => queue.core;
-
-  /// The file.
-  FileHandle get file => queue.handle;
-
-  /// Runs alone: starts when every earlier operation ended, and later ones
-  /// start when it ended.
-  bool get exclusive => false;
-
-  /// Native operations in flight.
-  int get inFlight => _inFlight;
-
-  /// The operation's tag, registered on first use.
-  int get tag => _tag != 0 ? _tag : (_tag = core.register(this));
-
-  /// Queues native operations (reporting each with [queued], a refusal with
-  /// [refused], the end with [allQueued]); returns early when
-  /// [_FileQueue.takeBuffer] found no buffer, or with enough in flight.
-  void queueMore();
-
-  /// One native operation completed (before the error, if any, is noted).
-  void completed(int result, int flags, int bufferId, int offset) {
-    if (flags & IOT_COMPLETION_BUFFER != 0) core.releaseBuffer(bufferId);
-  }
-
-  /// The future's value when every native operation succeeded.
-  T result();
-
-  /// The operation ended (whatever the outcome): give back what it held.
-  void onEnd() {}
-
-  void queued() {
-    _inFlight++;
-    core.submitted();
-  }
-
-  void refused(int code) {
-    _error ??= core.error(code, operation,
-        timeout: timeout,
-        closedLocally: queue.handle.isClosed,
-        path: queue.path);
-    _allQueued = true;
-  }
-
-  void allQueued() {
-    _allQueued = true;
-  }
-
-  /// Fails the operation before or while it runs; it ends once nothing of it
-  /// is in flight.
-  void abort(Object error) {
-    _error ??= error;
-    _allQueued = true;
-    _maybeEnd();
-  }
-
-  /// Called by the queue: queues what it can. Returns true when the queue is
-  /// done with this operation (everything queued, or it failed).
-  bool pump() {
-    if (!_allQueued && _error == null) {
-      if (queue.handle.isClosed) {
-        _error = closedError(operation, core.isClosed ? 'worker' : 'file');
-        _allQueued = true;
-      } else {
-        queueMore();
-      }
-    }
-    final done = _allQueued || _error != null;
-    if (done) _maybeEnd();
-    return done;
-  }
-
-  void _maybeEnd() {
-    if (_ended || _inFlight > 0 || !(_allQueued || _error != null)) return;
-    _ended = true;
-    if (_tag != 0) core.unregister(_tag);
-    try {
-      final error = _error;
-      if (error != null) {
-        completer.completeError(error);
-      } else {
-        completer.complete(result());
-      }
-    } catch (error, stack) {
-      if (!completer.isCompleted) completer.completeError(error, stack);
-    } finally {
-      onEnd();
-    }
-    queue.ended(this);
-  }
-
-  @override
-  void onCompletion(int tag, int kind, int result, int flags, int handle,
-      int bufferId, int offset) {
-    _inFlight--;
-    completed(result, flags, bufferId, offset);
-    if (result < 0 && _error == null) {
-      _error = core.error(result, operation,
-          timeout: timeout,
-          closedLocally: queue.handle.isClosed,
-          path: queue.path);
-      // The operation failed: its other pieces would only wait out their
-      // own timeouts, or (at the file position) write after the gap the
-      // failed piece left. Drop them (they complete as cancelled).
-      if (_inFlight > 0 && !queue.handle.isClosed) core.cancel(tag);
-    }
-    if (_ended) return;
-    _maybeEnd();
-    if (!_ended) queue.progressed();
-  }
-
-  @override
-  void onWorkerClosed(TransportClosedException error) {
-    _inFlight = 0;
-    _tag = 0;
-    abort(error);
-  }
-}
-
-/// A read or write of [total] bytes in pieces of at most one buffer each,
-/// at [offset] (null: at the file position).
-abstract base class _Pieces<T> extends _FileOp<T> {
-  _Pieces(_FileQueue queue, String operation, this.total, this.offset,
-      Duration? timeout)
-      : super(queue, operation, timeout);
-
-  final int total;
-  final int? offset;
-
-  /// Bytes queued so far.
-  int _queuedBytes = 0;
-
-  /// Most pieces in flight at once.
-  int get limit => _maxChunksInFlight;
-
-  /// Whether no more pieces are needed.
-  bool get finished => _queuedBytes >= total;
-
-  /// Queues the native operation of the piece of [length] bytes that starts
-  /// [position] bytes into the operation (at file offset [at]), in host
-  /// buffer [bufferId]; returns the call's result.
-  int submitPiece(int bufferId, int position, int length, int at);
-
-  @override
-  void queueMore() {
-    final start = offset;
-    final size = core.buffers.bufferSize;
-    while (!finished) {
-      if (inFlight >= limit) return;
-      final id = queue.takeBuffer(this);
-      if (id == null) return;
-      final n = math.min(size, total - _queuedBytes);
-      final at = start == null ? IOT_OFFSET_CURRENT : start + _queuedBytes;
-      final rc = submitPiece(id, _queuedBytes, n, at);
-      if (rc < 0) {
-        core.releaseBuffer(id); // a refused call leaves the buffer with us
-        refused(rc);
-        return;
-      }
-      _queuedBytes += n;
-      queued();
-    }
-    allQueued();
-  }
-}
-
-/// A read of up to [total] bytes.
-final class _ReadOp extends _Pieces<Uint8List> {
-  _ReadOp(_FileQueue queue, int length, int? offset, Duration? timeout)
-      : super(queue, 'read', length, offset, timeout);
-
-  /// A piece came back short: the end of the file (or of what a pipe had).
-  bool _short = false;
-
-  /// Per piece, in file order: its size and what came back.
-  final List<int> _sizes = <int>[];
-  final List<Uint8List?> _pieces = <Uint8List?>[];
-
-  /// Which piece each lent buffer holds.
-  final Map<int, int> _pieceOfBuffer = <int, int>{};
-
-  // At the file position the native reads run one after the other anyway,
-  // and a short one must end the read before the next is asked for.
-  @override
-  int get limit => offset == null ? 1 : _maxChunksInFlight;
-
-  @override
-  bool get finished => _short || super.finished;
-
-  @override
-  int submitPiece(int bufferId, int position, int length, int at) {
-    final rc = file.read(bufferId, 0, length, at, tag, timeoutMs);
-    if (rc >= 0) {
-      _pieceOfBuffer[bufferId] = _pieces.length;
-      _pieces.add(null);
-      _sizes.add(length);
-    }
-    return rc;
-  }
-
-  @override
-  void completed(int result, int flags, int bufferId, int offset) {
-    if (flags & IOT_COMPLETION_BUFFER == 0) return;
-    final piece = _pieceOfBuffer.remove(bufferId);
-    if (piece != null && result >= 0) {
-      _pieces[piece] = core.buffers.copy(bufferId, offset, result);
-      if (result < _sizes[piece]) _short = true;
-    }
-    core.releaseBuffer(bufferId);
-  }
-
-  @override
-  Uint8List result() {
-    // The pieces up to the first short one (past the end of a file, the
-    // later ones are empty).
-    var count = 0;
-    var length = 0;
-    for (var i = 0; i < _pieces.length; i++) {
-      final n = _pieces[i]?.length ?? 0;
-      length += n;
-      count = i + 1;
-      if (n < _sizes[i]) break;
-    }
-    if (count == 1) return _pieces[0] ?? Uint8List(0);
-    final out = Uint8List(length);
-    var at = 0;
-    for (var i = 0; i < count; i++) {
-      final piece = _pieces[i];
-      if (piece == null) continue;
-      out.setRange(at, at + piece.length, piece);
-      at += piece.length;
-    }
-    return out;
-  }
-}
-
-/// What every write does: no value, and its error is also kept for the
-/// next [IoFile.flush].
-base mixin _WriteErrors on _FileOp<void> {
-  @override
-  void result() {}
-
-  @override
-  void onEnd() {
-    final error = _error;
-    if (error != null) queue.writeFailed(error);
-  }
-}
-
-/// A write of [data], copied into buffers piece by piece.
-final class _WriteOp extends _Pieces<void> with _WriteErrors {
-  _WriteOp(_FileQueue queue, this.data, int? offset, Duration? timeout)
-      : super(queue, 'write', data.length, offset, timeout);
-
-  final List<int> data;
-
-  @override
-  int submitPiece(int bufferId, int position, int length, int at) {
-    core.buffers.fill(bufferId, data, position, length);
-    return file.write(bufferId, 0, length, at, tag, timeoutMs);
-  }
-}
-
-/// A write of a payload's buffer itself.
-final class _PayloadWriteOp extends _FileOp<void> with _WriteErrors {
-  _PayloadWriteOp(_FileQueue queue, this.bufferId, this.bufferOffset,
-      this.length, this.offset, Duration? timeout)
-      : super(queue, 'write', timeout);
-
-  final int bufferId;
-  final int bufferOffset;
-  final int length;
-  final int? offset;
-
-  /// The buffer went to the native write (which returns it to the pool).
-  bool _handedOver = false;
-
-  @override
-  void queueMore() {
-    final start = offset;
-    final at = start == null ? IOT_OFFSET_CURRENT : start;
-    final rc =
-        file.write(bufferId, bufferOffset, length, at, tag, timeoutMs);
-    if (rc < 0) {
-      refused(rc);
-      return;
-    }
-    _handedOver = true;
-    queued();
-    allQueued();
-  }
-
-  @override
-  void onEnd() {
-    // Still ours when the write never started or was refused.
-    if (!_handedOver) core.releaseBuffer(bufferId);
-    super.onEnd();
-  }
-}
-
-/// An operation of one native call that moves no buffer (sync, allocate,
-/// truncate, stat); it runs alone.
-final class _SingleFileOp<T> extends _FileOp<T> {
-  _SingleFileOp(_FileQueue queue, String operation, Duration? timeout,
-      this._submit, this._result, this._onEnd)
-      : super(queue, operation, timeout);
-
-  final int Function(
-      WorkerCore core, FileHandle file, int tag, int timeoutMs) _submit;
-  final T Function() _result;
-  final void Function()? _onEnd;
-
-  @override
-  bool get exclusive => true;
-
-  @override
-  void queueMore() {
-    final rc = _submit(core, file, tag, timeoutMs);
-    if (rc < 0) {
-      refused(rc);
-      return;
-    }
-    queued();
-    allQueued();
-  }
-
-  @override
-  T result() => _result();
-
-  @override
-  void onEnd() => _onEnd?.call();
-}
-
-/// Nothing but a place in the order: completes when every operation before
-/// it ended ([IoFile.flush], [IoFile.close]).
-final class _Barrier extends _FileOp<void> {
-  _Barrier(_FileQueue queue) : super(queue, 'flush', null);
-
-  @override
-  bool get exclusive => true;
-
-  @override
-  void queueMore() => allQueued();
-
-  @override
-  void result() {}
-}
-
-/// A native read stream of a file into a stream of [T].
-final class _ReadStream<T> implements CompletionHandler {
-  _ReadStream(this.file, this.offset, this.window, this.timeout,
-      this.timeoutMs, this.convert) {
-    controller = StreamController<T>(
-        onListen: _start, onResume: _drain, onCancel: _cancel);
-  }
-
-  final IoFile file;
-  final int offset;
-  final int window;
-  final Duration? timeout;
-  final int timeoutMs;
-
-  /// Owns the buffer: copies and releases it, or hands it out.
-  final T Function(int bufferId, int offset, int length) convert;
-  late final StreamController<T> controller;
-
-  /// Chunks that arrived while the subscription was paused, still in their
-  /// buffers (held, so the native stream stops at its window).
-  final Queue<(int, int, int)> _held = Queue<(int, int, int)>();
-
-  int _tag = 0;
-
-  /// No more events: ended, failed or cancelled.
-  bool _done = false;
-
-  /// The native stream ended; the end is delivered after the held chunks.
-  bool _ended = false;
-  TransportException? _endError;
-
-  WorkerCore get _core => file._queue.core;
-  FileHandle get _handle => file._queue.handle;
-
-  void _start() {
-    if (_done) return;
-    final core = _core;
-    if (core.isClosed || file.isClosed) {
-      _ended = true;
-      _endError =
-          core.isClosed ? closedError('read', 'worker') : closedError('read', 'file');
-      _drain();
-      return;
-    }
-    final tag = core.register(this);
-    final rc = _handle.readStream(offset, window, tag, timeoutMs);
-    if (rc < 0) {
-      core.unregister(tag);
-      _ended = true;
-      _endError = core.error(rc, 'read', path: file.path);
-      _drain();
-      return;
-    }
-    _tag = tag;
-    core.submitted();
-  }
-
-  void _emit(int bufferId, int at, int length) {
-    try {
-      controller.add(convert(bufferId, at, length));
-    } catch (error, stack) {
-      controller.addError(error, stack);
-    }
-  }
-
-  /// Delivers the held chunks, then the end if it came.
-  void _drain() {
-    while (_held.isNotEmpty && !_done) {
-      final (id, at, length) = _held.removeFirst();
-      _emit(id, at, length);
-    }
-    if (!_ended || _done) return;
-    final error = _endError;
-    _endError = null;
-    if (error != null) controller.addError(error);
-    _finish();
-  }
-
-  void _finish() {
-    if (_done) return;
-    _done = true;
-    _releaseHeld();
-    unawaited(controller.close());
-  }
-
-  void _releaseHeld() {
-    for (final (id, _, _) in _held) {
-      _core.releaseBuffer(id);
-    }
-    _held.clear();
-  }
-
-  void _cancel() {
-    _done = true;
-    _releaseHeld();
-    if (_tag != 0) _core.cancel(_tag);
-  }
-
-  @override
-  void onCompletion(int tag, int kind, int result, int flags, int handle,
-      int bufferId, int offset) {
-    final core = _core;
-    if (flags & IOT_COMPLETION_BUFFER != 0) {
-      if (_done || result <= 0) {
-        core.releaseBuffer(bufferId);
-      } else if (controller.isPaused || _held.isNotEmpty) {
-        _held.add((bufferId, offset, result));
-      } else {
-        _emit(bufferId, offset, result);
-      }
-    }
-    if (flags & IOT_COMPLETION_MORE != 0) return;
-    core.unregister(tag);
-    _tag = 0;
-    if (_done) return;
-    _ended = true;
-    if (result < 0 && !(_handle.isClosed && result == -Errno.ecanceled)) {
-      _endError =
-          core.error(result, 'read', timeout: timeout, path: file.path);
-    }
-    if (!controller.isPaused) _drain();
-  }
-
-  @override
-  void onWorkerClosed(TransportClosedException error) {
-    _tag = 0;
-    _held.clear(); // the buffers went with the worker
-    if (_done) return;
-    if (_core.failure != null && !_handle.closeCalled) controller.addError(error);
-    _finish();
-  }
 }

@@ -189,7 +189,7 @@ final class WorkerCore implements PayloadOwner {
   bool _inTurn = false;
   bool _flushScheduled = false;
   bool _flushRetryScheduled = false;
-  bool _sendCompleted = false;
+  bool _buffersReturned = false;
 
   /// Whether [_port] keeps the isolate alive (see [updateKeepAlive]).
   bool _keepsAlive = true;
@@ -311,8 +311,8 @@ final class WorkerCore implements PayloadOwner {
         if (n < _capacity || _closed) break;
       }
       // A woken waiter may give a buffer back (and wake others) in turn.
-      while (_sendCompleted && !_closed) {
-        _sendCompleted = false;
+      while (_buffersReturned && !_closed) {
+        _buffersReturned = false;
         _wakeSendWaiters();
       }
       return null;
@@ -325,12 +325,9 @@ final class WorkerCore implements PayloadOwner {
     final tag = _u64[i * 4];
     final flags = _u32[i * 8 + 5];
     final kind = _u16[i * 16 + 13];
-    // Sends, datagram sends and file writes return their send buffer.
-    if (kind == IOT_KIND_SEND ||
-        kind == IOT_KIND_SEND_TO ||
-        kind == IOT_KIND_FILE_WRITE) {
-      _sendCompleted = true;
-    }
+    // The buffers a send, datagram send or file write borrowed are back in
+    // the pool: writers waiting for a send buffer may go on.
+    if (flags & IOT_COMPLETION_BUFFERS_RETURNED != 0) _buffersReturned = true;
     // Something from another worker (IOT_KIND_MESSAGE, _PAYLOAD, _SOCKET,
     // _STOP_REQUESTED) carries the sender's tag, which may equal one
     // registered here: never route it by tag. The outcome of this worker's
@@ -398,8 +395,8 @@ final class WorkerCore implements PayloadOwner {
   void _flushMicrotask() {
     _flushScheduled = false;
     if (_closed) return;
-    while (_sendCompleted) {
-      _sendCompleted = false;
+    while (_buffersReturned) {
+      _buffersReturned = false;
       _wakeSendWaiters();
     }
     _flushNow();
@@ -439,7 +436,7 @@ final class WorkerCore implements PayloadOwner {
   void releaseBuffer(int id) {
     if (_closed) return;
     buffers.release(id);
-    if (_sendWaiters.isNotEmpty) _sendCompleted = true;
+    if (_sendWaiters.isNotEmpty) _buffersReturned = true;
     submitted();
   }
 
