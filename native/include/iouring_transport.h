@@ -471,7 +471,9 @@ extern "C" {
 
 /*
  Describes the worker's buffer pool: buffer `id` starts at `base + id * size`, for
- `id < count`. The memory stays valid until `iot_worker_free`.
+ `id < count`. The memory stays valid until `iot_worker_free`. `count` includes the
+ buffers of the pool's spans (see `iot_buffer_acquire_span`): more than the
+ configured receive and send buffers when it has them.
  */
 int32_t iot_worker_buffers(uint64_t worker,
                            uint8_t **out_base,
@@ -486,6 +488,19 @@ int32_t iot_worker_buffers(uint64_t worker,
 int32_t iot_buffer_acquire(uint64_t worker, uint32_t *out_id);
 
 /*
+ Takes a free *span* for the host to fill with one datagram of `len` bytes, more
+ than a buffer holds: consecutive buffers that start at buffer `out_id` and hold at
+ least 65,679 bytes (room for the largest datagram). Send it like a buffer
+ (`iot_udp_send_to`, `iot_unix_send_to`, `iot_send` with `offset + len` up to the
+ span's size), and give it back unsent with `iot_buffer_release`. `-EMSGSIZE` when
+ `len` exceeds a span, or the pool has none (its buffers hold the largest datagram
+ already, or are too small to make spans of: under 2,053 bytes); `-ENOBUFS` when
+ every free span is in use (16; wait for sends to complete). Received datagrams
+ arrive in spans too (see `iot_datagram_recv`).
+ */
+int32_t iot_buffer_acquire_span(uint64_t worker, uint32_t len, uint32_t *out_id);
+
+/*
  Gives a host-owned buffer back (a received one, or an acquired one not sent).
  Returns `IOT_E_BAD_BUFFER` if the host does not own it (e.g. a double release).
  */
@@ -496,15 +511,21 @@ int32_t iot_buffer_release(uint64_t worker, uint32_t id);
  buffer the host then owns (`IOT_COMPLETION_BUFFER`, `buffer_id`, release it with
  `iot_buffer_release`): the payload starts at the completion's `offset` and is
  `result` bytes long (0 for an empty datagram); `iot_datagram_sender` reads who sent
- it. A datagram longer than the buffer minus `offset` is cut and flagged
+ it. Where the pool has spans (buffers under 65,679 bytes and not tiny, see
+ `iot_buffer_acquire_span`), every datagram lands in a span, so the largest one
+ arrives whole (65,507 bytes over IPv4, 65,527 over IPv6; Unix ones up to the span
+ less `offset`, at least 65,535): its bytes run on past the first buffer,
+ contiguous, and releasing `buffer_id` gives the whole span back. A datagram longer
+ than the span (or buffer) minus `offset` is cut and flagged
  `IOT_COMPLETION_TRUNCATED`, never silently. With `IOT_OP_MULTISHOT` it completes
  once per datagram (`IOT_COMPLETION_MORE`) until error or cancel; when the pool runs
- dry it waits for a released buffer while the kernel queues datagrams (and counts
- what overflows: `iot_socket_dropped`). `timeout_ms` (0 = none) is for one-shot
- receives only. Needs buffers larger than the 144-byte header. A one-shot receive
- lands in one of the pool's send buffers (the kernel gives receive-ring buffers only
- to non-empty multishot datagrams): it takes one when queued, `-ENOBUFS` if none is
- free, and returns it to the pool if the receive fails.
+ dry (its 64 ring spans, or the receive ring) it waits for a released one while the
+ kernel queues datagrams (and counts what overflows: `iot_socket_dropped`).
+ `timeout_ms` (0 = none) is for one-shot receives only. Needs buffers larger than
+ the 144-byte header. A one-shot receive lands in a free span, else in one of the
+ pool's send buffers (the kernel gives ring buffers only to non-empty multishot
+ datagrams): it takes one when queued, `-ENOBUFS` if none is free, and returns it to
+ the pool if the receive fails.
  */
 int32_t iot_datagram_recv(uint64_t worker,
                           uint64_t socket,
@@ -984,9 +1005,11 @@ int32_t iot_udp_connect(uint64_t worker, uint64_t socket, const char *ip, uint16
 
 /*
  Queues one datagram of `len` bytes from host buffer `buffer_id` at `offset` to
- numeric address `ip` and `port`. The buffer belongs to the send from this call on
- and returns to the pool when it completes (result = `len`, or an error such as
- `-EMSGSIZE`); if this call fails it stays with the host. Datagram sends go out at
+ numeric address `ip` and `port`. A datagram larger than a buffer goes from a span
+ (`iot_buffer_acquire_span`); past the protocol's maximum (65,507 bytes over IPv4,
+ 65,527 over IPv6) the send fails with `-EMSGSIZE`. The buffer belongs to the send
+ from this call on and returns to the pool when it completes (result = `len`, or an
+ error); if this call fails it stays with the host. Datagram sends go out at
  once, several in flight: queued together they leave in order unless the socket's
  send buffer is full. `timeout_ms` (0 = none) bounds the wait for buffer space.
  */

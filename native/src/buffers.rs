@@ -10,6 +10,16 @@
 //!
 //! Optionally the whole region is also registered as fixed buffers, so file reads and
 //! writes into pool buffers skip pinning pages on every operation.
+//!
+//! Datagrams up to the protocol maximum need more room than one buffer. When the
+//! buffers are smaller than `DATAGRAM_SPAN_BYTES` (and not tiny), the region also holds
+//! *spans*: runs of consecutive buffers past the send buffers, each named by its first
+//! id (its head) and owned as one. `RING_SPANS` of them feed a second provided buffer
+//! ring (`DATAGRAM_GROUP`) that multishot datagram receives take from, so a small
+//! datagram still costs one ring entry and a large one arrives whole in one contiguous
+//! span; `FREE_SPANS` more serve large datagram sends and one-shot datagram receives.
+//! Only pages written are ever resident, so a small datagram touches one page of its
+//! span. The host sees a span as one buffer whose bytes run on past `buffer_size`.
 
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -21,6 +31,22 @@ use crate::error::{from_io, Result, IOT_E_ADDRESS_SPACE, IOT_E_BAD_BUFFER, IOT_E
 
 /// Buffer group id of the receive ring.
 pub(crate) const RECV_GROUP: u16 = 0;
+/// Buffer group id of the datagram ring (spans; see the module docs).
+pub(crate) const DATAGRAM_GROUP: u16 = 1;
+
+/// Bytes a span holds at least: a received datagram's header (`op/recvmsg.rs`, 144
+/// bytes) and the largest payload a UDP length field can describe (65,535; IPv4 allows
+/// 65,507 and IPv6 65,527 of them).
+pub(crate) const DATAGRAM_SPAN_BYTES: u32 = 144 + 65_535;
+/// Spans in the datagram ring (a power of two).
+const RING_SPANS: u32 = 64;
+/// Spans for large sends and one-shot receives.
+const FREE_SPANS: u32 = 16;
+/// Buffers small enough to need more per span are "tiny": no spans, datagrams are cut
+/// to one buffer (and flagged) as before.
+const MAX_SPAN_BUFFERS: u32 = 32;
+/// Buffer ids travel in 16 bits (`iot_completion.buffer_id`).
+const MAX_IDS: u64 = 1 << 16;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Owner {
@@ -80,6 +106,8 @@ pub(crate) struct BufferPool {
     in_ring: u32,
     buffer_size: u32,
     recv_count: u32,
+    /// Receive and send buffers (ids below this; spans follow).
+    plain: u32,
     /// How many receive buffers the ring holds when none is out (see the module doc).
     ring_target: u32,
     /// Free receive buffers beyond `ring_target`, the last freed on top (warm pages
@@ -90,6 +118,44 @@ pub(crate) struct BufferPool {
     registered: bool,
     /// With fixed buffers: how many pool buffers each registered iovec spans.
     fixed_span: Option<u32>,
+    /// Runs of buffers for whole large datagrams, if the buffers are too small for them.
+    spans: Option<Spans>,
+}
+
+/// The pool's spans (module docs): heads `first + i * len`; spans `0..RING_SPANS` feed
+/// the datagram ring, the others are taken from `free`.
+struct Spans {
+    first: u32,
+    len: u32,
+    ring: Mapping,
+    ring_tail: u16,
+    /// Ring spans the kernel has not reported using yet.
+    in_ring: u32,
+    free: Vec<u32>,
+    registered: bool,
+}
+
+impl Spans {
+    /// Buffers per span for `buffer_size`, when the pool needs and can hold spans
+    /// after `plain` buffers.
+    fn geometry(plain: u32, buffer_size: u32) -> Option<u32> {
+        let len = DATAGRAM_SPAN_BYTES.div_ceil(buffer_size);
+        let ids = u64::from(plain) + u64::from((RING_SPANS + FREE_SPANS) * len);
+        (len > 1 && len <= MAX_SPAN_BUFFERS && ids <= MAX_IDS).then_some(len)
+    }
+
+    fn ring_end(&self) -> u32 {
+        self.first + RING_SPANS * self.len
+    }
+
+    fn end(&self) -> u32 {
+        self.ring_end() + FREE_SPANS * self.len
+    }
+
+    /// Whether `id` is a span's head.
+    fn is_head(&self, id: u32) -> bool {
+        id >= self.first && id < self.end() && (id - self.first) % self.len == 0
+    }
 }
 
 /// Receive buffers in the ring at first (all of them when there are fewer).
@@ -102,13 +168,16 @@ pub(crate) enum Freed {
     ToRing,
     /// A receive buffer, kept spare (the ring holds all it needs).
     Spare,
-    /// A send buffer, back with the others.
+    /// A send buffer (or a free span), back with the others.
     Send,
+    /// A span, back in the datagram ring: a datagram receive waiting for one can go on.
+    SpanToRing,
 }
 
 impl Freed {
+    /// A buffer of the receive ring (not a span, nor a send buffer).
     pub(crate) fn was_receive_buffer(self) -> bool {
-        self != Freed::Send
+        matches!(self, Freed::ToRing | Freed::Spare)
     }
 }
 
@@ -127,7 +196,9 @@ impl BufferPool {
         buffer_size: u32,
         register_fixed: bool,
     ) -> Result<BufferPool> {
-        let total = (recv_count + send_count) as usize;
+        let plain = recv_count + send_count;
+        let span_len = Spans::geometry(plain, buffer_size);
+        let total = (plain + span_len.map_or(0, |len| (RING_SPANS + FREE_SPANS) * len)) as usize;
         let ring_entries = recv_count.next_power_of_two();
         let memory = Mapping::new((total * buffer_size as usize).max(1))?;
         let ring_bytes = ring_entries as usize * std::mem::size_of::<BufRingEntry>();
@@ -141,15 +212,20 @@ impl BufferPool {
             in_ring: 0,
             buffer_size,
             recv_count,
+            plain,
             ring_target,
             spare_recv: (ring_target..recv_count).rev().collect(),
             owner: vec![Owner::Free; total],
             free_send: (recv_count..recv_count + send_count).rev().collect(),
             registered: false,
             fixed_span: None,
+            spans: None,
         };
         if register_fixed {
             pool.register_fixed(ring)?;
+        }
+        if let Some(len) = span_len {
+            pool.add_spans(ring, plain, len)?;
         }
         // SAFETY: the ring memory is page aligned (mmap), sized for ring_entries and
         // outlives the registration (unregistered in `unregister` before drop).
@@ -177,15 +253,16 @@ impl BufferPool {
         Ok(pool)
     }
 
-    /// Registers the region as fixed buffers, in iovecs of whole pool buffers.
+    /// Registers the receive and send buffers as fixed buffers, in iovecs of whole pool
+    /// buffers (not the spans: they would only add locked memory).
     fn register_fixed(&mut self, ring: &IoUring) -> Result<()> {
-        let span =
-            (MAX_FIXED_BYTES / u64::from(self.buffer_size)).min(u64::from(self.count())) as u32;
-        let iovecs: Vec<libc::iovec> = (0..self.count())
+        let plain = self.plain_count();
+        let span = (MAX_FIXED_BYTES / u64::from(self.buffer_size)).min(u64::from(plain)) as u32;
+        let iovecs: Vec<libc::iovec> = (0..plain)
             .step_by(span as usize)
             .map(|first| libc::iovec {
                 iov_base: self.ptr(first).cast(),
-                iov_len: ((self.count() - first).min(span) * self.buffer_size) as usize,
+                iov_len: ((plain - first).min(span) * self.buffer_size) as usize,
             })
             .collect();
         // SAFETY: the iovecs cover the pool mapping, which outlives the ring (the ring
@@ -200,9 +277,145 @@ impl BufferPool {
         Ok(())
     }
 
-    /// The registered buffer index holding pool buffer `id`, when fixed buffers are on.
+    /// The registered buffer index holding pool buffer `id`, when fixed buffers are on
+    /// (spans never are).
     pub(crate) fn fixed_index(&self, id: u32) -> Option<u16> {
-        self.fixed_span.map(|span| (id / span) as u16)
+        let span = self.fixed_span.filter(|_| id < self.plain_count())?;
+        Some((id / span) as u16)
+    }
+
+    /// Carves `RING_SPANS + FREE_SPANS` spans of `len` buffers from ids `first..` and
+    /// registers the datagram ring with the first `RING_SPANS` of them.
+    fn add_spans(&mut self, ring: &IoUring, first: u32, len: u32) -> Result<()> {
+        let ring_bytes = RING_SPANS as usize * std::mem::size_of::<BufRingEntry>();
+        let mut spans = Spans {
+            first,
+            len,
+            ring: Mapping::new(ring_bytes)?,
+            ring_tail: 0,
+            in_ring: 0,
+            free: Vec::new(),
+            registered: false,
+        };
+        spans.free = (spans.ring_end()..spans.end())
+            .step_by(len as usize)
+            .rev()
+            .collect();
+        // SAFETY: as for the receive ring in `new`: page aligned, sized, unregistered
+        // before it is unmapped.
+        unsafe {
+            ring.submitter().register_buf_ring_with_flags(
+                spans.ring.ptr.as_ptr() as u64,
+                RING_SPANS as u16,
+                DATAGRAM_GROUP,
+                0,
+            )
+        }
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOMEM) => IOT_E_MEMLOCK,
+            _ => from_io(e),
+        })?;
+        spans.registered = true;
+        let heads = (first..spans.ring_end()).step_by(len as usize);
+        self.spans = Some(spans);
+        for head in heads {
+            self.give_span_to_kernel(head);
+        }
+        self.publish_spans();
+        Ok(())
+    }
+
+    fn give_span_to_kernel(&mut self, head: u32) {
+        let ptr = self.ptr(head);
+        let bytes = self.buffer_size;
+        let Some(spans) = self.spans.as_mut() else {
+            return;
+        };
+        let index = spans.ring_tail & (RING_SPANS as u16 - 1);
+        // SAFETY: index < RING_SPANS entries; the slot is ours until the tail is
+        // published (see `give_to_kernel`).
+        let entry = unsafe {
+            &mut *spans
+                .ring
+                .ptr
+                .as_ptr()
+                .cast::<BufRingEntry>()
+                .add(index as usize)
+        };
+        entry.set_addr(ptr as u64);
+        entry.set_len(spans.len * bytes);
+        entry.set_bid(head as u16);
+        spans.ring_tail = spans.ring_tail.wrapping_add(1);
+        spans.in_ring += 1;
+        self.owner[head as usize] = Owner::Kernel;
+    }
+
+    fn publish_spans(&self) {
+        let Some(spans) = &self.spans else {
+            return;
+        };
+        let base = spans.ring.ptr.as_ptr().cast::<BufRingEntry>();
+        // SAFETY: as in `publish`.
+        let tail = unsafe { &*(BufRingEntry::tail(base) as *const AtomicU16) };
+        tail.store(spans.ring_tail, Ordering::Release);
+    }
+
+    /// The buffer group multishot datagram receives take from: the datagram ring, or
+    /// the receive ring when the pool has no spans.
+    pub(crate) fn datagram_group(&self) -> u16 {
+        match self.spans {
+            Some(_) => DATAGRAM_GROUP,
+            None => RECV_GROUP,
+        }
+    }
+
+    /// Whether the datagram ring may still hold a span (as `ring_has_buffers`).
+    pub(crate) fn datagram_ring_has_spans(&self) -> bool {
+        self.spans.as_ref().is_some_and(|s| s.in_ring > 0)
+    }
+
+    /// Spans in the datagram ring as far as this pool knows.
+    pub(crate) fn spans_in_ring(&self) -> u32 {
+        self.spans.as_ref().map_or(0, |s| s.in_ring)
+    }
+
+    /// Bytes of buffer `id`: a span's when `id` is a span head, else `buffer_size`.
+    pub(crate) fn buffer_len(&self, id: u32) -> u32 {
+        match &self.spans {
+            Some(spans) if spans.is_head(id) => spans.len * self.buffer_size,
+            _ => self.buffer_size,
+        }
+    }
+
+    /// Bytes of the pool's spans (0: it has none, its buffers are large enough or tiny).
+    pub(crate) fn span_bytes(&self) -> u32 {
+        self.spans.as_ref().map_or(0, |s| s.len * self.buffer_size)
+    }
+
+    /// A free span for the host to fill (a large datagram send): its head.
+    /// `-EMSGSIZE` when the pool has no spans, `-ENOBUFS` when every one is in use.
+    pub(crate) fn acquire_span(&mut self) -> Result<u32> {
+        let spans = self.spans.as_mut().ok_or(-libc::EMSGSIZE)?;
+        let head = spans.free.pop().ok_or(-libc::ENOBUFS)?;
+        self.owner[head as usize] = Owner::Host;
+        Ok(head)
+    }
+
+    /// Room for a one-shot datagram receive to fill: a free span when the pool has one,
+    /// else a free send buffer (a datagram longer than it is cut and flagged), else
+    /// `-ENOBUFS`.
+    pub(crate) fn acquire_datagram_room(&mut self) -> Result<u32> {
+        let id = match self.acquire_span() {
+            Ok(head) => head,
+            Err(_) => self.acquire()?,
+        };
+        self.owner[id as usize] = Owner::Operation;
+        Ok(id)
+    }
+
+    /// Receive and send buffers (ids below this), without the spans.
+    fn plain_count(&self) -> u32 {
+        self.plain
     }
 
     pub(crate) fn base(&self) -> *mut u8 {
@@ -260,7 +473,10 @@ impl BufferPool {
     pub(crate) fn take_received(&mut self, id: u32) {
         if let Some(owner @ Owner::Kernel) = self.owner.get_mut(id as usize) {
             *owner = Owner::Host;
-            self.in_ring -= 1;
+            match self.spans.as_mut() {
+                Some(spans) if id >= spans.first => spans.in_ring -= 1,
+                _ => self.in_ring -= 1,
+            }
         }
     }
 
@@ -301,19 +517,11 @@ impl BufferPool {
         Ok(id)
     }
 
-    /// A free send buffer for an operation to fill (a one-shot datagram receive), or
-    /// `-ENOBUFS`.
-    pub(crate) fn acquire_for_operation(&mut self) -> Result<u32> {
-        let id = self.acquire()?;
-        self.owner[id as usize] = Owner::Operation;
-        Ok(id)
-    }
-
     /// Checks that the host owns `id` and that `offset + len` fits the buffer.
     pub(crate) fn check_host_range(&self, id: u32, offset: u32, len: u32) -> Result<()> {
         self.check_host(id)?;
         match offset.checked_add(len) {
-            Some(end) if end <= self.buffer_size => Ok(()),
+            Some(end) if end <= self.buffer_len(id) => Ok(()),
             _ => Err(-libc::EINVAL),
         }
     }
@@ -322,7 +530,7 @@ impl BufferPool {
     pub(crate) fn host_buffer(&self, id: u32) -> Result<&[u8]> {
         self.check_host(id)?;
         // SAFETY: id is in range (checked) and the host, not the kernel, owns it now.
-        Ok(unsafe { std::slice::from_raw_parts(self.ptr(id), self.buffer_size as usize) })
+        Ok(unsafe { std::slice::from_raw_parts(self.ptr(id), self.buffer_len(id) as usize) })
     }
 
     fn check_host(&self, id: u32) -> Result<()> {
@@ -362,6 +570,16 @@ impl BufferPool {
     }
 
     fn recycle(&mut self, id: u32) -> Freed {
+        if let Some(spans) = self.spans.as_mut().filter(|s| id >= s.first) {
+            if id < spans.ring_end() {
+                self.give_span_to_kernel(id);
+                self.publish_spans();
+                return Freed::SpanToRing;
+            }
+            spans.free.push(id);
+            self.owner[id as usize] = Owner::Free;
+            return Freed::Send;
+        }
         if id >= self.recv_count {
             self.owner[id as usize] = Owner::Free;
             self.free_send.push(id);
@@ -390,6 +608,10 @@ impl BufferPool {
             // Failure only means the ring is already gone; nothing to undo then.
             let _ = ring.submitter().unregister_buf_ring(RECV_GROUP);
             self.registered = false;
+        }
+        if let Some(spans) = self.spans.as_mut().filter(|s| s.registered) {
+            let _ = ring.submitter().unregister_buf_ring(DATAGRAM_GROUP);
+            spans.registered = false;
         }
     }
 }

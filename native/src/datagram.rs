@@ -1,7 +1,10 @@
 //! Datagram sockets, shared by UDP and Unix datagram sockets: send to an address, and
 //! receive with the sender's address and truncation reported.
 //!
-//! The buffer layout of a received datagram is in `op/recvmsg.rs`.
+//! The buffer layout of a received datagram is in `op/recvmsg.rs`; datagrams larger
+//! than one buffer travel in spans (`buffers.rs`): received whole from the datagram
+//! ring, and sent from a span the host acquired (`iot_buffer_acquire_span`) with the
+//! same calls as from one buffer.
 
 use socket2::SockAddr;
 
@@ -24,15 +27,15 @@ impl Worker {
         timeout_ms: u32,
     ) -> Result<()> {
         self.sockets.get_kind(socket, SocketKind::Datagram)?;
-        let size = self.buffers.buffer_size() as usize;
-        if size <= HEADER_LEN {
+        if self.buffers.buffer_size() as usize <= HEADER_LEN {
             return Err(-libc::EINVAL); // no room for any payload after the header
         }
         let multishot = multishot_mode(flags, timeout_ms)?;
         let header = if multishot {
-            MessageHeader::multishot()
+            MessageHeader::multishot(self.buffers.datagram_group())
         } else {
-            let buffer = self.buffers.acquire_for_operation()?;
+            let buffer = self.buffers.acquire_datagram_room()?;
+            let size = self.buffers.buffer_len(buffer) as usize;
             MessageHeader::one_shot(buffer, self.buffers.ptr(buffer), size)
         };
         let work = Work::Recv(Recv {
@@ -59,6 +62,17 @@ impl Worker {
         let to = SendTarget::Address(Box::new(addr));
         let op = self.lend_for_send(socket, buffer, offset, len, to, tag, timeout_ms)?;
         self.start_borrowing(op)
+    }
+
+    /// Whether op `key` is a multishot datagram receive taking spans from the datagram
+    /// ring (it waits for a span, not a receive buffer, when that ring runs dry).
+    pub(crate) fn receives_spans(&self, key: usize) -> bool {
+        match self.ops.get(key).map(|op| &op.work) {
+            Some(Work::Recv(Recv {
+                from: Some(header), ..
+            })) => header.takes_spans(),
+            _ => false,
+        }
     }
 
     /// The sender of the datagram in host buffer `buffer`.

@@ -64,6 +64,8 @@ pub(crate) struct Worker {
     ready: VecDeque<Ended>,
     /// Receives waiting for buffers to return to the ring, the longest waiting first.
     starved: VecDeque<usize>,
+    /// Datagram receives waiting for spans to return to the datagram ring, likewise.
+    starved_for_spans: VecDeque<usize>,
     pub(crate) messaging: Messaging,
     /// Receive-ring buffers each stream socket holds, and may hold.
     recv_credit: RecvCredit,
@@ -99,6 +101,7 @@ impl Worker {
             notifier: None,
             ready: VecDeque::new(),
             starved: VecDeque::new(),
+            starved_for_spans: VecDeque::new(),
             stream_holders,
             recv_credit: RecvCredit::new(config),
             probe,
@@ -271,6 +274,9 @@ impl Worker {
         if !self.starved.is_empty() && self.buffers.ring_has_buffers() {
             self.feed_starved(self.buffers.in_ring());
         }
+        if !self.starved_for_spans.is_empty() && self.buffers.datagram_ring_has_spans() {
+            self.feed_starved_for_spans(self.buffers.spans_in_ring());
+        }
         if self.has_pending() {
             self.flush()?;
             return Ok(None);
@@ -369,6 +375,15 @@ impl Worker {
 
     /// The receive ring ran dry: op `key` waits out of the kernel until a buffer returns.
     fn starve(&mut self, key: usize) {
+        if self.receives_spans(key) {
+            // The datagram ring has a fixed size; go on at once if spans came back.
+            if self.buffers.datagram_ring_has_spans() && self.submit_attempt(key).is_ok() {
+                return;
+            }
+            self.ops[key].starved = true;
+            self.starved_for_spans.push_back(key);
+            return;
+        }
         // The ring was empty: it grows while spare buffers last. Buffers the host
         // released after the failed attempt started but before its CQE was seen would
         // never feed it either: try again at once while the ring has some.
@@ -708,6 +723,29 @@ impl Worker {
         if freed == Freed::ToRing {
             self.feed_starved(1);
         }
+        if freed == Freed::SpanToRing {
+            self.feed_starved_for_spans(1);
+        }
+    }
+
+    /// `spans` spans are in the datagram ring: as many datagram receives waiting for
+    /// one go back to the kernel, the longest waiting first.
+    fn feed_starved_for_spans(&mut self, mut spans: u32) {
+        while spans > 0 {
+            let Some(key) = self.starved_for_spans.pop_front() else {
+                return;
+            };
+            let Some(op) = self.ops.get_mut(key) else {
+                continue;
+            };
+            op.starved = false;
+            if let Err(code) = self.submit_attempt(key) {
+                let ended = self.retire(key, self.ops[key].completion(code));
+                self.push_ended(ended);
+                continue;
+            }
+            spans -= 1;
+        }
     }
 
     /// `buffers` receive buffers are in the ring: as many starved receives go back to
@@ -794,6 +832,7 @@ impl Worker {
         op.cancelled = true;
         if op.starved {
             self.starved.retain(|&k| k != key);
+            self.starved_for_spans.retain(|&k| k != key);
             self.unthrottle(key);
             self.abandon(key);
             return Ok(());
@@ -842,6 +881,7 @@ impl Worker {
             self.ops[key].cancelled = true;
             if self.ops[key].starved {
                 self.starved.retain(|&k| k != key);
+                self.starved_for_spans.retain(|&k| k != key);
                 self.abandon(key);
             } else if self.ops[key].backing_off {
                 self.stop_backoff(key)?;
@@ -861,6 +901,7 @@ impl Worker {
         self.notifier = None;
         self.messaging.begin_final();
         self.starved.clear();
+        self.starved_for_spans.clear();
         // Ops waiting out of the kernel (starved, paused) have no CQE to wait for.
         self.ops.retain(|_, op| !op.starved);
         for (_, op) in self.ops.iter_mut() {

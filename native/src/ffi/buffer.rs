@@ -2,7 +2,9 @@ use super::{boundary, out_ptr};
 use crate::registry;
 
 /// Describes the worker's buffer pool: buffer `id` starts at `base + id * size`, for
-/// `id < count`. The memory stays valid until `iot_worker_free`.
+/// `id < count`. The memory stays valid until `iot_worker_free`. `count` includes the
+/// buffers of the pool's spans (see `iot_buffer_acquire_span`): more than the
+/// configured receive and send buffers when it has them.
 #[no_mangle]
 pub extern "C" fn iot_worker_buffers(
     worker: u64,
@@ -30,6 +32,29 @@ pub extern "C" fn iot_buffer_acquire(worker: u64, out_id: *mut u32) -> i32 {
         let out = out_ptr(out_id)?;
         registry::with(worker, |w| {
             *out = w.buffers.acquire()?;
+            Ok(0)
+        })
+    })
+}
+
+/// Takes a free *span* for the host to fill with one datagram of `len` bytes, more
+/// than a buffer holds: consecutive buffers that start at buffer `out_id` and hold at
+/// least 65,679 bytes (room for the largest datagram). Send it like a buffer
+/// (`iot_udp_send_to`, `iot_unix_send_to`, `iot_send` with `offset + len` up to the
+/// span's size), and give it back unsent with `iot_buffer_release`. `-EMSGSIZE` when
+/// `len` exceeds a span, or the pool has none (its buffers hold the largest datagram
+/// already, or are too small to make spans of: under 2,053 bytes); `-ENOBUFS` when
+/// every free span is in use (16; wait for sends to complete). Received datagrams
+/// arrive in spans too (see `iot_datagram_recv`).
+#[no_mangle]
+pub extern "C" fn iot_buffer_acquire_span(worker: u64, len: u32, out_id: *mut u32) -> i32 {
+    boundary(|| {
+        let out = out_ptr(out_id)?;
+        registry::with(worker, |w| {
+            if len > w.buffers.span_bytes() {
+                return Err(-libc::EMSGSIZE);
+            }
+            *out = w.buffers.acquire_span()?;
             Ok(0)
         })
     })

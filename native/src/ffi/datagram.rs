@@ -7,15 +7,21 @@ use crate::registry;
 /// buffer the host then owns (`IOT_COMPLETION_BUFFER`, `buffer_id`, release it with
 /// `iot_buffer_release`): the payload starts at the completion's `offset` and is
 /// `result` bytes long (0 for an empty datagram); `iot_datagram_sender` reads who sent
-/// it. A datagram longer than the buffer minus `offset` is cut and flagged
+/// it. Where the pool has spans (buffers under 65,679 bytes and not tiny, see
+/// `iot_buffer_acquire_span`), every datagram lands in a span, so the largest one
+/// arrives whole (65,507 bytes over IPv4, 65,527 over IPv6; Unix ones up to the span
+/// less `offset`, at least 65,535): its bytes run on past the first buffer,
+/// contiguous, and releasing `buffer_id` gives the whole span back. A datagram longer
+/// than the span (or buffer) minus `offset` is cut and flagged
 /// `IOT_COMPLETION_TRUNCATED`, never silently. With `IOT_OP_MULTISHOT` it completes
 /// once per datagram (`IOT_COMPLETION_MORE`) until error or cancel; when the pool runs
-/// dry it waits for a released buffer while the kernel queues datagrams (and counts
-/// what overflows: `iot_socket_dropped`). `timeout_ms` (0 = none) is for one-shot
-/// receives only. Needs buffers larger than the 144-byte header. A one-shot receive
-/// lands in one of the pool's send buffers (the kernel gives receive-ring buffers only
-/// to non-empty multishot datagrams): it takes one when queued, `-ENOBUFS` if none is
-/// free, and returns it to the pool if the receive fails.
+/// dry (its 64 ring spans, or the receive ring) it waits for a released one while the
+/// kernel queues datagrams (and counts what overflows: `iot_socket_dropped`).
+/// `timeout_ms` (0 = none) is for one-shot receives only. Needs buffers larger than
+/// the 144-byte header. A one-shot receive lands in a free span, else in one of the
+/// pool's send buffers (the kernel gives ring buffers only to non-empty multishot
+/// datagrams): it takes one when queued, `-ENOBUFS` if none is free, and returns it to
+/// the pool if the receive fails.
 #[no_mangle]
 pub extern "C" fn iot_datagram_recv(
     worker: u64,

@@ -35,9 +35,11 @@ pub extern "C" fn iot_udp_connect(worker: u64, socket: u64, ip: *const c_char, p
 }
 
 /// Queues one datagram of `len` bytes from host buffer `buffer_id` at `offset` to
-/// numeric address `ip` and `port`. The buffer belongs to the send from this call on
-/// and returns to the pool when it completes (result = `len`, or an error such as
-/// `-EMSGSIZE`); if this call fails it stays with the host. Datagram sends go out at
+/// numeric address `ip` and `port`. A datagram larger than a buffer goes from a span
+/// (`iot_buffer_acquire_span`); past the protocol's maximum (65,507 bytes over IPv4,
+/// 65,527 over IPv6) the send fails with `-EMSGSIZE`. The buffer belongs to the send
+/// from this call on and returns to the pool when it completes (result = `len`, or an
+/// error); if this call fails it stays with the host. Datagram sends go out at
 /// once, several in flight: queued together they leave in order unless the socket's
 /// send buffer is full. `timeout_ms` (0 = none) bounds the wait for buffer space.
 #[no_mangle]

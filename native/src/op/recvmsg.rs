@@ -5,9 +5,13 @@
 //! sender's `sockaddr`, then the payload at `HEADER_LEN` (the completion's `offset`).
 //! Multishot receives get it from the kernel, in receive-ring buffers. A one-shot
 //! receive cannot: the kernel hands no ring buffer to an empty datagram, and puts a
-//! one-shot sender outside the buffer. So a one-shot receive takes a free send-pool
-//! buffer, receives behind the header room and writes the header itself. The host
-//! reads every datagram alike and `iot_datagram_sender` parses any of them.
+//! one-shot sender outside the buffer. So a one-shot receive takes a free span (or
+//! send-pool buffer), receives behind the header room and writes the header itself.
+//! The host reads every datagram alike and `iot_datagram_sender` parses any of them.
+//!
+//! Where the pool has spans (`buffers.rs`), multishot receives take them from the
+//! datagram ring: a span holds the header and the largest datagram, so no datagram is
+//! cut; the kernel still writes a small one into the first page of its span only.
 
 use std::cell::UnsafeCell;
 
@@ -16,7 +20,7 @@ use io_uring::{opcode, squeue};
 use socket2::SockAddr;
 
 use crate::abi::*;
-use crate::buffers::{BufferPool, RECV_GROUP};
+use crate::buffers::{BufferPool, DATAGRAM_GROUP, DATAGRAM_SPAN_BYTES};
 use crate::error::{Result, IOT_E_WRONG_SOCKET_KIND};
 
 /// Room for the sender's address in each buffer: any family fits.
@@ -26,6 +30,9 @@ const OUT_LEN: usize = std::mem::size_of::<OutHeader>();
 /// Where the payload starts in a datagram buffer (16 + 128 = 144, 8-byte aligned).
 pub(crate) const HEADER_LEN: usize = OUT_LEN + NAME_SPACE;
 
+// A span holds this header and the largest datagram.
+const _: () = assert!(HEADER_LEN + 65_535 <= DATAGRAM_SPAN_BYTES as usize);
+
 /// The `msghdr` of a datagram receive, with room for a one-shot receive's sender.
 /// The kernel reads and writes it while the op is in flight, hence the cell; it is
 /// boxed so its address (and the pointers into it) stay fixed.
@@ -33,6 +40,8 @@ pub(crate) struct MessageHeader {
     parts: UnsafeCell<Parts>,
     /// One-shot receives: the pool buffer the datagram lands in, until the host gets it.
     buffer: Option<u32>,
+    /// Multishot receives: the buffer group they take from.
+    group: u16,
 }
 
 struct Parts {
@@ -46,12 +55,16 @@ struct Parts {
 unsafe impl Send for MessageHeader {}
 
 impl MessageHeader {
-    /// For a multishot receive: only the name space reserved in each buffer matters.
-    pub(crate) fn multishot() -> Box<MessageHeader> {
-        MessageHeader::new(None)
+    /// For a multishot receive from buffer group `group`: only the name space reserved
+    /// in each buffer matters.
+    pub(crate) fn multishot(group: u16) -> Box<MessageHeader> {
+        let mut header = MessageHeader::new(None);
+        header.group = group;
+        header
     }
 
-    /// For a one-shot receive into pool buffer `buffer` at `base`, `size` bytes long:
+    /// For a one-shot receive into pool buffer (or span) `buffer` at `base`, `size`
+    /// bytes long:
     /// the payload goes behind the header room, the sender into `name`.
     pub(crate) fn one_shot(buffer: u32, base: *mut u8, size: usize) -> Box<MessageHeader> {
         let header = MessageHeader::new(Some(buffer));
@@ -74,6 +87,7 @@ impl MessageHeader {
             // SAFETY: all-zero bytes are valid for msghdr, sockaddr_storage and iovec.
             parts: UnsafeCell::new(unsafe { std::mem::zeroed() }),
             buffer,
+            group: crate::buffers::RECV_GROUP,
         });
         let parts = header.parts.get();
         // SAFETY: `parts` is valid and unaliased; the box is not yet shared.
@@ -89,10 +103,15 @@ impl MessageHeader {
         // SAFETY: only a pointer is formed; the kernel is its sole user while in flight.
         let msg = unsafe { std::ptr::addr_of_mut!((*self.parts.get()).msg) };
         if multishot {
-            opcode::RecvMsgMulti::new(fd, msg, RECV_GROUP).build()
+            opcode::RecvMsgMulti::new(fd, msg, self.group).build()
         } else {
             opcode::RecvMsg::new(fd, msg).build()
         }
+    }
+
+    /// Whether this multishot receive takes spans from the datagram ring.
+    pub(crate) fn takes_spans(&self) -> bool {
+        self.buffer.is_none() && self.group == DATAGRAM_GROUP
     }
 
     /// The one-shot receive's pool buffer, while the op holds it.
