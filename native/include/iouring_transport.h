@@ -26,8 +26,10 @@
 /*
  The host buffers this operation borrowed (a send's, send_to's or file write's
  source buffers) are back in the free pool as of this completion, whatever its
- result (also after a cancel, a close or a timeout). Hosts track their buffers by
- this flag rather than by `kind`.
+ result (also after a cancel, a close or a timeout); likewise the free buffer or
+ span a one-shot datagram receive took and did not fill (it failed, timed out or
+ was cancelled). Hosts track their buffers by this flag rather than by `kind`, and
+ retry an acquire that found none free when they see it.
  */
 #define IOT_COMPLETION_BUFFERS_RETURNED 8
 

@@ -686,12 +686,14 @@ impl Worker {
         self.end_op_later(key, self.ops[key].completion(-libc::ECANCELED));
     }
 
-    /// Pool buffers the op took for itself (and did not hand over) go back now; the
+    /// Pool buffers the op took for itself (and did not hand over) go back now, which
+    /// the completion says (a sender waiting for a free buffer or span may go on); the
     /// work is returned when it borrowed host buffers, which go back only when the
     /// host sees the completion (`hand_over`).
     fn return_taken(&mut self, work: Work, completion: &mut iot_completion) -> Option<Work> {
         for &buffer in work.taken() {
             self.release_operation_buffer(buffer);
+            completion.flags |= IOT_COMPLETION_BUFFERS_RETURNED;
         }
         if let Work::Read(read) = &work {
             read.hand_back(completion);

@@ -35,8 +35,10 @@ pub const IOT_COMPLETION_BUFFER: u32 = 2;
 pub const IOT_COMPLETION_TRUNCATED: u32 = 4;
 /// The host buffers this operation borrowed (a send's, send_to's or file write's
 /// source buffers) are back in the free pool as of this completion, whatever its
-/// result (also after a cancel, a close or a timeout). Hosts track their buffers by
-/// this flag rather than by `kind`.
+/// result (also after a cancel, a close or a timeout); likewise the free buffer or
+/// span a one-shot datagram receive took and did not fill (it failed, timed out or
+/// was cancelled). Hosts track their buffers by this flag rather than by `kind`, and
+/// retry an acquire that found none free when they see it.
 pub const IOT_COMPLETION_BUFFERS_RETURNED: u32 = 8;
 
 pub const IOT_KIND_ACCEPT: u16 = 1;
