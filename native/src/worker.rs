@@ -64,6 +64,8 @@ pub(crate) struct Worker {
     ready: VecDeque<Ended>,
     /// Receives waiting for buffers to return to the ring, the longest waiting first.
     starved: VecDeque<usize>,
+    /// The receive ring grew during this drain (it doubles at most once per drain).
+    grew_in_drain: bool,
     /// Datagram receives waiting for spans to return to the datagram ring, likewise.
     starved_for_spans: VecDeque<usize>,
     pub(crate) messaging: Messaging,
@@ -101,6 +103,7 @@ impl Worker {
             notifier: None,
             ready: VecDeque::new(),
             starved: VecDeque::new(),
+            grew_in_drain: false,
             starved_for_spans: VecDeque::new(),
             stream_holders,
             recv_credit: RecvCredit::new(config),
@@ -220,6 +223,7 @@ impl Worker {
     pub(crate) fn drain(&mut self, out: &mut [iot_completion]) -> usize {
         let mut filled = 0;
         let mut overflow_flushed = false;
+        self.grew_in_drain = false;
         while filled < out.len() {
             if let Some(ended) = self.ready.pop_front() {
                 out[filled] = self.hand_over(ended);
@@ -384,12 +388,14 @@ impl Worker {
             self.starved_for_spans.push_back(key);
             return;
         }
-        // The ring was empty: it grows while spare buffers last. Buffers the host
-        // released after the failed attempt started but before its CQE was seen would
-        // never feed it either: try again at once while the ring has some.
-        if (self.buffers.grow_ring() || self.buffers.ring_has_buffers())
-            && self.submit_attempt(key).is_ok()
-        {
+        // The ring was empty: it doubles, once per drain (the other receives that found
+        // it empty in the same burst get the new buffers, so it grows no further than
+        // the load needs), while spare buffers last. Buffers the host released after the
+        // failed attempt started but before its CQE was seen would never feed it either:
+        // try again at once while the ring has some.
+        let grew = !self.grew_in_drain && self.buffers.grow_ring();
+        self.grew_in_drain |= grew;
+        if (grew || self.buffers.ring_has_buffers()) && self.submit_attempt(key).is_ok() {
             return;
         }
         self.ops[key].starved = true;
