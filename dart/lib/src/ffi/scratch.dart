@@ -19,8 +19,8 @@ const int _outCount = 20; // uint32_t
 const int _outId = 24; // uint32_t (buffer id)
 const int _outPort = 28; // uint16_t
 const int _outValue = 32; // uint32_t (option values, counters)
-const int _stats = 40; // iot_stats (16 bytes)
-const int _config = 56; // iot_config (24 bytes)
+const int _stats = 40; // iot_stats (room for 32 bytes)
+const int _config = 72; // iot_config (room for 24 bytes)
 const int _ip = 96; // a numeric IP address in (64 bytes)
 const int _sourceIp = 160; // a second one, for a connect's source (64 bytes)
 const int _text = 224; // text in and out (addresses, paths, option values)
@@ -41,7 +41,10 @@ final class NativeScratch {
       NativeScratch._(NativeBlock(_text + _textCapacity));
 
   NativeScratch._(this._block)
-      : _bytes = (_block.pointer + _text).asTypedList(_textCapacity);
+      : _bytes = (_block.pointer + _text).asTypedList(_textCapacity) {
+    assert(sizeOf<iot_stats>() <= _config - _stats, 'iot_stats outgrew');
+    assert(sizeOf<iot_config>() <= _ip - _config, 'iot_config outgrew');
+  }
 
   final NativeBlock _block;
   final Uint8List _bytes;
