@@ -503,7 +503,9 @@ final class WorkerCore implements PayloadOwner {
         opsInFlight: s.ops_in_flight,
         socketsOpen: s.sockets_open,
         buffersOutstanding: s.buffers_outstanding,
-        completionsReady: s.completions_ready);
+        completionsReady: s.completions_ready,
+        completionOverflows: s.completion_overflows,
+        receiveRingBuffers: s.recv_ring_buffers);
   }
 
   /// The error for a native result [code] of [operation].
