@@ -331,6 +331,10 @@ final class Bindings {
             isLeaf: true),
         iot_buffer_release = lib.lookupFunction<Int32 Function(Uint64, Uint32),
             int Function(int, int)>('iot_buffer_release', isLeaf: true),
+        iot_buffer_acquire_span = lib.lookupFunction<
+            Int32 Function(Uint64, Uint32, Pointer<Uint32>),
+            int Function(int, int, Pointer<Uint32>)>('iot_buffer_acquire_span',
+            isLeaf: true),
         iot_error_message = lib.lookupFunction<
             Size Function(Int32, Pointer<Utf8>, Size),
             int Function(int, Pointer<Utf8>, int)>('iot_error_message',
@@ -626,6 +630,12 @@ final class Bindings {
       Pointer<Uint32> outSize, Pointer<Uint32> outCount) iot_worker_buffers;
   final int Function(int worker, Pointer<Uint32> outId) iot_buffer_acquire;
   final int Function(int worker, int id) iot_buffer_release;
+
+  /// A span of consecutive pool buffers holding at least `len` bytes (a large
+  /// datagram to send): its head id in `outId`. `-EMSGSIZE` past a span,
+  /// `-ENOBUFS` when every free span is in use.
+  final int Function(int worker, int len, Pointer<Uint32> outId)
+      iot_buffer_acquire_span;
   final int Function(int code, Pointer<Utf8> buf, int len) iot_error_message;
   final int Function(int worker, Pointer<Utf8> ip, int port, int backlog,
       int flags, Pointer<Uint64> outSocket) iot_tcp_listen;
