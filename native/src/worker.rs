@@ -324,8 +324,11 @@ impl Worker {
 
     /// Finishes the current attempt of `key` once its op and timeout CQEs are both in.
     fn settle(&mut self, key: usize) -> Option<iot_completion> {
+        let op = &self.ops[key];
+        // An op whose socket was closed under it was cancelled with it.
+        let cancelled = op.cancelled || (op.socket != 0 && self.sockets.get(op.socket).is_err());
         let op = &mut self.ops[key];
-        let (res, flags) = op.attempt.settle(op.cancelled)?;
+        let (res, flags) = op.attempt.settle(cancelled)?;
         self.finish(key, res, flags)
     }
 
@@ -879,12 +882,26 @@ impl Worker {
         for op in removed.outbound.drain(..) {
             self.complete_dropped(op);
         }
-        let keys: Vec<usize> = self
-            .ops
-            .iter()
-            .filter(|(_, op)| op.socket == socket)
-            .map(|(k, _)| k)
-            .collect();
+        // A stream's ops out of the kernel are its throttled receive and those in the
+        // starved queues; its ops in the kernel see their socket gone when they end.
+        // Only listeners (an accept backing off) and files (a paused read stream) need
+        // a look at every op, which would make closing thousands of streams quadratic.
+        let keys: Vec<usize> = match removed.kind {
+            SocketKind::Stream => self
+                .starved
+                .iter()
+                .chain(&self.starved_for_spans)
+                .copied()
+                .filter(|&key| self.ops.get(key).is_some_and(|op| op.socket == socket))
+                .chain(removed.throttled)
+                .collect(),
+            _ => self
+                .ops
+                .iter()
+                .filter(|(_, op)| op.socket == socket)
+                .map(|(k, _)| k)
+                .collect(),
+        };
         for key in keys {
             self.ops[key].cancelled = true;
             if self.ops[key].starved {
