@@ -155,6 +155,9 @@ final class IoFile {
       return;
     }
     try {
+      // The worker closed after the open completed, before the read started:
+      // the stream ends quietly too (checked in the same turn as the listen).
+      if (owner.isClosed && !closedAtListen) return;
       yield* file.readStream(offset: start, window: window, timeout: timeout);
     } finally {
       await file.close();
