@@ -15,28 +15,15 @@ import 'dart:io';
 import 'package:iouring_transport/iouring_transport.dart';
 
 import '../../example/support/cli.dart';
+import 'bench_options.dart';
 
 Future<void> main(List<String> arguments) async {
-  const usage = 'echo_server.dart --impl iouring|dartio [--port P]';
-  final Map<String, String> options;
-  final int port;
-  try {
-    options = parseOptions(arguments, {'impl', 'port'});
-    port = numberOption(options, 'port', fallback: 0, min: 0, max: 65535);
-  } on FormatException catch (error) {
-    usageError('echo_server', error.message, usage);
-    return;
-  }
-  final impl = options['impl'];
-  final ServerSocket server;
-  if (impl == 'iouring') {
-    server = await IoUringServerSocket.bind(InternetAddress.loopbackIPv4, port);
-  } else if (impl == 'dartio') {
-    server = await ServerSocket.bind(InternetAddress.loopbackIPv4, port);
-  } else {
-    usageError('echo_server', '--impl must be iouring or dartio', usage);
-    return;
-  }
+  final options = parseBenchOptions('echo_server', arguments);
+  if (options == null) return;
+  final ServerSocket server = options.iouring
+      ? await IoUringServerSocket.bind(
+          InternetAddress.loopbackIPv4, options.port)
+      : await ServerSocket.bind(InternetAddress.loopbackIPv4, options.port);
   server.listen((socket) {
     socket.setOption(SocketOption.tcpNoDelay, true);
     // A peer's reset fails `done` too; the stream's onError already handles it.
@@ -48,5 +35,5 @@ Future<void> main(List<String> arguments) async {
   });
   await listeningUntilSignalled('127.0.0.1:${server.port}');
   await server.close();
-  if (impl == 'iouring') await Worker.current.close();
+  if (options.iouring) await Worker.current.close();
 }

@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 
 use support::echo::EchoServer;
@@ -139,39 +139,7 @@ fn completions_parked_in_the_overflow_list_are_counted_and_none_is_lost() {
 #[test]
 fn two_thousand_connections_echo_without_completion_overflow() {
     let conns = connections_allowed(2000);
-    let server = EchoServer::start("127.0.0.1");
-    let port = server.port;
-    let threads: Vec<_> = (0..10)
-        .map(|t| {
-            std::thread::spawn(move || {
-                let mut streams: Vec<TcpStream> = (0..conns / 10)
-                    .map(|_| TcpStream::connect(("127.0.0.1", port)).expect("connect"))
-                    .collect();
-                for (i, s) in streams.iter_mut().enumerate() {
-                    s.write_all(&pattern(64, (t * conns / 10 + i) as u32))
-                        .unwrap();
-                }
-                for (i, s) in streams.iter_mut().enumerate() {
-                    let mut back = vec![0u8; 64];
-                    s.set_read_timeout(Some(DEADLINE)).unwrap();
-                    s.read_exact(&mut back).unwrap();
-                    assert_eq!(back, pattern(64, (t * conns / 10 + i) as u32));
-                }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().expect("client thread");
-    }
-    let stats = server.stop();
-    assert_eq!(
-        (
-            stats.sockets_open,
-            stats.buffers_outstanding,
-            stats.ops_in_flight
-        ),
-        (0, 0, 0)
-    );
+    let stats = EchoServer::start("127.0.0.1").echo_all_at_once(conns, 64);
     assert_eq!(
         stats.completion_overflows, 0,
         "{conns} connections overflowed the completion queue"

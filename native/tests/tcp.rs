@@ -40,36 +40,7 @@ fn echo_round_trip_ipv6() {
 
 #[test]
 fn echo_500_concurrent_connections() {
-    let server = EchoServer::start("127.0.0.1");
-    let port = server.port;
-    let threads: Vec<_> = (0..10)
-        .map(|t| {
-            std::thread::spawn(move || {
-                let mut streams: Vec<TcpStream> =
-                    (0..50).map(|_| client(port, "127.0.0.1")).collect();
-                for (i, s) in streams.iter_mut().enumerate() {
-                    s.write_all(&pattern(1000, t * 50 + i as u32)).unwrap();
-                }
-                for (i, s) in streams.iter_mut().enumerate() {
-                    let mut back = vec![0u8; 1000];
-                    s.read_exact(&mut back).unwrap();
-                    assert_eq!(back, pattern(1000, t * 50 + i as u32));
-                }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().expect("client thread");
-    }
-    let stats = server.stop();
-    assert_eq!(
-        (
-            stats.sockets_open,
-            stats.buffers_outstanding,
-            stats.ops_in_flight
-        ),
-        (0, 0, 0)
-    );
+    EchoServer::start("127.0.0.1").echo_all_at_once(500, 1000);
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! the accept's final completion, and the worker is freed and checked for leaks.
 
 use std::collections::HashSet;
+use std::io::{Read, Write};
 use std::thread::JoinHandle;
 
 use super::*;
@@ -19,6 +20,48 @@ pub struct EchoServer {
 const ACCEPT: u64 = u64::MAX;
 
 impl EchoServer {
+    /// `connections` clients on 10 threads send `size` pattern bytes each, all at
+    /// once, and check the echo; returns the worker's counters after every connection
+    /// closed, asserting that nothing stayed behind.
+    pub fn echo_all_at_once(self, connections: usize, size: usize) -> iot_stats {
+        let port = self.port;
+        let per_thread = connections / 10;
+        let threads: Vec<_> = (0..10)
+            .map(|t| {
+                std::thread::spawn(move || {
+                    let mut streams: Vec<std::net::TcpStream> = (0..per_thread)
+                        .map(|_| {
+                            std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect")
+                        })
+                        .collect();
+                    for (i, s) in streams.iter_mut().enumerate() {
+                        s.write_all(&pattern(size, (t * per_thread + i) as u32))
+                            .unwrap();
+                    }
+                    for (i, s) in streams.iter_mut().enumerate() {
+                        let mut back = vec![0u8; size];
+                        s.set_read_timeout(Some(DEADLINE)).unwrap();
+                        s.read_exact(&mut back).unwrap();
+                        assert_eq!(back, pattern(size, (t * per_thread + i) as u32));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("client thread");
+        }
+        let stats = self.stop();
+        assert_eq!(
+            (
+                stats.sockets_open,
+                stats.buffers_outstanding,
+                stats.ops_in_flight
+            ),
+            (0, 0, 0)
+        );
+        stats
+    }
+
     pub fn start(ip: &str) -> EchoServer {
         EchoServer::start_with(ip, &iot_config::default())
     }
