@@ -77,6 +77,14 @@ pub(crate) struct Worker {
     pub(crate) probe: io_uring::Probe,
 }
 
+/// Which provided buffer ring receives wait for: the receive buffers, or the
+/// datagram spans.
+#[derive(Clone, Copy)]
+enum RingKind {
+    Buffers,
+    Spans,
+}
+
 impl Worker {
     pub(crate) fn new(id: u64, config: &iot_config) -> Result<Worker> {
         config.validate()?;
@@ -276,10 +284,10 @@ impl Worker {
         // Never sleep with receives waiting next to buffers in the ring (one fed while
         // its ENOBUFS was still on its way may have missed its buffer).
         if !self.starved.is_empty() && self.buffers.ring_has_buffers() {
-            self.feed_starved(self.buffers.in_ring());
+            self.feed_starved(RingKind::Buffers, self.buffers.in_ring());
         }
         if !self.starved_for_spans.is_empty() && self.buffers.datagram_ring_has_spans() {
-            self.feed_starved_for_spans(self.buffers.spans_in_ring());
+            self.feed_starved(RingKind::Spans, self.buffers.spans_in_ring());
         }
         if self.has_pending() {
             self.flush()?;
@@ -732,18 +740,23 @@ impl Worker {
             self.stream_buffer_returned(id);
         }
         if freed == Freed::ToRing {
-            self.feed_starved(1);
+            self.feed_starved(RingKind::Buffers, 1);
         }
         if freed == Freed::SpanToRing {
-            self.feed_starved_for_spans(1);
+            self.feed_starved(RingKind::Spans, 1);
         }
     }
 
-    /// `spans` spans are in the datagram ring: as many datagram receives waiting for
-    /// one go back to the kernel, the longest waiting first.
-    fn feed_starved_for_spans(&mut self, mut spans: u32) {
-        while spans > 0 {
-            let Some(key) = self.starved_for_spans.pop_front() else {
+    /// `count` buffers (or spans) are in the ring `of`: as many receives waiting for
+    /// one go back to the kernel, the longest waiting first; the others cost nothing
+    /// meanwhile.
+    fn feed_starved(&mut self, of: RingKind, mut count: u32) {
+        while count > 0 {
+            let next = match of {
+                RingKind::Buffers => self.starved.pop_front(),
+                RingKind::Spans => self.starved_for_spans.pop_front(),
+            };
+            let Some(key) = next else {
                 return;
             };
             let Some(op) = self.ops.get_mut(key) else {
@@ -755,27 +768,7 @@ impl Worker {
                 self.push_ended(ended);
                 continue;
             }
-            spans -= 1;
-        }
-    }
-
-    /// `buffers` receive buffers are in the ring: as many starved receives go back to
-    /// the kernel, the longest waiting first; the others cost nothing meanwhile.
-    fn feed_starved(&mut self, mut buffers: u32) {
-        while buffers > 0 {
-            let Some(key) = self.starved.pop_front() else {
-                return;
-            };
-            let Some(op) = self.ops.get_mut(key) else {
-                continue;
-            };
-            op.starved = false;
-            if let Err(code) = self.submit_attempt(key) {
-                let ended = self.retire(key, self.ops[key].completion(code));
-                self.push_ended(ended);
-                continue;
-            }
-            buffers -= 1;
+            count -= 1;
         }
     }
 
