@@ -67,7 +67,7 @@ impl Worker {
     /// Whether op `key` is a multishot datagram receive taking spans from the datagram
     /// ring (it waits for a span, not a receive buffer, when that ring runs dry).
     pub(crate) fn receives_spans(&self, key: usize) -> bool {
-        match self.ops.get(key).map(|op| &op.work) {
+        match self.driver.get(key).map(|op| &op.work) {
             Some(Work::Recv(Recv {
                 from: Some(header), ..
             })) => header.takes_spans(),

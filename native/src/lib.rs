@@ -3,8 +3,10 @@
 //!
 //! Layers, bottom up; no module uses one above it:
 //! - `abi`: the records, flags and kinds the host shares (a leaf);
-//! - `driver`: what a CQE is for (`user_data`) and waiting on a ring; `op`: one file per
-//!   operation family, each with its payload, its SQE and its result handling;
+//! - `driver`: the ring, what a CQE is for (`user_data`), one kernel attempt with its
+//!   timeout, the slab of ops in flight and the routing of CQEs to them (`in_flight`),
+//!   waiting on a ring; `op`: one file per operation family, each with its payload, its
+//!   SQE and its result handling;
 //! - what a worker owns besides its ring: `buffers`, `sockets`, `recv_credit`,
 //!   `messaging` (with `mailbox`, `handoff`, `payloads`), `notifier`;
 //! - `worker`: the ring and everything in flight on it;

@@ -19,7 +19,7 @@ impl Worker {
     /// Queues a message with `tag` and `value` for worker `target`.
     pub(crate) fn send_message(&mut self, target: u64, tag: u64, value: u32) -> Result<()> {
         // Room first: posting a message whose parcel left the host must not fail.
-        self.ring.reserve_one()?;
+        self.driver.ring.reserve_one()?;
         let admission = registry::admit(target)?;
         self.post(admission, tag, Wire::Plain, value as i32, Parcel::Nothing)
     }
@@ -35,7 +35,7 @@ impl Worker {
     ) -> Result<()> {
         let pool = payloads::existing().ok_or(IOT_E_BAD_BUFFER)?;
         // Room first: posting a message whose parcel left the host must not fail.
-        self.ring.reserve_one()?;
+        self.driver.ring.reserve_one()?;
         let admission = registry::admit(target)?;
         let in_transit = pool.dispatch(self.id, payload, len, target)?;
         let slot = index_of(in_transit) as i32;
@@ -56,12 +56,12 @@ impl Worker {
         let busy = {
             let s = self.sockets.get(socket)?;
             s.sending || !s.outbound.is_empty()
-        } || self.ops.iter().any(|(_, op)| op.socket == socket);
+        } || self.driver.iter().any(|(_, op)| op.socket == socket);
         if busy {
             return Err(-libc::EBUSY);
         }
         // Room first: posting a message whose parcel left the host must not fail.
-        self.ring.reserve_one()?;
+        self.driver.ring.reserve_one()?;
         let admission = registry::admit(target)?;
         let parked = handoff::park(fd, target)?;
         // The slot owns the fd now; the table entry must not close it.
@@ -103,7 +103,11 @@ impl Worker {
     ) -> Result<()> {
         let entry = admission.entry(tag, wire, value);
         let key = self.messaging.queue(tag, admission, parcel);
-        if let Err(code) = self.ring.push(&[entry.user_data(user_data::sent(key))]) {
+        if let Err(code) = self
+            .driver
+            .ring
+            .push(&[entry.user_data(user_data::sent(key))])
+        {
             // Unreachable after `reserve_one`; never lose the parcel regardless.
             self.messaging.unqueue(key, &mut self.sockets);
             return Err(code);

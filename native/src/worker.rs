@@ -11,15 +11,14 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use io_uring::types::{CancelBuilder, Timespec};
-use io_uring::{cqueue, opcode, squeue, types};
-use slab::Slab;
+use io_uring::types::CancelBuilder;
+use io_uring::{cqueue, squeue, types};
 
 use crate::abi::*;
 use crate::abi::{iot_config, IOT_CONFIG_REGISTER_BUFFERS};
 use crate::buffers::{BufferPool, Freed};
+use crate::driver::in_flight::{Driver, Event};
 use crate::driver::ring::Ring;
-use crate::driver::user_data::{self, Cqe};
 use crate::error::Result;
 use crate::messaging::Messaging;
 use crate::notifier::{Notifier, Signal, Wake};
@@ -53,9 +52,8 @@ const SHUTDOWN_REAP_LIMIT: Duration = Duration::from_secs(5);
 
 pub(crate) struct Worker {
     // Declared first so the ring closes before the memory its ops point into.
-    pub(crate) ring: Ring,
+    pub(crate) driver: Driver<Op>,
     pub(crate) id: u64,
-    pub(crate) ops: Slab<Op>,
     pub(crate) sockets: SocketTable,
     pub(crate) buffers: BufferPool,
     pub(crate) signal: Arc<Signal>,
@@ -101,9 +99,8 @@ impl Worker {
         )?;
         let stream_holders = StreamHolders::new(buffers.count());
         Ok(Worker {
-            ring,
+            driver: Driver::new(ring),
             id,
-            ops: Slab::new(),
             sockets: SocketTable::new(id),
             buffers,
             messaging: Messaging::new(id, signal.clone(), ring_fd),
@@ -124,15 +121,16 @@ impl Worker {
     pub(crate) fn set_notifier(&mut self, wake: Option<Wake>) -> Result<()> {
         // Stop (and join) the old thread before the host may free the old callback.
         if self.notifier.take().is_some() {
-            self.ring.signal_eventfd(None)?;
+            self.driver.ring.signal_eventfd(None)?;
         }
         if let Some(wake) = wake {
-            self.ring
+            self.driver
+                .ring
                 .signal_eventfd(Some(self.signal.eventfd.as_raw_fd()))?;
             match Notifier::start(self.id, self.signal.clone(), wake) {
                 Ok(notifier) => self.notifier = Some(notifier),
                 Err(code) => {
-                    let _ = self.ring.signal_eventfd(None);
+                    let _ = self.driver.ring.signal_eventfd(None);
                     return Err(code);
                 }
             }
@@ -142,9 +140,9 @@ impl Worker {
 
     /// Inserts an op and submits its first attempt; on failure nothing stays behind.
     pub(crate) fn start(&mut self, op: Op) -> Result<usize> {
-        let key = self.ops.insert(op);
+        let key = self.driver.insert(op);
         if let Err(code) = self.submit_attempt(key) {
-            self.ops.remove(key);
+            self.driver.remove(key);
             return Err(code);
         }
         Ok(key)
@@ -153,9 +151,9 @@ impl Worker {
     /// Starts an op that borrowed host buffers (or took pool buffers); when it cannot
     /// start they go back where they came from, so a rejected call changes nothing.
     pub(crate) fn start_borrowing(&mut self, op: Op) -> Result<()> {
-        let key = self.ops.insert(op);
+        let key = self.driver.insert(op);
         if let Err(code) = self.submit_attempt(key) {
-            let op = self.ops.remove(key);
+            let op = self.driver.remove(key);
             for &buffer in op.work.borrowed() {
                 self.buffers.return_to_host(buffer);
             }
@@ -172,21 +170,21 @@ impl Worker {
         if self.recv_credit.may_receive(&self.sockets, socket) {
             return self.start(op).map(drop);
         }
-        let key = self.ops.insert(op);
+        let key = self.driver.insert(op);
         self.throttle(key);
         Ok(())
     }
 
     /// Receive op `key` waits out of the kernel until its socket is under its limit.
     fn throttle(&mut self, key: usize) {
-        let op = &mut self.ops[key];
-        op.starved = true;
+        let op = &mut self.driver[key];
+        op.life.starved = true;
         RecvCredit::park(&mut self.sockets, op.socket, key);
     }
 
     /// Forgets that op `key` waits for its socket's buffers (it was cancelled).
     fn unthrottle(&mut self, key: usize) {
-        if let Some(op) = self.ops.get(key) {
+        if let Some(op) = self.driver.get(key) {
             RecvCredit::unpark(&mut self.sockets, op.socket, key);
         }
     }
@@ -197,26 +195,25 @@ impl Worker {
         let Some(key) = self.recv_credit.returned(&mut self.sockets, id) else {
             return;
         };
-        if let Some(op) = self.ops.get_mut(key) {
-            op.starved = false;
+        if let Some(op) = self.driver.get_mut(key) {
+            op.life.starved = false;
             if let Err(code) = self.submit_attempt(key) {
-                let completion = self.ops[key].completion(code);
+                let completion = self.driver[key].completion(code);
                 self.end_op_later(key, completion);
             }
         }
     }
 
     /// Builds and queues one kernel attempt of op `key`, with its timeout.
+    #[inline]
     fn submit_attempt(&mut self, key: usize) -> Result<()> {
         let entry = self.build_entry(key)?;
-        let op = &mut self.ops[key];
-        let sqes = op.attempt.start(key, entry, op.work.blocks_in_io_wq());
-        self.ring.push(sqes.as_slice())
+        self.driver.submit(key, entry)
     }
 
     #[inline]
     fn build_entry(&self, key: usize) -> Result<squeue::Entry> {
-        let op = &self.ops[key];
+        let op = &self.driver[key];
         // Looked up lazily: open and path stat work on no handle.
         let fd = self.sockets.get(op.socket).map(|s| types::Fd(s.raw()));
         op.work.entry(fd, &self.buffers)
@@ -224,7 +221,7 @@ impl Worker {
 
     /// Submits everything queued; returns how many SQEs the kernel took.
     pub(crate) fn flush(&mut self) -> Result<usize> {
-        self.ring.flush()
+        self.driver.ring.flush()
     }
 
     /// Copies up to `out.len()` completions into `out`, without blocking.
@@ -238,7 +235,7 @@ impl Worker {
                 filled += 1;
                 continue;
             }
-            let Some((user_data, res, flags)) = self.ring.next_cqe(&mut overflow_flushed) else {
+            let Some((user_data, res, flags)) = self.driver.next_cqe(&mut overflow_flushed) else {
                 break;
             };
             if let Some(c) = self.on_cqe(user_data, res, flags) {
@@ -253,7 +250,7 @@ impl Worker {
     }
 
     pub(crate) fn has_pending(&mut self) -> bool {
-        !self.ready.is_empty() || self.ring.has_completions()
+        !self.ready.is_empty() || self.driver.ring.has_completions()
     }
 
     /// Arms the notifier; if completions are already pending it fires at once.
@@ -293,56 +290,37 @@ impl Worker {
             self.flush()?;
             return Ok(None);
         }
-        Ok(Some(self.ring.queued()))
+        Ok(Some(self.driver.ring.queued()))
     }
 
+    #[inline]
     fn on_cqe(&mut self, user_data: u64, res: i32, flags: u32) -> Option<iot_completion> {
-        let key = match user_data::decode(user_data, flags) {
-            Cqe::Op(key) => key,
-            Cqe::Message(wire) => {
-                return self
-                    .messaging
+        match self.driver.route(user_data, res, flags) {
+            Event::Settle(key) => self.settle(key),
+            Event::More(key) => self.progress(key, res, flags),
+            Event::Message(wire) => {
+                self.messaging
                     .on_message(user_data, res, wire, &mut self.sockets)
             }
-            Cqe::Ignored => return None,
-            Cqe::Sent(key) => return self.messaging.on_sent(key, res, &mut self.sockets),
-            Cqe::Backoff(key) => return self.on_backoff_timer(key),
-            Cqe::Timeout(key) => return self.on_timeout(key, res),
-        };
-        let op = self.ops.get_mut(key)?;
-        if cqueue::more(flags) {
-            return self.progress(key, res, flags);
+            Event::Sent(key) => self.messaging.on_sent(key, res, &mut self.sockets),
+            Event::BackedOff(key) => self.on_backoff_timer(key),
+            Event::Nothing => None,
         }
-        if op.attempt.op_done(res, flags, op.work.blocks_in_io_wq()) {
-            let stop = opcode::TimeoutRemove::new(user_data::timeout(key)).build();
-            let _ = self.ring.push_ignored(stop);
-        }
-        self.settle(key)
-    }
-
-    /// The timeout of op `key` fired, or was cancelled because the op finished first.
-    fn on_timeout(&mut self, key: usize, res: i32) -> Option<iot_completion> {
-        let op = self.ops.get_mut(key)?;
-        if op.attempt.timeout_done(res, op.work.blocks_in_io_wq()) {
-            let cancel = CancelBuilder::user_data(user_data::op(key));
-            let _ = self.ring.cancel(cancel);
-        }
-        self.settle(key)
     }
 
     /// Finishes the current attempt of `key` once its op and timeout CQEs are both in.
+    #[inline]
     fn settle(&mut self, key: usize) -> Option<iot_completion> {
-        let op = &self.ops[key];
+        let op = &self.driver[key];
         // An op whose socket was closed under it was cancelled with it.
-        let cancelled = op.cancelled || (op.socket != 0 && self.sockets.get(op.socket).is_err());
-        let op = &mut self.ops[key];
-        let (res, flags) = op.attempt.settle(cancelled)?;
+        let closed = op.socket != 0 && self.sockets.get(op.socket).is_err();
+        let (res, flags) = self.driver.settle(key, closed)?;
         self.finish(key, res, flags)
     }
 
     /// A multishot op produced one result and stays armed.
     fn progress(&mut self, key: usize, res: i32, flags: u32) -> Option<iot_completion> {
-        let op = &self.ops[key];
+        let op = &self.driver[key];
         let (tag, kind, socket_gone) = (op.tag, op.kind, self.sockets.get(op.socket).is_err());
         let mut completion = iot_completion::new(tag, kind, res);
         completion.flags = IOT_COMPLETION_MORE;
@@ -395,7 +373,7 @@ impl Worker {
             if self.buffers.datagram_ring_has_spans() && self.submit_attempt(key).is_ok() {
                 return;
             }
-            self.ops[key].starved = true;
+            self.driver[key].life.starved = true;
             self.starved_for_spans.push_back(key);
             return;
         }
@@ -409,7 +387,7 @@ impl Worker {
         if (grew || self.buffers.ring_has_buffers()) && self.submit_attempt(key).is_ok() {
             return;
         }
-        self.ops[key].starved = true;
+        self.driver[key].life.starved = true;
         self.starved.push_back(key);
     }
 
@@ -418,7 +396,7 @@ impl Worker {
     fn describe_datagram(&mut self, key: usize, completion: &mut iot_completion) {
         if let Work::Recv(Recv {
             from: Some(header), ..
-        }) = &mut self.ops[key].work
+        }) = &mut self.driver[key].work
         {
             header.describe(completion, &mut self.buffers);
         }
@@ -426,23 +404,18 @@ impl Worker {
 
     /// Starts the back-off timer of accept `key` after a transient error.
     fn back_off(&mut self, key: usize) -> Result<()> {
-        let Work::Accept(accept) = &mut self.ops[key].work else {
+        let Work::Accept(accept) = &mut self.driver[key].work else {
             return Err(-libc::EINVAL);
         };
-        let timer = opcode::Timeout::new(accept.next_pause() as *const Timespec)
-            .build()
-            .user_data(user_data::backoff(key));
-        self.ring.push(&[timer])?;
-        self.ops[key].backing_off = true;
-        Ok(())
+        let pause = accept.next_pause();
+        self.driver.back_off(key, pause)
     }
 
     /// The back-off timer of op `key` ended: re-arm the accept, unless the host
     /// cancelled it or closed the listener meanwhile (the timer was removed then).
     fn on_backoff_timer(&mut self, key: usize) -> Option<iot_completion> {
-        let op = self.ops.get_mut(key)?;
-        op.backing_off = false;
-        let gone = op.cancelled || self.sockets.get(op.socket).is_err();
+        let op = self.driver.get(key)?;
+        let gone = op.life.cancelled || self.sockets.get(op.socket).is_err();
         let result = if gone {
             -libc::ECANCELED
         } else {
@@ -451,14 +424,8 @@ impl Worker {
                 Err(code) => code,
             }
         };
-        let completion = self.ops[key].completion(result);
+        let completion = self.driver[key].completion(result);
         self.end_op(key, completion)
-    }
-
-    /// Cancels the back-off timer of op `key`; its CQE then ends the op.
-    fn stop_backoff(&mut self, key: usize) -> Result<()> {
-        let stop = opcode::TimeoutRemove::new(user_data::backoff(key)).build();
-        self.ring.push_ignored(stop)
     }
 
     /// A chunk (or the end) of read stream `key` arrived: hand it over and read on,
@@ -484,14 +451,14 @@ impl Worker {
             }
             return self.end_op(key, completion);
         };
-        let Work::ReadStream(stream) = &mut self.ops[key].work else {
+        let Work::ReadStream(stream) = &mut self.driver[key].work else {
             return self.end_op(key, completion);
         };
         let paused = stream.delivered(key, res, buffer, &mut self.stream_holders);
         completion.flags = IOT_COMPLETION_BUFFER | IOT_COMPLETION_MORE;
         completion.buffer_id = buffer;
         if paused {
-            self.ops[key].starved = true;
+            self.driver[key].life.starved = true;
         } else {
             self.read_next_chunk(key);
         }
@@ -502,7 +469,7 @@ impl Worker {
     /// the chunk being delivered now.
     fn read_next_chunk(&mut self, key: usize) {
         if let Err(code) = self.submit_attempt(key) {
-            let completion = self.ops[key].completion(code);
+            let completion = self.driver[key].completion(code);
             self.end_op_later(key, completion);
         }
     }
@@ -513,26 +480,26 @@ impl Worker {
         let Some((key, serial)) = self.stream_holders.take(id) else {
             return;
         };
-        let Some(op) = self.ops.get_mut(key) else {
+        let Some(op) = self.driver.get_mut(key) else {
             return;
         };
         let Work::ReadStream(stream) = &mut op.work else {
             return;
         };
-        if stream.returned(serial, op.cancelled) {
-            op.starved = false;
+        if stream.returned(serial, op.life.cancelled) {
+            op.life.starved = false;
             self.read_next_chunk(key);
         }
     }
 
     /// Final CQE of an attempt: resubmit, or complete the op and free its slot.
     fn finish(&mut self, key: usize, res: i32, flags: u32) -> Option<iot_completion> {
-        let op = &self.ops[key];
-        let (tag, kind, socket, cancelled) = (op.tag, op.kind, op.socket, op.cancelled);
+        let op = &self.driver[key];
+        let (tag, kind, socket, cancelled) = (op.tag, op.kind, op.socket, op.life.cancelled);
         let socket_gone = self.sockets.get(socket).is_err();
         let retry = !cancelled && !socket_gone;
         let mut completion = iot_completion::new(tag, kind, res);
-        match &mut self.ops[key].work {
+        match &mut self.driver[key].work {
             Work::Accept(accept) => {
                 let multishot = accept.multishot;
                 if res >= 0 {
@@ -604,7 +571,7 @@ impl Worker {
                 if progress.advance(res) && retry && self.submit_attempt(key).is_ok() {
                     return None;
                 }
-                if let Work::Send(progress) = &self.ops[key].work {
+                if let Work::Send(progress) = &self.driver[key].work {
                     completion.result = progress.result(res);
                 }
             }
@@ -612,7 +579,7 @@ impl Worker {
                 if io.advance(res) && retry && self.submit_attempt(key).is_ok() {
                     return None;
                 }
-                if let Work::Vectored(io) = &self.ops[key].work {
+                if let Work::Vectored(io) = &self.driver[key].work {
                     completion.result = io.result(res);
                 }
             }
@@ -651,7 +618,7 @@ impl Worker {
     }
 
     fn end_op_unseen(&mut self, key: usize, completion: iot_completion) -> Ended {
-        let (socket, ordered) = (self.ops[key].socket, self.ops[key].ordered);
+        let (socket, ordered) = (self.driver[key].socket, self.driver[key].ordered);
         let ended = self.retire(key, completion);
         if ordered {
             self.start_outbound(socket);
@@ -683,7 +650,7 @@ impl Worker {
     /// Frees op `key`'s slot and gives back the buffers it borrowed (noting them in
     /// `completion`); an ordered op lets its handle's queue move on.
     fn retire(&mut self, key: usize, completion: iot_completion) -> Ended {
-        let op = self.ops.remove(key);
+        let op = self.driver.remove(key);
         self.conclude(op, completion)
     }
 
@@ -700,7 +667,7 @@ impl Worker {
 
     /// Ends op `key`, which is not in the kernel, as cancelled.
     fn abandon(&mut self, key: usize) {
-        self.end_op_later(key, self.ops[key].completion(-libc::ECANCELED));
+        self.end_op_later(key, self.driver[key].completion(-libc::ECANCELED));
     }
 
     /// Pool buffers the op took for itself (and did not hand over) go back now, which
@@ -759,12 +726,12 @@ impl Worker {
             let Some(key) = next else {
                 return;
             };
-            let Some(op) = self.ops.get_mut(key) else {
+            let Some(op) = self.driver.get_mut(key) else {
                 continue;
             };
-            op.starved = false;
+            op.life.starved = false;
             if let Err(code) = self.submit_attempt(key) {
-                let ended = self.retire(key, self.ops[key].completion(code));
+                let ended = self.retire(key, self.driver[key].completion(code));
                 self.push_ended(ended);
                 continue;
             }
@@ -794,11 +761,11 @@ impl Worker {
             };
             s.sending = true;
             op.ordered = true;
-            let key = self.ops.insert(op);
+            let key = self.driver.insert(op);
             match self.submit_attempt(key) {
                 Ok(()) => return,
                 Err(code) => {
-                    let ended = self.retire(key, self.ops[key].completion(code));
+                    let ended = self.retire(key, self.driver[key].completion(code));
                     self.push_ended(ended);
                 }
             }
@@ -809,12 +776,9 @@ impl Worker {
     /// Their completions still arrive: in-flight ones from the kernel, the rest here.
     pub(crate) fn cancel(&mut self, tag: u64) -> Result<()> {
         let mut found = false;
-        let keys: Vec<usize> = self
-            .ops
-            .iter()
-            .filter(|(_, op)| op.tag == tag && !op.cancelled)
-            .map(|(k, _)| k)
-            .collect();
+        let keys = self
+            .driver
+            .keys_where(|op| op.tag == tag && !op.life.cancelled);
         for key in keys {
             found = true;
             self.cancel_op(key)?;
@@ -832,20 +796,13 @@ impl Worker {
     }
 
     fn cancel_op(&mut self, key: usize) -> Result<()> {
-        let op = &mut self.ops[key];
-        op.cancelled = true;
-        if op.starved {
+        if self.driver.cancel(key, true)? {
             self.starved.retain(|&k| k != key);
             self.starved_for_spans.retain(|&k| k != key);
             self.unthrottle(key);
             self.abandon(key);
-            return Ok(());
         }
-        if op.backing_off {
-            return self.stop_backoff(key);
-        }
-        self.ring
-            .cancel(CancelBuilder::user_data(user_data::op(key)).all())
+        Ok(())
     }
 
     /// Removes queued (not yet started) ops matching `pred`, completing them as
@@ -885,28 +842,21 @@ impl Worker {
                 .iter()
                 .chain(&self.starved_for_spans)
                 .copied()
-                .filter(|&key| self.ops.get(key).is_some_and(|op| op.socket == socket))
+                .filter(|&key| self.driver.get(key).is_some_and(|op| op.socket == socket))
                 .chain(removed.throttled)
                 .collect(),
-            _ => self
-                .ops
-                .iter()
-                .filter(|(_, op)| op.socket == socket)
-                .map(|(k, _)| k)
-                .collect(),
+            _ => self.driver.keys_where(|op| op.socket == socket),
         };
         for key in keys {
-            self.ops[key].cancelled = true;
-            if self.ops[key].starved {
+            if self.driver.cancel(key, false)? {
                 self.starved.retain(|&k| k != key);
                 self.starved_for_spans.retain(|&k| k != key);
                 self.abandon(key);
-            } else if self.ops[key].backing_off {
-                self.stop_backoff(key)?;
             }
         }
         // The cancel must reach the kernel while the fd number still names this socket.
-        self.ring
+        self.driver
+            .ring
             .cancel(CancelBuilder::fd(types::Fd(removed.raw())).all())?;
         self.flush()?;
         drop(removed);
@@ -921,12 +871,7 @@ impl Worker {
         self.starved.clear();
         self.starved_for_spans.clear();
         // Ops waiting out of the kernel (starved, paused) have no CQE to wait for.
-        self.ops.retain(|_, op| !op.starved);
-        for (_, op) in self.ops.iter_mut() {
-            op.cancelled = true;
-        }
-        let _ = self.ring.cancel(CancelBuilder::any());
-        let _ = self.flush();
+        self.driver.cancel_everything();
         for mut socket in self.sockets.drain().collect::<Vec<_>>() {
             for op in socket.outbound.drain(..) {
                 let ended = self.conclude(op, iot_completion::default());
@@ -937,25 +882,26 @@ impl Worker {
         let mut scratch = [iot_completion::default(); 64];
         while self.in_flight() > 0 && Instant::now() < deadline {
             // Bounded wait: an op that never completes must not hang the free.
-            self.ring.wait_a_little();
+            self.driver.ring.wait_a_little();
             self.drain(&mut scratch);
         }
         // Sweep messages still arriving, now disposed of (bounded: senders may go on).
         for _ in 0..FINAL_SWEEP_ROUNDS {
-            let more = self.drain(&mut scratch) == scratch.len() || self.ring.completions() > 0;
+            let more =
+                self.drain(&mut scratch) == scratch.len() || self.driver.ring.completions() > 0;
             if !more {
                 break;
             }
         }
         self.messaging.end_final();
         self.ready.clear();
-        self.buffers.unregister(self.ring.uring());
+        self.buffers.unregister(self.driver.ring.uring());
         self.in_flight()
     }
 
     /// Operations the kernel still owns, messages sent included.
     fn in_flight(&self) -> usize {
-        self.ops.len() + self.messaging.in_flight()
+        self.driver.len() + self.messaging.in_flight()
     }
 }
 
@@ -965,8 +911,8 @@ impl Worker {
             ops_in_flight: self.in_flight() as u32,
             sockets_open: self.sockets.len() as u32,
             buffers_outstanding: self.buffers.outstanding() as u32,
-            completions_ready: (self.ready.len() + self.ring.completions()) as u32,
-            completion_overflows: self.ring.overflows(),
+            completions_ready: (self.ready.len() + self.driver.ring.completions()) as u32,
+            completion_overflows: self.driver.ring.overflows(),
             recv_ring_buffers: self.buffers.ring_target(),
         }
     }

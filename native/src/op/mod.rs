@@ -33,7 +33,7 @@ use io_uring::types::Fd;
 
 use crate::abi::iot_completion;
 use crate::buffers::BufferPool;
-use crate::driver::attempt::Attempt;
+use crate::driver::in_flight::{Life, Tracked};
 use crate::error::Result;
 
 /// What an op still needs when its completion arrives.
@@ -120,17 +120,10 @@ pub(crate) struct Op {
     /// Handle of the socket or file the op works on (0 for open and path stat).
     pub(crate) socket: u64,
     pub(crate) work: Work,
-    /// The current kernel attempt, with the op's timeout.
-    pub(crate) attempt: Attempt,
-    /// The host asked to cancel: never retry or resubmit.
-    pub(crate) cancelled: bool,
-    /// Not in the kernel: waiting for buffers to come back (the receive ring ran dry,
-    /// or a read stream's window is full) before resubmitting.
-    pub(crate) starved: bool,
+    /// Its attempt and where it is: cancelled, starved, backing off.
+    pub(crate) life: Life,
     /// Came from its handle's ordered queue: the next queued op starts when it ends.
     pub(crate) ordered: bool,
-    /// Not in the kernel: a back-off timer runs before the next attempt.
-    pub(crate) backing_off: bool,
 }
 
 impl Op {
@@ -140,16 +133,30 @@ impl Op {
             kind,
             socket,
             work,
-            attempt: Attempt::new(timeout_ms),
-            cancelled: false,
-            starved: false,
+            life: Life::new(timeout_ms),
             ordered: false,
-            backing_off: false,
         }
     }
 
     /// A completion of this op with `result`.
     pub(crate) fn completion(&self, result: i32) -> iot_completion {
         iot_completion::new(self.tag, self.kind, result)
+    }
+}
+
+impl Tracked for Op {
+    #[inline]
+    fn life(&self) -> &Life {
+        &self.life
+    }
+
+    #[inline]
+    fn life_mut(&mut self) -> &mut Life {
+        &mut self.life
+    }
+
+    #[inline]
+    fn blocks_in_io_wq(&self) -> bool {
+        self.work.blocks_in_io_wq()
     }
 }
