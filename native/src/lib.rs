@@ -9,7 +9,8 @@
 //!   SQE and its result handling;
 //! - what a worker owns besides its ring: `buffers`, `sockets`, `recv_credit`,
 //!   `messaging` (with `mailbox`, `handoff`, `payloads`), `notifier`;
-//! - `worker`: the ring and everything in flight on it;
+//! - `worker`: a ring's driver and the resources its ops use, glued together (its
+//!   files: `finish`, `end`, `receive`, `ordered`, `cancel`);
 //! - the host's calls by family (`stream`, `tcp`, `udp`, `unix`, `datagram`, `files`,
 //!   `messages`, `options`, `address`), and `registry`/`transport` across workers;
 //! - `ffi`: the exports, which only check and convert arguments.

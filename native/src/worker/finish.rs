@@ -1,0 +1,256 @@
+//! An attempt's last CQE (or a multishot op's next one) turned into what the host sees,
+//! family by family: resubmit a partial transfer or an op the kernel ended early,
+//! adopt an accepted or opened fd, hand a received buffer over, back off an accept
+//! after a transient error, deliver a read stream's chunk.
+
+use std::os::fd::{FromRawFd, OwnedFd};
+
+use super::Worker;
+use crate::abi::*;
+use crate::error::Result;
+use crate::op::{self, FileWork, Recv, Work};
+use crate::sockets::SocketKind;
+
+impl Worker {
+    /// Finishes the current attempt of `key` once its op and timeout CQEs are both in.
+    #[inline]
+    pub(super) fn settle(&mut self, key: usize) -> Option<iot_completion> {
+        let op = &self.driver[key];
+        // An op whose socket was closed under it was cancelled with it.
+        let closed = op.socket != 0 && self.sockets.get(op.socket).is_err();
+        let (res, flags) = self.driver.settle(key, closed)?;
+        self.finish(key, res, flags)
+    }
+
+    /// A multishot op produced one result and stays armed.
+    pub(super) fn progress(&mut self, key: usize, res: i32, flags: u32) -> Option<iot_completion> {
+        let op = &self.driver[key];
+        let (tag, kind, socket_gone) = (op.tag, op.kind, self.sockets.get(op.socket).is_err());
+        let mut completion = iot_completion::new(tag, kind, res);
+        completion.flags = IOT_COMPLETION_MORE;
+        match kind {
+            IOT_KIND_ACCEPT if res >= 0 => {
+                completion.result = 0;
+                completion.handle = self.adopt_accepted(res, socket_gone)?;
+            }
+            IOT_KIND_RECV | IOT_KIND_RECV_FROM => {
+                let buffer = self.take_buffer(flags, socket_gone)?;
+                completion.flags |= IOT_COMPLETION_BUFFER;
+                completion.buffer_id = buffer;
+                self.describe_datagram(key, &mut completion);
+            }
+            _ => {}
+        }
+        Some(completion)
+    }
+
+    /// Registers an accepted fd as a socket; closes it when its listener is gone.
+    pub(super) fn adopt_accepted(&mut self, fd: i32, listener_gone: bool) -> Option<u64> {
+        // SAFETY: the kernel just created this fd for us; nothing else owns it.
+        let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        if listener_gone {
+            return None; // dropping closes it
+        }
+        // Fails harmlessly on Unix sockets, which have no Nagle delay to turn off.
+        let _ = socket2::SockRef::from(&fd).set_nodelay(true);
+        // No handle left for it (millions open): dropping it refuses the connection.
+        self.sockets
+            .insert(fd, crate::sockets::SocketKind::Stream)
+            .ok()
+    }
+
+    /// A datagram receive's completion says where its payload is (stream receives and
+    /// failed ones are left alone).
+    pub(super) fn describe_datagram(&mut self, key: usize, completion: &mut iot_completion) {
+        if let Work::Recv(Recv {
+            from: Some(header), ..
+        }) = &mut self.driver[key].work
+        {
+            header.describe(completion, &mut self.buffers);
+        }
+    }
+
+    /// Starts the back-off timer of accept `key` after a transient error.
+    pub(super) fn back_off(&mut self, key: usize) -> Result<()> {
+        let Work::Accept(accept) = &mut self.driver[key].work else {
+            return Err(-libc::EINVAL);
+        };
+        let pause = accept.next_pause();
+        self.driver.back_off(key, pause)
+    }
+
+    /// The back-off timer of op `key` ended: re-arm the accept, unless the host
+    /// cancelled it or closed the listener meanwhile (the timer was removed then).
+    pub(super) fn on_backoff_timer(&mut self, key: usize) -> Option<iot_completion> {
+        let op = self.driver.get(key)?;
+        let gone = op.life.cancelled || self.sockets.get(op.socket).is_err();
+        let result = if gone {
+            -libc::ECANCELED
+        } else {
+            match self.submit_attempt(key) {
+                Ok(()) => return None,
+                Err(code) => code,
+            }
+        };
+        let completion = self.driver[key].completion(result);
+        self.end_op(key, completion)
+    }
+
+    /// A chunk (or the end) of read stream `key` arrived: hand it over and read on,
+    /// pause, or finish.
+    pub(super) fn finish_stream(
+        &mut self,
+        key: usize,
+        flags: u32,
+        mut completion: iot_completion,
+        retry: bool,
+    ) -> Option<iot_completion> {
+        let res = completion.result;
+        if res == -libc::ENOBUFS && retry {
+            self.starve(key);
+            return None;
+        }
+        // A chunk nobody will read (cancelled, closed) or an empty one goes back.
+        let delivered = res > 0 && retry;
+        let buffer = self.take_buffer(flags, !delivered);
+        let Some(buffer) = buffer.filter(|_| delivered) else {
+            if res > 0 {
+                completion.result = -libc::ECANCELED;
+            }
+            return self.end_op(key, completion);
+        };
+        let Work::ReadStream(stream) = &mut self.driver[key].work else {
+            return self.end_op(key, completion);
+        };
+        let paused = stream.delivered(key, res, buffer, &mut self.stream_holders);
+        completion.flags = IOT_COMPLETION_BUFFER | IOT_COMPLETION_MORE;
+        completion.buffer_id = buffer;
+        if paused {
+            self.driver[key].life.starved = true;
+        } else {
+            self.read_next_chunk(key);
+        }
+        Some(completion)
+    }
+
+    /// Resubmits stream `key`; when that fails the stream ends with the error, after
+    /// the chunk being delivered now.
+    pub(super) fn read_next_chunk(&mut self, key: usize) {
+        if let Err(code) = self.submit_attempt(key) {
+            let completion = self.driver[key].completion(code);
+            self.end_op_later(key, completion);
+        }
+    }
+
+    /// Final CQE of an attempt: resubmit, or complete the op and free its slot.
+    pub(super) fn finish(&mut self, key: usize, res: i32, flags: u32) -> Option<iot_completion> {
+        let op = &self.driver[key];
+        let (tag, kind, socket, cancelled) = (op.tag, op.kind, op.socket, op.life.cancelled);
+        let socket_gone = self.sockets.get(socket).is_err();
+        let retry = !cancelled && !socket_gone;
+        let mut completion = iot_completion::new(tag, kind, res);
+        match &mut self.driver[key].work {
+            Work::Accept(accept) => {
+                let multishot = accept.multishot;
+                if res >= 0 {
+                    accept.succeeded();
+                }
+                if res < 0 && multishot && retry && op::transient(res) {
+                    // Accepting goes on after a pause; the host hears of the error.
+                    if self.back_off(key).is_ok() {
+                        completion.flags = IOT_COMPLETION_MORE;
+                        return Some(completion);
+                    }
+                }
+                if res >= 0 {
+                    completion.result = 0;
+                    completion.handle = self.adopt_accepted(res, socket_gone).unwrap_or(0);
+                    if completion.handle == 0 {
+                        completion.result = -libc::ECANCELED;
+                    } else if multishot && retry && self.submit_attempt(key).is_ok() {
+                        // The kernel ended a multishot accept early; keep it going.
+                        completion.flags = IOT_COMPLETION_MORE;
+                        return Some(completion);
+                    }
+                }
+            }
+            Work::Connect(_) => {
+                if res == 0 && !socket_gone {
+                    completion.handle = socket;
+                } else if !socket_gone {
+                    let _ = self.sockets.remove(socket); // never exposed: close it here
+                }
+            }
+            Work::Recv(recv) => {
+                let multishot = recv.multishot;
+                if res == -libc::ENOBUFS && retry {
+                    self.starve(key);
+                    return None;
+                }
+                if res == -libc::ENOBUFS {
+                    // Out of buffers after the host cancelled: report what it asked for.
+                    completion.result = -libc::ECANCELED;
+                }
+                if let Some(id) = self.take_buffer(flags, socket_gone) {
+                    completion.flags = IOT_COMPLETION_BUFFER;
+                    completion.buffer_id = id;
+                    self.recv_credit
+                        .note_received(&mut self.sockets, socket, id);
+                    self.describe_datagram(key, &mut completion);
+                    if multishot
+                        && res > 0
+                        && retry
+                        && !self.recv_credit.may_receive(&self.sockets, socket)
+                    {
+                        self.throttle(key);
+                        completion.flags |= IOT_COMPLETION_MORE;
+                        return Some(completion);
+                    }
+                    if multishot && res > 0 && retry && self.submit_attempt(key).is_ok() {
+                        completion.flags |= IOT_COMPLETION_MORE;
+                        return Some(completion);
+                    }
+                } else if socket_gone && res >= 0 {
+                    completion.result = -libc::ECANCELED;
+                } else {
+                    // A one-shot datagram landed in the op's own buffer.
+                    self.describe_datagram(key, &mut completion);
+                }
+            }
+            Work::Send(progress) => {
+                if progress.advance(res) && retry && self.submit_attempt(key).is_ok() {
+                    return None;
+                }
+                if let Work::Send(progress) = &self.driver[key].work {
+                    completion.result = progress.result(res);
+                }
+            }
+            Work::Vectored(io) if io.is_write() => {
+                if io.advance(res) && retry && self.submit_attempt(key).is_ok() {
+                    return None;
+                }
+                if let Work::Vectored(io) = &self.driver[key].work {
+                    completion.result = io.result(res);
+                }
+            }
+            Work::File(FileWork::Open { .. }) if res >= 0 => {
+                // SAFETY: the kernel just opened this fd for us; nothing else owns it.
+                let fd = unsafe { <OwnedFd as FromRawFd>::from_raw_fd(res) };
+                completion.result = match cancelled {
+                    true => -libc::ECANCELED, // dropping `fd` closes it
+                    false => match self.sockets.insert(fd, SocketKind::File) {
+                        Ok(handle) => {
+                            completion.handle = handle;
+                            0
+                        }
+                        Err(code) => code,
+                    },
+                };
+            }
+            Work::File(file) if res == 0 && !cancelled => file.stat_done(),
+            Work::ReadStream(_) => return self.finish_stream(key, flags, completion, retry),
+            Work::Shutdown(_) | Work::Read(_) | Work::Vectored(_) | Work::File(_) => {}
+        }
+        self.end_op(key, completion)
+    }
+}

@@ -1,0 +1,62 @@
+//! Ops that must run one after another on their handle (sends and shutdowns on a
+//! socket; writes, reads and syncs at a file's position) wait in the handle's queue;
+//! the next starts when the one in flight ends.
+
+use super::Worker;
+use crate::error::Result;
+use crate::op::Op;
+
+impl Worker {
+    /// Queues `op` behind the handle's previous ordered op (sends and shutdowns on a
+    /// socket, writes, reads and syncs at a file's position).
+    pub(crate) fn queue_ordered(&mut self, op: Op) -> Result<()> {
+        let socket = op.socket;
+        self.sockets.get_mut(socket)?.outbound.push_back(op);
+        self.start_outbound(socket);
+        Ok(())
+    }
+
+    pub(super) fn start_outbound(&mut self, socket: u64) {
+        loop {
+            let Ok(s) = self.sockets.get_mut(socket) else {
+                return;
+            };
+            if s.sending {
+                return;
+            }
+            let Some(mut op) = s.outbound.pop_front() else {
+                return;
+            };
+            s.sending = true;
+            op.ordered = true;
+            let key = self.driver.insert(op);
+            match self.submit_attempt(key) {
+                Ok(()) => return,
+                Err(code) => {
+                    let ended = self.retire(key, self.driver[key].completion(code));
+                    self.push_ended(ended);
+                }
+            }
+        }
+    }
+
+    /// Removes queued (not yet started) ops matching `pred`, completing them as
+    /// cancelled and returning their buffers.
+    pub(super) fn drop_queued(&mut self, socket: u64, pred: impl Fn(&Op) -> bool) {
+        let Ok(s) = self.sockets.get_mut(socket) else {
+            return;
+        };
+        let (dropped, kept): (Vec<Op>, Vec<Op>) = s.outbound.drain(..).partition(|op| pred(op));
+        s.outbound = kept.into();
+        for op in dropped {
+            self.complete_dropped(op);
+        }
+    }
+
+    /// A queued op that never started completes as cancelled.
+    pub(super) fn complete_dropped(&mut self, op: Op) {
+        let completion = op.completion(-libc::ECANCELED);
+        let ended = self.conclude(op, completion);
+        self.push_ended(ended);
+    }
+}
