@@ -2,13 +2,15 @@
 //! multishot accept outlives transient errors: the worker reports the error as a
 //! non-final completion and re-arms the accept itself after a back-off timer that
 //! doubles while the error persists, so a lasting `EMFILE` is neither fatal nor a busy
-//! loop (the timer is the worker's: `Worker::back_off`).
+//! loop (the timer is the driver's: `Driver::back_off`). What follows each attempt is
+//! decided here ([`Accept::after`]); the worker adopts the connection or starts the
+//! timer.
 
 use io_uring::types::{Fd, Timespec};
 use io_uring::{opcode, squeue};
 
 pub(crate) struct Accept {
-    pub(crate) multishot: bool,
+    multishot: bool,
     /// Transient errors in a row (`EMFILE`, ...), which set the back-off.
     failures: u8,
 }
@@ -45,21 +47,43 @@ impl Accept {
         }
     }
 
-    /// A connection arrived: the error streak is over.
-    pub(crate) fn succeeded(&mut self) {
-        self.failures = 0;
+    /// What follows an attempt that ended with `res`; `going`: neither cancelled nor
+    /// its listener closed.
+    pub(crate) fn after(&mut self, res: i32, going: bool) -> AcceptNext {
+        if res >= 0 {
+            // A connection arrived: the error streak is over.
+            self.failures = 0;
+            let rearm = self.multishot && going;
+            return AcceptNext::Adopt { rearm };
+        }
+        if self.multishot && going && transient(res) {
+            return AcceptNext::BackOff(self.next_pause());
+        }
+        AcceptNext::End
     }
 
     /// The pause before the next attempt after one more transient error.
-    pub(crate) fn next_pause(&mut self) -> &'static Timespec {
+    fn next_pause(&mut self) -> &'static Timespec {
         let pause = &BACKOFF[usize::from(self.failures).min(BACKOFF.len() - 1)];
         self.failures = self.failures.saturating_add(1);
         pause
     }
 }
 
+/// What the worker does after an accept attempt.
+pub(crate) enum AcceptNext {
+    /// Adopt the connection (fd = the result), then re-arm when `rearm`: the kernel
+    /// ended a multishot accept early.
+    Adopt { rearm: bool },
+    /// A transient error: accepting goes on after this pause (the timer's CQE re-arms
+    /// it), and the host hears of the error.
+    BackOff(&'static Timespec),
+    /// The accept ends with its result.
+    End,
+}
+
 /// Whether an accept error passes: the listener itself is fine.
-pub(crate) fn transient(res: i32) -> bool {
+fn transient(res: i32) -> bool {
     matches!(
         -res,
         libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::ECONNABORTED

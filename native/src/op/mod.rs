@@ -17,7 +17,7 @@ mod send;
 mod shutdown;
 mod vectored;
 
-pub(crate) use accept::{transient, Accept};
+pub(crate) use accept::{Accept, AcceptNext};
 pub(crate) use connect::Connect;
 pub(crate) use file::{position, FileWork};
 pub(crate) use read::ReadInto;
@@ -91,6 +91,34 @@ impl Work {
     /// fire (seen on Linux 6.18): its timeout is a separate timer that cancels it.
     pub(crate) fn blocks_in_io_wq(&self) -> bool {
         matches!(self, Work::File(FileWork::Open { .. }))
+    }
+
+    /// A transfer that goes on until every byte moved (a send, a file write) counts an
+    /// attempt's `res`: `Some((more, result))`, `more` when bytes are left to move,
+    /// `result` the op's result if it stops now. `None` for every other op.
+    #[inline]
+    pub(crate) fn transferred(&mut self, res: i32) -> Option<(bool, i32)> {
+        match self {
+            Work::Send(progress) => Some((progress.advance(res), progress.result(res))),
+            Work::Vectored(io) if io.is_write() => Some((io.advance(res), io.result(res))),
+            _ => None,
+        }
+    }
+
+    /// A datagram receive's completion says where its payload is (stream receives,
+    /// failed ones and other ops are left alone).
+    #[inline]
+    pub(crate) fn describe_datagram(
+        &mut self,
+        completion: &mut iot_completion,
+        buffers: &mut BufferPool,
+    ) {
+        if let Work::Recv(Recv {
+            from: Some(header), ..
+        }) = self
+        {
+            header.describe(completion, buffers);
+        }
     }
 
     /// Whether the borrowed buffers go back to the host (they hold what was read)

@@ -1,14 +1,16 @@
 //! An attempt's last CQE (or a multishot op's next one) turned into what the host sees,
 //! family by family: resubmit a partial transfer or an op the kernel ended early,
 //! adopt an accepted or opened fd, hand a received buffer over, back off an accept
-//! after a transient error, deliver a read stream's chunk.
+//! after a transient error, deliver a read stream's chunk. What only needs the op is
+//! decided in its `op/` file (`Accept::after`, `Work::transferred`,
+//! `Work::describe_datagram`, `ReadStream::delivered`); this is what also needs the
+//! sockets, the buffers, the receive credit or the ring.
 
 use std::os::fd::{FromRawFd, OwnedFd};
 
 use super::Worker;
 use crate::abi::*;
-use crate::error::Result;
-use crate::op::{self, FileWork, Recv, Work};
+use crate::op::{AcceptNext, FileWork, Work};
 use crate::sockets::SocketKind;
 
 impl Worker {
@@ -37,7 +39,9 @@ impl Worker {
                 let buffer = self.take_buffer(flags, socket_gone)?;
                 completion.flags |= IOT_COMPLETION_BUFFER;
                 completion.buffer_id = buffer;
-                self.describe_datagram(key, &mut completion);
+                self.driver[key]
+                    .work
+                    .describe_datagram(&mut completion, &mut self.buffers);
             }
             _ => {}
         }
@@ -57,26 +61,6 @@ impl Worker {
         self.sockets
             .insert(fd, crate::sockets::SocketKind::Stream)
             .ok()
-    }
-
-    /// A datagram receive's completion says where its payload is (stream receives and
-    /// failed ones are left alone).
-    pub(super) fn describe_datagram(&mut self, key: usize, completion: &mut iot_completion) {
-        if let Work::Recv(Recv {
-            from: Some(header), ..
-        }) = &mut self.driver[key].work
-        {
-            header.describe(completion, &mut self.buffers);
-        }
-    }
-
-    /// Starts the back-off timer of accept `key` after a transient error.
-    pub(super) fn back_off(&mut self, key: usize) -> Result<()> {
-        let Work::Accept(accept) = &mut self.driver[key].work else {
-            return Err(-libc::EINVAL);
-        };
-        let pause = accept.next_pause();
-        self.driver.back_off(key, pause)
     }
 
     /// The back-off timer of op `key` ended: re-arm the accept, unless the host
@@ -149,31 +133,33 @@ impl Worker {
         let socket_gone = self.sockets.get(socket).is_err();
         let retry = !cancelled && !socket_gone;
         let mut completion = iot_completion::new(tag, kind, res);
+        if let Some((more, result)) = self.driver[key].work.transferred(res) {
+            if more && retry && self.submit_attempt(key).is_ok() {
+                return None;
+            }
+            completion.result = result;
+            return self.end_op(key, completion);
+        }
         match &mut self.driver[key].work {
-            Work::Accept(accept) => {
-                let multishot = accept.multishot;
-                if res >= 0 {
-                    accept.succeeded();
-                }
-                if res < 0 && multishot && retry && op::transient(res) {
-                    // Accepting goes on after a pause; the host hears of the error.
-                    if self.back_off(key).is_ok() {
+            Work::Accept(accept) => match accept.after(res, retry) {
+                AcceptNext::BackOff(pause) => {
+                    if self.driver.back_off(key, pause).is_ok() {
                         completion.flags = IOT_COMPLETION_MORE;
                         return Some(completion);
                     }
                 }
-                if res >= 0 {
+                AcceptNext::Adopt { rearm } => {
                     completion.result = 0;
                     completion.handle = self.adopt_accepted(res, socket_gone).unwrap_or(0);
                     if completion.handle == 0 {
                         completion.result = -libc::ECANCELED;
-                    } else if multishot && retry && self.submit_attempt(key).is_ok() {
-                        // The kernel ended a multishot accept early; keep it going.
+                    } else if rearm && self.submit_attempt(key).is_ok() {
                         completion.flags = IOT_COMPLETION_MORE;
                         return Some(completion);
                     }
                 }
-            }
+                AcceptNext::End => {}
+            },
             Work::Connect(_) => {
                 if res == 0 && !socket_gone {
                     completion.handle = socket;
@@ -196,7 +182,9 @@ impl Worker {
                     completion.buffer_id = id;
                     self.recv_credit
                         .note_received(&mut self.sockets, socket, id);
-                    self.describe_datagram(key, &mut completion);
+                    self.driver[key]
+                        .work
+                        .describe_datagram(&mut completion, &mut self.buffers);
                     if multishot
                         && res > 0
                         && retry
@@ -214,23 +202,9 @@ impl Worker {
                     completion.result = -libc::ECANCELED;
                 } else {
                     // A one-shot datagram landed in the op's own buffer.
-                    self.describe_datagram(key, &mut completion);
-                }
-            }
-            Work::Send(progress) => {
-                if progress.advance(res) && retry && self.submit_attempt(key).is_ok() {
-                    return None;
-                }
-                if let Work::Send(progress) = &self.driver[key].work {
-                    completion.result = progress.result(res);
-                }
-            }
-            Work::Vectored(io) if io.is_write() => {
-                if io.advance(res) && retry && self.submit_attempt(key).is_ok() {
-                    return None;
-                }
-                if let Work::Vectored(io) = &self.driver[key].work {
-                    completion.result = io.result(res);
+                    self.driver[key]
+                        .work
+                        .describe_datagram(&mut completion, &mut self.buffers);
                 }
             }
             Work::File(FileWork::Open { .. }) if res >= 0 => {
@@ -249,7 +223,11 @@ impl Worker {
             }
             Work::File(file) if res == 0 && !cancelled => file.stat_done(),
             Work::ReadStream(_) => return self.finish_stream(key, flags, completion, retry),
-            Work::Shutdown(_) | Work::Read(_) | Work::Vectored(_) | Work::File(_) => {}
+            Work::Send(_)
+            | Work::Shutdown(_)
+            | Work::Read(_)
+            | Work::Vectored(_)
+            | Work::File(_) => {}
         }
         self.end_op(key, completion)
     }
