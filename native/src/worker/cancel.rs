@@ -41,10 +41,10 @@ impl Worker {
         }
     }
 
+    /// Cancels op `key`: in the kernel (its CQE ends it), or here when it is starved.
     pub(super) fn cancel_op(&mut self, key: usize) -> Result<()> {
         if self.driver.cancel(key, true)? {
-            self.starved.retain(|&k| k != key);
-            self.starved_for_spans.retain(|&k| k != key);
+            self.forget_starved(key);
             self.unthrottle(key);
             self.abandon(key);
         }
@@ -75,8 +75,7 @@ impl Worker {
         };
         for key in keys {
             if self.driver.cancel(key, false)? {
-                self.starved.retain(|&k| k != key);
-                self.starved_for_spans.retain(|&k| k != key);
+                self.forget_starved(key);
                 self.abandon(key);
             }
         }

@@ -46,6 +46,13 @@ impl Worker {
         }
     }
 
+    /// Op `key`, starved and cancelled, leaves the queues of receives waiting for the
+    /// rings.
+    pub(super) fn forget_starved(&mut self, key: usize) {
+        self.starved.retain(|&k| k != key);
+        self.starved_for_spans.retain(|&k| k != key);
+    }
+
     /// Receive buffer `id` went back to the ring: a receive parked at its socket's
     /// limit goes on.
     pub(super) fn recv_buffer_returned(&mut self, id: u32) {
