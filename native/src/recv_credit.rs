@@ -6,9 +6,19 @@
 //! worker. Stream receives are one-shot kernel attempts (resubmitted by the worker for a
 //! multishot receive): a kernel multishot receive could take any number of buffers in
 //! one burst before the worker could stop it.
+//!
+//! Many such peers together could still hold the whole pool (128 at 32 buffers each
+//! fill 4,096), and then no connection receives at all. So a socket may go past a
+//! floor of `FLOOR` buffers (a round trip and the next request in flight) only while
+//! half the pool is free: once peers that do not read hold half of it, each newcomer
+//! among them stops at the floor, and it takes about a thousand of them (4,096 buffers)
+//! before the other connections wait.
 
 use crate::abi::iot_config;
 use crate::sockets::{SocketKind, SocketTable};
+
+/// Buffers a stream socket may always hold, however low the pool runs.
+const FLOOR: u32 = 2;
 
 /// Which stream socket holds each receive-ring buffer, and how many one may hold.
 pub(crate) struct RecvCredit {
@@ -16,6 +26,13 @@ pub(crate) struct RecvCredit {
     origin: Vec<u64>,
     /// Receive-ring buffers one stream socket may hold.
     limit: u32,
+    /// Receive buffers stream sockets hold together (those of closed sockets included,
+    /// until they come back).
+    held: u32,
+    /// Past the floor, a socket takes no more once fewer than this many are free.
+    reserve: u32,
+    /// Receive buffers in the pool.
+    count: u32,
 }
 
 impl RecvCredit {
@@ -30,14 +47,19 @@ impl RecvCredit {
         RecvCredit {
             origin: vec![0; count as usize],
             limit,
+            held: 0,
+            reserve: count / 2,
+            count,
         }
     }
 
-    /// Whether stream `socket` may take another receive buffer now.
+    /// Whether stream `socket` may take another receive buffer now: under its limit,
+    /// and under the floor or with the reserve still free.
     pub(crate) fn may_receive(&self, sockets: &SocketTable, socket: u64) -> bool {
-        sockets
-            .get(socket)
-            .map_or(true, |s| s.received_held < self.limit)
+        let pool_has_room = self.held + self.reserve < self.count;
+        sockets.get(socket).map_or(true, |s| {
+            s.received_held < self.limit && (s.received_held < FLOOR || pool_has_room)
+        })
     }
 
     /// Receive op `key` of `socket` waits out of the kernel until the socket is under
@@ -68,6 +90,7 @@ impl RecvCredit {
         s.received_held += 1;
         if let Some(origin) = self.origin.get_mut(usize::from(id)) {
             *origin = socket;
+            self.held += 1;
         }
     }
 
@@ -75,12 +98,16 @@ impl RecvCredit {
     /// the receive parked at the limit that may go on now.
     pub(crate) fn returned(&mut self, sockets: &mut SocketTable, id: u32) -> Option<usize> {
         let socket = std::mem::take(self.origin.get_mut(id as usize)?);
-        // Closed meanwhile (or 0: not a stream's buffer).
+        if socket == 0 {
+            return None; // not a stream's buffer
+        }
+        self.held -= 1;
+        // Closed meanwhile.
         let s = sockets.get_mut(socket).ok()?;
         s.received_held = s.received_held.saturating_sub(1);
-        if s.received_held >= self.limit {
+        if !self.may_receive(sockets, socket) {
             return None;
         }
-        s.throttled.take()
+        sockets.get_mut(socket).ok()?.throttled.take()
     }
 }

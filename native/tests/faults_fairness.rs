@@ -1,6 +1,7 @@
 //! One client that never reads cannot stall the others: its unsent echoes hold at most
 //! `socket_buffer_limit` receive buffers, and every other connection of the worker is
-//! still served promptly.
+//! still served promptly. Nor can many of them together: once they hold half the pool,
+//! each holds no more than a round trip's worth.
 
 mod support;
 
@@ -101,6 +102,53 @@ fn a_client_that_never_reads_does_not_stall_the_others() {
     );
     assert!(p99 < P99_BOUND, "99th percentile round trip {p99:?}");
     assert!(max < MAX_BOUND, "slowest round trip {max:?}");
+    let stats = server.stop();
+    assert_eq!((stats.sockets_open, stats.buffers_outstanding), (0, 0));
+}
+
+#[test]
+fn many_clients_that_never_read_do_not_take_the_whole_pool() {
+    // 64 buffers, 16 a connection: four non-readers at the limit would hold them all.
+    let config = config(64, 64, 16 << 10);
+    let server = EchoServer::start_with("127.0.0.1", &config);
+    let hogs: Vec<TcpStream> = (0..10)
+        .map(|_| TcpStream::connect(("127.0.0.1", server.port)).expect("connect a non-reader"))
+        .collect();
+    let controls: Vec<TcpStream> = hogs.iter().map(|h| h.try_clone().unwrap()).collect();
+    let writers: Vec<_> = hogs
+        .into_iter()
+        .map(|hog| std::thread::spawn(move || non_reader(hog)))
+        .collect();
+    // Together they fill half the pool; past it none takes more than two buffers.
+    let deadline = Instant::now() + DEADLINE;
+    while outstanding(server.worker) < 32 {
+        assert!(
+            Instant::now() < deadline,
+            "the non-readers never filled their shares"
+        );
+        std::thread::yield_now();
+    }
+    let mut probe = TcpStream::connect(("127.0.0.1", server.port)).expect("connect the probe");
+    probe
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    for i in 0..50 {
+        let message = pattern(64, i);
+        probe.write_all(&message).unwrap();
+        let mut back = [0u8; 64];
+        probe
+            .read_exact(&mut back)
+            .unwrap_or_else(|e| panic!("round trip {i} got no echo: {e}"));
+        assert_eq!(back[..], message[..], "round trip {i}");
+    }
+    let held = outstanding(server.worker);
+    assert!(held < 64, "the non-readers held all {held} buffers");
+    for control in &controls {
+        control.shutdown(Shutdown::Both).unwrap();
+    }
+    for writer in writers {
+        writer.join().expect("non-reader thread");
+    }
     let stats = server.stop();
     assert_eq!((stats.sockets_open, stats.buffers_outstanding), (0, 0));
 }
