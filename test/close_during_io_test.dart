@@ -262,6 +262,29 @@ void main() {
         reason: 'the send returned');
   });
 
+  test('closing the worker completes an IoUringSocket\'s done, and its close',
+      () async {
+    final worker = Worker();
+    addTearDown(worker.close);
+    final peer = await ServerSocket.bind(InternetAddress.loopbackIPv4, 0);
+    addTearDown(peer.close);
+    final accepted = peer.first;
+    final socket = await IoUringSocket.connect(
+            InternetAddress.loopbackIPv4, peer.port,
+            worker: worker)
+        .bounded;
+    final ended = Inbox<Uint8List>(socket);
+    socket.add(Uint8List(10));
+    await socket.flush().bounded;
+    final remote = await accepted.bounded;
+    addTearDown(remote.destroy);
+    await worker.close().bounded;
+    await expectLater(socket.done, completes).bounded;
+    await expectLater(socket.close(), completes).bounded;
+    await ended.done();
+    expect(ended.errors, isEmpty);
+  });
+
   group('files', () {
     test('close waits for the reads and writes in flight, then refuses',
         () async {

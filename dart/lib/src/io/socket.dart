@@ -149,7 +149,28 @@ final class IoUringSocket extends Stream<Uint8List> implements Socket {
     _reading = null;
     _readClosed = true;
     _closeInput();
-    if (_writeClosed) _release();
+    if (connectionCore(_connection).isClosed) {
+      _closedWithWorker();
+    } else if (_writeClosed) {
+      _release();
+    }
+  }
+
+  /// The worker was closed: the socket ends as [destroy] ends it, and [done]
+  /// completes (a later [close] completes too, as dart:io's does once the
+  /// socket is gone).
+  void _closedWithWorker() {
+    _writeClosed = true;
+    _consumer.stop();
+    _release();
+    // Once the stopped `addStream` has let go of the sink (a turn later).
+    unawaited(Future<void>(() async {
+      try {
+        await _sink.close();
+      } on StateError {
+        // Bound to a stream the program added since: that one ends it.
+      }
+    }));
   }
 
   /// The input subscription was cancelled: reading stops, writing goes on.
