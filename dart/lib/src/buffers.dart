@@ -122,11 +122,17 @@ abstract base class ReleasableBytes {
 /// `TcpConnection.writePayload`, which sends the same buffer back without a
 /// copy and releases it when the send is done). Until then its buffer is out
 /// of the receive pool; a program that holds many payloads starves its own
-/// receives, which wait (without losing data) until buffers come back.
+/// receives, which wait (without losing data) until buffers come back. One
+/// connection receives no more while it holds
+/// `WorkerConfig.socketBufferLimit` payloads (32 by default: 512 KiB of 16 KiB
+/// buffers), or 2 once half the pool is held: a program that gathers a whole
+/// message from one connection before releasing any payload must copy
+/// (`connection.listen` gives copies) or raise that limit, or it waits
+/// forever.
 ///
 /// [bytes] is a view of native memory: it is valid only until the payload is
 /// released and never after its worker is closed (reading it then reads
-/// recycled or unmapped memory). Copy what must outlive the payload
+/// recycled or unmapped memory, which can crash the process). Copy what must outlive the payload
 /// (`Uint8List.fromList(payload.bytes)`). As a safety net, a payload that
 /// becomes unreachable unreleased is released by a finalizer, but only
 /// eventually: release explicitly.
