@@ -132,10 +132,10 @@ abstract base class ReleasableBytes {
 ///
 /// [bytes] is a view of native memory: it is valid only until the payload is
 /// released and never after its worker is closed (reading it then reads
-/// recycled or unmapped memory, which can crash the process). Copy what must outlive the payload
-/// (`Uint8List.fromList(payload.bytes)`). As a safety net, a payload that
-/// becomes unreachable unreleased is released by a finalizer, but only
-/// eventually: release explicitly.
+/// recycled or unmapped memory, which can crash the process). Copy what
+/// must outlive the payload (`Uint8List.fromList(payload.bytes)`). As a
+/// safety net, a payload that becomes unreachable unreleased is released by a
+/// finalizer, but only eventually: release explicitly.
 final class Payload extends ReleasableBytes {
   Payload.internal(
       PayloadOwner owner, this.bufferId, this.offset, Uint8List bytes)
