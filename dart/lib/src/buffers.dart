@@ -24,7 +24,8 @@ final class BufferPool {
   /// Size of each buffer in bytes.
   final int bufferSize;
 
-  /// Number of buffers (receive and send).
+  /// Number of buffers (receive, send, and those of the spans large
+  /// datagrams travel in).
   final int count;
 
   /// Takes a free send buffer: its id, or a negative native result
@@ -34,16 +35,28 @@ final class BufferPool {
     return result < 0 ? result : _worker.scratch.id.value;
   }
 
+  /// Takes a free span for one datagram of [length] bytes, more than a
+  /// buffer holds: consecutive buffers named by the first one's id, filled
+  /// and sent like one buffer. Its id, or a negative native result
+  /// (`-ENOBUFS` when every free span is in use, `-EMSGSIZE` when [length]
+  /// exceeds a span or the pool has none).
+  int acquireSpan(int length) {
+    final result = _worker.acquireSpan(length);
+    return result < 0 ? result : _worker.scratch.id.value;
+  }
+
   /// Gives a host-owned buffer back; returns the native result.
   int release(int id) => _worker.releaseBuffer(id);
 
-  /// Copies `bytes[start, start + length)` into buffer [id] at offset 0.
+  /// Copies `bytes[start, start + length)` into buffer [id] at offset 0 (on
+  /// into the next buffers for a span).
   void fill(int id, List<int> bytes, int start, int length) {
     final at = id * bufferSize;
     _all.setRange(at, at + length, bytes, start);
   }
 
-  /// A fresh copy of [length] bytes of buffer [id] from [offset].
+  /// A fresh copy of [length] bytes of buffer [id] from [offset] (on into
+  /// the next buffers for a datagram received in a span).
   Uint8List copy(int id, int offset, int length) {
     final at = id * bufferSize + offset;
     return _all.sublist(at, at + length);

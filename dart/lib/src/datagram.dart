@@ -1,6 +1,12 @@
 /// What UDP and Unix datagram sockets share: the receive stream (with each
 /// datagram's sender and truncation), sends with send-buffer back-pressure,
 /// socket options and the drop counter.
+///
+/// A datagram larger than one native buffer travels in a *span*: consecutive
+/// buffers the native pool keeps for datagrams up to the protocol maximum.
+/// Received ones arrive whole in a span (copied out as one `Uint8List`, as a
+/// small one is from its buffer); a large send takes a free span instead of
+/// a send buffer, and waits for one like a small send waits for a buffer.
 library;
 
 import 'dart:async';
@@ -16,8 +22,16 @@ import 'receiver.dart';
 import 'timeouts.dart';
 import 'worker_core.dart';
 
-/// `EMSGSIZE`: a datagram larger than one native buffer.
-const int _emsgsize = 90;
+/// `EMSGSIZE`: a datagram larger than the protocol (or the worker) allows.
+const int emsgsize = 90;
+
+/// The error for a datagram of [length] bytes that [limit] refuses, in the
+/// words of [operation].
+TransportException datagramTooLarge(int length, String limit) =>
+    TransportException(
+        'a datagram of $length bytes is larger than $limit allows',
+        operation: 'send',
+        code: -emsgsize);
 
 /// Where one datagram goes: the native send call for a filled buffer.
 abstract interface class DatagramTarget {
@@ -86,14 +100,6 @@ final class DatagramChannel<T> implements SendBufferWaiter {
       return failedFuture(StateError(
           'the worker has no send buffers (WorkerConfig.sendBufferCount)'));
     }
-    if (data.length > core.buffers.bufferSize) {
-      // One datagram travels in one native buffer.
-      return failedFuture(TransportException(
-          'a datagram of ${data.length} bytes does not fit a buffer of '
-          '${core.buffers.bufferSize} bytes (WorkerConfig.bufferSize)',
-          operation: 'send',
-          code: -_emsgsize));
-    }
     final send = _DatagramSend(this, data, target, timeout, timeoutMs);
     _queue.add(send);
     if (!_waiting) _pump();
@@ -108,7 +114,16 @@ final class DatagramChannel<T> implements SendBufferWaiter {
             : closedError('send', 'socket'));
         return;
       }
-      final id = acquireSendBuffer(core, this);
+      final length = _queue.first.data.length;
+      final id = _acquire(length);
+      if (id == -emsgsize) {
+        // No span holds it (or the buffers are too small to make spans of).
+        _queue.removeFirst().fail(datagramTooLarge(
+            length,
+            'a worker with ${core.buffers.bufferSize}-byte buffers '
+            '(WorkerConfig.bufferSize)'));
+        continue;
+      }
       if (id < 0) {
         _waiting = id == -Errno.enobufs;
         if (!_waiting) _failQueued(core.error(id, 'send'));
@@ -116,6 +131,16 @@ final class DatagramChannel<T> implements SendBufferWaiter {
       }
       _queue.removeFirst().start(id);
     }
+  }
+
+  /// A send buffer for [length] bytes, or a span when they need more; a
+  /// negative native result when there is none (`-ENOBUFS`: this channel is
+  /// woken when one may be free).
+  int _acquire(int length) {
+    if (length <= core.buffers.bufferSize) return acquireSendBuffer(core, this);
+    final id = core.buffers.acquireSpan(length);
+    if (id == -Errno.enobufs) core.waitForSendBuffer(this);
+    return id;
   }
 
   void _failQueued(TransportException error) {

@@ -11,17 +11,22 @@ import 'datagram.dart';
 import 'exception.dart';
 import 'ffi/bindings.dart';
 import 'ffi/socket_handles.dart';
+import 'futures.dart';
 import 'ip_bind.dart';
 import 'worker.dart';
 import 'worker_core.dart';
 
 /// One received UDP datagram.
 ///
-/// Unlike dart:io's `Datagram`, it says whether the datagram was
-/// [truncated]: a datagram arrives in one native buffer, whose first 144
-/// bytes hold the sender's address, so at most `Worker.bufferSize - 144`
-/// bytes of it are kept; the rest is discarded by the kernel and flagged
-/// here, never dropped silently.
+/// Datagrams up to the protocol maximum (65,507 bytes over IPv4, 65,527
+/// over IPv6) arrive whole, as with dart:io: one larger than a native
+/// buffer arrives in a span of consecutive buffers. Unlike dart:io's
+/// `Datagram`, it says whether the datagram was [truncated], which happens
+/// only on a worker whose buffers are too small to make spans of
+/// (`WorkerConfig.bufferSize` under 2,053 bytes): a datagram then arrives in
+/// one buffer, whose first 144 bytes hold the sender's address, so at most
+/// `Worker.bufferSize - 144` bytes of it are kept; the rest is discarded by
+/// the kernel and flagged here, never dropped silently.
 final class UdpDatagram {
   const UdpDatagram(this.data, this.address, this.port,
       {this.truncated = false});
@@ -35,8 +40,8 @@ final class UdpDatagram {
   /// The sender's port.
   final int port;
 
-  /// Whether the datagram was longer than the buffer and [data] holds only
-  /// its first bytes.
+  /// Whether the datagram was longer than the worker could take and [data]
+  /// holds only its first bytes.
   final bool truncated;
 
   @override
@@ -57,9 +62,11 @@ final class UdpDatagram {
 /// stream after the error event.
 ///
 /// **Sending.** Each [send] copies its bytes into one native send buffer
-/// (at most `Worker.bufferSize` bytes) and completes when the kernel took
-/// the datagram. When every send buffer is in flight, sends wait for one, in
-/// call order. An ignored send future never causes an uncaught error.
+/// (or, past `Worker.bufferSize` bytes, into a span of consecutive buffers,
+/// up to the protocol maximum) and completes when the kernel took the
+/// datagram. When every send buffer (or span) is in flight, sends wait for
+/// one, in call order. An ignored send future never causes an uncaught
+/// error.
 ///
 /// **Closing.** [close] closes at once: sends in flight fail with a
 /// [TransportClosedException] and the stream ends.
@@ -149,13 +156,17 @@ final class UdpSocket extends Stream<UdpDatagram> {
   /// [port]; completes when the kernel took it.
   ///
   /// [data] is read when a send buffer is free: do not modify it until the
-  /// future completes. A datagram longer than `Worker.bufferSize` fails
-  /// with errno 90 (`EMSGSIZE`). [timeout] bounds the wait for room in the
-  /// socket's send queue.
+  /// future completes. A datagram over the protocol maximum (65,507 bytes
+  /// to an IPv4 address, 65,527 to an IPv6 one) fails with errno 90
+  /// (`EMSGSIZE`), as in dart:io, and so does one over `Worker.bufferSize`
+  /// on a worker whose buffers are too small to make spans of (under 2,053
+  /// bytes). [timeout] bounds the wait for room in the socket's send queue.
   Future<void> send(List<int> data, InternetAddress address, int port,
       {Duration? timeout}) {
     RangeError.checkValueInInterval(port, 1, 65535, 'port');
     _checkIp(address, 'address');
+    final tooLarge = _overMaximum(data.length, address);
+    if (tooLarge != null) return failedFuture(tooLarge);
     return _channel.send(data, _UdpTarget(address.address, port), timeout);
   }
 
@@ -180,9 +191,12 @@ final class UdpSocket extends Stream<UdpDatagram> {
   /// Sends [data] as one datagram to the peer given to [connect]; as
   /// [send] otherwise. Throws a [StateError] before [connect].
   Future<void> write(List<int> data, {Duration? timeout}) {
-    if (_remoteAddress == null) {
+    final peer = _remoteAddress;
+    if (peer == null) {
       throw StateError('the socket has no default peer (connect first)');
     }
+    final tooLarge = _overMaximum(data.length, peer);
+    if (tooLarge != null) return failedFuture(tooLarge);
     return _channel.send(data, const _Connected(), timeout);
   }
 
@@ -270,6 +284,22 @@ final class UdpSocket extends Stream<UdpDatagram> {
 
   @override
   String toString() => 'UdpSocket(${address.address}:$port)';
+}
+
+/// The largest UDP payload: 65,535 bytes less the UDP header (8) and, over
+/// IPv4, the IP header (20).
+const int _maxUdpIPv4 = 65507;
+const int _maxUdpIPv6 = 65527;
+
+/// The error for a datagram of [length] bytes to [to] over the protocol
+/// maximum, or null. (The kernel would refuse it too, after a span was
+/// filled.)
+TransportException? _overMaximum(int length, InternetAddress to) {
+  final (max, family) = to.type == InternetAddressType.IPv6
+      ? (_maxUdpIPv6, 'IPv6')
+      : (_maxUdpIPv4, 'IPv4');
+  if (length <= max) return null;
+  return datagramTooLarge(length, 'UDP over $family ($max bytes)');
 }
 
 void _checkIp(InternetAddress address, String name) {

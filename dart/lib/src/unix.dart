@@ -118,8 +118,10 @@ final class UnixDatagram {
   /// sender is not bound, so it cannot be answered.
   final String path;
 
-  /// Whether the datagram was longer than the buffer (`Worker.bufferSize`
-  /// less a 144-byte header) and [data] holds only its first bytes.
+  /// Whether the datagram was longer than the worker could take (a span of
+  /// buffers, at least 65,535 bytes; or, on a worker whose buffers are too
+  /// small to make spans of, `Worker.bufferSize` less a 144-byte header)
+  /// and [data] holds only its first bytes.
   final bool truncated;
 
   @override
@@ -189,7 +191,10 @@ final class UnixDatagramSocket extends Stream<UnixDatagram> {
   /// Sends [data] as one datagram to the socket at [path] (`@name`:
   /// abstract); completes when the kernel took it. [timeout] bounds the wait
   /// for room in the receiver's queue. [data] is read when a send buffer is
-  /// free: do not modify it until the future completes.
+  /// free: do not modify it until the future completes. A datagram larger
+  /// than a span of the worker's buffers (at least 65,535 bytes; or, on a
+  /// worker whose buffers are too small to make spans of, one buffer) fails
+  /// with errno 90 (`EMSGSIZE`).
   Future<void> send(List<int> data, String path, {Duration? timeout}) =>
       _channel.send(data, _UnixTarget(path), timeout);
 

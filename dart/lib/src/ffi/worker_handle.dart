@@ -105,6 +105,11 @@ final class WorkerHandle implements Finalizable {
   /// Takes a free send buffer: its id in `scratch.id`.
   int acquireBuffer() => bindings.iot_buffer_acquire(id, scratch.id);
 
+  /// Takes a free span (consecutive buffers) for a datagram of [length]
+  /// bytes: its first buffer's id in `scratch.id`.
+  int acquireSpan(int length) =>
+      bindings.iot_buffer_acquire_span(id, length, scratch.id);
+
   /// Gives a host-owned buffer back.
   int releaseBuffer(int buffer) => bindings.iot_buffer_release(id, buffer);
 
