@@ -188,6 +188,23 @@ const MAX_FIXED_BYTES: u64 = 1 << 30;
 // its worker's mutex.
 unsafe impl Send for BufferPool {}
 
+/// Registers `memory` as the provided buffer ring of `entries` entries for buffer
+/// group `group`. The caller unregisters it before `memory` is unmapped.
+fn register_ring(ring: &IoUring, memory: &Mapping, entries: u16, group: u16) -> Result<()> {
+    // SAFETY: the mapping is page aligned (mmap) and sized for `entries` ring entries
+    // by the caller, and outlives the registration (see above).
+    unsafe {
+        ring.submitter()
+            .register_buf_ring_with_flags(memory.ptr.as_ptr() as u64, entries, group, 0)
+    }
+    .map_err(|e| match e.raw_os_error() {
+        Some(libc::ENOMEM) => IOT_E_MEMLOCK,
+        // Provided buffer rings came with Linux 5.19.
+        Some(libc::EINVAL) => crate::error::IOT_E_UNSUPPORTED,
+        _ => from_io(e),
+    })
+}
+
 impl BufferPool {
     pub(crate) fn new(
         ring: &IoUring,
@@ -227,21 +244,7 @@ impl BufferPool {
         if let Some(len) = span_len {
             pool.add_spans(ring, plain, len)?;
         }
-        // SAFETY: the ring memory is page aligned (mmap), sized for ring_entries and
-        // outlives the registration (unregistered in `unregister` before drop).
-        unsafe {
-            ring.submitter().register_buf_ring_with_flags(
-                pool.ring.ptr.as_ptr() as u64,
-                ring_entries as u16,
-                RECV_GROUP,
-                0,
-            )
-        }
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::ENOMEM) => IOT_E_MEMLOCK,
-            Some(libc::EINVAL) => crate::error::IOT_E_UNSUPPORTED,
-            _ => from_io(e),
-        })?;
+        register_ring(ring, &pool.ring, ring_entries as u16, RECV_GROUP)?;
         pool.registered = true;
         for id in 0..ring_target {
             pool.give_to_kernel(id);
@@ -301,20 +304,7 @@ impl BufferPool {
             .step_by(len as usize)
             .rev()
             .collect();
-        // SAFETY: as for the receive ring in `new`: page aligned, sized, unregistered
-        // before it is unmapped.
-        unsafe {
-            ring.submitter().register_buf_ring_with_flags(
-                spans.ring.ptr.as_ptr() as u64,
-                RING_SPANS as u16,
-                DATAGRAM_GROUP,
-                0,
-            )
-        }
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::ENOMEM) => IOT_E_MEMLOCK,
-            _ => from_io(e),
-        })?;
+        register_ring(ring, &spans.ring, RING_SPANS as u16, DATAGRAM_GROUP)?;
         spans.registered = true;
         let heads = (first..spans.ring_end()).step_by(len as usize);
         self.spans = Some(spans);
