@@ -42,6 +42,19 @@ fn outstanding(worker: u64) -> u32 {
     stats.buffers_outstanding
 }
 
+/// Waits (bounded, on the worker's own counter) until the host side holds at least
+/// `buffers` buffers: the non-readers filled their shares.
+fn until_held(worker: u64, buffers: u32) {
+    let deadline = Instant::now() + DEADLINE;
+    while outstanding(worker) < buffers {
+        assert!(
+            Instant::now() < deadline,
+            "the non-readers never filled their shares"
+        );
+        std::thread::yield_now();
+    }
+}
+
 #[test]
 fn a_client_that_never_reads_does_not_stall_the_others() {
     let config = config(256, 256, 16 << 10);
@@ -51,15 +64,8 @@ fn a_client_that_never_reads_does_not_stall_the_others() {
     let hog_control = hog.try_clone().expect("clone the non-reader");
     let writer = std::thread::spawn(move || non_reader(hog));
     // The probe starts once the non-reader holds its whole share (the server stopped
-    // receiving from it): a bounded wait on the worker's own counter.
-    let deadline = Instant::now() + DEADLINE;
-    while outstanding(server.worker) < limit {
-        assert!(
-            Instant::now() < deadline,
-            "the non-reader never filled its share"
-        );
-        std::thread::yield_now();
-    }
+    // receiving from it).
+    until_held(server.worker, limit);
 
     let mut probe = TcpStream::connect(("127.0.0.1", server.port)).expect("connect the probe");
     probe
@@ -120,14 +126,7 @@ fn many_clients_that_never_read_do_not_take_the_whole_pool() {
         .map(|hog| std::thread::spawn(move || non_reader(hog)))
         .collect();
     // Together they fill half the pool; past it none takes more than two buffers.
-    let deadline = Instant::now() + DEADLINE;
-    while outstanding(server.worker) < 32 {
-        assert!(
-            Instant::now() < deadline,
-            "the non-readers never filled their shares"
-        );
-        std::thread::yield_now();
-    }
+    until_held(server.worker, 32);
     let mut probe = TcpStream::connect(("127.0.0.1", server.port)).expect("connect the probe");
     probe
         .set_read_timeout(Some(Duration::from_secs(5)))

@@ -144,23 +144,7 @@ fn ten_thousand_datagrams_echoed_none_lost() {
                 assert_ne!(c.flags & IOT_COMPLETION_MORE, 0, "{}", message(c.result));
                 received += 1;
                 // Echo from the receive buffer itself; it returns to the pool after.
-                let (ip, from) = host.sender(c.buffer_id);
-                let ip = cstr(&ip);
-                let (id, len) = (u32::from(c.buffer_id), c.result as u32);
-                ok(
-                    "echo",
-                    iot_udp_send_to(
-                        host.worker,
-                        socket,
-                        id,
-                        c.offset,
-                        len,
-                        ip.as_ptr(),
-                        from,
-                        2,
-                        0,
-                    ),
-                );
+                host.echo_datagram(socket, &c, 2);
             }
             IOT_KIND_SEND_TO => {
                 assert!(c.result > 0, "echo failed: {}", message(c.result));

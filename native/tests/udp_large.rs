@@ -137,22 +137,7 @@ fn round_trip(ip: &str, sizes: &[usize]) {
         );
         assert_eq!(host.sender(c.buffer_id), (ip.to_string(), peer_port));
         // Echo from the very span it arrived in (no copy).
-        let (id, offset) = (u32::from(c.buffer_id), c.offset);
-        let to = cstr(ip);
-        ok(
-            "echo",
-            iot_udp_send_to(
-                host.worker,
-                socket,
-                id,
-                offset,
-                len as u32,
-                to.as_ptr(),
-                peer_port,
-                2,
-                0,
-            ),
-        );
+        host.echo_datagram(socket, &c, 2);
         let sent = host.next_tagged(2);
         assert_eq!(sent.result, len as i32, "{}", message(sent.result));
         assert_ne!(sent.flags & IOT_COMPLETION_BUFFERS_RETURNED, 0);

@@ -155,6 +155,27 @@ impl Host {
         (text_of(&text), port)
     }
 
+    /// Sends datagram `c` back to its sender from the very buffer it arrived in (no
+    /// copy); the send completes tagged `tag`.
+    pub fn echo_datagram(&self, socket: u64, c: &iot_completion, tag: u64) {
+        let (ip, port) = self.sender(c.buffer_id);
+        let ip = cstr(&ip);
+        ok(
+            "echo",
+            iot_udp_send_to(
+                self.worker,
+                socket,
+                u32::from(c.buffer_id),
+                c.offset,
+                c.result as u32,
+                ip.as_ptr(),
+                port,
+                tag,
+                0,
+            ),
+        );
+    }
+
     pub fn connect(&self, ip: &str, port: u16, tag: u64, timeout_ms: u32) -> i32 {
         let ip = CString::new(ip).unwrap();
         let code = iot_tcp_connect(self.worker, ip.as_ptr(), port, tag, timeout_ms);
