@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Echo throughput benchmark: our io_uring example server (native/examples/echo_server)
 # against single-thread tokio and epoll echo servers, same load client, same run.
-# Two tables: round trips per second (with each server's CPU share), then server CPU
-# time per round trip, which still separates the servers when the client is the limit.
+# Three tables: round trips per second (with each server's CPU share), server CPU time
+# per round trip (which still separates the servers when the client is the limit), and
+# resident memory per idle connection with the peak.
 #
 #   tool/bench.sh [--connections 50,500,2000,10000] [--sizes 64,4096] [--rounds 3] ...
 #

@@ -98,10 +98,7 @@ impl Drop for Mapping {
 
 pub(crate) struct BufferPool {
     memory: Mapping,
-    ring: Mapping,
-    ring_mask: u16,
-    /// Our copy of the ring tail; published to the kernel with a release store.
-    ring_tail: u16,
+    ring: ProvidedRing,
     /// Buffers given to the ring whose use the kernel has not reported yet.
     in_ring: u32,
     buffer_size: u32,
@@ -127,8 +124,7 @@ pub(crate) struct BufferPool {
 struct Spans {
     first: u32,
     len: u32,
-    ring: Mapping,
-    ring_tail: u16,
+    ring: ProvidedRing,
     /// Ring spans the kernel has not reported using yet.
     in_ring: u32,
     free: Vec<u32>,
@@ -188,21 +184,72 @@ const MAX_FIXED_BYTES: u64 = 1 << 30;
 // its worker's mutex.
 unsafe impl Send for BufferPool {}
 
-/// Registers `memory` as the provided buffer ring of `entries` entries for buffer
-/// group `group`. The caller unregisters it before `memory` is unmapped.
-fn register_ring(ring: &IoUring, memory: &Mapping, entries: u16, group: u16) -> Result<()> {
-    // SAFETY: the mapping is page aligned (mmap) and sized for `entries` ring entries
-    // by the caller, and outlives the registration (see above).
-    unsafe {
-        ring.submitter()
-            .register_buf_ring_with_flags(memory.ptr.as_ptr() as u64, entries, group, 0)
+/// A provided buffer ring: its entries, shared with the kernel, and our copy of the
+/// tail, published with a release store.
+struct ProvidedRing {
+    memory: Mapping,
+    mask: u16,
+    tail: u16,
+}
+
+impl ProvidedRing {
+    /// Room for `entries` entries (a power of two).
+    fn new(entries: u32) -> Result<ProvidedRing> {
+        let bytes = entries as usize * std::mem::size_of::<BufRingEntry>();
+        Ok(ProvidedRing {
+            memory: Mapping::new(bytes)?,
+            mask: (entries - 1) as u16,
+            tail: 0,
+        })
     }
-    .map_err(|e| match e.raw_os_error() {
-        Some(libc::ENOMEM) => IOT_E_MEMLOCK,
-        // Provided buffer rings came with Linux 5.19.
-        Some(libc::EINVAL) => crate::error::IOT_E_UNSUPPORTED,
-        _ => from_io(e),
-    })
+
+    /// Registers the ring for buffer group `group`; it is unregistered before its
+    /// memory is unmapped (`BufferPool::unregister`).
+    fn register(&self, ring: &IoUring, group: u16) -> Result<()> {
+        // SAFETY: the mapping is page aligned (mmap), sized for `mask + 1` entries, and
+        // outlives the registration (see above).
+        unsafe {
+            ring.submitter().register_buf_ring_with_flags(
+                self.memory.ptr.as_ptr() as u64,
+                self.mask.wrapping_add(1),
+                group,
+                0,
+            )
+        }
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOMEM) => IOT_E_MEMLOCK,
+            // Provided buffer rings came with Linux 5.19.
+            Some(libc::EINVAL) => crate::error::IOT_E_UNSUPPORTED,
+            _ => from_io(e),
+        })
+    }
+
+    /// Adds `len` bytes at `addr` as buffer `bid`, seen by the kernel once published.
+    fn push(&mut self, addr: *mut u8, len: u32, bid: u16) {
+        let index = self.tail & self.mask;
+        // SAFETY: index <= mask < entries; the entry slot is ours until the tail is
+        // published, and the kernel only reads entries below the published tail.
+        let entry = unsafe {
+            &mut *self
+                .memory
+                .ptr
+                .as_ptr()
+                .cast::<BufRingEntry>()
+                .add(usize::from(index))
+        };
+        entry.set_addr(addr as u64);
+        entry.set_len(len);
+        entry.set_bid(bid);
+        self.tail = self.tail.wrapping_add(1);
+    }
+
+    fn publish(&self) {
+        let base = self.memory.ptr.as_ptr().cast::<BufRingEntry>();
+        // SAFETY: the tail field lives inside the first ring entry, which is mapped; the
+        // kernel reads it concurrently, hence the atomic release store.
+        let tail = unsafe { &*(BufRingEntry::tail(base) as *const AtomicU16) };
+        tail.store(self.tail, Ordering::Release);
+    }
 }
 
 impl BufferPool {
@@ -218,14 +265,10 @@ impl BufferPool {
         let total = (plain + span_len.map_or(0, |len| (RING_SPANS + FREE_SPANS) * len)) as usize;
         let ring_entries = recv_count.next_power_of_two();
         let memory = Mapping::new((total * buffer_size as usize).max(1))?;
-        let ring_bytes = ring_entries as usize * std::mem::size_of::<BufRingEntry>();
-        let ring_map = Mapping::new(ring_bytes)?;
         let ring_target = recv_count.min(INITIAL_RING_BUFFERS);
         let mut pool = BufferPool {
             memory,
-            ring: ring_map,
-            ring_mask: (ring_entries - 1) as u16,
-            ring_tail: 0,
+            ring: ProvidedRing::new(ring_entries)?,
             in_ring: 0,
             buffer_size,
             recv_count,
@@ -244,7 +287,7 @@ impl BufferPool {
         if let Some(len) = span_len {
             pool.add_spans(ring, plain, len)?;
         }
-        register_ring(ring, &pool.ring, ring_entries as u16, RECV_GROUP)?;
+        pool.ring.register(ring, RECV_GROUP)?;
         pool.registered = true;
         for id in 0..ring_target {
             pool.give_to_kernel(id);
@@ -290,12 +333,10 @@ impl BufferPool {
     /// Carves `RING_SPANS + FREE_SPANS` spans of `len` buffers from ids `first..` and
     /// registers the datagram ring with the first `RING_SPANS` of them.
     fn add_spans(&mut self, ring: &IoUring, first: u32, len: u32) -> Result<()> {
-        let ring_bytes = RING_SPANS as usize * std::mem::size_of::<BufRingEntry>();
         let mut spans = Spans {
             first,
             len,
-            ring: Mapping::new(ring_bytes)?,
-            ring_tail: 0,
+            ring: ProvidedRing::new(RING_SPANS)?,
             in_ring: 0,
             free: Vec::new(),
             registered: false,
@@ -304,7 +345,7 @@ impl BufferPool {
             .step_by(len as usize)
             .rev()
             .collect();
-        register_ring(ring, &spans.ring, RING_SPANS as u16, DATAGRAM_GROUP)?;
+        spans.ring.register(ring, DATAGRAM_GROUP)?;
         spans.registered = true;
         let heads = (first..spans.ring_end()).step_by(len as usize);
         self.spans = Some(spans);
@@ -321,33 +362,15 @@ impl BufferPool {
         let Some(spans) = self.spans.as_mut() else {
             return;
         };
-        let index = spans.ring_tail & (RING_SPANS as u16 - 1);
-        // SAFETY: index < RING_SPANS entries; the slot is ours until the tail is
-        // published (see `give_to_kernel`).
-        let entry = unsafe {
-            &mut *spans
-                .ring
-                .ptr
-                .as_ptr()
-                .cast::<BufRingEntry>()
-                .add(index as usize)
-        };
-        entry.set_addr(ptr as u64);
-        entry.set_len(spans.len * bytes);
-        entry.set_bid(head as u16);
-        spans.ring_tail = spans.ring_tail.wrapping_add(1);
+        spans.ring.push(ptr, spans.len * bytes, head as u16);
         spans.in_ring += 1;
         self.owner[head as usize] = Owner::Kernel;
     }
 
     fn publish_spans(&self) {
-        let Some(spans) = &self.spans else {
-            return;
-        };
-        let base = spans.ring.ptr.as_ptr().cast::<BufRingEntry>();
-        // SAFETY: as in `publish`.
-        let tail = unsafe { &*(BufRingEntry::tail(base) as *const AtomicU16) };
-        tail.store(spans.ring_tail, Ordering::Release);
+        if let Some(spans) = &self.spans {
+            spans.ring.publish();
+        }
     }
 
     /// The buffer group multishot datagram receives take from: the datagram ring, or
@@ -432,31 +455,13 @@ impl BufferPool {
     }
 
     fn give_to_kernel(&mut self, id: u32) {
-        let index = self.ring_tail & self.ring_mask;
-        // SAFETY: index <= mask < ring_entries; the entry slot is ours until the tail
-        // is published, and the kernel only reads entries below the published tail.
-        let entry = unsafe {
-            &mut *self
-                .ring
-                .ptr
-                .as_ptr()
-                .cast::<BufRingEntry>()
-                .add(index as usize)
-        };
-        entry.set_addr(self.ptr(id) as u64);
-        entry.set_len(self.buffer_size);
-        entry.set_bid(id as u16);
-        self.ring_tail = self.ring_tail.wrapping_add(1);
+        self.ring.push(self.ptr(id), self.buffer_size, id as u16);
         self.owner[id as usize] = Owner::Kernel;
         self.in_ring += 1;
     }
 
     fn publish(&self) {
-        let base = self.ring.ptr.as_ptr().cast::<BufRingEntry>();
-        // SAFETY: the tail field lives inside the first ring entry, which is mapped; the
-        // kernel reads it concurrently, hence the atomic release store.
-        let tail = unsafe { &*(BufRingEntry::tail(base) as *const AtomicU16) };
-        tail.store(self.ring_tail, Ordering::Release);
+        self.ring.publish();
     }
 
     /// The kernel picked `id` for a receive: the host owns it now.

@@ -29,10 +29,6 @@ pub(crate) struct RecvCredit {
     /// Receive buffers stream sockets hold together (those of closed sockets included,
     /// until they come back).
     held: u32,
-    /// Past the floor, a socket takes no more once fewer than this many are free.
-    reserve: u32,
-    /// Receive buffers in the pool.
-    count: u32,
 }
 
 impl RecvCredit {
@@ -48,15 +44,16 @@ impl RecvCredit {
             origin: vec![0; count as usize],
             limit,
             held: 0,
-            reserve: count / 2,
-            count,
         }
     }
 
     /// Whether stream `socket` may take another receive buffer now: under its limit,
     /// and under the floor or with the reserve still free.
     pub(crate) fn may_receive(&self, sockets: &SocketTable, socket: u64) -> bool {
-        let pool_has_room = self.held + self.reserve < self.count;
+        // Past the floor, a socket takes no more once fewer than half the pool's
+        // buffers are free.
+        let count = self.origin.len();
+        let pool_has_room = self.held as usize + count / 2 < count;
         sockets.get(socket).map_or(true, |s| {
             s.received_held < self.limit && (s.received_held < FLOOR || pool_has_room)
         })
