@@ -192,17 +192,24 @@ fn connect_from(host: &Host, port: u16, source: Option<&str>, source_port: u16, 
     code
 }
 
+/// Connects from `source`:`source_port` to a std listener; returns the address the
+/// listener saw the connection come from (the connection itself completes tagged
+/// `tag`).
+fn accepted_from(host: &Host, source: Option<&str>, source_port: u16, tag: u64) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    ok(
+        "connect_from",
+        connect_from(host, port, source, source_port, tag),
+    );
+    listener.accept().unwrap().1
+}
+
 #[test]
 fn connect_from_a_source_address_and_port() {
     let mut host = Host::new();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
     let source_port = free_port("127.0.0.2");
-    ok(
-        "connect_from",
-        connect_from(&host, port, Some("127.0.0.2"), source_port, 1),
-    );
-    let (_peer, from) = listener.accept().unwrap();
+    let from = accepted_from(&host, Some("127.0.0.2"), source_port, 1);
     let c = host.next_tagged(1);
     assert_eq!(c.result, 0, "connect: {}", message(c.result));
     let expected: SocketAddr = format!("127.0.0.2:{source_port}").parse().unwrap();
@@ -212,11 +219,7 @@ fn connect_from_a_source_address_and_port() {
         ("127.0.0.2".to_string(), source_port)
     );
     // Address only: any port.
-    ok(
-        "connect_from",
-        connect_from(&host, port, Some("127.0.0.3"), 0, 2),
-    );
-    let (_peer, from) = listener.accept().unwrap();
+    let from = accepted_from(&host, Some("127.0.0.3"), 0, 2);
     assert_eq!(host.next_tagged(2).result, 0);
     assert_eq!(from.ip().to_string(), "127.0.0.3");
     assert_ne!(from.port(), 0);
@@ -225,14 +228,8 @@ fn connect_from_a_source_address_and_port() {
 #[test]
 fn connect_from_a_source_port_only() {
     let mut host = Host::new();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
     let source_port = free_port("0.0.0.0");
-    ok(
-        "connect_from",
-        connect_from(&host, port, None, source_port, 1),
-    );
-    let (_peer, from) = listener.accept().unwrap();
+    let from = accepted_from(&host, None, source_port, 1);
     assert_eq!(host.next_tagged(1).result, 0);
     assert_eq!(from.port(), source_port);
 }
