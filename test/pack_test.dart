@@ -649,11 +649,34 @@ dependencies:
               'by running it with: --self-check'));
     }, timeout: const Timeout(Duration(minutes: 6)));
 
-    test('kind aot: a self-contained executable', () async {
+    test(
+        'kind aot: a self-contained executable, or where `dart compile exe` '
+        'is unavailable a refusal that names --kind vm', () async {
       final unavailable =
           await aotUnavailableReason(environment: Platform.environment);
       if (unavailable != null) {
-        markTestSkipped('no aot here: $unavailable');
+        final out = '${temp.path}/aot-refused-out';
+        final refused = await runToEnd(
+            'dart',
+            [
+              'run',
+              'iouring_transport:pack',
+              'bin/server.dart',
+              '-o',
+              out,
+              '--kind',
+              'aot',
+              '--no-build',
+            ],
+            workingDirectory: project.path,
+            environment: {'CARGO_TARGET_DIR': cargoTargetDir},
+            timeout: const Duration(minutes: 2));
+        expect(refused.exitCode, 1, reason: refused.output);
+        expect(
+            refused.output,
+            allOf(contains('--kind aot needs `dart compile exe`'),
+                contains(unavailable), contains('--kind vm')));
+        expect(File('$out/server.tar.gz').existsSync(), isFalse);
         return;
       }
       final output = await packAndServe('aot', [
