@@ -235,6 +235,55 @@
 #define IOT_OPTION_MULTICAST_INTERFACE 6
 
 /*
+ A TLS handshake on a connected stream socket (`iot_tls_accept`,
+ `iot_tls_connect`) finished: `result` 0, or a negative code (`IOT_E_TLS_*`, or an
+ errno when the connection itself failed); `handle` is the socket.
+ */
+#define IOT_KIND_TLS_HANDSHAKE 30
+
+/*
+ The configuration is a server's (else a client's).
+ */
+#define IOT_TLS_SERVER 1
+
+/*
+ Server: ask clients for a certificate and verify one when given against the
+ trusted certificates (a client without one is still accepted).
+ */
+#define IOT_TLS_CLIENT_AUTH_OPTIONAL 2
+
+/*
+ Server: refuse clients without a certificate the trusted certificates vouch for.
+ */
+#define IOT_TLS_CLIENT_AUTH_REQUIRED 4
+
+/*
+ Only TLS 1.2 (default: 1.2 and 1.3).
+ */
+#define IOT_TLS_ONLY_TLS12 8
+
+/*
+ Only TLS 1.3.
+ */
+#define IOT_TLS_ONLY_TLS13 16
+
+/*
+ Client: trust the system's CA certificates (`/etc/ssl/certs`) besides the given
+ ones.
+ */
+#define IOT_TLS_SYSTEM_ROOTS 32
+
+/*
+ `iot_tls_info.flags`: the session was resumed (no full handshake).
+ */
+#define IOT_TLS_INFO_RESUMED 1
+
+/*
+ `iot_tls_info.flags`: the peer presented a certificate (`iot_tls_peer_certificate`).
+ */
+#define IOT_TLS_INFO_PEER_CERTIFICATE 2
+
+/*
  Config flag: also register the buffer pool as fixed buffers, so file reads and
  writes skip pinning pages on every operation. The pool's memory is then locked and
  counts against `RLIMIT_MEMLOCK` (without `CAP_IPC_LOCK`); over the limit,
@@ -300,6 +349,60 @@
 #define IOT_E_WORKER_GONE -5020
 
 /*
+ A TLS configuration could not be built: no or bad PEM, a key that does not match
+ the certificate, no trusted certificates where they are needed, a bad ALPN list.
+ */
+#define IOT_E_TLS_CONFIG -5040
+
+/*
+ The peer's certificate is not valid: expired, not yet valid, badly encoded, or
+ revoked.
+ */
+#define IOT_E_TLS_BAD_CERTIFICATE -5041
+
+/*
+ The peer's certificate was not issued by a trusted certificate authority.
+ */
+#define IOT_E_TLS_UNKNOWN_ISSUER -5042
+
+/*
+ The server's certificate is not valid for the name the client asked for (SNI).
+ */
+#define IOT_E_TLS_NAME_MISMATCH -5043
+
+/*
+ The peers share no protocol version, cipher suite or application protocol (ALPN).
+ */
+#define IOT_E_TLS_NO_COMMON_PROTOCOL -5044
+
+/*
+ The peer refused the handshake or ended the session with an alert.
+ */
+#define IOT_E_TLS_ALERT_RECEIVED -5045
+
+/*
+ The peer does not speak TLS correctly: a malformed or unexpected message (also a
+ plaintext client on a TLS port).
+ */
+#define IOT_E_TLS_PROTOCOL -5046
+
+/*
+ A record failed to decrypt or authenticate (corrupted or forged data).
+ */
+#define IOT_E_TLS_DECRYPT -5047
+
+/*
+ The server requires a client certificate and the client sent none.
+ */
+#define IOT_E_TLS_CERTIFICATE_REQUIRED -5048
+
+/*
+ The socket has no established TLS session for this call (a handshake is missing,
+ still running, failed, or already done).
+ */
+#define IOT_E_TLS_STATE -5049
+
+/*
  Part of one pool buffer, for `iot_file_readv`/`iot_file_writev`.
  */
 typedef struct iot_buffer_slice {
@@ -344,6 +447,24 @@ typedef struct iot_file_info {
    */
   uint32_t mode;
 } iot_file_info;
+
+/*
+ An established session, as `iot_tls_info` reports it.
+ */
+typedef struct iot_tls_info {
+  /*
+   0x0303 for TLS 1.2, 0x0304 for TLS 1.3.
+   */
+  uint16_t protocol_version;
+  /*
+   The IANA number of the cipher suite.
+   */
+  uint16_t cipher_suite;
+  /*
+   `IOT_TLS_INFO_*` bits.
+   */
+  uint32_t flags;
+} iot_tls_info;
 
 /*
  Worker configuration. Fill with `iot_config_default`, then adjust.
@@ -968,6 +1089,89 @@ int32_t iot_tcp_connect_from(uint64_t worker,
                              uint16_t source_port,
                              uint64_t tag,
                              uint32_t timeout_ms);
+
+/*
+ Builds a TLS configuration and writes its handle to `out_config`; it can serve any
+ number of sockets on any worker until `iot_tls_config_free`. `flags` are `IOT_TLS_*`
+ (`IOT_TLS_SERVER` for a server's). PEM inputs, each `len` bytes (NULL when 0):
+ `certificate_pem` the chain, leaf first (a server's, or a client's own for client
+ authentication), with `private_key_pem` (PKCS#8, PKCS#1 or SEC1); `trusted_pem`
+ the certificates to verify the peer with (a client's roots; a server's for client
+ certificates). `alpn` lists application protocols in ALPN wire format (each name
+ after its length byte), most preferred first. On failure (`IOT_E_TLS_CONFIG`) the
+ reason is written to `error_text` (NUL-terminated, cut to `error_len`).
+ */
+int32_t iot_tls_config_new(uint32_t flags,
+                           const uint8_t *certificate_pem,
+                           uint32_t certificate_len,
+                           const uint8_t *private_key_pem,
+                           uint32_t private_key_len,
+                           const uint8_t *trusted_pem,
+                           uint32_t trusted_len,
+                           const uint8_t *alpn,
+                           uint32_t alpn_len,
+                           uint64_t *out_config,
+                           char *error_text,
+                           size_t error_len);
+
+/*
+ Frees a configuration handle; sessions already made with it are unaffected.
+ */
+int32_t iot_tls_config_free(uint64_t config);
+
+/*
+ Queues the server side of a TLS handshake on accepted stream `socket`, with server
+ configuration `config`. Completes as `IOT_KIND_TLS_HANDSHAKE`: 0 and the socket in
+ `handle` once established, from when `iot_recv`, `iot_send` and
+ `iot_socket_shutdown` on it carry plaintext; else an `IOT_E_TLS_*` code (the reason:
+ `iot_tls_error_text`) or an errno. `timeout_ms` bounds each wait for the peer.
+ */
+int32_t iot_tls_accept(uint64_t worker,
+                       uint64_t socket,
+                       uint64_t config,
+                       uint64_t tag,
+                       uint32_t timeout_ms);
+
+/*
+ Queues the client side of a TLS handshake on connected stream `socket`, with client
+ configuration `config`, for `server_name` (a DNS name or an IP address: sent as SNI
+ and checked against the server's certificate). Completes as `iot_tls_accept` does.
+ */
+int32_t iot_tls_connect(uint64_t worker,
+                        uint64_t socket,
+                        uint64_t config,
+                        const char *server_name,
+                        uint64_t tag,
+                        uint32_t timeout_ms);
+
+/*
+ The protocol version, cipher suite and flags of `socket`'s established session.
+ */
+int32_t iot_tls_info(uint64_t worker, uint64_t socket, struct iot_tls_info *out_info);
+
+/*
+ Copies the application protocol both sides chose (ALPN; empty: none) into `buf`
+ (NUL-terminated, cut to `len`); returns its full length.
+ */
+int32_t iot_tls_alpn(uint64_t worker, uint64_t socket, char *buf, size_t len);
+
+/*
+ A server's session: copies the name the client asked for (SNI; empty: none) into
+ `buf` as `iot_tls_alpn` does.
+ */
+int32_t iot_tls_server_name(uint64_t worker, uint64_t socket, char *buf, size_t len);
+
+/*
+ Copies the peer's certificate (DER; empty: it sent none) into `buf` (cut to `len`,
+ after which one NUL); returns its full length.
+ */
+int32_t iot_tls_peer_certificate(uint64_t worker, uint64_t socket, char *buf, size_t len);
+
+/*
+ Why `socket`'s TLS session failed, in words (empty while it has not), copied into
+ `buf` as `iot_tls_alpn` does.
+ */
+int32_t iot_tls_error_text(uint64_t worker, uint64_t socket, char *buf, size_t len);
 
 /*
  Asks every worker of the process to stop: each drains an `IOT_KIND_STOP_REQUESTED`

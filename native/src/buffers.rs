@@ -505,6 +505,13 @@ impl BufferPool {
         add > 0
     }
 
+    /// A spare receive buffer (out of the ring) for the host, if one is spare.
+    pub(crate) fn take_spare(&mut self) -> Option<u32> {
+        let id = self.spare_recv.pop()?;
+        self.owner[id as usize] = Owner::Host;
+        Some(id)
+    }
+
     /// A send buffer for the host, or `-ENOBUFS` when every one is in use.
     pub(crate) fn acquire(&mut self) -> Result<u32> {
         let id = self.free_send.pop().ok_or(-libc::ENOBUFS)?;

@@ -32,6 +32,39 @@ pub const IOT_E_THREAD: i32 = -5009;
 /// (Messaging errors are numbered from -5020.)
 pub const IOT_E_WORKER_GONE: i32 = -5020;
 
+// TLS (numbered from -5040). The reason in words: `iot_tls_error_text` on the socket,
+// or the text a failed `iot_tls_config_new` wrote.
+
+/// A TLS configuration could not be built: no or bad PEM, a key that does not match
+/// the certificate, no trusted certificates where they are needed, a bad ALPN list.
+pub const IOT_E_TLS_CONFIG: i32 = -5040;
+/// The peer's certificate is not valid: expired, not yet valid, badly encoded, or
+/// revoked.
+pub const IOT_E_TLS_BAD_CERTIFICATE: i32 = -5041;
+/// The peer's certificate was not issued by a trusted certificate authority.
+pub const IOT_E_TLS_UNKNOWN_ISSUER: i32 = -5042;
+/// The server's certificate is not valid for the name the client asked for (SNI).
+pub const IOT_E_TLS_NAME_MISMATCH: i32 = -5043;
+/// The peers share no protocol version, cipher suite or application protocol (ALPN).
+pub const IOT_E_TLS_NO_COMMON_PROTOCOL: i32 = -5044;
+/// The peer refused the handshake or ended the session with an alert.
+pub const IOT_E_TLS_ALERT_RECEIVED: i32 = -5045;
+/// The peer does not speak TLS correctly: a malformed or unexpected message (also a
+/// plaintext client on a TLS port).
+pub const IOT_E_TLS_PROTOCOL: i32 = -5046;
+/// A record failed to decrypt or authenticate (corrupted or forged data).
+pub const IOT_E_TLS_DECRYPT: i32 = -5047;
+/// The server requires a client certificate and the client sent none.
+pub const IOT_E_TLS_CERTIFICATE_REQUIRED: i32 = -5048;
+/// The socket has no established TLS session for this call (a handshake is missing,
+/// still running, failed, or already done).
+pub const IOT_E_TLS_STATE: i32 = -5049;
+
+/// Whether `code` is one of the `IOT_E_TLS_*` codes.
+pub(crate) fn is_tls(code: i32) -> bool {
+    (IOT_E_TLS_STATE..=IOT_E_TLS_CONFIG).contains(&code)
+}
+
 /// Internal result type: the error is already an ABI code.
 pub(crate) type Result<T> = std::result::Result<T, i32>;
 
@@ -128,6 +161,24 @@ pub(crate) fn message(code: i32) -> String {
         IOT_E_WORKER_GONE => {
             "target worker is gone: never issued, freed, or stopped accepting messages"
         }
+        IOT_E_TLS_CONFIG => "invalid TLS configuration",
+        IOT_E_TLS_BAD_CERTIFICATE => "TLS: the peer's certificate is not valid",
+        IOT_E_TLS_UNKNOWN_ISSUER => {
+            "TLS: the peer's certificate was not issued by a trusted certificate authority"
+        }
+        IOT_E_TLS_NAME_MISMATCH => {
+            "TLS: the server's certificate is not valid for the requested name"
+        }
+        IOT_E_TLS_NO_COMMON_PROTOCOL => {
+            "TLS: no protocol version, cipher suite or application protocol (ALPN) in common"
+        }
+        IOT_E_TLS_ALERT_RECEIVED => "TLS: the peer sent a fatal alert",
+        IOT_E_TLS_PROTOCOL => "TLS: the peer violated the protocol (or does not speak TLS)",
+        IOT_E_TLS_DECRYPT => "TLS: a record failed to decrypt or authenticate",
+        IOT_E_TLS_CERTIFICATE_REQUIRED => {
+            "TLS: the server requires a client certificate and none was sent"
+        }
+        IOT_E_TLS_STATE => "TLS: no established session for this call on the socket",
         c if c < 0 && c > -4096 => {
             return io::Error::from_raw_os_error(-c).to_string();
         }

@@ -37,6 +37,7 @@ mod slots;
 mod sockets;
 mod stream;
 mod tcp;
+mod tls;
 mod transport;
 mod udp;
 mod unix;

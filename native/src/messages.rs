@@ -51,7 +51,12 @@ impl Worker {
     /// Hands stream `socket` to worker `target`: its handle goes stale here at once, and
     /// `target` drains an `IOT_KIND_SOCKET` completion with its own handle for it.
     pub(crate) fn handoff_socket(&mut self, socket: u64, target: u64, tag: u64) -> Result<()> {
-        let fd = self.sockets.get_kind(socket, SocketKind::Stream)?.raw();
+        let stream = self.sockets.get_kind(socket, SocketKind::Stream)?;
+        // A TLS session is this worker's state; the fd alone would lose it.
+        if stream.tls.is_some() {
+            return Err(crate::error::IOT_E_TLS_STATE);
+        }
+        let fd = stream.raw();
         // Operations in flight would keep using the fd on this ring after the hand-off.
         let busy = {
             let s = self.sockets.get(socket)?;

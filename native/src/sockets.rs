@@ -12,6 +12,7 @@ use slab::Slab;
 
 use crate::error::{from_io, Result, IOT_E_BAD_HANDLE, IOT_E_WRONG_SOCKET_KIND};
 use crate::op::Op;
+use crate::tls::TlsSession;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum SocketKind {
@@ -41,6 +42,8 @@ pub(crate) struct Socket {
     /// The Unix socket file this socket created; removed when the socket closes
     /// (declared after `fd`, so the socket is closed first).
     pub(crate) bound_path: Option<BoundPath>,
+    /// The TLS session over this stream, from its handshake on.
+    pub(crate) tls: Option<Box<TlsSession>>,
 }
 
 impl Socket {
@@ -137,6 +140,7 @@ impl SocketTable {
             received_held: 0,
             throttled: None,
             bound_path: None,
+            tls: None,
         });
         Ok(self.handle(generation, slot))
     }

@@ -98,6 +98,9 @@ impl Worker {
     ) -> Result<()> {
         // A stream's sends must not interleave; a datagram is all or nothing, so
         // datagram sends go out at once, several in flight.
+        if let Some(session) = &self.sockets.get(socket)?.tls {
+            session.check_established()?;
+        }
         let ordered = match self.sockets.get(socket)?.kind {
             SocketKind::Stream => true,
             SocketKind::Datagram => false,
@@ -144,7 +147,7 @@ impl Worker {
             tag,
             IOT_KIND_SHUTDOWN,
             socket,
-            Work::Shutdown(Shutdown { how }),
+            Work::Shutdown(Shutdown::new(how)),
             0,
         );
         self.queue_ordered(op)
@@ -152,10 +155,16 @@ impl Worker {
 }
 
 impl Worker {
-    /// Closes a socket (not a file: `close_file`).
+    /// Closes a socket (not a file: `close_file`). A stream socket's queued sends
+    /// first go into the kernel as far as it takes them at once (the kernel sends them
+    /// after the close, as it does what `write(2)` took); the rest are dropped.
     pub(crate) fn close_socket(&mut self, socket: u64) -> Result<()> {
-        if self.sockets.get(socket)?.kind == SocketKind::File {
+        let kind = self.sockets.get(socket)?.kind;
+        if kind == SocketKind::File {
             return Err(IOT_E_WRONG_SOCKET_KIND);
+        }
+        if kind == SocketKind::Stream {
+            self.push_sends_into_kernel(socket)?;
         }
         self.close_handle(socket)
     }

@@ -36,6 +36,7 @@ mod end;
 mod finish;
 mod ordered;
 mod receive;
+mod tls;
 
 use end::Ended;
 use receive::RingKind;
@@ -190,6 +191,37 @@ impl Worker {
             self.push_ready(stopped);
         }
         filled
+    }
+
+    /// Before a stream socket is closed: lets its queued sends go into the kernel as
+    /// far as the kernel takes them now, without waiting, as `write(2)`s made before a
+    /// `close(2)` would have (the kernel still sends those after the close). Each
+    /// round submits the send in flight (which the kernel tries at once) and reaps
+    /// what completed, which starts the next queued send; it stops when the send in
+    /// flight does not complete at once (the socket's buffer is full) or none is left.
+    /// The completions reaped wait in `ready` for the host's next drain.
+    pub(crate) fn push_sends_into_kernel(&mut self, socket: u64) -> Result<()> {
+        let Ok(s) = self.sockets.get(socket) else {
+            return Ok(());
+        };
+        // Each round ends at least one op (or stops): bounded by the queue.
+        let mut rounds = s.outbound.len() + 2;
+        while rounds > 0 && self.sockets.get(socket).is_ok_and(|s| s.sending) {
+            rounds -= 1;
+            self.flush()?;
+            let mut overflow_flushed = false;
+            let mut reaped = false;
+            while let Some((user_data, res, flags)) = self.driver.next_cqe(&mut overflow_flushed) {
+                reaped = true;
+                if let Some(completion) = self.on_cqe(user_data, res, flags) {
+                    self.push_ready(completion);
+                }
+            }
+            if !reaped {
+                break;
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn has_pending(&mut self) -> bool {

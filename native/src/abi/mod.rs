@@ -6,9 +6,11 @@
 mod completion;
 mod file;
 mod socket;
+mod tls;
 mod worker;
 
 pub use completion::*;
 pub use file::*;
 pub use socket::*;
+pub use tls::*;
 pub use worker::*;

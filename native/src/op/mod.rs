@@ -9,6 +9,7 @@
 mod accept;
 mod connect;
 mod file;
+mod handshake;
 mod read;
 mod read_stream;
 mod recv;
@@ -20,6 +21,7 @@ mod vectored;
 pub(crate) use accept::{Accept, AcceptNext};
 pub(crate) use connect::Connect;
 pub(crate) use file::{position, FileWork};
+pub(crate) use handshake::Handshake;
 pub(crate) use read::ReadInto;
 pub(crate) use read_stream::{ReadStream, StreamHolders};
 pub(crate) use recv::Recv;
@@ -48,6 +50,8 @@ pub(crate) enum Work {
     ReadStream(ReadStream),
     /// A file operation that moves no buffer (open, sync, allocate, truncate, stat).
     File(FileWork),
+    /// A TLS handshake (boxed: its flight buffer is only for the handshake's life).
+    Handshake(Box<Handshake>),
 }
 
 impl Work {
@@ -65,6 +69,7 @@ impl Work {
             Work::Vectored(io) => io.entry(fd?),
             Work::ReadStream(stream) => stream.entry(fd?, buffers),
             Work::File(file) => file.entry(fd)?,
+            Work::Handshake(handshake) => handshake.entry(fd?, buffers),
         })
     }
 
@@ -101,6 +106,7 @@ impl Work {
         match self {
             Work::Send(progress) => Some((progress.advance(res), progress.result(res))),
             Work::Vectored(io) if io.is_write() => Some((io.advance(res), io.result(res))),
+            Work::Shutdown(shutdown) => shutdown.advance(res),
             _ => None,
         }
     }

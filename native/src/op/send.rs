@@ -27,13 +27,15 @@ pub(crate) enum SendTarget {
     Address(Box<SockAddr>),
     /// A file write at this offset, or at the file position when `None`.
     File { at: Option<u64> },
+    /// A TLS socket: the records sealing the buffer's `plain` bytes, sent instead.
+    Sealed { records: Vec<u8>, plain: u32 },
 }
 
 impl SendTarget {
     /// The completion kind of a send towards this target.
     pub(crate) fn kind(&self) -> u16 {
         match self {
-            SendTarget::Connected => IOT_KIND_SEND,
+            SendTarget::Connected | SendTarget::Sealed { .. } => IOT_KIND_SEND,
             SendTarget::Address(_) => IOT_KIND_SEND_TO,
             SendTarget::File { .. } => IOT_KIND_FILE_WRITE,
         }
@@ -52,7 +54,38 @@ impl SendProgress {
         }
     }
 
+    /// The bytes this send takes from its buffer (what a TLS session seals).
+    pub(crate) fn plaintext<'a>(&self, buffers: &'a BufferPool) -> &'a [u8] {
+        // SAFETY: offset + len was checked against the buffer at queue time, and the
+        // op owns the buffer: nobody writes it meanwhile.
+        unsafe {
+            std::slice::from_raw_parts(
+                buffers.ptr(self.buffer).add(self.offset as usize),
+                self.len as usize,
+            )
+        }
+    }
+
+    /// A send on a stream, which a TLS session seals (not yet sealed).
+    pub(crate) fn sealable(&self) -> bool {
+        matches!(self.to, SendTarget::Connected)
+    }
+
+    /// Sends `records` (the sealed plaintext) instead; the completion still counts
+    /// the plaintext.
+    pub(crate) fn seal(&mut self, records: Vec<u8>) {
+        let plain = self.len;
+        self.len = records.len() as u32;
+        self.to = SendTarget::Sealed { records, plain };
+    }
+
     pub(crate) fn entry(&self, fd: Fd, buffers: &BufferPool) -> squeue::Entry {
+        if let SendTarget::Sealed { records, .. } = &self.to {
+            let rest = &records[self.done as usize..];
+            return opcode::Send::new(fd, rest.as_ptr(), rest.len() as u32)
+                .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
+                .build();
+        }
         // SAFETY: offset + len was checked against the buffer size at queue time.
         let ptr = unsafe {
             buffers
@@ -61,7 +94,7 @@ impl SendProgress {
         };
         let len = self.len - self.done;
         match &self.to {
-            SendTarget::Connected => opcode::Send::new(fd, ptr, len)
+            SendTarget::Connected | SendTarget::Sealed { .. } => opcode::Send::new(fd, ptr, len)
                 .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
                 .build(),
             SendTarget::Address(addr) => opcode::Send::new(fd, ptr, len)
@@ -97,6 +130,12 @@ impl SendProgress {
             SendTarget::File { .. } => -libc::EIO,
             _ => -libc::EPIPE,
         };
-        super::transfer_result(res, u64::from(self.done), u64::from(self.len), short)
+        match (
+            &self.to,
+            super::transfer_result(res, u64::from(self.done), u64::from(self.len), short),
+        ) {
+            (SendTarget::Sealed { plain, .. }, sent) if sent >= 0 => *plain as i32,
+            (_, result) => result,
+        }
     }
 }

@@ -140,7 +140,11 @@ impl Worker {
             completion.result = result;
             return self.end_op(key, completion);
         }
+        if self.receives_tls(key) {
+            return self.finish_tls_receive(key, res, flags, retry);
+        }
         match &mut self.driver[key].work {
+            Work::Handshake(_) => return self.finish_handshake(key, res, flags, retry),
             Work::Accept(accept) => match accept.after(res, retry) {
                 AcceptNext::BackOff(pause) => {
                     if self.driver.back_off(key, pause).is_ok() {

@@ -30,7 +30,10 @@ impl Worker {
             s.sending = true;
             op.ordered = true;
             let key = self.driver.insert(op);
-            match self.submit_attempt(key) {
+            match self
+                .seal_for_tls(key)
+                .and_then(|()| self.submit_attempt(key))
+            {
                 Ok(()) => return,
                 Err(code) => {
                     let ended = self.retire(key, self.driver[key].completion(code));

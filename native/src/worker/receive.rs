@@ -24,6 +24,13 @@ pub(super) enum RingKind {
 impl Worker {
     /// Starts a stream receive, or parks it until the socket's buffers come back.
     pub(crate) fn start_receive(&mut self, socket: u64, op: Op) -> Result<()> {
+        self.check_receivable(socket)?;
+        if self.sockets.get(socket)?.tls.is_some() {
+            // Plaintext may wait in the session already (it came with the handshake).
+            let key = self.driver.insert(op);
+            self.deliver_plaintext(key, None);
+            return Ok(());
+        }
         if self.recv_credit.may_receive(&self.sockets, socket) {
             return self.start(op).map(drop);
         }
@@ -61,10 +68,19 @@ impl Worker {
         };
         if let Some(op) = self.driver.get_mut(key) {
             op.life.starved = false;
-            if let Err(code) = self.submit_attempt(key) {
-                let completion = self.driver[key].completion(code);
-                self.end_op_later(key, completion);
-            }
+            self.resume_receive(key);
+        }
+    }
+
+    /// Receive op `key`, parked, goes on: a TLS receive hands over what its session
+    /// holds first.
+    fn resume_receive(&mut self, key: usize) {
+        if self.receives_tls(key) {
+            return self.deliver_plaintext(key, None);
+        }
+        if let Err(code) = self.submit_attempt(key) {
+            let completion = self.driver[key].completion(code);
+            self.end_op_later(key, completion);
         }
     }
 
@@ -167,7 +183,9 @@ impl Worker {
                 continue;
             };
             op.life.starved = false;
-            if let Err(code) = self.submit_attempt(key) {
+            if self.receives_tls(key) {
+                self.deliver_plaintext(key, None);
+            } else if let Err(code) = self.submit_attempt(key) {
                 let ended = self.retire(key, self.driver[key].completion(code));
                 self.push_ended(ended);
                 continue;

@@ -4,6 +4,7 @@
 
 pub mod echo;
 pub mod messaging;
+pub mod tls;
 
 use std::collections::VecDeque;
 use std::ffi::{c_char, CStr, CString};

@@ -1,0 +1,492 @@
+//! TLS through the C ABI: our server and client against rustls peers on std sockets
+//! and against each other; what each failure reports; nothing leaked.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use support::tls::*;
+use support::*;
+
+/// Our TLS echo server on a thread: serves `connections` clients one after another.
+fn echo_server(
+    pki: &Pki,
+    connections: usize,
+) -> (u16, std::thread::JoinHandle<(usize, iot_stats)>) {
+    let mut host = Host::new();
+    let config = server_config(pki, 0, &[]);
+    let (listener, port) = host.listen("127.0.0.1", 0);
+    let thread = std::thread::spawn(move || {
+        let mut echoed = 0;
+        for _ in 0..connections {
+            let socket = host.accept_one(listener);
+            let result = host.tls_accept(socket, config, 10_000);
+            assert_eq!(
+                result,
+                0,
+                "handshake: {} {}",
+                message(result),
+                host.tls_error(socket)
+            );
+            echoed += host.echo_until_end(socket);
+        }
+        ok("close", iot_socket_close(host.worker, listener));
+        ok("free config", iot_tls_config_free(config));
+        (echoed, host.stats())
+    });
+    (port, thread)
+}
+
+#[test]
+fn a_rustls_client_gets_every_byte_back() {
+    let _fds = fd_check();
+    let pki = Pki::new("echo CA");
+    let sizes = [1usize, 100, 16_385, 1 << 20];
+    let (port, server) = echo_server(&pki, sizes.len());
+    let config = rustls_client(&pki, &[]);
+    for (seed, &size) in sizes.iter().enumerate() {
+        let mut stream = rustls_stream(config.clone(), port);
+        let payload = pattern(size, seed as u32);
+        // In 64 KiB steps, each read back before the next, so neither side's socket
+        // buffers must hold the whole payload.
+        for chunk in payload.chunks(64 << 10) {
+            stream.write_all(chunk).unwrap();
+            let mut back = vec![0; chunk.len()];
+            stream.read_exact(&mut back).unwrap();
+            assert!(back == chunk, "echo of {size} bytes differs");
+        }
+        stream.conn.send_close_notify();
+        stream.flush().unwrap();
+        // The server shuts down with close_notify: a clean end, not a cut connection.
+        let mut rest = Vec::new();
+        stream
+            .read_to_end(&mut rest)
+            .expect("a clean close_notify end");
+        assert!(rest.is_empty());
+        let version = stream.conn.protocol_version();
+        assert_eq!(version, Some(rustls::ProtocolVersion::TLSv1_3));
+    }
+    let (echoed, stats) = server.join().unwrap();
+    assert_eq!(echoed, sizes.iter().sum::<usize>());
+    assert_eq!((stats.sockets_open, stats.buffers_outstanding), (0, 0));
+    assert_eq!(stats.ops_in_flight, 0);
+}
+
+#[test]
+fn our_client_talks_to_a_rustls_server() {
+    let _fds = fd_check();
+    let pki = Pki::new("client test CA");
+    let server_config = rustls_server(&pki.server);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let payload = pattern(100_000, 3);
+    let expected = payload.clone();
+    let peer = std::thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        tcp.set_read_timeout(Some(DEADLINE)).unwrap();
+        let connection = rustls::ServerConnection::new(server_config).unwrap();
+        let mut stream = rustls::StreamOwned::new(connection, tcp);
+        let mut got = vec![0; expected.len()];
+        stream.read_exact(&mut got).unwrap();
+        assert!(got == expected);
+        stream.write_all(b"thanks").unwrap();
+        stream.conn.send_close_notify();
+        stream.flush().unwrap();
+    });
+    let mut host = Host::new();
+    let config = client_config(&pki, 0, &[]);
+    ok("connect", host.connect("127.0.0.1", port, 1, 0));
+    let socket = host.next_tagged(1).handle;
+    let name = cstr("localhost");
+    ok(
+        "tls connect",
+        iot_tls_connect(host.worker, socket, config, name.as_ptr(), 2, 5_000),
+    );
+    let done = host.next_tagged(2);
+    assert_eq!(
+        done.result,
+        0,
+        "{} {}",
+        message(done.result),
+        host.tls_error(socket)
+    );
+    assert_eq!(done.handle, socket);
+    host.send_all(socket, &payload, 3);
+    let reply = host.recv_exact(socket, 100, 4);
+    assert_eq!(reply, b"thanks", "the reply, then the end of the stream");
+    peer.join().unwrap();
+    ok("close", iot_socket_close(host.worker, socket));
+    ok("free config", iot_tls_config_free(config));
+    assert_eq!(host.stats().buffers_outstanding, 0);
+}
+
+#[test]
+fn both_versions_alpn_and_the_session_details() {
+    let _fds = fd_check();
+    let pki = Pki::new("details CA");
+    let mut host = Host::new();
+    for (only, version) in [(IOT_TLS_ONLY_TLS12, 0x0303), (IOT_TLS_ONLY_TLS13, 0x0304)] {
+        let server = server_config(&pki, only, &["h2", "http/1.1"]);
+        let client = client_config(&pki, 0, &["http/1.1"]);
+        let pair = host.tls_pair(server, client, "localhost");
+        assert_eq!((pair.server_result, pair.client_result), (0, 0));
+        for socket in [pair.server, pair.client] {
+            let info = host.tls_info(socket);
+            assert_eq!(info.protocol_version, version);
+            assert_ne!(info.cipher_suite, 0);
+            assert_eq!(host.tls_text(socket, iot_tls_alpn), b"http/1.1");
+        }
+        assert_eq!(
+            host.tls_text(pair.server, iot_tls_server_name),
+            b"localhost"
+        );
+        let client_info = host.tls_info(pair.client);
+        assert_ne!(client_info.flags & IOT_TLS_INFO_PEER_CERTIFICATE, 0);
+        assert_eq!(
+            host.tls_text(pair.client, iot_tls_peer_certificate),
+            pki.server.der
+        );
+        assert_eq!(
+            host.tls_info(pair.server).flags & IOT_TLS_INFO_PEER_CERTIFICATE,
+            0
+        );
+        for socket in [pair.server, pair.client] {
+            ok("close", iot_socket_close(host.worker, socket));
+        }
+        ok("free", iot_tls_config_free(server));
+        ok("free", iot_tls_config_free(client));
+    }
+}
+
+#[test]
+fn a_second_connection_resumes_the_session() {
+    let _fds = fd_check();
+    let pki = Pki::new("resumption CA");
+    let mut host = Host::new();
+    let server = server_config(&pki, 0, &[]);
+    let client = client_config(&pki, 0, &[]);
+    let mut resumed = Vec::new();
+    for round in 0..2 {
+        let pair = host.tls_pair(server, client, "localhost");
+        assert_eq!((pair.server_result, pair.client_result), (0, 0));
+        // TLS 1.3 tickets arrive after the handshake: a round trip makes sure the
+        // client took them in before the next connection.
+        host.send_all(pair.client, b"ping", 10 + round);
+        assert_eq!(host.recv_exact(pair.server, 4, 20 + round), b"ping");
+        host.send_all(pair.server, b"pong", 30 + round);
+        assert_eq!(host.recv_exact(pair.client, 4, 40 + round), b"pong");
+        let flags = [pair.server, pair.client].map(|s| host.tls_info(s).flags);
+        resumed.push(flags.map(|f| f & IOT_TLS_INFO_RESUMED != 0));
+        for socket in [pair.server, pair.client] {
+            ok("close", iot_socket_close(host.worker, socket));
+        }
+    }
+    assert_eq!(resumed, [[false, false], [true, true]]);
+}
+
+/// A failed pair's codes, with the reasons both sides give.
+fn failed_pair(host: &mut Host, server: u64, client: u64, name: &str) -> (i32, i32, String) {
+    let pair = host.tls_pair(server, client, name);
+    let reason = host.tls_error(pair.client);
+    for socket in [pair.server, pair.client] {
+        ok("close", iot_socket_close(host.worker, socket));
+    }
+    (pair.server_result, pair.client_result, reason)
+}
+
+#[test]
+fn handshake_failures_say_why_on_both_sides() {
+    let _fds = fd_check();
+    let pki = Pki::new("trusted CA");
+    let stranger = Pki::new("unknown CA");
+    let mut host = Host::new();
+    let server = server_config(&pki, 0, &["h2"]);
+    let client = client_config(&pki, 0, &[]);
+
+    let untrusting = client_config(&stranger, 0, &[]);
+    let (server_side, client_side, reason) =
+        failed_pair(&mut host, server, untrusting, "localhost");
+    assert_eq!(client_side, IOT_E_TLS_UNKNOWN_ISSUER, "{reason}");
+    assert!(reason.to_lowercase().contains("issuer"), "{reason}");
+    assert_eq!(
+        server_side, IOT_E_TLS_ALERT_RECEIVED,
+        "the client's alert reached the server"
+    );
+
+    let (_, client_side, reason) = failed_pair(&mut host, server, client, "example.com");
+    assert_eq!(client_side, IOT_E_TLS_NAME_MISMATCH, "{reason}");
+
+    let h3_only = client_config(&pki, 0, &["h3"]);
+    let (server_side, _, _) = failed_pair(&mut host, server, h3_only, "localhost");
+    assert_eq!(server_side, IOT_E_TLS_NO_COMMON_PROTOCOL);
+
+    let tls13 = server_config(&pki, IOT_TLS_ONLY_TLS13, &[]);
+    let tls12 = client_config(&pki, IOT_TLS_ONLY_TLS12, &[]);
+    let (server_side, client_side, _) = failed_pair(&mut host, tls13, tls12, "localhost");
+    assert_eq!(server_side, IOT_E_TLS_NO_COMMON_PROTOCOL);
+    assert!(client_side < 0);
+
+    for config in [server, client, untrusting, h3_only, tls13, tls12] {
+        ok("free", iot_tls_config_free(config));
+    }
+    let stats = host.stats();
+    assert_eq!(
+        (
+            stats.sockets_open,
+            stats.buffers_outstanding,
+            stats.ops_in_flight
+        ),
+        (0, 0, 0)
+    );
+}
+
+#[test]
+fn client_certificates_optional_and_required() {
+    let _fds = fd_check();
+    let pki = Pki::new("client auth CA");
+    let mut host = Host::new();
+    let required = try_config(
+        IOT_TLS_SERVER | IOT_TLS_CLIENT_AUTH_REQUIRED,
+        Some(&pki.server),
+        &pki.ca,
+        &[],
+    )
+    .unwrap();
+    let optional = try_config(
+        IOT_TLS_SERVER | IOT_TLS_CLIENT_AUTH_OPTIONAL,
+        Some(&pki.server),
+        &pki.ca,
+        &[],
+    )
+    .unwrap();
+    let anonymous = client_config(&pki, 0, &[]);
+    let with_cert = try_config(0, Some(&pki.client), &pki.ca, &[]).unwrap();
+
+    let (server_side, _, _) = failed_pair(&mut host, required, anonymous, "localhost");
+    assert_eq!(server_side, IOT_E_TLS_CERTIFICATE_REQUIRED);
+
+    for (server, client, presented) in [
+        (required, with_cert, true),
+        (optional, with_cert, true),
+        (optional, anonymous, false),
+    ] {
+        let pair = host.tls_pair(server, client, "localhost");
+        assert_eq!((pair.server_result, pair.client_result), (0, 0));
+        let certificate = host.tls_text(pair.server, iot_tls_peer_certificate);
+        assert_eq!(certificate == pki.client.der, presented);
+        assert_eq!(certificate.is_empty(), !presented);
+        for socket in [pair.server, pair.client] {
+            ok("close", iot_socket_close(host.worker, socket));
+        }
+    }
+}
+
+#[test]
+fn a_plaintext_client_on_a_tls_port_is_refused() {
+    let _fds = fd_check();
+    let pki = Pki::new("plaintext CA");
+    let mut host = Host::new();
+    let config = server_config(&pki, 0, &[]);
+    let (listener, port) = host.listen("127.0.0.1", 0);
+    let mut plain = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    plain.set_read_timeout(Some(DEADLINE)).unwrap();
+    plain
+        .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let socket = host.accept_one(listener);
+    let result = host.tls_accept(socket, config, 5_000);
+    assert_eq!(result, IOT_E_TLS_PROTOCOL, "{}", message(result));
+    assert!(!host.tls_error(socket).is_empty());
+    // The client got an alert (or the end), never a hang.
+    let mut reply = Vec::new();
+    let _ = plain.read_to_end(&mut reply);
+    for handle in [socket, listener] {
+        ok("close", iot_socket_close(host.worker, handle));
+    }
+    ok("free", iot_tls_config_free(config));
+}
+
+#[test]
+fn a_handshake_that_never_finishes_times_out_and_leaks_nothing() {
+    let _fds = fd_check();
+    let pki = Pki::new("timeout CA");
+    let mut host = Host::new();
+    let config = server_config(&pki, 0, &[]);
+    let (listener, port) = host.listen("127.0.0.1", 0);
+    let silent = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let socket = host.accept_one(listener);
+    let result = host.tls_accept(socket, config, 200);
+    assert!(
+        result == -libc::ETIME || result == -libc::ECANCELED || result == -libc::ETIMEDOUT,
+        "{}",
+        message(result)
+    );
+    for handle in [socket, listener] {
+        ok("close", iot_socket_close(host.worker, handle));
+    }
+    drop(silent);
+    ok("free", iot_tls_config_free(config));
+    let stats = host.stats();
+    assert_eq!(
+        (
+            stats.sockets_open,
+            stats.buffers_outstanding,
+            stats.ops_in_flight
+        ),
+        (0, 0, 0)
+    );
+}
+
+#[test]
+fn garbage_after_the_handshake_fails_the_receive() {
+    let _fds = fd_check();
+    let pki = Pki::new("garbage CA");
+    let mut host = Host::new();
+    let config = server_config(&pki, 0, &[]);
+    let (listener, port) = host.listen("127.0.0.1", 0);
+    let client = rustls_client(&pki, &[]);
+    let peer = std::thread::spawn(move || {
+        let mut stream = rustls_stream(client, port);
+        while stream.conn.is_handshaking() {
+            stream.conn.complete_io(&mut stream.sock).unwrap();
+        }
+        // An application-data record whose ciphertext is noise.
+        let mut record = vec![23, 3, 3, 0, 40];
+        record.extend(pattern(40, 9));
+        stream.sock.write_all(&record).unwrap();
+        stream
+    });
+    let socket = host.accept_one(listener);
+    assert_eq!(host.tls_accept(socket, config, 5_000), 0);
+    let _stream = peer.join().unwrap();
+    ok(
+        "recv",
+        iot_recv(host.worker, socket, 6, IOT_OP_MULTISHOT, 0),
+    );
+    let c = host.next_tagged(6);
+    assert_eq!(c.result, IOT_E_TLS_DECRYPT, "{}", message(c.result));
+    assert_eq!(c.flags & IOT_COMPLETION_MORE, 0, "the receive ended");
+    assert!(!host.tls_error(socket).is_empty());
+    let code = iot_recv(host.worker, socket, 7, 0, 0);
+    assert_eq!(
+        code, IOT_E_TLS_STATE,
+        "a failed session takes no more receives"
+    );
+    for handle in [socket, listener] {
+        ok("close", iot_socket_close(host.worker, handle));
+    }
+    assert_eq!(host.stats().buffers_outstanding, 0);
+}
+
+#[test]
+fn a_peer_that_closes_without_close_notify_ends_the_stream() {
+    let _fds = fd_check();
+    let pki = Pki::new("ragged CA");
+    let mut host = Host::new();
+    let config = server_config(&pki, 0, &[]);
+    let (listener, port) = host.listen("127.0.0.1", 0);
+    let client = rustls_client(&pki, &[]);
+    let peer = std::thread::spawn(move || {
+        let mut stream = rustls_stream(client, port);
+        stream.write_all(b"last words").unwrap();
+        while stream.conn.wants_write() || stream.conn.is_handshaking() {
+            stream.conn.complete_io(&mut stream.sock).unwrap();
+        }
+        // Dropped without close_notify.
+    });
+    let socket = host.accept_one(listener);
+    assert_eq!(host.tls_accept(socket, config, 5_000), 0);
+    peer.join().unwrap();
+    assert_eq!(host.recv_exact(socket, 100, 6), b"last words");
+    for handle in [socket, listener] {
+        ok("close", iot_socket_close(host.worker, handle));
+    }
+}
+
+#[test]
+fn records_wait_for_the_handshake_and_sockets_with_sessions_stay() {
+    let _fds = fd_check();
+    let pki = Pki::new("state CA");
+    let mut host = Host::new();
+    let config = server_config(&pki, 0, &[]);
+    let (listener, port) = host.listen("127.0.0.1", 0);
+    let _silent = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let socket = host.accept_one(listener);
+    ok(
+        "tls accept",
+        iot_tls_accept(host.worker, socket, config, 5, 0),
+    );
+    let id = host.filled_buffer(b"too early");
+    assert_eq!(
+        iot_send(host.worker, socket, id, 0, 9, 6, 0),
+        IOT_E_TLS_STATE
+    );
+    assert_eq!(iot_recv(host.worker, socket, 7, 0, 0), IOT_E_TLS_STATE);
+    assert_eq!(
+        iot_tls_accept(host.worker, socket, config, 8, 0),
+        IOT_E_TLS_STATE
+    );
+    let mut info = iot_tls_info::default();
+    assert_eq!(
+        iot_tls_info(host.worker, socket, &mut info),
+        IOT_E_TLS_STATE
+    );
+    host.release(id as u16);
+    ok("close", iot_socket_close(host.worker, socket));
+    assert_eq!(host.next_tagged(5).result, -libc::ECANCELED);
+    ok("close", iot_socket_close(host.worker, listener));
+    assert_eq!(host.stats().ops_in_flight, 0);
+}
+
+/// Flags, identity, trusted PEM, ALPN, and a word the reason must hold.
+type Refused<'a> = (u32, Option<&'a Identity>, &'a str, &'a [&'a str], &'a str);
+
+#[test]
+fn bad_configurations_are_refused_with_a_reason() {
+    let _fds = fd_check();
+    let pki = Pki::new("config CA");
+    let other = Pki::new("other CA");
+    let mismatched = Identity {
+        key: other.server.key.clone(),
+        ..pki.server.clone()
+    };
+    let cases: [Refused; 5] = [
+        (IOT_TLS_SERVER, None, "", &[], "certificate"),
+        (IOT_TLS_SERVER, Some(&mismatched), "", &[], "key"),
+        (0, None, "", &[], "trusted"),
+        (0, None, "not a pem", &[], "trusted"),
+        (
+            IOT_TLS_ONLY_TLS12 | IOT_TLS_ONLY_TLS13,
+            None,
+            &pki.ca,
+            &[],
+            "TLS",
+        ),
+    ];
+    for (flags, identity, trusted, alpn, word) in cases {
+        let (code, reason) = try_config(flags, identity, trusted, alpn).unwrap_err();
+        assert_eq!(code, IOT_E_TLS_CONFIG, "{reason}");
+        assert!(
+            reason.to_lowercase().contains(&word.to_lowercase()),
+            "{word}: {reason}"
+        );
+    }
+    let mut handle = 0;
+    let code = iot_tls_config_new(
+        0,
+        std::ptr::null(),
+        0,
+        std::ptr::null(),
+        0,
+        std::ptr::null(),
+        0,
+        [0u8].as_ptr(),
+        1,
+        &mut handle,
+        std::ptr::null_mut(),
+        0,
+    );
+    assert_eq!(code, IOT_E_TLS_CONFIG, "an empty ALPN name");
+    assert_eq!(iot_tls_config_free(12345678), IOT_E_BAD_HANDLE);
+}
