@@ -151,9 +151,7 @@ fn both_versions_alpn_and_the_session_details() {
             host.tls_info(pair.server).flags & IOT_TLS_INFO_PEER_CERTIFICATE,
             0
         );
-        for socket in [pair.server, pair.client] {
-            ok("close", iot_socket_close(host.worker, socket));
-        }
+        host.close_all(&[pair.server, pair.client]);
         ok("free", iot_tls_config_free(server));
         ok("free", iot_tls_config_free(client));
     }
@@ -178,9 +176,7 @@ fn a_second_connection_resumes_the_session() {
         assert_eq!(host.recv_exact(pair.client, 4, 40 + round), b"pong");
         let flags = [pair.server, pair.client].map(|s| host.tls_info(s).flags);
         resumed.push(flags.map(|f| f & IOT_TLS_INFO_RESUMED != 0));
-        for socket in [pair.server, pair.client] {
-            ok("close", iot_socket_close(host.worker, socket));
-        }
+        host.close_all(&[pair.server, pair.client]);
     }
     assert_eq!(resumed, [[false, false], [true, true]]);
 }
@@ -189,9 +185,7 @@ fn a_second_connection_resumes_the_session() {
 fn failed_pair(host: &mut Host, server: u64, client: u64, name: &str) -> (i32, i32, String) {
     let pair = host.tls_pair(server, client, name);
     let reason = host.tls_error(pair.client);
-    for socket in [pair.server, pair.client] {
-        ok("close", iot_socket_close(host.worker, socket));
-    }
+    host.close_all(&[pair.server, pair.client]);
     (pair.server_result, pair.client_result, reason)
 }
 
@@ -230,15 +224,7 @@ fn handshake_failures_say_why_on_both_sides() {
     for config in [server, client, untrusting, h3_only, tls13, tls12] {
         ok("free", iot_tls_config_free(config));
     }
-    let stats = host.stats();
-    assert_eq!(
-        (
-            stats.sockets_open,
-            stats.buffers_outstanding,
-            stats.ops_in_flight
-        ),
-        (0, 0, 0)
-    );
+    host.assert_idle();
 }
 
 #[test]
@@ -276,9 +262,7 @@ fn client_certificates_optional_and_required() {
         let certificate = host.tls_text(pair.server, iot_tls_peer_certificate);
         assert_eq!(certificate == pki.client.der, presented);
         assert_eq!(certificate.is_empty(), !presented);
-        for socket in [pair.server, pair.client] {
-            ok("close", iot_socket_close(host.worker, socket));
-        }
+        host.close_all(&[pair.server, pair.client]);
     }
 }
 
@@ -301,9 +285,7 @@ fn a_plaintext_client_on_a_tls_port_is_refused() {
     // The client got an alert (or the end), never a hang.
     let mut reply = Vec::new();
     let _ = plain.read_to_end(&mut reply);
-    for handle in [socket, listener] {
-        ok("close", iot_socket_close(host.worker, handle));
-    }
+    host.close_all(&[socket, listener]);
     ok("free", iot_tls_config_free(config));
 }
 
@@ -322,20 +304,10 @@ fn a_handshake_that_never_finishes_times_out_and_leaks_nothing() {
         "{}",
         message(result)
     );
-    for handle in [socket, listener] {
-        ok("close", iot_socket_close(host.worker, handle));
-    }
+    host.close_all(&[socket, listener]);
     drop(silent);
     ok("free", iot_tls_config_free(config));
-    let stats = host.stats();
-    assert_eq!(
-        (
-            stats.sockets_open,
-            stats.buffers_outstanding,
-            stats.ops_in_flight
-        ),
-        (0, 0, 0)
-    );
+    host.assert_idle();
 }
 
 #[test]
@@ -373,9 +345,7 @@ fn garbage_after_the_handshake_fails_the_receive() {
         code, IOT_E_TLS_STATE,
         "a failed session takes no more receives"
     );
-    for handle in [socket, listener] {
-        ok("close", iot_socket_close(host.worker, handle));
-    }
+    host.close_all(&[socket, listener]);
     assert_eq!(host.stats().buffers_outstanding, 0);
 }
 
@@ -399,9 +369,7 @@ fn a_peer_that_closes_without_close_notify_ends_the_stream() {
     assert_eq!(host.tls_accept(socket, config, 5_000), 0);
     peer.join().unwrap();
     assert_eq!(host.recv_exact(socket, 100, 6), b"last words");
-    for handle in [socket, listener] {
-        ok("close", iot_socket_close(host.worker, handle));
-    }
+    host.close_all(&[socket, listener]);
 }
 
 #[test]

@@ -169,6 +169,24 @@ pub struct Pair {
 }
 
 impl Host {
+    /// Closes every socket of `handles`.
+    pub fn close_all(&self, handles: &[u64]) {
+        for &handle in handles {
+            ok("close", iot_socket_close(self.worker, handle));
+        }
+    }
+
+    /// Nothing left open, in flight or lent out.
+    pub fn assert_idle(&self) {
+        let stats = self.stats();
+        let held = (
+            stats.sockets_open,
+            stats.buffers_outstanding,
+            stats.ops_in_flight,
+        );
+        assert_eq!(held, (0, 0, 0), "sockets open, buffers out, ops in flight");
+    }
+
     /// Accepts one connection on `listener` (tag 901) and returns its socket.
     pub fn accept_one(&mut self, listener: u64) -> u64 {
         ok("accept", iot_accept(self.worker, listener, 901, 0, 0));

@@ -87,6 +87,9 @@ final class IoUringSocket extends Stream<Uint8List> implements Socket {
         return IoUringSocket._(connection,
             address: remote, port: 0, unixPeer: remote);
       }
+      if (port == 0 && (remote != null || host is String)) {
+        await _refusePortZero(host, remote);
+      }
       final connection = await TcpConnection.connect(host, port,
           sourceAddress: sourceAddress,
           sourcePort: sourcePort,
@@ -99,6 +102,20 @@ final class IoUringSocket extends Stream<Uint8List> implements Socket {
     } on TransportException catch (error) {
       throw socketError(error, address: remote, port: port);
     }
+  }
+
+  /// Fails as a connect to port 0 fails in dart:io, where Linux refuses it
+  /// (`ECONNREFUSED`) without a packet sent: after looking [host] up (a
+  /// name that does not resolve fails as that).
+  static Future<Never> _refusePortZero(
+      Object host, InternetAddress? remote) async {
+    final address =
+        remote ?? (await InternetAddress.lookup(host as String)).first;
+    throw socketError(
+        TransportException('Connection refused (os error $_econnrefused)',
+            operation: 'connect', code: -_econnrefused),
+        address: address,
+        port: 0);
   }
 
   final StreamConnection _connection;
@@ -246,11 +263,11 @@ final class IoUringSocket extends Stream<Uint8List> implements Socket {
   @override
   Future<void> get done => _sink.done;
 
-  /// Closes both sides at once: the input stream ends, a pending [close] or
-  /// [done] completes, the current `addStream` stops taking data. What the
-  /// sink already took still goes out, as what dart:io wrote into the kernel
-  /// does: the native socket closes once it is sent, or after
-  /// [_destroyLinger] when the peer does not take it.
+  /// Closes both sides at once, as dart:io's does: the input stream ends, a
+  /// pending [close] or [done] completes, the current `addStream` stops
+  /// taking data. What the kernel takes at once of the bytes the sink took
+  /// still goes out (the kernel sends it after the close, as it does what
+  /// dart:io wrote into it); the rest is dropped. Nothing waits for the peer.
   @override
   void destroy() {
     if (_destroyed) return;
@@ -258,16 +275,18 @@ final class IoUringSocket extends Stream<Uint8List> implements Socket {
     _readClosed = true;
     _writeClosed = true;
     _consumer.stop();
-    _release(lingering: true);
+    // The small chunks gathered in this turn are queued too: closing the
+    // native socket lets the kernel take what it can of the queue.
+    _consumer.sendPending();
+    _release();
     final reading = _reading;
     _reading = null;
     unawaited(reading?.cancel());
     _closeInput();
   }
 
-  /// Closes the native socket: at once, or with [lingering] after the bytes
-  /// the sink took were sent.
-  void _release({bool lingering = false}) {
+  /// Closes the native socket.
+  void _release() {
     if (_released) return;
     // Kept for the questions dart:io still answers once the socket is
     // closed (not destroyed).
@@ -277,16 +296,8 @@ final class IoUringSocket extends Stream<Uint8List> implements Socket {
     } on SocketException {
       // Closed already (the worker was closed).
     }
-    final linger = lingering && _consumer.sendPending();
     _released = true;
-    if (!linger) {
-      _connection.destroy();
-      return;
-    }
-    final connection = _connection;
-    final limit = Timer(_destroyLinger, connection.destroy);
-    // close() sends what is queued, then closes (also when a send fails).
-    unawaited(connection.close().whenComplete(limit.cancel));
+    _connection.destroy();
   }
 
   // ------------------------------------------------------------ addresses
@@ -344,8 +355,8 @@ final class IoUringSocket extends Stream<Uint8List> implements Socket {
   // ------------------------------------------------------------ options
 
   /// Sets [option], as dart:io does: [SocketOption.tcpNoDelay] (connections
-  /// start with it on) is `TCP_NODELAY`; returns true. Throws a
-  /// [SocketException] when the kernel refuses (as for a Unix socket).
+  /// start with it on) is `TCP_NODELAY`; returns true. Throws an [OSError]
+  /// when the kernel refuses (as for a Unix socket), as dart:io does.
   @override
   bool setOption(SocketOption option, bool enabled) {
     if (option != SocketOption.tcpNoDelay) {
@@ -359,8 +370,9 @@ final class IoUringSocket extends Stream<Uint8List> implements Socket {
   /// Reads the option [option] names (`getsockopt` with room for
   /// `option.value.length` bytes). As in dart:io the kernel's bytes land in
   /// `option.value`; the result is those bytes (`option.value` itself when
-  /// the kernel filled it, else a view of its start). A kernel error is a
-  /// [SocketException] with the errno.
+  /// the kernel filled it, else a view of its start). As in dart:io, the
+  /// kernel's refusal is an [OSError] with the errno, and a socket that is
+  /// closed throws a [SocketException].
   @override
   Uint8List getRawOption(RawSocketOption option) => _option('getRawOption',
       (core, socket) {
@@ -368,14 +380,15 @@ final class IoUringSocket extends Stream<Uint8List> implements Socket {
         _checkRawLength(core, into.length, 'getRawOption');
         final written =
             socket.getRawOption(option.level, option.option, into);
-        if (written < 0) throw core.error(written, 'getRawOption');
+        if (written < 0) throw _osError(core, written, 'getRawOption');
         return written == into.length
             ? into
             : Uint8List.sublistView(into, 0, written);
       });
 
   /// Sets the option [option] names to the bytes of `option.value`
-  /// (`setsockopt`). A kernel error is a [SocketException] with the errno.
+  /// (`setsockopt`). As in dart:io, the kernel's refusal is an [OSError]
+  /// with the errno, and a socket that is closed throws a [SocketException].
   @override
   void setRawOption(RawSocketOption option) => _option(
       'setRawOption',
@@ -383,8 +396,21 @@ final class IoUringSocket extends Stream<Uint8List> implements Socket {
         _checkRawLength(core, option.value.length, 'setRawOption');
         final rc =
             socket.setRawOption(option.level, option.option, option.value);
-        if (rc < 0) throw core.error(rc, 'setRawOption');
+        if (rc < 0) throw _osError(core, rc, 'setRawOption');
       });
+
+  /// The native error [code] of [operation]: an [OSError] when it is the
+  /// kernel's errno (as dart:io throws for `getsockopt`/`setsockopt`), else
+  /// the [TransportException] (a closed socket), which becomes a
+  /// [SocketException].
+  static Object _osError(WorkerCore core, int code, String operation) {
+    final error = core.error(code, operation);
+    final errno = error.errno;
+    if (errno == null || error is TransportClosedException) return error;
+    // dart:io's message is the C library's text alone.
+    final text = error.nativeMessage ?? error.message;
+    return OSError(text.replaceFirst(_osErrorSuffix, ''), errno);
+  }
 
   static void _checkRawLength(WorkerCore core, int length, String operation) {
     final capacity = core.handle.scratch.capacity;
@@ -436,14 +462,17 @@ IoUringSocket acceptedSocket(
         StreamConnection connection, InternetAddress address, int port) =>
     IoUringSocket._(connection, address: address, port: port);
 
+/// What the native library appends to the C library's text of an errno.
+final RegExp _osErrorSuffix = RegExp(r' \(os error \d+\)$');
+
+/// `ECONNREFUSED` from errno.h.
+const int _econnrefused = 111;
+
 /// `TCP_NODELAY` from netinet/tcp.h.
 const int _tcpNoDelay = 1;
 
 /// Bytes waiting to be sent beyond which an `addStream` is paused.
 const int _writeWindow = 64 * 1024;
-
-/// How long a destroyed socket may take to send what its sink had taken.
-const Duration _destroyLinger = Duration(seconds: 10);
 
 /// Chunks smaller than this are gathered and sent together (see
 /// [_SocketSink._pending]).
@@ -490,9 +519,15 @@ final class _SocketSink implements StreamConsumer<List<int>> {
     }, onDone: () {
       _subscription = null;
       _sendPending();
-      // Queued in order natively is as good as dart:io's "in the kernel":
-      // a later failure reaches done, and destroy() sends what is queued.
-      _finish();
+      // As dart:io's, the stream is added once the kernel took all of it
+      // (a destroy() from then on loses none of it; an HTTP server
+      // destroys a connection it will not reuse once the response is
+      // added).
+      if (_waitingBytes == 0) {
+        _finish();
+      } else {
+        _connection.flush().then((_) => _finish(), onError: _writeFailed);
+      }
     }, cancelOnError: true);
     return added.future;
   }
@@ -522,12 +557,8 @@ final class _SocketSink implements StreamConsumer<List<int>> {
     _send(_pending.takeBytes());
   }
 
-  /// Hands the gathered chunks over; returns whether any bytes the sink took
-  /// are not sent yet.
-  bool sendPending() {
-    _sendPending();
-    return _waitingBytes > 0;
-  }
+  /// Hands the gathered chunks over to the connection.
+  void sendPending() => _sendPending();
 
   void _send(List<int> data) {
     if (_socket._released) return;
