@@ -1,5 +1,5 @@
 //! The echo examples, run as a user would: each prints one `listening on` line, echoes
-//! (TCP with one and several workers, UDP, Unix stream), and exits 0 on SIGTERM and
+//! (TCP with one and several workers, UDP, Unix stream, TLS), and exits 0 on SIGTERM and
 //! SIGINT.
 
 mod support;
@@ -130,4 +130,101 @@ fn unix_echo_serves_a_path_removes_it_and_stops_on_sigterm() {
     }
     stop(child, libc::SIGTERM, stdout);
     assert!(!path.exists(), "the server removes its socket file");
+}
+
+/// One TLS echo through the TLS example, trusting `ca` (PEM) for the name localhost,
+/// ended with close_notify both ways.
+fn tls_echo(port: u16, ca: &str, message: &[u8]) {
+    use support::tls::{rustls_client, Pki};
+    // rustls_client only reads the CA of the Pki it is given.
+    let mut pki = Pki::new("unused");
+    pki.ca = ca.to_string();
+    let mut stream = support::tls::rustls_stream(rustls_client(&pki, &[]), port);
+    stream.write_all(message).unwrap();
+    let mut back = vec![0; message.len()];
+    stream.read_exact(&mut back).unwrap();
+    assert_eq!(back, message);
+    stream.conn.send_close_notify();
+    stream.flush().unwrap();
+    let mut rest = Vec::new();
+    stream
+        .read_to_end(&mut rest)
+        .expect("the server's close_notify: a clean end");
+    assert!(rest.is_empty());
+}
+
+#[test]
+fn tls_echo_makes_a_certificate_writes_its_ca_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca_path = dir.path().join("ca.pem");
+    let (child, address, stdout) = start(
+        "tls_echo_server",
+        &["--port", "0", "--write-ca", ca_path.to_str().unwrap()],
+    );
+    let port = address
+        .strip_prefix("127.0.0.1:")
+        .unwrap_or_else(|| panic!("unexpected address {address:?}"))
+        .parse()
+        .unwrap();
+    // Written before the line, so a client can trust it at once.
+    let ca = std::fs::read_to_string(&ca_path).unwrap();
+    assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"), "{ca}");
+    let clients: Vec<_> = (0..10u8)
+        .map(|i| {
+            let ca = ca.clone();
+            std::thread::spawn(move || tls_echo(port, &ca, &[i; 20_000]))
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    // A plaintext client fails its own handshake and does not stop the server.
+    echo_refused(port);
+    tls_echo(port, &ca, b"still serving");
+    stop(child, libc::SIGTERM, stdout);
+}
+
+/// A plaintext client on the TLS port gets no echo: an alert and the end.
+fn echo_refused(port: u16) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let mut reply = Vec::new();
+    let _ = stream.read_to_end(&mut reply);
+    assert!(!reply.starts_with(b"GET"), "echoed in plaintext: {reply:?}");
+}
+
+#[test]
+fn tls_echo_serves_given_pem_files_with_two_workers_and_stops_on_sigint() {
+    let pki = support::tls::Pki::new("example CA");
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("chain.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, &pki.server.chain).unwrap();
+    std::fs::write(&key, &pki.server.key).unwrap();
+    let args = [
+        "--port",
+        "0",
+        "--workers",
+        "2",
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ];
+    let (child, address, stdout) = start("tls_echo_server", &args);
+    let port: u16 = address.rsplit_once(':').unwrap().1.parse().unwrap();
+    for i in 0..6u8 {
+        tls_echo(port, &pki.ca, &[i; 1000]);
+    }
+    stop(child, libc::SIGINT, stdout);
+    // A key without its certificate is refused before listening.
+    let exe = support::example_path("tls_echo_server");
+    let out = Command::new(exe)
+        .args(["--port", "0", "--key", key.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--cert and --key"));
 }
