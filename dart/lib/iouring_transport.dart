@@ -51,6 +51,11 @@ export 'src/isolates.dart' show WorkerContext, WorkerPool;
 export 'src/messages.dart' show BytesMessage, WorkerMessage;
 export 'src/stream_connection.dart' show StreamConnection;
 export 'src/tcp.dart' show TcpConnection, TcpListener;
+export 'src/tls/secure_listener.dart' show SecureListener;
+export 'src/tls/tls_context.dart' show TlsClientAuth, TlsContext, TlsVersions;
+export 'src/tls/tls_exception.dart'
+    show TlsConfigException, TlsFailure, TlsHandshakeException;
+export 'src/tls/tls_session.dart' show TlsConnectionInfo, TlsSession;
 export 'src/transport.dart' show Transport;
 export 'src/udp.dart' show UdpDatagram, UdpSocket;
 export 'src/unix.dart'

@@ -18,6 +18,9 @@ import 'single_op.dart';
 import 'stream_connect.dart';
 import 'stream_connection.dart';
 import 'timeouts.dart';
+import 'tls/secure_listener.dart';
+import 'tls/tls_context.dart';
+import 'tls/tls_session.dart';
 import 'worker.dart';
 import 'worker_core.dart';
 
@@ -59,6 +62,33 @@ final class TcpListener extends ConnectionListener<TcpConnection> {
         worker,
         (core, ip) => core.handle.tcpListen(ip, port, backlog, flags));
     return TcpListener._(bound.core, bound.socket, bound.address, bound.port);
+  }
+
+  /// Binds a listening socket as [bind] does, serving TLS with the server
+  /// configuration [context]: the returned [SecureListener] yields
+  /// connections only once their handshake succeeded (see
+  /// `TlsConnectionInfo.tlsSession`). A failed handshake closes that
+  /// connection and is reported on [SecureListener.handshakeErrors]; it never
+  /// ends the listener. [handshakeTimeout] (default 30 s) bounds each
+  /// client's handshake.
+  static Future<SecureListener<TcpConnection>> bindSecure(
+      Object address, int port, TlsContext context,
+      {Duration? handshakeTimeout,
+      int backlog = 0,
+      bool reusePort = false,
+      bool v6Only = false,
+      Worker? worker}) async {
+    if (!context.isServer) {
+      throw ArgumentError.value(
+          context, 'context', 'not a server context (TlsContext.server)');
+    }
+    timeoutMillis(handshakeTimeout, 'handshakeTimeout');
+    final listener = await bind(address, port,
+        backlog: backlog, reusePort: reusePort, v6Only: v6Only, worker: worker);
+    return SecureListener<TcpConnection>.internal(listener, context,
+        address: listener.address,
+        port: listener.port,
+        handshakeTimeout: handshakeTimeout);
   }
 
   /// The address the listener is bound to.
@@ -103,6 +133,61 @@ final class TcpConnection extends StreamConnection {
           Worker? worker}) =>
       handledFuture(_connect(
           host, port, sourceAddress, sourcePort, timeout, worker, null));
+
+  /// Connects as [connect] does, then runs a TLS client handshake with
+  /// [context] (a `TlsContext.client`): completes with the connection once
+  /// it is secured (its `tlsSession` says what was negotiated; reading and
+  /// writing carry plaintext).
+  ///
+  /// [serverName] is the name sent to the server (SNI) and checked against
+  /// its certificate; by default [host] itself (a name, or an IP address,
+  /// which the certificate must then list). [timeout] bounds the connect
+  /// and the handshake together. A failed handshake closes the connection
+  /// and fails with a `TlsHandshakeException` saying why (an unknown
+  /// certificate authority, a name mismatch, no common version, a timeout,
+  /// ...); a failed connect fails as [connect] does.
+  static Future<TcpConnection> connectSecure(
+          Object host, int port, TlsContext context,
+          {String? serverName,
+          Object? sourceAddress,
+          int sourcePort = 0,
+          Duration? timeout,
+          Worker? worker}) =>
+      handledFuture(_connectSecure(host, port, context, serverName,
+          sourceAddress, sourcePort, timeout, worker));
+
+  static Future<TcpConnection> _connectSecure(
+      Object host,
+      int port,
+      TlsContext context,
+      String? serverName,
+      Object? sourceAddress,
+      int sourcePort,
+      Duration? timeout,
+      Worker? worker) async {
+    if (context.isServer) {
+      throw ArgumentError.value(
+          context, 'context', 'not a client context (TlsContext.client)');
+    }
+    final name = serverName ??
+        switch (host) {
+          InternetAddress() => host.host,
+          String() => host,
+          _ => throw ArgumentError.value(host, 'host'),
+        };
+    final watch = Stopwatch()..start();
+    final connection = await _connect(
+        host, port, sourceAddress, sourcePort, timeout, worker, null);
+    Duration? left;
+    if (timeout != null) {
+      left = timeout - watch.elapsed;
+      if (left < const Duration(milliseconds: 1)) {
+        left = const Duration(milliseconds: 1);
+      }
+    }
+    return secureStream(connection, context,
+        server: false, serverName: name, timeout: left);
+  }
 
   /// Starts connecting as [connect] does, and returns at once a task whose
   /// `socket` is the connection and whose `cancel` abandons the attempt

@@ -9,6 +9,7 @@ library;
 
 import 'dart:async';
 import 'dart:ffi';
+import 'dart:io' show InternetAddress, InternetAddressType;
 import 'dart:typed_data';
 
 import 'connection_listener.dart';
@@ -19,6 +20,9 @@ import 'futures.dart';
 import 'stream_connect.dart';
 import 'stream_connection.dart';
 import 'timeouts.dart';
+import 'tls/secure_listener.dart';
+import 'tls/tls_context.dart';
+import 'tls/tls_session.dart';
 import 'worker.dart';
 import 'worker_core.dart';
 
@@ -55,6 +59,28 @@ final class UnixListener extends ConnectionListener<UnixConnection> {
     return UnixListener._(core, SocketHandle(core.handle, out.value), path);
   }
 
+  /// Listens as [bind] does, serving TLS with the server configuration
+  /// [context]: see `TcpListener.bindSecure` (the [SecureListener]'s
+  /// address is [path] as an `InternetAddressType.unix` address).
+  static Future<SecureListener<UnixConnection>> bindSecure(
+      String path, TlsContext context,
+      {Duration? handshakeTimeout,
+      int backlog = 0,
+      bool replaceStale = false,
+      Worker? worker}) async {
+    if (!context.isServer) {
+      throw ArgumentError.value(
+          context, 'context', 'not a server context (TlsContext.server)');
+    }
+    timeoutMillis(handshakeTimeout, 'handshakeTimeout');
+    final listener = await bind(path,
+        backlog: backlog, replaceStale: replaceStale, worker: worker);
+    return SecureListener<UnixConnection>.internal(listener, context,
+        address: InternetAddress(path, type: InternetAddressType.unix),
+        port: 0,
+        handshakeTimeout: handshakeTimeout);
+  }
+
   /// The path the listener is bound to, as given to [bind].
   final String path;
 
@@ -78,6 +104,34 @@ final class UnixConnection extends StreamConnection {
   static Future<UnixConnection> connect(String path,
           {Duration? timeout, Worker? worker}) =>
       handledFuture(_connect(path, timeout, worker));
+
+  /// Connects as [connect] does, then runs a TLS client handshake with
+  /// [context] for [serverName] (the name the server's certificate must be
+  /// valid for), as `TcpConnection.connectSecure` does. [timeout] bounds
+  /// the connect and the handshake together.
+  static Future<UnixConnection> connectSecure(
+          String path, TlsContext context,
+          {required String serverName, Duration? timeout, Worker? worker}) =>
+      handledFuture(_connectSecure(path, context, serverName, timeout, worker));
+
+  static Future<UnixConnection> _connectSecure(String path, TlsContext context,
+      String serverName, Duration? timeout, Worker? worker) async {
+    if (context.isServer) {
+      throw ArgumentError.value(
+          context, 'context', 'not a client context (TlsContext.client)');
+    }
+    final watch = Stopwatch()..start();
+    final connection = await _connect(path, timeout, worker);
+    Duration? left;
+    if (timeout != null) {
+      left = timeout - watch.elapsed;
+      if (left < const Duration(milliseconds: 1)) {
+        left = const Duration(milliseconds: 1);
+      }
+    }
+    return secureStream(connection, context,
+        server: false, serverName: serverName, timeout: left);
+  }
 
   static Future<UnixConnection> _connect(
       String path, Duration? timeout, Worker? worker) async {

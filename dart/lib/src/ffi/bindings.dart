@@ -162,6 +162,68 @@ const int IOT_OPTION_MULTICAST_INTERFACE = 6;
 /// Unix bind flag: replace a stale socket file nobody is bound to any more.
 const int IOT_UNIX_REPLACE_STALE = 8;
 
+// TLS (issue #13).
+
+/// A TLS handshake on a connected stream socket (`iot_tls_accept`,
+/// `iot_tls_connect`) finished: `result` 0, or a negative code
+/// (`IOT_E_TLS_*`, or an errno when the connection itself failed); `handle`
+/// is the socket.
+const int IOT_KIND_TLS_HANDSHAKE = 30;
+
+/// The configuration is a server's (else a client's).
+const int IOT_TLS_SERVER = 1;
+
+/// Server: ask clients for a certificate, verify one when given.
+const int IOT_TLS_CLIENT_AUTH_OPTIONAL = 2;
+
+/// Server: refuse clients without a trusted certificate.
+const int IOT_TLS_CLIENT_AUTH_REQUIRED = 4;
+
+/// Only TLS 1.2 (default: 1.2 and 1.3).
+const int IOT_TLS_ONLY_TLS12 = 8;
+
+/// Only TLS 1.3.
+const int IOT_TLS_ONLY_TLS13 = 16;
+
+/// Client: trust the system's CA certificates besides the given ones.
+const int IOT_TLS_SYSTEM_ROOTS = 32;
+
+/// `iot_tls_info.flags`: the session was resumed (no full handshake).
+const int IOT_TLS_INFO_RESUMED = 1;
+
+/// `iot_tls_info.flags`: the peer presented a certificate.
+const int IOT_TLS_INFO_PEER_CERTIFICATE = 2;
+
+/// A TLS configuration could not be built (bad PEM, key mismatch, ...).
+const int IOT_E_TLS_CONFIG = -5040;
+
+/// The peer's certificate is not valid (expired, badly encoded, revoked).
+const int IOT_E_TLS_BAD_CERTIFICATE = -5041;
+
+/// The peer's certificate was not issued by a trusted authority.
+const int IOT_E_TLS_UNKNOWN_ISSUER = -5042;
+
+/// The server's certificate is not valid for the requested name (SNI).
+const int IOT_E_TLS_NAME_MISMATCH = -5043;
+
+/// No protocol version, cipher suite or ALPN protocol in common.
+const int IOT_E_TLS_NO_COMMON_PROTOCOL = -5044;
+
+/// The peer refused the handshake or ended the session with an alert.
+const int IOT_E_TLS_ALERT_RECEIVED = -5045;
+
+/// The peer does not speak TLS correctly (also a plaintext client).
+const int IOT_E_TLS_PROTOCOL = -5046;
+
+/// A record failed to decrypt or authenticate.
+const int IOT_E_TLS_DECRYPT = -5047;
+
+/// The server requires a client certificate and the client sent none.
+const int IOT_E_TLS_CERTIFICATE_REQUIRED = -5048;
+
+/// The socket has no established TLS session for this call.
+const int IOT_E_TLS_STATE = -5049;
+
 // ---------------------------------------------------------------- structs
 
 /// Worker configuration. Fill with `iot_config_default`, then adjust.
@@ -312,6 +374,21 @@ final class iot_file_info extends Struct {
   /// File type and permission bits, as `st_mode`.
   @Uint32()
   external int mode;
+}
+
+/// An established TLS session, as `iot_tls_info` reports it.
+final class iot_tls_info extends Struct {
+  /// 0x0303 for TLS 1.2, 0x0304 for TLS 1.3.
+  @Uint16()
+  external int protocol_version;
+
+  /// The IANA number of the cipher suite.
+  @Uint16()
+  external int cipher_suite;
+
+  /// `IOT_TLS_INFO_*` bits.
+  @Uint32()
+  external int flags;
 }
 
 // ---------------------------------------------------------------- functions
@@ -623,6 +700,66 @@ final class Bindings {
             Int32 Function(Uint64, Uint64),
             int Function(int, int)>('iot_file_close',
             isLeaf: true),
+        iot_tls_config_new = lib.lookupFunction<
+            Int32 Function(
+                Uint32,
+                Pointer<Uint8>,
+                Uint32,
+                Pointer<Uint8>,
+                Uint32,
+                Pointer<Uint8>,
+                Uint32,
+                Pointer<Uint8>,
+                Uint32,
+                Pointer<Uint64>,
+                Pointer<Utf8>,
+                Size),
+            int Function(
+                int,
+                Pointer<Uint8>,
+                int,
+                Pointer<Uint8>,
+                int,
+                Pointer<Uint8>,
+                int,
+                Pointer<Uint8>,
+                int,
+                Pointer<Uint64>,
+                Pointer<Utf8>,
+                int)>('iot_tls_config_new', isLeaf: true),
+        iot_tls_config_free = lib.lookupFunction<Int32 Function(Uint64),
+            int Function(int)>('iot_tls_config_free', isLeaf: true),
+        iot_tls_accept = lib.lookupFunction<
+            Int32 Function(Uint64, Uint64, Uint64, Uint64, Uint32),
+            int Function(int, int, int, int, int)>('iot_tls_accept',
+            isLeaf: true),
+        iot_tls_connect = lib.lookupFunction<
+            Int32 Function(
+                Uint64, Uint64, Uint64, Pointer<Utf8>, Uint64, Uint32),
+            int Function(int, int, int, Pointer<Utf8>, int, int)>(
+            'iot_tls_connect',
+            isLeaf: true),
+        iot_tls_get_info = lib.lookupFunction<
+            Int32 Function(Uint64, Uint64, Pointer<iot_tls_info>),
+            int Function(int, int, Pointer<iot_tls_info>)>('iot_tls_info',
+            isLeaf: true),
+        iot_tls_alpn = lib.lookupFunction<
+            Int32 Function(Uint64, Uint64, Pointer<Utf8>, Size),
+            int Function(int, int, Pointer<Utf8>, int)>('iot_tls_alpn',
+            isLeaf: true),
+        iot_tls_server_name = lib.lookupFunction<
+            Int32 Function(Uint64, Uint64, Pointer<Utf8>, Size),
+            int Function(int, int, Pointer<Utf8>, int)>('iot_tls_server_name',
+            isLeaf: true),
+        iot_tls_peer_certificate = lib.lookupFunction<
+            Int32 Function(Uint64, Uint64, Pointer<Utf8>, Size),
+            int Function(int, int, Pointer<Utf8>, int)>(
+            'iot_tls_peer_certificate',
+            isLeaf: true),
+        iot_tls_error_text = lib.lookupFunction<
+            Int32 Function(Uint64, Uint64, Pointer<Utf8>, Size),
+            int Function(int, int, Pointer<Utf8>, int)>('iot_tls_error_text',
+            isLeaf: true),
         workerFinalizer =
             lib.lookup<NativeFinalizerFunction>('iot_worker_finalize');
 
@@ -798,6 +935,38 @@ final class Bindings {
       int timeoutMs)
       iot_path_stat;
   final int Function(int worker, int file) iot_file_close;
+
+  // TLS (issue #13).
+  final int Function(
+      int flags,
+      Pointer<Uint8> certificatePem,
+      int certificateLen,
+      Pointer<Uint8> privateKeyPem,
+      int privateKeyLen,
+      Pointer<Uint8> trustedPem,
+      int trustedLen,
+      Pointer<Uint8> alpn,
+      int alpnLen,
+      Pointer<Uint64> outConfig,
+      Pointer<Utf8> errorText,
+      int errorLen) iot_tls_config_new;
+  final int Function(int config) iot_tls_config_free;
+  final int Function(
+      int worker, int socket, int config, int tag, int timeoutMs) iot_tls_accept;
+  final int Function(int worker, int socket, int config,
+      Pointer<Utf8> serverName, int tag, int timeoutMs) iot_tls_connect;
+  /// `iot_tls_info` (the struct of that name would be shadowed by a field
+  /// named so).
+  final int Function(int worker, int socket, Pointer<iot_tls_info> out)
+      iot_tls_get_info;
+  final int Function(int worker, int socket, Pointer<Utf8> buf, int len)
+      iot_tls_alpn;
+  final int Function(int worker, int socket, Pointer<Utf8> buf, int len)
+      iot_tls_server_name;
+  final int Function(int worker, int socket, Pointer<Utf8> buf, int len)
+      iot_tls_peer_certificate;
+  final int Function(int worker, int socket, Pointer<Utf8> buf, int len)
+      iot_tls_error_text;
 
   /// `iot_worker_finalize`, a real `void (*)(void *token)`, as the
   /// [NativeFinalizer] callback of a worker nobody closed: the token is the
