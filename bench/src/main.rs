@@ -11,19 +11,21 @@
 mod client;
 mod cpu;
 mod epoll_server;
+mod handshake;
 mod interrupt;
 mod memory;
 mod servers;
 mod spawn;
 mod sys;
 mod table;
+mod tls;
 mod tokio_server;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use servers::{Launch, ServerSpec, DEFAULT_OURS};
+use servers::{Launch, ServerSpec, DEFAULT_OURS, DEFAULT_OURS_TLS};
 use table::{Cell, Cpu, Measured, Row, Tables};
 
 const USAGE: &str = "\
@@ -66,7 +68,21 @@ are medians with [min-max].
   --cpu-source SRC    how server CPU time is read: clock (clock_getcpuclockid, ns),
                       schedstat (/proc/PID/task/*/schedstat, ns), stat (/proc/PID/stat
                       utime+stime, clock ticks) or auto, the first of these that works
-                      (default auto)";
+                      (default auto)
+
+usage: iot_bench tls [the options above] [--handshake-seconds 3]
+                     [--handshake-concurrency 8]
+
+The same over TLS: our TLS example server (default
+target/release/examples/tls_echo_server, run with --cert/--key) against a single-thread
+tokio + tokio-rustls echo server, both given one ECDSA P-256 certificate made at start,
+driven by a one-thread TLS load client (rustls, ring provider, X25519 offered first).
+Defaults: --servers ours,tokio, --connections 50,500 (epoll has no TLS mode). Each
+connection's first round trip includes its full handshake. Then a handshake table: per
+server and round, HANDSHAKE-CONCURRENCY connections at a time each connect, make a full
+handshake (no resumption), one 64 B echo, close_notify both ways and close, for
+HANDSHAKE-SECONDS after the warm-up (0: no handshake table); new connections per second
+and the server's CPU time per connection.";
 
 struct EchoArgs {
     connections: Vec<usize>,
@@ -82,12 +98,19 @@ struct EchoArgs {
     ours: Option<PathBuf>,
     /// `None`: auto.
     cpu_source: Option<cpu::Source>,
+    /// `iot_bench tls`: the TLS servers and client, and the handshake loop.
+    tls: bool,
+    /// TLS: measured seconds of the handshake loop per server and round (0: none).
+    handshake_seconds: f64,
+    /// TLS: connections in flight in the handshake loop.
+    handshake_concurrency: usize,
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        Some("echo") => echo_main(&args[1..]),
+        Some("echo") => echo_main(&args[1..], false),
+        Some("tls") => echo_main(&args[1..], true),
         Some("serve") => serve_main(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
@@ -105,8 +128,9 @@ fn serve_main(args: &[String]) -> ExitCode {
     let result = match args {
         [kind] if kind == "tokio" => tokio_server::serve(),
         [kind] if kind == "epoll" => epoll_server::serve(),
+        [kind, chain, key] if kind == "tokio-tls" => tls::serve_tokio(chain, key),
         _ => {
-            eprintln!("usage: iot_bench serve tokio|epoll");
+            eprintln!("usage: iot_bench serve tokio|epoll|tokio-tls CHAIN.pem KEY.pem");
             return ExitCode::from(2);
         }
     };
@@ -119,19 +143,30 @@ fn serve_main(args: &[String]) -> ExitCode {
     }
 }
 
-fn parse_echo_args(args: &[String]) -> Result<EchoArgs, String> {
+fn parse_echo_args(args: &[String], tls: bool) -> Result<EchoArgs, String> {
     let mut out = EchoArgs {
-        connections: vec![50, 500, 2000, 10000],
+        connections: if tls {
+            vec![50, 500]
+        } else {
+            vec![50, 500, 2000, 10000]
+        },
         sizes: vec![64, 4096],
         seconds: 3.0,
         rounds: 1,
         warmup: 0.5,
         timeout: 5.0,
-        servers: ["ours", "tokio", "epoll"].map(String::from).to_vec(),
+        servers: if tls {
+            vec!["ours".to_string(), "tokio".to_string()]
+        } else {
+            ["ours", "tokio", "epoll"].map(String::from).to_vec()
+        },
         baseline: None,
         custom: Vec::new(),
         ours: None,
         cpu_source: None,
+        tls,
+        handshake_seconds: 3.0,
+        handshake_concurrency: 8,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -163,6 +198,13 @@ fn parse_echo_args(args: &[String]) -> Result<EchoArgs, String> {
                 }
             }
             "--baseline" => out.baseline = Some(value.to_string()),
+            "--handshake-seconds" if tls => out.handshake_seconds = parse_secs(flag, value, true)?,
+            "--handshake-concurrency" if tls => {
+                out.handshake_concurrency = match parse_list(flag, value)?.as_slice() {
+                    [n] if *n <= 1000 => *n,
+                    _ => return Err(format!("{flag}: `{value}` is not a count of 1 to 1000")),
+                }
+            }
             "--server" => out.custom.push(ServerSpec::parse_custom(value)?),
             "--ours" => out.ours = Some(PathBuf::from(value)),
             "--cpu-source" => {
@@ -195,10 +237,11 @@ fn resolve_servers(args: &EchoArgs) -> Result<Vec<ServerSpec>, String> {
                 .iter()
                 .find(|s| &s.name == name)
                 .cloned()
-                .or_else(|| ServerSpec::builtin(name))
+                .or_else(|| ServerSpec::builtin(name).filter(|_| !args.tls || name != "epoll"))
                 .ok_or_else(|| {
                     format!(
-                        "unknown server `{name}` (expected ours, tokio, epoll or a --server NAME)"
+                        "unknown server `{name}` (expected ours, tokio, epoll (not with tls) or a \
+                         --server NAME)"
                     )
                 })
         })
@@ -224,8 +267,8 @@ fn parse_secs(flag: &str, value: &str, zero_ok: bool) -> Result<f64, String> {
     }
 }
 
-fn echo_main(args: &[String]) -> ExitCode {
-    let (mut args, specs) = match parse_echo_args(args).and_then(|a| {
+fn echo_main(args: &[String], tls: bool) -> ExitCode {
+    let (mut args, specs) = match parse_echo_args(args, tls).and_then(|a| {
         let specs = resolve_servers(&a)?;
         Ok((a, specs))
     }) {
@@ -243,10 +286,15 @@ fn echo_main(args: &[String]) -> ExitCode {
 
     // Resolve our server binary; without an explicit --ours a missing default is skipped.
     let mut notes = Vec::new();
+    let default_ours = if args.tls {
+        DEFAULT_OURS_TLS
+    } else {
+        DEFAULT_OURS
+    };
     let ours_path = args
         .ours
         .clone()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_OURS));
+        .unwrap_or_else(|| PathBuf::from(default_ours));
     let ours_skipped = specs.iter().any(|s| s.launch == Launch::Ours) && !ours_path.is_file();
     if ours_skipped {
         if args.ours.is_some() {
@@ -254,7 +302,7 @@ fn echo_main(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
         notes.push(format!(
-            "ours: SKIPPED, {DEFAULT_OURS} not found (build it with \
+            "ours: SKIPPED, {default_ours} not found (build it with \
              `cargo build --release -p iouring_transport --examples`)"
         ));
     }
@@ -272,11 +320,27 @@ fn echo_main(args: &[String]) -> ExitCode {
     }
     args.connections.dedup();
     args.sizes.dedup();
+    // TLS: one certificate for every server, and the client configurations.
+    let tls = match args.tls.then(TlsSetup::new).transpose() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
 
     println!(
-        "echo, 1 server thread each, client: 1 thread epoll, {} s per cell, {} round(s)",
-        args.seconds, args.rounds
+        "{}echo, 1 server thread each, client: 1 thread epoll, {} s per cell, {} round(s)",
+        if args.tls { "TLS " } else { "" },
+        args.seconds,
+        args.rounds
     );
+    if args.tls {
+        println!(
+            "(TLS: rustls client, ring provider; ECDSA P-256 server certificate; the first \
+             round trip of each connection includes its full handshake)"
+        );
+    }
     println!(
         "(+{} s warm-up; each connection ping-pongs SIZE bytes and checks the echo; \
          127.0.0.1 only; a fresh server process per cell and round)",
@@ -317,7 +381,15 @@ fn echo_main(args: &[String]) -> ExitCode {
                     if cells[i].skipped {
                         continue;
                     }
-                    let result = run_one(spec, &ours_path, &self_exe, conns, size, &args);
+                    let result = run_one(
+                        spec,
+                        &ours_path,
+                        &self_exe,
+                        conns,
+                        size,
+                        &args,
+                        tls.as_ref(),
+                    );
                     if interrupt::interrupted() {
                         eprintln!("interrupted; servers stopped");
                         return ExitCode::from(130);
@@ -359,6 +431,16 @@ fn echo_main(args: &[String]) -> ExitCode {
     }
     .print(&rows, &notes);
 
+    if let Some(tls) = tls.as_ref().filter(|_| args.handshake_seconds > 0.0) {
+        let run = |spec: &ServerSpec| handshake_one(spec, &ours_path, &self_exe, &args, tls);
+        let result = handshake::run(&specs, &runs, args.rounds, &pairs, run);
+        if interrupt::interrupted() {
+            eprintln!("interrupted; servers stopped");
+            return ExitCode::from(130);
+        }
+        failures.extend(result);
+    }
+
     if failures.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -390,9 +472,10 @@ fn run_one(
     connections: usize,
     size: usize,
     args: &EchoArgs,
+    tls: Option<&TlsSetup>,
 ) -> Result<Measured, String> {
     let timeout = Duration::from_secs_f64(args.timeout);
-    let cmd = spec.command(ours, self_exe);
+    let cmd = spec.command(ours, self_exe, tls.map(|t| &t.material));
     let mut server = spawn::Server::spawn(&spec.name, cmd, timeout * 2)?;
     let pid = server.pid();
     let before = memory::read(pid);
@@ -413,7 +496,14 @@ fn run_one(
                 .map_or("clock, schedstat or stat", |s| s.name())
         )),
     };
-    let outcome = client::run(&cfg, sample, || memory::read(pid)).map_err(|e| {
+    let measured = match tls {
+        Some(tls) => tls::run(&cfg, &tls.resuming, sample, || memory::read(pid)).map(|(o, s)| {
+            tls.note_session(&spec.name, s);
+            o
+        }),
+        None => client::run(&cfg, sample, || memory::read(pid)),
+    };
+    let outcome = measured.map_err(|e| {
         if interrupt::interrupted() {
             return e;
         }
@@ -444,6 +534,76 @@ fn run_one(
         connections,
         (before, outcome.idle, end),
     ))
+}
+
+/// The TLS mode's certificate (files for the servers) and client configurations,
+/// and the session each server negotiated (printed once).
+struct TlsSetup {
+    material: tls::Material,
+    /// The echo client's (sessions kept: each connection makes one handshake anyway).
+    resuming: std::sync::Arc<rustls::ClientConfig>,
+    /// The handshake loop's (no resumption: every handshake is full).
+    full: std::sync::Arc<rustls::ClientConfig>,
+    noted: std::cell::RefCell<Vec<String>>,
+}
+
+impl TlsSetup {
+    fn new() -> Result<TlsSetup, String> {
+        let material = tls::Material::new()?;
+        Ok(TlsSetup {
+            resuming: material.client(true)?,
+            full: material.client(false)?,
+            material,
+            noted: Default::default(),
+        })
+    }
+
+    fn note_session(&self, server: &str, session: String) {
+        let mut noted = self.noted.borrow_mut();
+        if !noted.iter().any(|n| n == server) {
+            println!("{server}: negotiated {session}");
+            noted.push(server.to_string());
+        }
+    }
+}
+
+/// Starts one server and runs the handshake loop against it.
+fn handshake_one(
+    spec: &ServerSpec,
+    ours: &Path,
+    self_exe: &PathBuf,
+    args: &EchoArgs,
+    tls: &TlsSetup,
+) -> Result<handshake::Measured, String> {
+    let timeout = Duration::from_secs_f64(args.timeout);
+    let cmd = spec.command(ours, self_exe, Some(&tls.material));
+    let mut server = spawn::Server::spawn(&spec.name, cmd, timeout * 2)?;
+    let pid = server.pid();
+    let cfg = tls::HandshakeConfig {
+        port: server.port(),
+        concurrency: args.handshake_concurrency,
+        warmup: Duration::from_secs_f64(args.warmup),
+        measure: Duration::from_secs_f64(args.handshake_seconds),
+        stall_timeout: timeout,
+    };
+    let meter = cpu::Meter::new(pid, args.cpu_source);
+    let sample = || match &meter {
+        Some(m) => m.read().map(|s| s.cpu),
+        None => Err(format!("cannot read the CPU time of server pid {pid}")),
+    };
+    let outcome = tls::handshakes(&cfg, &tls.full, sample)?;
+    server.check_running()?;
+    let us_per_conn = match (&outcome.probe_start, &outcome.probe_end) {
+        (Ok(a), Ok(b)) => {
+            Some(b.saturating_sub(*a).as_secs_f64() * 1e6 / outcome.round_trips as f64)
+        }
+        _ => None,
+    };
+    Ok(handshake::Measured {
+        rate: outcome.per_sec(),
+        us_per_conn,
+        client_busy: outcome.client_busy,
+    })
 }
 
 /// Raises the soft open-file limit to the hard one, for many connections (servers
@@ -492,15 +652,34 @@ mod tests {
         let args: Vec<String> = ["--servers", "dart,epoll", "--server", "dart=x --port 0"]
             .map(String::from)
             .to_vec();
-        let parsed = parse_echo_args(&args).expect("parsed");
+        let parsed = parse_echo_args(&args, false).expect("parsed");
         let specs = resolve_servers(&parsed).expect("resolved");
         assert_eq!(specs[0].name, "dart");
         assert_eq!(specs[1].launch, Launch::Peer);
-        let unknown =
-            parse_echo_args(&["--servers".to_string(), "nginx".to_string()]).expect("parsed");
+        let unknown = parse_echo_args(&["--servers".to_string(), "nginx".to_string()], false)
+            .expect("parsed");
         assert!(resolve_servers(&unknown).is_err());
         let names = ["a", "b", "c"].map(String::from);
         assert_eq!(ratio_pairs(&names, None), [(0, 1), (0, 2)]);
         assert_eq!(ratio_pairs(&names, Some("c")), [(0, 2), (1, 2)]);
+    }
+
+    #[test]
+    fn tls_mode_defaults_and_refuses_epoll() {
+        let parsed = parse_echo_args(&[], true).expect("parsed");
+        assert!(parsed.tls);
+        assert_eq!(parsed.servers, ["ours", "tokio"]);
+        assert_eq!(parsed.connections, [50, 500]);
+        let epoll = ["--servers", "ours,epoll"].map(String::from);
+        let parsed = parse_echo_args(&epoll, true).expect("parsed");
+        assert!(resolve_servers(&parsed).is_err());
+        let handshake = ["--handshake-concurrency", "4"].map(String::from);
+        assert!(parse_echo_args(&handshake, false).is_err(), "TLS only");
+        assert_eq!(
+            parse_echo_args(&handshake, true)
+                .expect("parsed")
+                .handshake_concurrency,
+            4
+        );
     }
 }

@@ -5,8 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::tls::Material;
+
 /// Our native example server, relative to the repository root.
 pub const DEFAULT_OURS: &str = "target/release/examples/echo_server";
+/// Our native TLS example server (`iot_bench tls`), relative to the repository root.
+pub const DEFAULT_OURS_TLS: &str = "target/release/examples/tls_echo_server";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Launch {
@@ -54,16 +58,29 @@ impl ServerSpec {
         })
     }
 
-    pub fn command(&self, ours: &Path, self_exe: &PathBuf) -> Command {
+    /// The command that starts this server; with `tls`, the TLS variant given the
+    /// certificate chain and key files (ours: `--cert --key`; tokio: `serve tokio-tls`).
+    pub fn command(&self, ours: &Path, self_exe: &PathBuf, tls: Option<&Material>) -> Command {
         match &self.launch {
             Launch::Ours => {
                 let mut c = Command::new(ours);
                 c.args(["--host", "127.0.0.1", "--port", "0", "--workers", "1"]);
+                if let Some(tls) = tls {
+                    c.arg("--cert").arg(&tls.chain).arg("--key").arg(&tls.key);
+                }
                 c
             }
             Launch::Peer => {
                 let mut c = Command::new(self_exe);
-                c.args(["serve", &self.name]);
+                match tls {
+                    Some(tls) => {
+                        c.args(["serve", &format!("{}-tls", self.name)]);
+                        c.arg(&tls.chain).arg(&tls.key);
+                    }
+                    None => {
+                        c.args(["serve", &self.name]);
+                    }
+                }
                 c
             }
             Launch::Command(words) => {

@@ -298,28 +298,28 @@ fn ratio(a: Option<Stat>, b: Option<Stat>) -> String {
 }
 
 /// Right-aligned columns as wide as their widest text.
-struct Grid {
+pub(crate) struct Grid {
     titles: Vec<String>,
     rows: Vec<Vec<String>>,
 }
 
 impl Grid {
-    fn new(titles: Vec<String>) -> Grid {
+    pub(crate) fn new(titles: Vec<String>) -> Grid {
         Grid {
             titles,
             rows: Vec::new(),
         }
     }
 
-    fn title(&mut self, title: String) {
+    pub(crate) fn title(&mut self, title: String) {
         self.titles.push(title);
     }
 
-    fn row(&mut self, texts: Vec<String>) {
+    pub(crate) fn row(&mut self, texts: Vec<String>) {
         self.rows.push(texts);
     }
 
-    fn print(&self) {
+    pub(crate) fn print(&self) {
         let widths: Vec<usize> = (0..self.titles.len())
             .map(|i| {
                 std::iter::once(&self.titles)

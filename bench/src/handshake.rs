@@ -1,0 +1,135 @@
+//! The TLS mode's handshake table: connections per second (connect, full handshake,
+//! one echo, close) for each server over the rounds, alternating servers, with the
+//! server's CPU time per connection and the client's CPU share.
+
+use crate::servers::ServerSpec;
+use crate::table::{thousands, Grid};
+
+/// One server's result in one round.
+pub struct Measured {
+    pub rate: f64,
+    /// Server CPU time per connection, µs (None: unreadable).
+    pub us_per_conn: Option<f64>,
+    pub client_busy: f64,
+}
+
+/// Median, min and max of `v` (not empty).
+fn stat(mut v: Vec<f64>) -> Option<(f64, f64, f64)> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    let median = if v.len() % 2 == 1 {
+        v[mid]
+    } else {
+        (v[mid - 1] + v[mid]) / 2.0
+    };
+    Some((median, v[0], v[v.len() - 1]))
+}
+
+fn show(s: Option<(f64, f64, f64)>, count: usize, fmt: impl Fn(f64) -> String) -> String {
+    match s {
+        Some((m, lo, hi)) if count > 1 => format!("{} [{}-{}]", fmt(m), fmt(lo), fmt(hi)),
+        Some((m, _, _)) => fmt(m),
+        None => "n/a".to_string(),
+    }
+}
+
+/// Runs `measure` for every server that `runs`, `rounds` times in a rotated order,
+/// prints each result and then the table (ratios for `pairs`); returns the failures.
+pub fn run(
+    specs: &[ServerSpec],
+    runs: &dyn Fn(&ServerSpec) -> bool,
+    rounds: usize,
+    pairs: &[(usize, usize)],
+    measure: impl Fn(&ServerSpec) -> Result<Measured, String>,
+) -> Vec<String> {
+    println!();
+    let mut results: Vec<Vec<Measured>> = specs.iter().map(|_| Vec::new()).collect();
+    let mut failures = Vec::new();
+    for round in 0..rounds {
+        for k in 0..specs.len() {
+            let i = (k + round) % specs.len();
+            if !runs(&specs[i]) {
+                continue;
+            }
+            match measure(&specs[i]) {
+                Ok(m) => {
+                    println!(
+                        "handshakes round {}: {} {} conn/s, {}, client {:.0}%",
+                        round + 1,
+                        specs[i].name,
+                        thousands(m.rate.round() as u64),
+                        m.us_per_conn
+                            .map_or("no CPU time".to_string(), |u| format!("{u:.1} µs/conn")),
+                        m.client_busy * 100.0
+                    );
+                    results[i].push(m);
+                }
+                Err(e) => {
+                    let msg = format!("{} (handshakes): {e}", specs[i].name);
+                    eprintln!("error: {msg}");
+                    failures.push(msg);
+                }
+            }
+            if crate::interrupt::interrupted() {
+                return failures;
+            }
+        }
+    }
+    println!();
+    println!(
+        "new connections per second: connect + full TLS handshake (no resumption) + one \
+         64 B echo + close_notify both ways + close; median [min-max]"
+    );
+    let mut grid = Grid::new(Vec::new());
+    for s in specs {
+        grid.title(format!("{} conn/s", s.name));
+    }
+    for &(a, b) in pairs {
+        grid.title(format!("{}/{}", specs[a].name, specs[b].name));
+    }
+    for s in specs {
+        grid.title(format!("{} µs/conn", s.name));
+    }
+    for &(a, b) in pairs {
+        grid.title(format!("cpu {}/{}", specs[b].name, specs[a].name));
+    }
+    grid.title("client cpu%".to_string());
+    let rates: Vec<_> = results
+        .iter()
+        .map(|r| stat(r.iter().map(|m| m.rate).collect()))
+        .collect();
+    let cpus: Vec<_> = results
+        .iter()
+        .map(|r| stat(r.iter().filter_map(|m| m.us_per_conn).collect()))
+        .collect();
+    let ratio = |a: Option<(f64, f64, f64)>, b: Option<(f64, f64, f64)>| match (a, b) {
+        (Some(a), Some(b)) if b.0 > 0.0 => format!("{:.2}x", a.0 / b.0),
+        _ => "-".to_string(),
+    };
+    let mut texts = Vec::new();
+    for (r, rate) in results.iter().zip(&rates) {
+        texts.push(show(*rate, r.len(), |v| thousands(v.round() as u64)));
+    }
+    for &(a, b) in pairs {
+        texts.push(ratio(rates[a], rates[b]));
+    }
+    for (r, cpu) in results.iter().zip(&cpus) {
+        texts.push(show(*cpu, r.len(), |v| format!("{v:.1}")));
+    }
+    for &(a, b) in pairs {
+        texts.push(ratio(cpus[b], cpus[a]));
+    }
+    let client = results
+        .iter()
+        .flatten()
+        .map(|m| m.client_busy * 100.0)
+        .fold(None, |a: Option<f64>, v| Some(a.map_or(v, |a| a.max(v))));
+    texts.push(client.map_or("-".to_string(), |v| format!("{v:.0}%")));
+    grid.row(texts);
+    grid.print();
+    println!("(client cpu%: the load client's thread, highest of all runs; near 100% the client was the limit)");
+    failures
+}
