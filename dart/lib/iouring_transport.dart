@@ -45,6 +45,9 @@ export 'src/file.dart' show IoFile, IoFileMode, defaultFilePermissions;
 export 'src/file_info.dart' show FileInfo;
 export 'src/handoff.dart'
     show HandOffException, TcpConnectionHandOff, WorkerHandOffs;
+export 'src/io/secure_server_socket.dart' show IoUringSecureServerSocket;
+export 'src/io/secure_socket.dart'
+    show IoUringHandshakeException, IoUringSecureSocket;
 export 'src/io/server_socket.dart' show IoUringServerSocket;
 export 'src/io/socket.dart' show IoUringSocket;
 export 'src/isolates.dart' show WorkerContext, WorkerPool;
