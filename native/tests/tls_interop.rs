@@ -187,9 +187,20 @@ fn our_server(
     alpn: &[&str],
     sizes: Vec<usize>,
 ) -> (u16, JoinHandle<(Vec<Seen>, iot_stats)>) {
+    our_server_on("127.0.0.1", pki, flags, alpn, sizes)
+}
+
+/// `our_server` listening on `ip`.
+fn our_server_on(
+    ip: &str,
+    pki: &Pki,
+    flags: u32,
+    alpn: &[&str],
+    sizes: Vec<usize>,
+) -> (u16, JoinHandle<(Vec<Seen>, iot_stats)>) {
     let mut host = Host::new();
     let config = server_config(pki, flags, alpn);
-    let (listener, port) = host.listen("127.0.0.1", 0);
+    let (listener, port) = host.listen(ip, 0);
     let thread = std::thread::spawn(move || {
         let mut seen = Vec::new();
         for (i, size) in sizes.into_iter().enumerate() {
@@ -285,8 +296,13 @@ fn assert_clean(stats: &iot_stats) {
 
 /// `openssl s_client` to our server on `port`, trusting the CA in `files`.
 fn s_client(files: &Files, port: u16, extra: &[&str]) -> Command {
+    s_client_to(files, &format!("127.0.0.1:{port}"), extra)
+}
+
+/// `openssl s_client` to our server at `address`, trusting the CA in `files`.
+fn s_client_to(files: &Files, address: &str, extra: &[&str]) -> Command {
     let mut command = openssl();
-    command.args(["s_client", "-connect", &format!("127.0.0.1:{port}")]);
+    command.args(["s_client", "-connect", address]);
     command.args(["-CAfile", &files.arg("ca.pem"), "-servername", "localhost"]);
     command.args(["-verify_return_error", "-verify_hostname", "localhost"]);
     command.args(extra);
@@ -315,6 +331,29 @@ fn openssl_s_client_gets_every_byte_back_1_byte_to_8_mib() {
         assert_eq!((s.handshake, s.echoed), (0, size), "{}", s.reason);
         assert_eq!(s.info.protocol_version, 0x0304);
     }
+    assert_clean(&stats);
+}
+
+#[test]
+fn openssl_s_client_over_ipv6_loopback_in_tls12_and_tls13() {
+    let _fds = fd_check();
+    let pki = Pki::new("s_client IPv6 CA");
+    let files = Files::new(&pki);
+    let payload = pattern(300_000, 6);
+    let (port, server) = our_server_on("::1", &pki, 0, &[], vec![payload.len(); 2]);
+    for version in ["-tls1_2", "-tls1_3"] {
+        let extra = ["-quiet", "-nocommands", version];
+        let client = s_client_to(&files, &format!("[::1]:{port}"), &extra);
+        let out = Peer::start(client, payload.clone()).finish();
+        assert!(out.success, "s_client {version} over ::1: {}", out.stderr);
+        assert!(
+            out.stdout == payload,
+            "the echo over ::1 differs ({version})"
+        );
+    }
+    let (seen, stats) = server.join().unwrap();
+    let versions: Vec<u16> = seen.iter().map(|s| s.info.protocol_version).collect();
+    assert_eq!(versions, [0x0303, 0x0304]);
     assert_clean(&stats);
 }
 
