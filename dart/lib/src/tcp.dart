@@ -169,6 +169,7 @@ final class TcpConnection extends StreamConnection {
       throw ArgumentError.value(
           context, 'context', 'not a client context (TlsContext.client)');
     }
+    tlsContextHandle(context); // not closed: fail before connecting
     final name = serverName ??
         switch (host) {
           InternetAddress() => host.host,

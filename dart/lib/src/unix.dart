@@ -120,6 +120,7 @@ final class UnixConnection extends StreamConnection {
       throw ArgumentError.value(
           context, 'context', 'not a client context (TlsContext.client)');
     }
+    tlsContextHandle(context); // not closed: fail before connecting
     final watch = Stopwatch()..start();
     final connection = await _connect(path, timeout, worker);
     Duration? left;

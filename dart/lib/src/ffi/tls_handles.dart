@@ -58,8 +58,8 @@ TlsConfigResult createTlsConfig(Bindings bindings, int flags,
     return (rc: rc, handle: out.value, reason: '');
   } finally {
     // The PEM held private key material: wipe it before giving it back.
-    block.asTypedList(total + 8 + _configErrorCapacity).fillRange(
-        0, total + 8 + _configErrorCapacity, 0);
+    final size = total + 8 + _configErrorCapacity;
+    block.asTypedList(size).fillRange(0, size, 0);
     calloc.free(block);
   }
 }
@@ -69,7 +69,21 @@ int freeTlsConfig(Bindings bindings, int handle) =>
     bindings.iot_tls_config_free(handle);
 
 /// What `iot_tls_info` reports of an established session.
-typedef TlsInfo = ({int rc, int version, int cipherSuite, int flags});
+final class TlsInfo {
+  TlsInfo(this.rc, this.version, this.cipherSuite, this.flags);
+
+  /// The native result (negative: the call failed, the rest is 0).
+  final int rc;
+
+  /// 0x0303 (TLS 1.2) or 0x0304 (TLS 1.3).
+  final int version;
+
+  /// The IANA number of the cipher suite.
+  final int cipherSuite;
+
+  /// `IOT_TLS_INFO_*` bits.
+  final int flags;
+}
 
 /// The TLS calls on one socket.
 extension TlsSocketCalls on SocketHandle {
@@ -90,19 +104,12 @@ extension TlsSocketCalls on SocketHandle {
 
   /// Version, cipher suite and flags of the established session.
   TlsInfo tlsInfo() {
-    if (worker.isFreed) {
-      return (rc: IOT_E_BAD_HANDLE, version: 0, cipherSuite: 0, flags: 0);
-    }
+    if (worker.isFreed) return TlsInfo(IOT_E_BAD_HANDLE, 0, 0, 0);
     final out = calloc<iot_tls_info>();
     try {
       final rc = bindings.iot_tls_get_info(worker.id, id, out);
       final info = out.ref;
-      return (
-        rc: rc,
-        version: info.protocol_version,
-        cipherSuite: info.cipher_suite,
-        flags: info.flags
-      );
+      return TlsInfo(rc, info.protocol_version, info.cipher_suite, info.flags);
     } finally {
       calloc.free(out);
     }

@@ -120,17 +120,27 @@ final class _Handshake<T extends StreamConnection>
   bool _timedOut = false;
 
   Future<T> start() {
-    final ms = timeoutMillis(timeout, 'timeout');
     if (connection.isClosed || core.isClosed) {
       _fail(TlsFailure.cancelled, null, 'the connection is closed', '');
       return _completer.future;
     }
-    if (connectionWasRead(connection) ||
-        connectionHasPendingWrites(connection)) {
-      throw StateError('a connection that was read or written cannot be '
-          'secured');
+    final int ms, config;
+    try {
+      ms = timeoutMillis(timeout, 'timeout');
+      if (connectionWasRead(connection) ||
+          connectionHasPendingWrites(connection)) {
+        throw StateError(
+            'a connection that was read or written cannot be secured');
+      }
+      config = tlsContextHandle(context);
+    } catch (_) {
+      // The connection was the caller's to secure: it goes with the error.
+      connection.destroy();
+      rethrow;
     }
-    final config = tlsContextHandle(context);
+    // The peer, for the error of a failed handshake (a peer that gives up
+    // has no address any more by then).
+    _notePeer();
     final socket = connectionSocket(connection);
     final tag = core.register(this);
     final int rc;
@@ -140,6 +150,7 @@ final class _Handshake<T extends StreamConnection>
           : socket.tlsConnect(config, serverName!, tag, ms);
     } catch (_) {
       core.unregister(tag);
+      connection.destroy();
       rethrow;
     }
     if (rc < 0) {
@@ -234,23 +245,26 @@ final class _Handshake<T extends StreamConnection>
     _fail(failure, code, message, reason);
   }
 
-  void _fail(TlsFailure failure, int? code, String message, String reason) {
-    InternetAddress? address;
-    int? port;
-    String? path;
-    if (!connection.isClosed && !core.isClosed) {
-      try {
-        final peer = connectionAddress(connection, IOT_ADDRESS_PEER, 'peer');
-        if (peer.port != 0) {
-          address = InternetAddress.tryParse(peer.address);
-          port = peer.port;
-        } else if (peer.address.isNotEmpty) {
-          path = peer.address;
-        }
-      } on TransportException {
-        // The peer is gone already: the error names none.
+  InternetAddress? _address;
+  int? _port;
+  String? _path;
+
+  void _notePeer() {
+    if (connection.isClosed || core.isClosed) return;
+    try {
+      final peer = connectionAddress(connection, IOT_ADDRESS_PEER, 'peer');
+      if (peer.port != 0) {
+        _address = InternetAddress.tryParse(peer.address);
+        _port = peer.port;
+      } else if (peer.address.isNotEmpty) {
+        _path = peer.address;
       }
+    } on TransportException {
+      // The peer is gone already: the error names none.
     }
+  }
+
+  void _fail(TlsFailure failure, int? code, String message, String reason) {
     connection.destroy();
     _completer.completeError(TlsHandshakeException(message,
         failure: failure,
@@ -259,9 +273,9 @@ final class _Handshake<T extends StreamConnection>
         nativeMessage: code == null || core.isClosed
             ? null
             : core.error(code, 'handshake').message,
-        path: path,
-        address: address,
-        port: port,
+        path: _path,
+        address: _address,
+        port: _port,
         isServer: server));
   }
 }

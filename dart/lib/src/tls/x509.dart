@@ -46,7 +46,8 @@ final class _DerCertificate implements X509Certificate {
     final body = base64.encode(der);
     final out = StringBuffer('-----BEGIN CERTIFICATE-----\n');
     for (var i = 0; i < body.length; i += 64) {
-      out.writeln(body.substring(i, i + 64 > body.length ? body.length : i + 64));
+      final end = i + 64 > body.length ? body.length : i + 64;
+      out.writeln(body.substring(i, end));
     }
     out.writeln('-----END CERTIFICATE-----');
     return out.toString();
