@@ -566,6 +566,61 @@ void main() {
       await expectNothingLeft(worker);
     });
 
+    test('a secured connection cannot be handed off; it stays usable',
+        () async {
+      if (!Transport.messagingSupported) {
+        markTestSkipped('no io_uring messaging on this kernel');
+        return;
+      }
+      final worker = testWorker();
+      final other = testWorker();
+      final server = await secureEchoServer(worker, pki().serverContext());
+      final client = await TcpConnection.connectSecure(
+              'localhost', server.port, pki().clientContext(),
+              worker: worker)
+          .bounded;
+      Object? error;
+      try {
+        await client.handOff(other.id).bounded;
+      } on Object catch (e) {
+        error = e;
+      }
+      expect(error, isA<HandOffException>());
+      final refused = error as HandOffException;
+      expect(refused.code, -5049, reason: 'IOT_E_TLS_STATE');
+      expect(refused.connection, same(client));
+      final back = readExactly(client, 4);
+      await client.write([1, 2, 3, 4]);
+      expect(await back.bounded, [1, 2, 3, 4]);
+      await client.close();
+      await server.close();
+      await expectNothingLeft(worker);
+    });
+
+    test('closing the worker during a handshake fails it, nothing leaks',
+        () async {
+      final worker = Worker();
+      // A server that reads the ClientHello and never answers.
+      final mute = await ServerSocket.bind(InternetAddress.loopbackIPv4, 0);
+      addTearDown(mute.close);
+      final hello = Completer<void>();
+      mute.listen((socket) {
+        addTearDown(socket.destroy);
+        socket.listen((_) {
+          if (!hello.isCompleted) hello.complete();
+        }, onError: (Object _) {});
+      });
+      final connecting = TcpConnection.connectSecure(
+          '127.0.0.1', mute.port, pki().clientContext(),
+          worker: worker);
+      await hello.future.bounded;
+      await worker.close();
+      await expectLater(
+          connecting,
+          throwsA(isA<TlsHandshakeException>()
+              .having((e) => e.failure, 'failure', TlsFailure.cancelled)));
+    });
+
     test('the stats show nothing outstanding after many connections',
         () async {
       final worker = testWorker();

@@ -87,7 +87,8 @@ final class TestPki {
   /// A dart:io client context trusting [ca] (with [client]'s certificate
   /// when [withCertificate]).
   SecurityContext dartClientContext({bool withCertificate = false}) {
-    final context = SecurityContext()..setTrustedCertificates(ca.certificatePath);
+    final context = SecurityContext()
+      ..setTrustedCertificates(ca.certificatePath);
     if (withCertificate) {
       context
         ..useCertificateChain(client.certificatePath)

@@ -951,8 +951,8 @@ final class Bindings {
       Pointer<Utf8> errorText,
       int errorLen) iot_tls_config_new;
   final int Function(int config) iot_tls_config_free;
-  final int Function(
-      int worker, int socket, int config, int tag, int timeoutMs) iot_tls_accept;
+  final int Function(int worker, int socket, int config, int tag, int timeoutMs)
+      iot_tls_accept;
   final int Function(int worker, int socket, int config,
       Pointer<Utf8> serverName, int tag, int timeoutMs) iot_tls_connect;
   /// `iot_tls_info` (the struct of that name would be shadowed by a field

@@ -35,9 +35,10 @@ const Duration defaultHandshakeTimeout = Duration(seconds: 30);
 final class SecureListener<T extends StreamConnection> extends Stream<T> {
   /// For the transport's own listeners (`TcpListener.bindSecure`,
   /// `UnixListener.bindSecure`).
-  SecureListener.internal(this.listener, this.context,
+  SecureListener.internal(ConnectionListener<T> listener, this.context,
       {required this.address, required this.port, Duration? handshakeTimeout})
-      : handshakeTimeout = handshakeTimeout ?? defaultHandshakeTimeout {
+      : _listener = listener,
+        handshakeTimeout = handshakeTimeout ?? defaultHandshakeTimeout {
     if (!context.isServer) {
       throw ArgumentError.value(
           context, 'context', 'not a server context (TlsContext.server)');
@@ -50,7 +51,7 @@ final class SecureListener<T extends StreamConnection> extends Stream<T> {
   }
 
   /// The plain listener underneath.
-  final ConnectionListener<T> listener;
+  final ConnectionListener<T> _listener;
 
   /// The server configuration every handshake uses.
   final TlsContext context;
@@ -85,7 +86,7 @@ final class SecureListener<T extends StreamConnection> extends Stream<T> {
   int get pendingHandshakes => _pending.length;
 
   /// Whether [close] was called (or the listener ended).
-  bool get isClosed => _closed || listener.isClosed;
+  bool get isClosed => _closed || _listener.isClosed;
 
   @override
   StreamSubscription<T> listen(void Function(T connection)? onData,
@@ -94,7 +95,7 @@ final class SecureListener<T extends StreamConnection> extends Stream<T> {
           onError: onError, onDone: onDone, cancelOnError: cancelOnError);
 
   void _start() {
-    _accepting = listener.listen(_accepted,
+    _accepting = _listener.listen(_accepted,
         onError: _controller.addError, onDone: () {
       _listenerDone = true;
       _accepting = null;
@@ -144,7 +145,7 @@ final class SecureListener<T extends StreamConnection> extends Stream<T> {
     _closed = true;
     final accepting = _accepting;
     _accepting = null;
-    await listener.close();
+    await _listener.close();
     for (final connection in _pending.toList()) {
       connection.destroy();
     }

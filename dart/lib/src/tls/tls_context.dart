@@ -206,8 +206,8 @@ final class TlsContext {
   }
 
   @override
-  String toString() =>
-      'TlsContext(${isServer ? 'server' : 'client'}${_closed ? ', closed' : ''})';
+  String toString() => 'TlsContext(${isServer ? 'server' : 'client'}'
+      '${_closed ? ', closed' : ''})';
 }
 
 /// [protocols] in ALPN wire format: each name's UTF-8 after its length byte.

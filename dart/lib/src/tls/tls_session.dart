@@ -240,7 +240,8 @@ final class _Handshake<T extends StreamConnection>
     } else if (failure == TlsFailure.cancelled && connection.isClosed) {
       message = 'the connection was closed';
     } else {
-      message = core.isClosed ? 'failed' : core.error(code, 'handshake').message;
+      message =
+          core.isClosed ? 'failed' : core.error(code, 'handshake').message;
     }
     _fail(failure, code, message, reason);
   }
