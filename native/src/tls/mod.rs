@@ -7,6 +7,7 @@
 
 pub(crate) mod config;
 mod failure;
+mod records;
 pub(crate) mod session;
 
 pub(crate) use config::TlsConfig;

@@ -7,6 +7,7 @@ use std::io::{ErrorKind, Read, Write};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConnection, Connection, HandshakeKind, ServerConnection};
 
+use super::records::RecordBoundary;
 use super::{failure, TlsConfig};
 use crate::abi::*;
 use crate::error::{Result, IOT_E_TLS_CONFIG, IOT_E_TLS_PROTOCOL, IOT_E_TLS_STATE};
@@ -17,6 +18,8 @@ pub(crate) struct TlsSession {
     error: Option<String>,
     /// The peer ended its side: close_notify, or the connection closed.
     peer_closed: bool,
+    /// Where the received ciphertext is between records.
+    boundary: RecordBoundary,
 }
 
 impl TlsSession {
@@ -39,6 +42,7 @@ impl TlsSession {
             connection,
             error: None,
             peer_closed: false,
+            boundary: RecordBoundary::default(),
         })
     }
 
@@ -57,6 +61,7 @@ impl TlsSession {
     /// Takes in `ciphertext` the socket received (all of it), processing every record
     /// it completes. On a failure the session keeps the reason and an alert to send.
     pub(crate) fn receive(&mut self, mut ciphertext: &[u8]) -> Result<()> {
+        self.boundary.advance(ciphertext);
         while !ciphertext.is_empty() {
             match self.connection.read_tls(&mut ciphertext) {
                 Ok(_) => self.process()?,
@@ -66,12 +71,18 @@ impl TlsSession {
         Ok(())
     }
 
-    /// The peer closed the connection (a receive returned 0).
+    /// The peer closed the connection (a receive returned 0): a clean end between
+    /// records (with or without close_notify), an error inside one.
     pub(crate) fn receive_end(&mut self) -> Result<()> {
         let mut nothing: &[u8] = &[];
         let _ = self.connection.read_tls(&mut nothing);
         self.peer_closed = true;
-        self.process()
+        self.process()?;
+        if !self.boundary.between_records() {
+            let reason = "the connection ended inside a TLS record (data was cut off)";
+            return Err(self.fail(IOT_E_TLS_PROTOCOL, reason.into()));
+        }
+        Ok(())
     }
 
     fn process(&mut self) -> Result<()> {
