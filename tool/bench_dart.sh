@@ -8,6 +8,9 @@
 #
 #   tool/bench_dart.sh [--connections 50,500,2000] [--sizes 64,4096] [--rounds 3] ...
 #   tool/bench_dart.sh --connections 8,64 --sizes 64,4096,65536,262144,1048576   # bulk
+#   tool/bench_dart.sh tls [--connections 50,500] ...   # TLS echo and handshakes per
+#       second: example/tls_echo.dart, the Socket code over IoUringSecureServerSocket
+#       and over dart:io's SecureServerSocket, driven by iot_bench's rustls client
 #
 # Further arguments go to `iot_bench echo` (see `iot_bench --help`). Uses the Dart SDK on
 # PATH, else the VM kit at ../shared/dart. This is a benchmark, not a test: it exits
@@ -25,6 +28,11 @@ case "$(dart --version 2>&1)" in
 *) echo "bench_dart: unknown Dart platform: $(dart --version 2>&1)" >&2; exit 1 ;;
 esac
 
+mode=echo
+if [ "${1:-}" = tls ]; then
+    mode=tls
+    shift
+fi
 target="${CARGO_TARGET_DIR:-target}"
 bash tool/cargo_for.sh "$triple" build --release -p iouring_transport
 cargo build --release -p iot_bench
@@ -35,6 +43,19 @@ mkdir -p "$out"
 dart compile kernel example/echo_server.dart -o "$out/transport_echo.dill" >/dev/null
 dart compile kernel bench/dart/echo_server.dart -o "$out/socket_echo.dill" >/dev/null
 vm="dart --packages=$PWD/.dart_tool/package_config.json"
+
+if [ "$mode" = tls ]; then
+    dart compile kernel example/tls_echo.dart -o "$out/transport_tls.dill" >/dev/null
+    dart compile kernel bench/dart/tls_echo_server.dart -o "$out/socket_tls.dill" >/dev/null
+    # iot_bench gives each named server --cert/--key of the certificate it made.
+    exec "$target/release/iot_bench" tls \
+        --connections 50,500 --rounds 3 \
+        --servers transport,socket,dartio --baseline dartio \
+        --server "transport=$vm $out/transport_tls.dill --host 127.0.0.1 --port 0" \
+        --server "socket=$vm $out/socket_tls.dill --impl iouring --port 0" \
+        --server "dartio=$vm $out/socket_tls.dill --impl dartio --port 0" \
+        --timeout 10 "$@"
+fi
 
 exec "$target/release/iot_bench" echo \
     --connections 50,500,2000 --rounds 3 \

@@ -81,7 +81,7 @@ pub fn run(
     println!();
     println!(
         "new connections per second: connect + full TLS handshake (no resumption) + one \
-         64 B echo + close_notify both ways + close; median [min-max]"
+         64 B echo + close_notify + close; median [min-max]"
     );
     let mut grid = Grid::new(Vec::new());
     for s in specs {

@@ -60,7 +60,7 @@ are medians with [min-max].
   --servers LIST      which servers to run, in order (default ours,tokio,epoll); names are
                       ours, tokio, epoll or one given with --server
   --server NAME=CMD   a server started as CMD (split on whitespace), which must print
-                      `listening on HOST:PORT`; repeatable
+                      `listening on HOST:PORT`; repeatable (tls: given --cert/--key too)
   --baseline NAME     compare every other server against this one
   --ours PATH         our server binary, run as `PATH --host 127.0.0.1 --port 0 --workers 1`
                       (default target/release/examples/echo_server; skipped with a note
@@ -80,7 +80,7 @@ driven by a one-thread TLS load client (rustls, ring provider, X25519 offered fi
 Defaults: --servers ours,tokio, --connections 50,500 (epoll has no TLS mode). Each
 connection's first round trip includes its full handshake. Then a handshake table: per
 server and round, HANDSHAKE-CONCURRENCY connections at a time each connect, make a full
-handshake (no resumption), one 64 B echo, close_notify both ways and close, for
+handshake (no resumption), one 64 B echo, close_notify and close, for
 HANDSHAKE-SECONDS after the warm-up (0: no handshake table); new connections per second
 and the server's CPU time per connection.";
 

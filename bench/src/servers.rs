@@ -59,7 +59,8 @@ impl ServerSpec {
     }
 
     /// The command that starts this server; with `tls`, the TLS variant given the
-    /// certificate chain and key files (ours: `--cert --key`; tokio: `serve tokio-tls`).
+    /// certificate chain and key files (ours and named commands: `--cert --key`;
+    /// tokio: `serve tokio-tls`).
     pub fn command(&self, ours: &Path, self_exe: &PathBuf, tls: Option<&Material>) -> Command {
         match &self.launch {
             Launch::Ours => {
@@ -86,6 +87,9 @@ impl ServerSpec {
             Launch::Command(words) => {
                 let mut c = Command::new(&words[0]);
                 c.args(&words[1..]);
+                if let Some(tls) = tls {
+                    c.arg("--cert").arg(&tls.chain).arg("--key").arg(&tls.key);
+                }
                 c
             }
         }
