@@ -449,7 +449,7 @@ typedef struct iot_file_info {
 } iot_file_info;
 
 /*
- An established session, as `iot_tls_info` reports it.
+ An established session, as `iot_tls_get_info` reports it.
  */
 typedef struct iot_tls_info {
   /*
@@ -1147,7 +1147,7 @@ int32_t iot_tls_connect(uint64_t worker,
 /*
  The protocol version, cipher suite and flags of `socket`'s established session.
  */
-int32_t iot_tls_info(uint64_t worker, uint64_t socket, struct iot_tls_info *out_info);
+int32_t iot_tls_get_info(uint64_t worker, uint64_t socket, struct iot_tls_info *out_info);
 
 /*
  Copies the application protocol both sides chose (ALPN; empty: none) into `buf`

@@ -397,7 +397,7 @@ fn records_wait_for_the_handshake_and_sockets_with_sessions_stay() {
     );
     let mut info = iot_tls_info::default();
     assert_eq!(
-        iot_tls_info(host.worker, socket, &mut info),
+        iot_tls_get_info(host.worker, socket, &mut info),
         IOT_E_TLS_STATE
     );
     host.release(id as u16);

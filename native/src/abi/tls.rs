@@ -26,7 +26,7 @@ pub const IOT_TLS_INFO_RESUMED: u32 = 1;
 /// `iot_tls_info.flags`: the peer presented a certificate (`iot_tls_peer_certificate`).
 pub const IOT_TLS_INFO_PEER_CERTIFICATE: u32 = 2;
 
-/// An established session, as `iot_tls_info` reports it.
+/// An established session, as `iot_tls_get_info` reports it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[allow(non_camel_case_types)]

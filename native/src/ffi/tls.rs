@@ -99,7 +99,7 @@ pub extern "C" fn iot_tls_connect(
 
 /// The protocol version, cipher suite and flags of `socket`'s established session.
 #[no_mangle]
-pub extern "C" fn iot_tls_info(worker: u64, socket: u64, out_info: *mut iot_tls_info) -> i32 {
+pub extern "C" fn iot_tls_get_info(worker: u64, socket: u64, out_info: *mut iot_tls_info) -> i32 {
     on_worker(worker, |w| {
         let out = out_ptr(out_info)?;
         *out = session(w, socket)?.info()?;

@@ -245,7 +245,7 @@ impl Host {
 
     pub fn tls_info(&self, socket: u64) -> iot_tls_info {
         let mut info = iot_tls_info::default();
-        ok("tls info", iot_tls_info(self.worker, socket, &mut info));
+        ok("tls info", iot_tls_get_info(self.worker, socket, &mut info));
         info
     }
 

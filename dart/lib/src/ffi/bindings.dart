@@ -376,7 +376,7 @@ final class iot_file_info extends Struct {
   external int mode;
 }
 
-/// An established TLS session, as `iot_tls_info` reports it.
+/// An established TLS session, as `iot_tls_get_info` reports it.
 final class iot_tls_info extends Struct {
   /// 0x0303 for TLS 1.2, 0x0304 for TLS 1.3.
   @Uint16()
@@ -741,7 +741,7 @@ final class Bindings {
             isLeaf: true),
         iot_tls_get_info = lib.lookupFunction<
             Int32 Function(Uint64, Uint64, Pointer<iot_tls_info>),
-            int Function(int, int, Pointer<iot_tls_info>)>('iot_tls_info',
+            int Function(int, int, Pointer<iot_tls_info>)>('iot_tls_get_info',
             isLeaf: true),
         iot_tls_alpn = lib.lookupFunction<
             Int32 Function(Uint64, Uint64, Pointer<Utf8>, Size),
@@ -955,8 +955,6 @@ final class Bindings {
       iot_tls_accept;
   final int Function(int worker, int socket, int config,
       Pointer<Utf8> serverName, int tag, int timeoutMs) iot_tls_connect;
-  /// `iot_tls_info` (the struct of that name would be shadowed by a field
-  /// named so).
   final int Function(int worker, int socket, Pointer<iot_tls_info> out)
       iot_tls_get_info;
   final int Function(int worker, int socket, Pointer<Utf8> buf, int len)

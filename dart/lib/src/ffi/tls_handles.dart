@@ -68,7 +68,7 @@ TlsConfigResult createTlsConfig(Bindings bindings, int flags,
 int freeTlsConfig(Bindings bindings, int handle) =>
     bindings.iot_tls_config_free(handle);
 
-/// What `iot_tls_info` reports of an established session.
+/// What `iot_tls_get_info` reports of an established session.
 final class TlsInfo {
   TlsInfo(this.rc, this.version, this.cipherSuite, this.flags);
 
