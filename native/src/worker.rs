@@ -55,6 +55,9 @@ pub(crate) struct Worker {
     starved: VecDeque<usize>,
     /// The receive ring grew during this drain (it doubles at most once per drain).
     grew_in_drain: bool,
+    /// CQEs are being reaped outside a drain (`push_sends_into_kernel`): an op that
+    /// ends keeps what it lent until the host drains its completion from `ready`.
+    reaping_outside_drain: bool,
     /// Datagram receives waiting for spans to return to the datagram ring, likewise.
     starved_for_spans: VecDeque<usize>,
     pub(crate) messaging: Messaging,
@@ -92,6 +95,7 @@ impl Worker {
             ready: VecDeque::new(),
             starved: VecDeque::new(),
             grew_in_drain: false,
+            reaping_outside_drain: false,
             starved_for_spans: VecDeque::new(),
             stream_holders,
             recv_credit: RecvCredit::new(config),
@@ -211,12 +215,14 @@ impl Worker {
             self.flush()?;
             let mut overflow_flushed = false;
             let mut reaped = false;
+            self.reaping_outside_drain = true;
             while let Some((user_data, res, flags)) = self.driver.next_cqe(&mut overflow_flushed) {
                 reaped = true;
                 if let Some(completion) = self.on_cqe(user_data, res, flags) {
                     self.push_ready(completion);
                 }
             }
+            self.reaping_outside_drain = false;
             if !reaped {
                 break;
             }

@@ -292,6 +292,15 @@ impl Fuzz {
                 side.peers.remove(i);
             }
             side.stale.push(handle);
+            // The close let the stream's queued sends into the kernel and reaped what
+            // completed (other streams' receives too): those completions wait in the
+            // worker's ready queue, their buffers out of the pool, until drained.
+            for _ in 0..64 {
+                if self.sides[me].host.stats().completions_ready == 0 {
+                    break;
+                }
+                self.drain(me);
+            }
             self.reconnect(me);
         } else {
             assert!(

@@ -25,13 +25,18 @@ impl Ended {
 
 impl Worker {
     /// Ends op `key` with its CQE, in a drain: the completion goes to the host now,
-    /// with the buffers it hands back. The next op queued behind it starts.
+    /// with the buffers it hands back. The next op queued behind it starts. Outside a
+    /// drain the completion waits in `ready` instead, the buffers with it.
     pub(super) fn end_op(
         &mut self,
         key: usize,
         completion: iot_completion,
     ) -> Option<iot_completion> {
         let ended = self.end_op_unseen(key, completion);
+        if self.reaping_outside_drain {
+            self.push_ended(ended);
+            return None;
+        }
         Some(self.hand_over(ended))
     }
 
