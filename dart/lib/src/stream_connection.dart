@@ -198,17 +198,20 @@ abstract base class StreamConnection extends Stream<Uint8List> {
   }
 
   Future<void>? _refuseWrite(String operation) {
-    if (isClosed) {
-      return failedFuture(closedError(operation, 'connection'));
-    }
+    final refusal = _writeRefusal(operation);
+    return refusal == null ? null : failedFuture(refusal);
+  }
+
+  /// Why [operation] cannot be queued now, or null.
+  Object? _writeRefusal(String operation) {
+    if (isClosed) return closedError(operation, 'connection');
     if (_writeShut) {
-      return failedFuture(TransportClosedException(
-          'the sending side was shut down',
-          operation: operation));
+      return TransportClosedException('the sending side was shut down',
+          operation: operation);
     }
     if (_core.sendBufferCount == 0 && operation == 'write') {
-      return failedFuture(StateError(
-          'the worker has no send buffers (WorkerConfig.sendBufferCount)'));
+      return StateError(
+          'the worker has no send buffers (WorkerConfig.sendBufferCount)');
     }
     return null;
   }
@@ -260,6 +263,38 @@ SocketHandle connectionSocket(StreamConnection connection) =>
 /// Whether [connection] was ever read (listened to, or its payloads taken).
 bool connectionWasRead(StreamConnection connection) =>
     connection._receiver != null;
+
+/// Queues [bytes] on [connection] as [StreamConnection.write] does, without
+/// a future: [onDone] is told the outcome (null: sent; at once when the
+/// write is refused). For the dart:io layer, which writes per chunk.
+void connectionWriteQuietly(StreamConnection connection, List<int> bytes,
+    void Function(Object? error) onDone) {
+  final refusal = connection._writeRefusal('write');
+  if (refusal != null) {
+    onDone(refusal);
+    return;
+  }
+  final timeout = connection._writeTimeout;
+  final entry = Outbound.bytes(bytes, timeout)..onDone = onDone;
+  connection._sender.enqueueQuietly(entry);
+}
+
+/// Sends the first [length] bytes of send buffer [bufferId] (taken from
+/// the worker's pool and filled by the caller) on [connection], which gives
+/// it back once sent; [onDone] is told the outcome as for
+/// [connectionWriteQuietly].
+void connectionSendBuffer(StreamConnection connection, int bufferId,
+    int length, void Function(Object? error) onDone) {
+  final refusal = connection._writeRefusal('write');
+  if (refusal != null) {
+    connection._core.releaseBuffer(bufferId);
+    onDone(refusal);
+    return;
+  }
+  final timeout = connection._writeTimeout;
+  final entry = Outbound.buffer(bufferId, 0, length, timeout)..onDone = onDone;
+  connection._sender.enqueueQuietly(entry);
+}
 
 /// Whether [connection] has writes queued or in flight.
 bool connectionHasPendingWrites(StreamConnection connection) =>

@@ -42,7 +42,17 @@ final class Outbound {
   final int length;
   final Duration? timeout;
   final bool isShutdown;
-  final Completer<void> completer = Completer<void>();
+
+  /// Told the outcome (null: sent) instead of a future, when set before the
+  /// entry is queued.
+  void Function(Object? error)? onDone;
+
+  /// Created only when someone asks for [future].
+  Completer<void>? _completer;
+
+  /// The outcome once known: [_sent], or the error.
+  static const Object _sent = Object();
+  Object? _outcome;
 
   /// Bytes of [data] already copied and queued.
   int position = 0;
@@ -53,8 +63,27 @@ final class Outbound {
   /// Everything of this entry was queued natively.
   bool submitted = false;
 
+  /// Completes when the entry was sent; fails with its error.
+  Future<void> get future {
+    final outcome = _outcome;
+    if (outcome == null) return (_completer ??= Completer<void>()).future;
+    return identical(outcome, _sent)
+        ? Future<void>.value()
+        : Future<void>.error(outcome);
+  }
+
+  void complete() {
+    if (_outcome != null) return;
+    _outcome = _sent;
+    _completer?.complete();
+    onDone?.call(null);
+  }
+
   void fail(TransportException error) {
-    if (!completer.isCompleted) completer.completeError(error);
+    if (_outcome != null) return;
+    _outcome = error;
+    _completer?.completeError(error);
+    onDone?.call(error);
   }
 }
 
@@ -96,10 +125,29 @@ final class StreamSender implements CompletionHandler, SendBufferWaiter {
       }
       return failedFuture(error);
     }
+    final future = handledFuture(entry.future);
+    _add(entry);
+    return future;
+  }
+
+  /// Queues [entry], whose [Outbound.onDone] is told the outcome (at once
+  /// when the sender failed already): no future.
+  void enqueueQuietly(Outbound entry) {
+    final error = _error;
+    if (error != null) {
+      if (entry.data == null && !entry.isShutdown) {
+        _core.releaseBuffer(entry.bufferId);
+      }
+      entry.fail(error);
+      return;
+    }
+    _add(entry);
+  }
+
+  void _add(Outbound entry) {
     _queue.add(entry);
     _last = entry;
     if (!_waiting) _pump();
-    return handledFuture(entry.completer.future);
   }
 
   Future<void> flush() {
@@ -108,7 +156,7 @@ final class StreamSender implements CompletionHandler, SendBufferWaiter {
     if (last == null) {
       return error == null ? Future<void>.value() : failedFuture(error);
     }
-    return handledFuture(last.completer.future);
+    return handledFuture(last.future);
   }
 
   void _pump() {
@@ -200,13 +248,20 @@ final class StreamSender implements CompletionHandler, SendBufferWaiter {
       // Its last operation is no longer in _inFlight, where _abort fails
       // entries: fail it with the error that won.
       entry.fail(_error!);
-    } else if (entry.inFlight == 0 && entry.submitted) {
-      if (!entry.completer.isCompleted) entry.completer.complete();
+      _idle(tag);
+      return;
     }
     if (_throttled && _error == null) {
       _throttled = false;
       if (!_waiting) _pump();
     }
+    _idle(tag);
+    // Last: what the entry's owner does next (write more) finds this
+    // sender's state settled.
+    if (entry.inFlight == 0 && entry.submitted) entry.complete();
+  }
+
+  void _idle(int tag) {
     if (_inFlight.isEmpty && _queue.isEmpty) {
       // Idle: no tag registered, so the worker does not keep the isolate
       // alive for this connection; the next write registers a new one.
@@ -223,16 +278,18 @@ final class StreamSender implements CompletionHandler, SendBufferWaiter {
       // Drop the sends still queued natively behind the failed one.
       _core.cancel(_tag);
     }
-    for (final entry in _inFlight) {
-      entry.fail(failure);
-    }
+    final failed = [..._inFlight, ..._queue];
     for (final entry in _queue) {
-      entry.fail(failure);
       if (entry.data == null && !entry.isShutdown && !_core.isClosed) {
         _core.releaseBuffer(entry.bufferId);
       }
     }
     _queue.clear();
+    // Last: an owner told of the failure may close the connection, which
+    // aborts again.
+    for (final entry in failed) {
+      entry.fail(failure);
+    }
   }
 
   /// The connection was closed locally.

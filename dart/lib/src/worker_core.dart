@@ -448,14 +448,20 @@ final class WorkerCore implements PayloadOwner {
   }
 
   void _wakeSendWaiters() {
-    if (_sendWaiters.isEmpty) return;
-    final waiters = _sendWaiters.toList();
-    _sendWaiters.clear();
-    for (final waiter in waiters) {
+    // In the order they came, until one finds the pool empty again (it
+    // queued itself anew: it keeps its place at the front, and the others
+    // would only find the pool empty too).
+    while (_sendWaiters.isNotEmpty) {
+      final waiter = _sendWaiters.removeFirst();
+      final waiting = _sendWaiters.length;
       try {
         waiter.onSendBufferAvailable();
       } catch (error, stack) {
         Zone.current.handleUncaughtError(error, stack);
+      }
+      if (_sendWaiters.length > waiting) {
+        _sendWaiters.addFirst(_sendWaiters.removeLast());
+        return;
       }
     }
   }

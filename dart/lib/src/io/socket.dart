@@ -111,11 +111,9 @@ final class IoUringSocket extends Stream<Uint8List> implements Socket {
       Object host, InternetAddress? remote) async {
     final address =
         remote ?? (await InternetAddress.lookup(host as String)).first;
-    throw socketError(
-        TransportException('Connection refused (os error $_econnrefused)',
-            operation: 'connect', code: -_econnrefused),
-        address: address,
-        port: 0);
+    final refused = TransportException(_refusedText,
+        operation: 'connect', code: -_econnrefused);
+    throw socketError(refused, address: address, port: 0);
   }
 
   final StreamConnection _connection;
@@ -297,6 +295,7 @@ final class IoUringSocket extends Stream<Uint8List> implements Socket {
       // Closed already (the worker was closed).
     }
     _released = true;
+    _consumer.released();
     _connection.destroy();
   }
 
@@ -465,8 +464,9 @@ IoUringSocket acceptedSocket(
 /// What the native library appends to the C library's text of an errno.
 final RegExp _osErrorSuffix = RegExp(r' \(os error \d+\)$');
 
-/// `ECONNREFUSED` from errno.h.
+/// `ECONNREFUSED` from errno.h, and the native library's text for it.
 const int _econnrefused = 111;
+const String _refusedText = 'Connection refused (os error 111)';
 
 /// `TCP_NODELAY` from netinet/tcp.h.
 const int _tcpNoDelay = 1;
@@ -497,14 +497,25 @@ final class _SocketSink implements StreamConsumer<List<int>> {
   /// segment; sent one by one, each would wait for the send before it, and
   /// a peer could read them apart (dart:io's HttpClient then opens another
   /// connection for the next request instead of reusing this one).
+  ///
+  /// They are copied straight into a native send buffer taken for the turn
+  /// ([_gatherId], [_gatherView], [_gathered] bytes so far); into [_pending]
+  /// when no send buffer is free (or a chunk does not fit one).
   final BytesBuilder _pending = BytesBuilder();
   bool _sendScheduled = false;
+  int _gatherId = -1;
+  Uint8List? _gatherView;
+  int _gathered = 0;
+
+  /// The `addStream` ended: it completes once nothing added waits.
+  bool _finishWhenSent = false;
 
   StreamConnection get _connection => _socket._connection;
 
   @override
   Future<IoUringSocket> addStream(Stream<List<int>> stream) {
     final added = _added = Completer<IoUringSocket>();
+    _finishWhenSent = false;
     if (_socket._released) {
       // As dart:io: what is added after the socket was closed goes nowhere.
       added.complete(_socket);
@@ -526,7 +537,7 @@ final class _SocketSink implements StreamConsumer<List<int>> {
       if (_waitingBytes == 0) {
         _finish();
       } else {
-        _connection.flush().then((_) => _finish(), onError: _writeFailed);
+        _finishWhenSent = true;
       }
     }, cancelOnError: true);
     return added.future;
@@ -538,11 +549,8 @@ final class _SocketSink implements StreamConsumer<List<int>> {
     if (data.length >= _gatherLimit) {
       _sendPending();
       _send(data);
-    } else {
-      _pending.add(data);
-      if (_pending.length >= _gatherLimit) {
-        _sendPending();
-      } else if (!_sendScheduled) {
+    } else if (_gather(data)) {
+      if (!_sendScheduled) {
         _sendScheduled = true;
         scheduleMicrotask(_sendPending);
       }
@@ -550,12 +558,66 @@ final class _SocketSink implements StreamConsumer<List<int>> {
     if (_waitingBytes > _writeWindow) _subscription?.pause();
   }
 
+  /// Adds [data] to the chunks gathered in this turn; returns false when
+  /// they were sent right away (a full [_gatherLimit]).
+  bool _gather(List<int> data) {
+    var view = _gatherView;
+    if (view != null && _gathered + data.length > view.length) {
+      _sendPending();
+      view = null;
+    }
+    if (view == null && _pending.isEmpty) view = _takeSendBuffer(data.length);
+    if (view != null) {
+      view.setRange(_gathered, _gathered + data.length, data);
+      _gathered += data.length;
+      return true;
+    }
+    _pending.add(data);
+    if (_pending.length < _gatherLimit) return true;
+    _sendPending();
+    return false;
+  }
+
+  /// A free send buffer to gather at least [length] bytes in, or null.
+  Uint8List? _takeSendBuffer(int length) {
+    final core = connectionCore(_connection);
+    final buffers = core.buffers;
+    if (core.isClosed || length > buffers.bufferSize) return null;
+    final id = buffers.acquire();
+    if (id < 0) return null;
+    _gatherId = id;
+    _gathered = 0;
+    return _gatherView = buffers.view(id, 0, buffers.bufferSize);
+  }
+
   /// Sends the gathered chunks (if any) as one write.
   void _sendPending() {
     _sendScheduled = false;
+    if (_gatherView != null) {
+      final id = _gatherId;
+      final length = _gathered;
+      _dropGathered(release: false);
+      connectionSendBuffer(
+          _connection, id, length, (error) => _sent(length, error));
+    }
     if (_pending.isEmpty) return;
     _send(_pending.takeBytes());
   }
+
+  /// Forgets the gathered chunks (the socket was released); gives their send
+  /// buffer back when [release].
+  void _dropGathered({bool release = true}) {
+    if (_gatherView != null && release) {
+      connectionCore(_connection).releaseBuffer(_gatherId);
+    }
+    _gatherView = null;
+    _gatherId = -1;
+    _gathered = 0;
+    if (release) _pending.clear();
+  }
+
+  /// The socket was released: what was gathered goes nowhere.
+  void released() => _dropGathered();
 
   /// Hands the gathered chunks over to the connection.
   void sendPending() => _sendPending();
@@ -563,15 +625,27 @@ final class _SocketSink implements StreamConsumer<List<int>> {
   void _send(List<int> data) {
     if (_socket._released) return;
     final length = data.length;
-    _connection.write(data).then((_) {
-      _waitingBytes -= length;
-      final subscription = _subscription;
-      if (subscription != null &&
-          subscription.isPaused &&
-          _waitingBytes <= _writeWindow) {
-        subscription.resume();
-      }
-    }, onError: _writeFailed);
+    connectionWriteQuietly(_connection, data, (error) => _sent(length, error));
+  }
+
+  /// A write of [length] bytes was sent, or failed with [error].
+  void _sent(int length, Object? error) {
+    if (error != null) {
+      // Told from inside the sender: handled once it is settled.
+      scheduleMicrotask(() => _writeFailed(error));
+      return;
+    }
+    _waitingBytes -= length;
+    final subscription = _subscription;
+    if (subscription != null &&
+        subscription.isPaused &&
+        _waitingBytes <= _writeWindow) {
+      subscription.resume();
+    }
+    if (_finishWhenSent && _waitingBytes == 0) {
+      _finishWhenSent = false;
+      _finish();
+    }
   }
 
   /// A write (or the flush ending an `addStream`) failed. Once the socket
