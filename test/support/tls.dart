@@ -204,10 +204,10 @@ commonName = supplied
 /// The PKI for the tests of a file: made in setUpAll, deleted in
 /// tearDownAll.
 TestPki Function() setUpPki() {
-  late TestPki pki;
+  TestPki? pki;
   setUpAll(() async {
     pki = await TestPki.create();
   });
-  tearDownAll(() => pki.delete());
-  return () => pki;
+  tearDownAll(() => pki?.delete());
+  return () => pki!;
 }
