@@ -202,6 +202,33 @@ void main() {
     });
   });
 
+  test('Unix stream sockets through the dart:io-shaped classes', () async {
+    final worker = testWorker();
+    final path = '${pki().directory.path}/tls.sock';
+    final unix = InternetAddress(path, type: InternetAddressType.unix);
+    final server = await IoUringSecureServerSocket.bind(
+            unix, 0, pki().serverContext(),
+            worker: worker)
+        .bounded;
+    addTearDown(server.close);
+    expect(server.address, unix);
+    expect(server.port, 0);
+    server.listen((socket) => socket.listen(socket.add,
+        onDone: () => unawaited(socket.close())));
+    final socket = await IoUringSecureSocket.connect(unix, 0,
+            context: pki().clientContext(),
+            serverName: 'localhost',
+            worker: worker)
+        .bounded;
+    final back =
+        socket.fold<List<int>>(<int>[], (all, chunk) => all..addAll(chunk));
+    socket.add(pattern(30000, 1));
+    await socket.close();
+    expect(sameBytes(await back.bounded, pattern(30000, 1)), isTrue);
+    await server.close();
+    await expectNothingLeft(worker);
+  });
+
   group('IoUringSecureSocket.connect, dart:io SecureServerSocket', () {
     test('echo; the peer certificate as dart:io reports it', () async {
       final worker = testWorker();
@@ -240,6 +267,37 @@ void main() {
       socket.add(data);
       await socket.close();
       expect(sameBytes(await back.bounded, data), isTrue);
+      await expectNothingLeft(worker);
+    });
+
+    test('our client certificate, as a dart:io server requiring one sees it',
+        () async {
+      final worker = testWorker();
+      final context = pki().dartServerContext()
+        ..setTrustedCertificates(pki().ca.certificatePath);
+      final server = await SecureServerSocket.bind(
+              InternetAddress.loopbackIPv4, 0, context,
+              requireClientCertificate: true)
+          .bounded;
+      addTearDown(server.close);
+      final seen = server.first;
+      final socket = await IoUringSecureSocket.connect(
+              '127.0.0.1', server.port,
+              context: pki().clientContext(withCertificate: true),
+              worker: worker)
+          .bounded;
+      final accepted = await seen.bounded;
+      expect(accepted.peerCertificate!.der, pki().client.der);
+      expect(accepted.peerCertificate!.subject, '/CN=test client');
+      // The way back: bytes from dart:io, then its end of stream.
+      accepted.add([7, 8, 9]);
+      await accepted.close();
+      final got = await socket
+          .fold<List<int>>(<int>[], (all, chunk) => all..addAll(chunk))
+          .bounded;
+      expect(got, [7, 8, 9]);
+      socket.destroy();
+      accepted.destroy();
       await expectNothingLeft(worker);
     });
 
