@@ -2,12 +2,15 @@
 """HTTP benchmark: dart:io's HttpServer on io_uring (HttpServer.listenOn(IoUringServerSocket))
 against the same server on dart:io sockets (HttpServer.bind), same Dart VM, same wrk client.
 
-  tool/bench_http.py [--connections 50,500] [--paths /plain,/4k] [--seconds 5] [--rounds 3]
+  tool/bench_http.py [--connections 50,500] [--paths /plain,/4k] [--seconds 5] [--rounds 3] [--tls]
 
 Each cell (connections x response) runs every server once per round, alternating which one goes
 first, keep-alive, one wrk thread on 127.0.0.1. It prints medians and [min-max] ranges of requests
 per second and of server CPU time per request (utime+stime of the server process over the run),
 the ratios ours/dart:io, and the load client's own CPU share (near 100% means wrk was the limit).
+With --tls both serve HTTPS with one ECDSA P-256 certificate made by `openssl` for the run
+(ours: HttpServer.listenOn(IoUringSecureServerSocket); dart:io: HttpServer.bindSecure) and wrk
+speaks TLS (each connection's handshake falls in the warm-up).
 This is a benchmark, not a test: it exits non-zero only if a build or a run fails.
 """
 import argparse
@@ -33,10 +36,13 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def start_server(kernel, impl):
+def start_server(kernel, impl, tls):
+    """The server process and its port; `tls`: (chain, key) PEM paths, or None."""
     config = os.path.join(ROOT, '.dart_tool', 'package_config.json')
-    proc = subprocess.Popen(['dart', f'--packages={config}', kernel, '--impl', impl, '--port', '0'],
-                            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    cmd = ['dart', f'--packages={config}', kernel, '--impl', impl, '--port', '0']
+    if tls:
+        cmd += ['--cert', tls[0], '--key', tls[1]]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
@@ -68,9 +74,19 @@ def stop_server(proc):
         proc.wait()
 
 
-def run_wrk(port, path, connections, seconds):
+def make_certificate(directory):
+    """A self-signed ECDSA P-256 certificate for 127.0.0.1: (chain, key) PEM paths."""
+    chain, key = os.path.join(directory, 'cert.pem'), os.path.join(directory, 'key.pem')
+    subprocess.run(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
+                    '-nodes', '-days', '2', '-subj', '/CN=localhost',
+                    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
+                    '-keyout', key, '-out', chain], check=True, capture_output=True)
+    return chain, key
+
+
+def run_wrk(port, path, connections, seconds, scheme):
     """Requests per second and wrk's own CPU share of one core."""
-    cmd = ['wrk', '-t1', f'-c{connections}', f'-d{seconds}s', f'http://127.0.0.1:{port}{path}']
+    cmd = ['wrk', '-t1', f'-c{connections}', f'-d{seconds}s', f'{scheme}://127.0.0.1:{port}{path}']
     before = os.times()
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     after = os.times()
@@ -93,8 +109,9 @@ def main():
     ap.add_argument('--paths', default='/plain,/4k')
     ap.add_argument('--seconds', type=int, default=5)
     ap.add_argument('--rounds', type=int, default=3)
+    ap.add_argument('--tls', action='store_true', help='HTTPS instead of HTTP')
     args = ap.parse_args()
-    for tool in ('wrk', 'dart'):
+    for tool in ('wrk', 'dart') + (('openssl',) if args.tls else ()):
         if shutil.which(tool) is None:
             raise SystemExit(f'bench_http: `{tool}` is not on PATH (wrk: apt-get install wrk)')
 
@@ -111,7 +128,9 @@ def main():
     kernel = os.path.join(tmp, 'http_server.dill')
     subprocess.run(['dart', 'compile', 'kernel', SERVER, '-o', kernel], cwd=ROOT, check=True,
                    stdout=subprocess.DEVNULL)
-    print(f'{version.strip()}; {os.cpu_count()} cores; wrk -t1, keep-alive, '
+    tls = make_certificate(tmp) if args.tls else None
+    scheme = 'https' if tls else 'http'
+    print(f'{version.strip()}; {os.cpu_count()} cores; {scheme}; wrk -t1, keep-alive, '
           f'{args.seconds} s per run, {args.rounds} rounds', flush=True)
 
     rows = []
@@ -121,12 +140,12 @@ def main():
             for round_ in range(args.rounds):
                 order = IMPLS if round_ % 2 == 0 else tuple(reversed(IMPLS))
                 for impl in order:
-                    proc, port = start_server(kernel, impl)
+                    proc, port = start_server(kernel, impl, tls)
                     try:
                         pid = vm_pid(proc)
-                        run_wrk(port, path, connections, 1)  # warm-up: JIT, connections
+                        run_wrk(port, path, connections, 1, scheme)  # warm-up: JIT, connections
                         cpu0 = cpu_seconds(pid)
-                        rps, client, errors = run_wrk(port, path, connections, args.seconds)
+                        rps, client, errors = run_wrk(port, path, connections, args.seconds, scheme)
                         cpu1 = cpu_seconds(pid)
                     finally:
                         stop_server(proc)

@@ -15,46 +15,25 @@ import 'dart:io';
 import 'package:iouring_transport/iouring_transport.dart';
 
 import '../../example/support/cli.dart';
-
-const String _usage = 'tls_echo_server.dart --impl iouring|dartio '
-    '--cert CHAIN.pem --key KEY.pem [--port P]';
+import 'bench_options.dart';
 
 Future<void> main(List<String> arguments) async {
-  final bool iouring;
-  final int port;
-  final String cert, key;
-  try {
-    final options = parseOptions(arguments, {'impl', 'port', 'cert', 'key'});
-    port = numberOption(options, 'port', fallback: 0, min: 0, max: 65535);
-    iouring = switch (options['impl']) {
-      'iouring' => true,
-      'dartio' => false,
-      _ => throw const FormatException('--impl must be iouring or dartio'),
-    };
-    cert = options['cert'] ?? (throw const FormatException('--cert needed'));
-    key = options['key'] ?? (throw const FormatException('--key needed'));
-  } on FormatException catch (error) {
-    usageError('tls_echo_server', error.message, _usage);
-    return;
-  }
+  final options = parseBenchOptions('tls_echo_server', arguments, tls: true);
+  if (options == null) return;
   TlsContext? context;
   final Stream<Socket> server;
-  final int boundPort;
-  if (iouring) {
-    context = await TlsContext.serverFromFiles(
-        certificateChain: cert, privateKey: key);
+  final int port;
+  if (options.iouring) {
+    context = await ourTlsContext(options);
     final secure = await IoUringSecureServerSocket.bind(
-        InternetAddress.loopbackIPv4, port, context);
+        InternetAddress.loopbackIPv4, options.port, context);
     server = secure;
-    boundPort = secure.port;
+    port = secure.port;
   } else {
-    final security = SecurityContext()
-      ..useCertificateChain(cert)
-      ..usePrivateKey(key);
-    final secure = await SecureServerSocket.bind(
-        InternetAddress.loopbackIPv4, port, security);
+    final secure = await SecureServerSocket.bind(InternetAddress.loopbackIPv4,
+        options.port, dartIoSecurityContext(options));
     server = secure;
-    boundPort = secure.port;
+    port = secure.port;
   }
   final subscription = server.listen((socket) {
     socket.setOption(SocketOption.tcpNoDelay, true);
@@ -65,8 +44,8 @@ Future<void> main(List<String> arguments) async {
         onDone: () => socket.close().ignore(),
         cancelOnError: true);
   }, onError: (Object _) {}); // a client's failed handshake
-  await listeningUntilSignalled('127.0.0.1:$boundPort');
+  await listeningUntilSignalled('127.0.0.1:$port');
   await subscription.cancel();
   context?.close();
-  if (iouring) await Worker.current.close();
+  if (options.iouring) await Worker.current.close();
 }
