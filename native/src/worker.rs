@@ -63,6 +63,8 @@ pub(crate) struct Worker {
     pub(crate) messaging: Messaging,
     /// Receive-ring buffers each stream socket holds, and may hold.
     recv_credit: RecvCredit,
+    /// Record buffers of finished TLS sends, for the next ones to seal into.
+    record_buffers: Vec<Vec<u8>>,
     /// Which read stream delivered each buffer the host holds.
     pub(crate) stream_holders: StreamHolders,
     /// Opcodes this kernel supports, for operations newer than the 6.1 baseline.
@@ -98,6 +100,7 @@ impl Worker {
             reaping_outside_drain: false,
             starved_for_spans: VecDeque::new(),
             stream_holders,
+            record_buffers: Vec::new(),
             recv_credit: RecvCredit::new(config),
             probe,
         })

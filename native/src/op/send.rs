@@ -79,6 +79,14 @@ impl SendProgress {
         self.to = SendTarget::Sealed { records, plain };
     }
 
+    /// The records a sealed send sent, for the next send to seal into.
+    pub(crate) fn take_records(&mut self) -> Option<Vec<u8>> {
+        match &mut self.to {
+            SendTarget::Sealed { records, .. } => Some(std::mem::take(records)),
+            _ => None,
+        }
+    }
+
     pub(crate) fn entry(&self, fd: Fd, buffers: &BufferPool) -> squeue::Entry {
         if let SendTarget::Sealed { records, .. } = &self.to {
             let rest = &records[self.done as usize..];

@@ -2,7 +2,7 @@
 //! the host's buffers; plaintext in from the host's send buffers, ciphertext out into a
 //! record buffer that a send op owns until the kernel took it.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{Read, Write};
 
 use rustls::pki_types::ServerName;
 use rustls::{ClientConnection, Connection, HandshakeKind, ServerConnection};
@@ -20,6 +20,9 @@ pub(crate) struct TlsSession {
     peer_closed: bool,
     /// Where the received ciphertext is between records.
     boundary: RecordBoundary,
+    /// Plaintext received and not read yet (as rustls last counted it, less what
+    /// was read since).
+    plaintext: usize,
 }
 
 impl TlsSession {
@@ -43,6 +46,7 @@ impl TlsSession {
             error: None,
             peer_closed: false,
             boundary: RecordBoundary::default(),
+            plaintext: 0,
         })
     }
 
@@ -89,6 +93,7 @@ impl TlsSession {
         match self.connection.process_new_packets() {
             Ok(state) => {
                 self.peer_closed |= state.peer_has_closed();
+                self.plaintext = state.plaintext_bytes_to_read();
                 Ok(())
             }
             Err(e) => Err(self.fail(failure::code(&e), e.to_string())),
@@ -106,27 +111,32 @@ impl TlsSession {
     }
 
     /// Plaintext received and not read yet.
-    pub(crate) fn has_plaintext(&mut self) -> bool {
-        // rustls counts what is buffered; reading it is the only other way to know.
-        self.connection
-            .process_new_packets()
-            .is_ok_and(|state| state.plaintext_bytes_to_read() > 0)
+    pub(crate) fn has_plaintext(&self) -> bool {
+        self.plaintext > 0
     }
 
     /// The stream ended here: the peer closed, and every byte before that was read.
-    pub(crate) fn at_end(&mut self) -> bool {
+    pub(crate) fn at_end(&self) -> bool {
         self.peer_closed && !self.has_plaintext()
     }
 
     /// Reads received plaintext into `buffer`; returns how many bytes.
     pub(crate) fn read_plaintext(&mut self, buffer: &mut [u8]) -> usize {
         match self.connection.reader().read(buffer) {
-            Ok(n) => n,
+            Ok(n) => {
+                self.plaintext = self.plaintext.saturating_sub(n);
+                n
+            }
             // WouldBlock: nothing buffered; UnexpectedEof: closed without
             // close_notify, which ends the stream like a clean close (as Python's
             // `suppress_ragged_eofs` and most HTTP clients do).
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::UnexpectedEof) => 0,
-            Err(_) => 0,
+            // WouldBlock: nothing buffered; UnexpectedEof: closed without close_notify
+            // (between records), which ends the stream like a clean close, as Python's
+            // `suppress_ragged_eofs` and most HTTP clients take it.
+            Err(_) => {
+                self.plaintext = 0;
+                0
+            }
         }
     }
 

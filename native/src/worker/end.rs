@@ -73,6 +73,11 @@ impl Worker {
                 completion.flags |= IOT_COMPLETION_BUFFERS_RETURNED;
             }
         }
+        if let Some(Work::Send(mut progress)) = ended.lent {
+            if let Some(records) = progress.take_records() {
+                self.keep_record_buffer(records);
+            }
+        }
         completion
     }
 

@@ -317,8 +317,10 @@ impl Worker {
         match &mut op.work {
             Work::Send(progress) if progress.sealable() => {
                 let plaintext = progress.plaintext(&self.buffers);
-                // Records add a header, a tag and padding per 16 KiB.
-                let mut records = Vec::with_capacity(plaintext.len() + 64);
+                let mut records = self.record_buffers.pop().unwrap_or_default();
+                records.clear();
+                // Records add a header and a tag (and TLS 1.3 a type byte) per 16 KiB.
+                records.reserve(plaintext.len() + 32 * (plaintext.len() / 16_384 + 1));
                 session.seal(plaintext, &mut records)?;
                 progress.seal(records);
             }
@@ -332,6 +334,15 @@ impl Worker {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Keeps the record buffer of a finished send for the next (a few, so steady
+    /// state allocates none and a burst leaves little behind).
+    pub(super) fn keep_record_buffer(&mut self, records: Vec<u8>) {
+        const KEPT: usize = 32;
+        if self.record_buffers.len() < KEPT && records.capacity() > 0 {
+            self.record_buffers.push(records);
+        }
     }
 
     /// A receive may start on `socket` now, or fails at once: a TLS socket must have
