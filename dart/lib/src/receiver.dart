@@ -31,14 +31,23 @@ bool _isTransientDatagramError(int code) =>
 /// receives again. A stream's multishot receive is cancelled lazily: it stays
 /// armed until data arrives while paused (that data waits in the paused
 /// stream), so a pause and resume with nothing received in between, as an
-/// HTTP server makes around every request, costs no native call. For a stream socket a result of 0 is the end of stream;
-/// for a datagram socket it is an empty datagram.
+/// HTTP server makes around every request, costs no native call. For a
+/// stream socket a result of 0 is the end of stream; for a datagram socket it
+/// is an empty datagram.
+///
+/// Events reach the listener synchronously from the worker's turn that
+/// dispatches the completion (no microtask per received chunk; what the
+/// listener writes goes out with that turn's flush); an event raised by a
+/// call of the program's (listening, resuming, closing the socket, closing
+/// the worker) goes out in a microtask, so the listener is never called back
+/// from inside that call. A paused subscription buffers events as usual.
 final class Receiver<T> implements CompletionHandler, SendBufferWaiter {
   Receiver(this._core, this._socket, this._convert,
       {required bool datagram, required Duration? Function() readTimeout})
       : _datagram = datagram,
         _readTimeout = readTimeout {
     controller = StreamController<T>(
+        sync: true,
         onListen: _start,
         onPause: _pause,
         onResume: _resume,
@@ -71,6 +80,20 @@ final class Receiver<T> implements CompletionHandler, SendBufferWaiter {
 
   /// No more events: ended, failed or the subscription was cancelled.
   bool _done = false;
+
+  /// A completion dispatched by the worker's turn is being handled: events
+  /// go to the listener at once (see [_event]).
+  bool _synchronous = false;
+
+  /// Sends an event to the stream: at once while [_synchronous], else in a
+  /// microtask (in order with the events sent before it).
+  void _event(void Function() send) {
+    if (_synchronous) {
+      send();
+    } else {
+      scheduleMicrotask(send);
+    }
+  }
 
   void _start() {
     if (_done || _tag != 0 || _waitingForBuffer) return;
@@ -130,14 +153,14 @@ final class Receiver<T> implements CompletionHandler, SendBufferWaiter {
 
   void _fail(TransportException error) {
     if (_done) return;
-    controller.addError(error);
+    _event(() => controller.addError(error));
     _finish();
   }
 
   void _finish() {
     if (_done) return;
     _done = true;
-    unawaited(controller.close());
+    _event(() => unawaited(controller.close()));
   }
 
   /// The socket was closed locally.
@@ -155,6 +178,15 @@ final class Receiver<T> implements CompletionHandler, SendBufferWaiter {
   @override
   void onCompletion(int tag, int kind, int result, int flags, int handle,
       int bufferId, int offset) {
+    _synchronous = _core.dispatching;
+    try {
+      _complete(tag, result, flags, bufferId, offset);
+    } finally {
+      _synchronous = false;
+    }
+  }
+
+  void _complete(int tag, int result, int flags, int bufferId, int offset) {
     if (flags & IOT_COMPLETION_BUFFER != 0) {
       final deliver = !_done &&
           !_socket.isClosed &&
@@ -197,7 +229,8 @@ final class Receiver<T> implements CompletionHandler, SendBufferWaiter {
         // may report -ENOBUFS).
         if (!controller.isPaused) _start();
       } else if (_datagram && _isTransientDatagramError(result)) {
-        controller.addError(_core.error(result, 'recv'));
+        final error = _core.error(result, 'recv');
+        _event(() => controller.addError(error));
         if (!controller.isPaused) _start();
       } else {
         _fail(_core.error(result, 'recv', timeout: timeout));
@@ -211,12 +244,15 @@ final class Receiver<T> implements CompletionHandler, SendBufferWaiter {
   }
 
   void _deliver(int bufferId, int offset, int length, int flags) {
+    final T event;
     try {
-      controller.add(_convert(bufferId, offset, length, flags));
+      event = _convert(bufferId, offset, length, flags);
     } catch (error, stack) {
       // The conversion owned the buffer; the receive goes on.
-      controller.addError(error, stack);
+      _event(() => controller.addError(error, stack));
+      return;
     }
+    _event(() => controller.add(event));
   }
 
   @override

@@ -187,6 +187,7 @@ final class WorkerCore implements PayloadOwner {
   final Queue<SendBufferWaiter> _sendWaiters = Queue<SendBufferWaiter>();
   int _nextTag = 1;
   bool _inTurn = false;
+  bool _dispatching = false;
   bool _flushScheduled = false;
   bool _flushRetryScheduled = false;
   bool _buffersReturned = false;
@@ -202,6 +203,11 @@ final class WorkerCore implements PayloadOwner {
 
   @override
   bool get isClosed => _closed;
+
+  /// Whether the notifier's turn is dispatching completions: a handler may
+  /// then call the program back at once (not when [close] drains what the
+  /// kernel posted, which runs inside a call of the program's).
+  bool get dispatching => _dispatching;
 
   /// Why the worker broke (a drain failed), or null while it is open and
   /// after [close]. Streams still read when the worker closes end quietly
@@ -284,7 +290,13 @@ final class WorkerCore implements PayloadOwner {
   /// ready.
   void _onNotify(Object? message) {
     if (_closed) return;
-    final failure = _drainTurn();
+    _dispatching = true;
+    final TransportException? failure;
+    try {
+      failure = _drainTurn();
+    } finally {
+      _dispatching = false;
+    }
     if (failure != null) {
       _fail(failure);
       return;
