@@ -187,6 +187,9 @@ final class Receiver<T> implements CompletionHandler, SendBufferWaiter {
   }
 
   void _complete(int tag, int result, int flags, int bufferId, int offset) {
+    // Before the delivery: a listener that pauses when it gets this data
+    // keeps the receive armed (see _pause).
+    final arrivedPaused = controller.isPaused;
     if (flags & IOT_COMPLETION_BUFFER != 0) {
       final deliver = !_done &&
           !_socket.isClosed &&
@@ -199,7 +202,7 @@ final class Receiver<T> implements CompletionHandler, SendBufferWaiter {
     }
     if (flags & IOT_COMPLETION_MORE != 0) {
       // Data reached a paused stream: now stop receiving (see _pause).
-      if (controller.isPaused) _stop();
+      if (arrivedPaused) _stop();
       return;
     }
     _core.unregister(tag);
