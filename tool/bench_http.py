@@ -10,7 +10,9 @@ per second and of server CPU time per request (utime+stime of the server process
 the ratios ours/dart:io, and the load client's own CPU share (near 100% means wrk was the limit).
 With --tls both serve HTTPS with one ECDSA P-256 certificate made by `openssl` for the run
 (ours: HttpServer.listenOn(IoUringSecureServerSocket); dart:io: HttpServer.bindSecure) and wrk
-speaks TLS (each connection's handshake falls in the warm-up).
+speaks TLS. Every run is a new wrk process, so its connections' full handshakes (500 at 500
+connections) fall inside the measured window for both servers: use longer --seconds to weigh
+them less.
 This is a benchmark, not a test: it exits non-zero only if a build or a run fails.
 """
 import argparse
@@ -151,6 +153,9 @@ def main():
                         stop_server(proc)
                     if errors:
                         print(f'  {impl} c={connections} {path}: {errors}', flush=True)
+                    if rps == 0:
+                        raise SystemExit(f'bench_http: the {impl} server answered no request '
+                                         f'(c={connections} {path})')
                     results[impl]['rps'].append(rps)
                     results[impl]['us'].append((cpu1 - cpu0) / (rps * args.seconds) * 1e6)
                     results[impl]['client'].append(client * 100)
