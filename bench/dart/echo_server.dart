@@ -16,6 +16,7 @@ import 'package:iouring_transport/iouring_transport.dart';
 
 import '../../example/support/cli.dart';
 import 'bench_options.dart';
+import 'socket_echo.dart';
 
 Future<void> main(List<String> arguments) async {
   final options = parseBenchOptions('echo_server', arguments);
@@ -24,15 +25,7 @@ Future<void> main(List<String> arguments) async {
       ? await IoUringServerSocket.bind(
           InternetAddress.loopbackIPv4, options.port)
       : await ServerSocket.bind(InternetAddress.loopbackIPv4, options.port);
-  server.listen((socket) {
-    socket.setOption(SocketOption.tcpNoDelay, true);
-    // A peer's reset fails `done` too; the stream's onError already handles it.
-    socket.done.ignore();
-    socket.listen(socket.add,
-        onError: (Object _) => socket.destroy(),
-        onDone: () => socket.close().ignore(),
-        cancelOnError: true);
-  });
+  server.listen(echoSocket);
   await listeningUntilSignalled('127.0.0.1:${server.port}');
   await server.close();
   if (options.iouring) await Worker.current.close();

@@ -16,6 +16,7 @@ import 'package:iouring_transport/iouring_transport.dart';
 
 import '../../example/support/cli.dart';
 import 'bench_options.dart';
+import 'socket_echo.dart';
 
 Future<void> main(List<String> arguments) async {
   final options = parseBenchOptions('tls_echo_server', arguments, tls: true);
@@ -35,15 +36,8 @@ Future<void> main(List<String> arguments) async {
     server = secure;
     port = secure.port;
   }
-  final subscription = server.listen((socket) {
-    socket.setOption(SocketOption.tcpNoDelay, true);
-    // A peer's reset fails `done` too; the stream's onError already handles it.
-    socket.done.ignore();
-    socket.listen(socket.add,
-        onError: (Object _) => socket.destroy(),
-        onDone: () => socket.close().ignore(),
-        cancelOnError: true);
-  }, onError: (Object _) {}); // a client's failed handshake
+  final subscription = server.listen(echoSocket,
+      onError: (Object _) {}); // a client's failed handshake
   await listeningUntilSignalled('127.0.0.1:$port');
   await subscription.cancel();
   context?.close();

@@ -16,35 +16,14 @@
 
 mod common;
 
-use std::ffi::{c_char, CStr, CString};
-use std::net::SocketAddr;
+use std::ffi::{c_char, CStr};
 
-use common::{check, echo_stream, local_port, new_worker, serve};
+use common::{check, echo_stream};
 use iouring_transport::ffi::*;
 use iouring_transport::*;
 
-const ACCEPT_TAG: u64 = 0;
 /// How long a handshake may wait for the client at each step.
 const HANDSHAKE_TIMEOUT_MS: u32 = 10_000;
-
-/// Creates a worker listening on `host:port` with a multishot accept queued.
-fn start_worker(host: &CString, port: u16) -> Result<(u64, u16), String> {
-    let worker = new_worker()?;
-    let mut listener = 0;
-    check(
-        "listen",
-        iot_tcp_listen(
-            worker,
-            host.as_ptr(),
-            port,
-            0,
-            IOT_LISTEN_REUSEPORT,
-            &mut listener,
-        ),
-    )?;
-    common::accept_all(worker, listener, ACCEPT_TAG)?;
-    Ok((worker, local_port(worker, listener)?))
-}
 
 /// The certificate chain and key (PEM): from the files given, or made now, in which
 /// case the CA that issued them is written to `write_ca` (when given).
@@ -141,53 +120,13 @@ fn run() -> Result<(), String> {
         ("--write-ca", ""),
     ])?;
     let (host, addr) = common::host_and_port(&flags[0], &flags[1])?;
-    let workers: usize = match flags[2].parse() {
-        Ok(n) if n > 0 => n,
-        _ => return Err("--workers must be at least 1".into()),
-    };
     let (chain, key) = identity(&flags[3], &flags[4], &flags[5])?;
     let config = tls_config(&chain, &key)?;
     common::stop_on_signals();
-    let (first, port) = start_worker(&host, addr.port())?;
-    let mut all = vec![first];
-    for _ in 1..workers {
-        all.push(start_worker(&host, port)?.0);
-    }
-    println!("listening on {}", SocketAddr::new(addr.ip(), port));
-    let mut result = Ok(());
-    let mut threads = Vec::new();
-    for &worker in &all {
-        let serving = std::thread::Builder::new().spawn(move || {
-            serve(worker, |c| {
-                dispatch(worker, config, c);
-                Ok(())
-            })
-        });
-        match serving {
-            Ok(thread) => threads.push(thread),
-            Err(err) => {
-                // No thread for this worker (a thread or address-space limit): stop.
-                common::stop();
-                result = Err(format!("cannot start a worker thread: {err}"));
-                break;
-            }
-        }
-    }
-    for thread in threads {
-        let outcome = thread
-            .join()
-            .map_err(|_| "worker thread panicked".to_string())
-            .and_then(|r| r);
-        if outcome.is_err() {
-            common::stop();
-            result = result.and(outcome);
-        }
-    }
-    for worker in all {
-        check("free worker", iot_worker_free(worker))?;
-    }
+    let served = common::tcp_workers(&host, addr, &flags[2])
+        .and_then(|workers| common::serve_all(workers, move |w, c| dispatch(w, config, c)));
     check("free TLS config", iot_tls_config_free(config))?;
-    result
+    served
 }
 
 fn main() {

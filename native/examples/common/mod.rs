@@ -168,3 +168,81 @@ pub fn main_with(name: &str, run: impl FnOnce() -> Result<(), String>) {
         std::process::exit(1);
     }
 }
+
+/// Tag of the multishot accept each TCP worker of `tcp_workers` queues.
+pub const ACCEPT_TAG: u64 = 0;
+
+/// `count` workers (the `--workers` flag) listening on `host` and `addr`'s port with
+/// `SO_REUSEPORT`, each with a multishot accept queued; prints `listening on
+/// HOST:PORT` (the port the first one got, when `addr` asks for 0).
+pub fn tcp_workers(host: &CString, addr: SocketAddr, count: &str) -> Result<Vec<u64>, String> {
+    let count: usize = match count.parse() {
+        Ok(n) if n > 0 => n,
+        _ => return Err("--workers must be at least 1".into()),
+    };
+    let mut port = addr.port();
+    let mut workers = Vec::with_capacity(count);
+    for _ in 0..count {
+        let worker = new_worker()?;
+        workers.push(worker);
+        let mut listener = 0;
+        let flags = IOT_LISTEN_REUSEPORT;
+        let code = iot_tcp_listen(worker, host.as_ptr(), port, 0, flags, &mut listener);
+        let started = check("listen", code)
+            .and_then(|_| accept_all(worker, listener, ACCEPT_TAG))
+            .and_then(|()| local_port(worker, listener));
+        match started {
+            Ok(bound) => port = bound,
+            Err(err) => {
+                for worker in workers {
+                    let _ = iot_worker_free(worker);
+                }
+                return Err(err);
+            }
+        }
+    }
+    println!("listening on {}", SocketAddr::new(addr.ip(), port));
+    Ok(workers)
+}
+
+/// Serves every worker of `workers` on a thread of its own (`serve` with
+/// `dispatch`) until a stop signal or a failure (which stops them all), then frees
+/// them.
+pub fn serve_all(
+    workers: Vec<u64>,
+    dispatch: impl Fn(u64, &iot_completion) + Copy + Send + 'static,
+) -> Result<(), String> {
+    let mut result = Ok(());
+    let mut threads = Vec::new();
+    for &worker in &workers {
+        let serving = std::thread::Builder::new().spawn(move || {
+            serve(worker, |c| {
+                dispatch(worker, c);
+                Ok(())
+            })
+        });
+        match serving {
+            Ok(thread) => threads.push(thread),
+            Err(err) => {
+                // No thread for this worker (a thread or address-space limit): stop.
+                stop();
+                result = Err(format!("cannot start a worker thread: {err}"));
+                break;
+            }
+        }
+    }
+    for thread in threads {
+        let outcome = thread
+            .join()
+            .map_err(|_| "worker thread panicked".to_string())
+            .and_then(|r| r);
+        if outcome.is_err() {
+            stop();
+            result = result.and(outcome);
+        }
+    }
+    for worker in workers {
+        check("free worker", iot_worker_free(worker))?;
+    }
+    result
+}
