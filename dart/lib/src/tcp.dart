@@ -165,29 +165,15 @@ final class TcpConnection extends StreamConnection {
       int sourcePort,
       Duration? timeout,
       Worker? worker) async {
-    if (context.isServer) {
-      throw ArgumentError.value(
-          context, 'context', 'not a client context (TlsContext.client)');
-    }
-    tlsContextHandle(context); // not closed: fail before connecting
     final name = serverName ??
         switch (host) {
           InternetAddress() => host.host,
           String() => host,
           _ => throw ArgumentError.value(host, 'host'),
         };
-    final watch = Stopwatch()..start();
-    final connection = await _connect(
-        host, port, sourceAddress, sourcePort, timeout, worker, null);
-    Duration? left;
-    if (timeout != null) {
-      left = timeout - watch.elapsed;
-      if (left < const Duration(milliseconds: 1)) {
-        left = const Duration(milliseconds: 1);
-      }
-    }
-    return secureStream(connection, context,
-        server: false, serverName: name, timeout: left);
+    return connectSecured(context, name, timeout,
+        () => _connect(host, port, sourceAddress, sourcePort, timeout, worker,
+            null));
   }
 
   /// Starts connecting as [connect] does, and returns at once a task whose

@@ -116,22 +116,8 @@ final class UnixConnection extends StreamConnection {
 
   static Future<UnixConnection> _connectSecure(String path, TlsContext context,
       String serverName, Duration? timeout, Worker? worker) async {
-    if (context.isServer) {
-      throw ArgumentError.value(
-          context, 'context', 'not a client context (TlsContext.client)');
-    }
-    tlsContextHandle(context); // not closed: fail before connecting
-    final watch = Stopwatch()..start();
-    final connection = await _connect(path, timeout, worker);
-    Duration? left;
-    if (timeout != null) {
-      left = timeout - watch.elapsed;
-      if (left < const Duration(milliseconds: 1)) {
-        left = const Duration(milliseconds: 1);
-      }
-    }
-    return secureStream(connection, context,
-        server: false, serverName: serverName, timeout: left);
+    return connectSecured(
+        context, serverName, timeout, () => _connect(path, timeout, worker));
   }
 
   static Future<UnixConnection> _connect(

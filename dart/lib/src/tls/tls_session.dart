@@ -86,6 +86,31 @@ extension TlsConnectionInfo on StreamConnection {
   bool get isSecure => _sessions[this] != null;
 }
 
+/// Connects with [connect], then runs the client side of a TLS handshake
+/// with [context] for [serverName] on the connection ([secureStream]);
+/// [timeout] bounds the two together. A server context, or a closed one,
+/// fails before connecting.
+Future<T> connectSecured<T extends StreamConnection>(
+    TlsContext context, String serverName, Duration? timeout,
+    Future<T> Function() connect) async {
+  if (context.isServer) {
+    throw ArgumentError.value(
+        context, 'context', 'not a client context (TlsContext.client)');
+  }
+  tlsContextHandle(context); // not closed: fail before connecting
+  final watch = Stopwatch()..start();
+  final connection = await connect();
+  Duration? left;
+  if (timeout != null) {
+    left = timeout - watch.elapsed;
+    if (left < const Duration(milliseconds: 1)) {
+      left = const Duration(milliseconds: 1);
+    }
+  }
+  return secureStream(connection, context,
+      server: false, serverName: serverName, timeout: left);
+}
+
 /// Runs a TLS handshake on [connection], connected and never read nor
 /// written: the server side with [server], else the client side asking for
 /// [serverName]. Completes with [connection] once it is secured (its
