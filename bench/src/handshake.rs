@@ -3,7 +3,7 @@
 //! server's CPU time per connection and the client's CPU share.
 
 use crate::servers::ServerSpec;
-use crate::table::{thousands, Grid};
+use crate::table::{ratio, thousands, Grid, Stat};
 
 /// One server's result in one round.
 pub struct Measured {
@@ -11,29 +11,6 @@ pub struct Measured {
     /// Server CPU time per connection, µs (None: unreadable).
     pub us_per_conn: Option<f64>,
     pub client_busy: f64,
-}
-
-/// Median, min and max of `v` (not empty).
-fn stat(mut v: Vec<f64>) -> Option<(f64, f64, f64)> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let mid = v.len() / 2;
-    let median = if v.len() % 2 == 1 {
-        v[mid]
-    } else {
-        (v[mid - 1] + v[mid]) / 2.0
-    };
-    Some((median, v[0], v[v.len() - 1]))
-}
-
-fn show(s: Option<(f64, f64, f64)>, count: usize, fmt: impl Fn(f64) -> String) -> String {
-    match s {
-        Some((m, lo, hi)) if count > 1 => format!("{} [{}-{}]", fmt(m), fmt(lo), fmt(hi)),
-        Some((m, _, _)) => fmt(m),
-        None => "n/a".to_string(),
-    }
 }
 
 /// Runs `measure` for every server that `runs`, `rounds` times in a rotated order,
@@ -99,25 +76,24 @@ pub fn run(
     grid.title("client cpu%".to_string());
     let rates: Vec<_> = results
         .iter()
-        .map(|r| stat(r.iter().map(|m| m.rate).collect()))
+        .map(|r| Stat::of(r.iter().map(|m| m.rate).collect()))
         .collect();
     let cpus: Vec<_> = results
         .iter()
-        .map(|r| stat(r.iter().filter_map(|m| m.us_per_conn).collect()))
+        .map(|r| Stat::of(r.iter().filter_map(|m| m.us_per_conn).collect()))
         .collect();
-    let ratio = |a: Option<(f64, f64, f64)>, b: Option<(f64, f64, f64)>| match (a, b) {
-        (Some(a), Some(b)) if b.0 > 0.0 => format!("{:.2}x", a.0 / b.0),
-        _ => "-".to_string(),
+    let show = |s: &Option<Stat>, fmt: &dyn Fn(f64) -> String| {
+        s.map_or_else(|| "n/a".to_string(), |s| s.show(fmt))
     };
     let mut texts = Vec::new();
-    for (r, rate) in results.iter().zip(&rates) {
-        texts.push(show(*rate, r.len(), |v| thousands(v.round() as u64)));
+    for rate in &rates {
+        texts.push(show(rate, &|v| thousands(v.round() as u64)));
     }
     for &(a, b) in pairs {
         texts.push(ratio(rates[a], rates[b]));
     }
-    for (r, cpu) in results.iter().zip(&cpus) {
-        texts.push(show(*cpu, r.len(), |v| format!("{v:.1}")));
+    for cpu in &cpus {
+        texts.push(show(cpu, &|v| format!("{v:.1}")));
     }
     for &(a, b) in pairs {
         texts.push(ratio(cpus[b], cpus[a]));

@@ -76,23 +76,7 @@ pub struct Cell {
 impl Cell {
     /// The median and range of `f` over the rounds that have it.
     fn stat(&self, f: impl Fn(&Measured) -> Option<f64>) -> Option<Stat> {
-        let mut v: Vec<f64> = self.rounds.iter().filter_map(f).collect();
-        if v.is_empty() {
-            return None;
-        }
-        v.sort_by(f64::total_cmp);
-        let mid = v.len() / 2;
-        let median = if v.len() % 2 == 1 {
-            v[mid]
-        } else {
-            (v[mid - 1] + v[mid]) / 2.0
-        };
-        Some(Stat {
-            median,
-            min: v[0],
-            max: v[v.len() - 1],
-            count: v.len(),
-        })
+        Stat::of(self.rounds.iter().filter_map(f).collect())
     }
 
     fn rate(&self) -> Option<Stat> {
@@ -122,14 +106,7 @@ impl Cell {
 
     fn show(&self, stat: Option<Stat>, fmt: impl Fn(f64) -> String) -> String {
         match stat {
-            Some(s) if s.count > 1 => format!(
-                "{} [{}-{}]{}",
-                fmt(s.median),
-                fmt(s.min),
-                fmt(s.max),
-                self.failed_mark()
-            ),
-            Some(s) => format!("{}{}", fmt(s.median), self.failed_mark()),
+            Some(s) => format!("{}{}", s.show(fmt), self.failed_mark()),
             None => self.missing(),
         }
     }
@@ -143,12 +120,43 @@ impl Cell {
     }
 }
 
+/// The median and range of a measurement over the rounds.
 #[derive(Clone, Copy)]
-struct Stat {
+pub struct Stat {
     median: f64,
     min: f64,
     max: f64,
     count: usize,
+}
+
+impl Stat {
+    /// Of `values` (`None` when there are none).
+    pub fn of(mut values: Vec<f64>) -> Option<Stat> {
+        if values.is_empty() {
+            return None;
+        }
+        values.sort_by(f64::total_cmp);
+        let mid = values.len() / 2;
+        let median = if values.len() % 2 == 1 {
+            values[mid]
+        } else {
+            (values[mid - 1] + values[mid]) / 2.0
+        };
+        Some(Stat {
+            median,
+            min: values[0],
+            max: values[values.len() - 1],
+            count: values.len(),
+        })
+    }
+
+    /// `median [min-max]`, or the median alone from one round.
+    pub fn show(&self, fmt: impl Fn(f64) -> String) -> String {
+        match self.count {
+            1 => fmt(self.median),
+            _ => format!("{} [{}-{}]", fmt(self.median), fmt(self.min), fmt(self.max)),
+        }
+    }
 }
 
 /// All servers' cells of one (connections, size) row, in `--servers` order.
@@ -290,7 +298,7 @@ fn lead(row: &Row) -> Vec<String> {
 }
 
 /// `a / b` of the medians.
-fn ratio(a: Option<Stat>, b: Option<Stat>) -> String {
+pub fn ratio(a: Option<Stat>, b: Option<Stat>) -> String {
     match (a, b) {
         (Some(a), Some(b)) if b.median > 0.0 => format!("{:.2}x", a.median / b.median),
         _ => "-".to_string(),
