@@ -484,10 +484,7 @@ typedef struct iot_config {
    */
   uint32_t recv_buffer_count;
   /*
-   Buffers the host acquires for sends, 0..=32768 (default 1024: a server turn that
-   answers hundreds of connections takes one for each answer before any is sent). The
-   memory of all is reserved up front; the most recently freed is taken first, so
-   only as many pages become resident as a load keeps in flight at once.
+   Buffers the host acquires for sends, 0..=32768.
    */
   uint32_t send_buffer_count;
   /*

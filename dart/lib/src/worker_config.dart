@@ -2,7 +2,7 @@
 library;
 
 /// Settings for a new [Worker]. A null field keeps the native library's
-/// default (`iot_config_default`: 256 ring entries, 4096 receive and 1024
+/// default (`iot_config_default`: 256 ring entries, 4096 receive and 256
 /// send buffers of 16 KiB).
 final class WorkerConfig {
   const WorkerConfig({
@@ -24,10 +24,8 @@ final class WorkerConfig {
   /// as the ring grows into it.
   final int? receiveBufferCount;
 
-  /// Buffers for sends, 0..32768 (default 1024). Each write is cut into
-  /// chunks of [bufferSize]; when every send buffer is in flight, writes
-  /// wait. Their memory is reserved up front and becomes resident as a load
-  /// keeps them in flight.
+  /// Buffers for sends, 0..32768. Each write is cut into chunks of
+  /// [bufferSize]; when every send buffer is in flight, writes wait.
   final int? sendBufferCount;
 
   /// Size of every buffer in bytes, 1..16 MiB.

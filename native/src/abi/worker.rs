@@ -16,10 +16,7 @@ pub struct iot_config {
     /// finds it empty; the memory of all is reserved up front (address space), pages
     /// become resident as the ring grows into them.
     pub recv_buffer_count: u32,
-    /// Buffers the host acquires for sends, 0..=32768 (default 1024: a server turn that
-    /// answers hundreds of connections takes one for each answer before any is sent). The
-    /// memory of all is reserved up front; the most recently freed is taken first, so
-    /// only as many pages become resident as a load keeps in flight at once.
+    /// Buffers the host acquires for sends, 0..=32768.
     pub send_buffer_count: u32,
     /// Size of every buffer in bytes, 1..=16 MiB.
     pub buffer_size: u32,
@@ -38,7 +35,7 @@ impl Default for iot_config {
         iot_config {
             ring_entries: 256,
             recv_buffer_count: 4096,
-            send_buffer_count: 1024,
+            send_buffer_count: 256,
             buffer_size: 16 * 1024,
             flags: 0,
             socket_buffer_limit: 0,
