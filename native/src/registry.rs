@@ -2,6 +2,7 @@
 //! are never reused, so a stale or garbage handle is simply not found. Lookups are safe
 //! from any thread, and every worker is reachable by id from every other one.
 
+use std::hash::{BuildHasherDefault, Hasher};
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -22,9 +23,35 @@ pub(crate) struct Cell {
     pub(crate) mailbox: Arc<Mailbox>,
 }
 
-fn workers() -> &'static DashMap<u64, Arc<Cell>> {
-    static WORKERS: OnceLock<DashMap<u64, Arc<Cell>>> = OnceLock::new();
-    WORKERS.get_or_init(DashMap::new)
+/// Every FFI call on a worker looks its id up: ids are sequential numbers, not
+/// attacker-chosen keys, so one multiplication spreads them (instead of SipHash).
+#[derive(Clone, Copy, Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(FIBONACCI);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = (self.0 ^ id).wrapping_mul(FIBONACCI);
+    }
+}
+
+/// 2^64 divided by the golden ratio: consecutive ids land far apart.
+const FIBONACCI: u64 = 0x9E37_79B9_7F4A_7C15;
+
+type Workers = DashMap<u64, Arc<Cell>, BuildHasherDefault<IdHasher>>;
+
+fn workers() -> &'static Workers {
+    static WORKERS: OnceLock<Workers> = OnceLock::new();
+    WORKERS.get_or_init(Workers::default)
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
