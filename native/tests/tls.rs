@@ -96,22 +96,7 @@ fn our_client_talks_to_a_rustls_server() {
     });
     let mut host = Host::new();
     let config = client_config(&pki, 0, &[]);
-    ok("connect", host.connect("127.0.0.1", port, 1, 0));
-    let socket = host.next_tagged(1).handle;
-    let name = cstr("localhost");
-    ok(
-        "tls connect",
-        iot_tls_connect(host.worker, socket, config, name.as_ptr(), 2, 5_000),
-    );
-    let done = host.next_tagged(2);
-    assert_eq!(
-        done.result,
-        0,
-        "{} {}",
-        message(done.result),
-        host.tls_error(socket)
-    );
-    assert_eq!(done.handle, socket);
+    let socket = host.tls_connect(port, config);
     host.send_all(socket, &payload, 3);
     let reply = host.recv_exact(socket, 100, 4);
     assert_eq!(reply, b"thanks", "the reply, then the end of the stream");

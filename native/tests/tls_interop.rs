@@ -505,23 +505,7 @@ fn our_client_gets_a_page_from_openssl_s_server_in_tls12_and_tls13() {
     let client = client_config(&pki, 0, &["h2", "http/1.1"]);
     for (version, code) in [("-tls1_2", 0x0303), ("-tls1_3", 0x0304)] {
         let (server, port) = s_server(&files, &["-www", "-alpn", "http/1.1", version]);
-        ok("connect", host.connect("127.0.0.1", port, 1, 0));
-        let connected = host.next_tagged(1);
-        assert_eq!(connected.result, 0, "{}", message(connected.result));
-        let socket = connected.handle;
-        let name = cstr("localhost");
-        ok(
-            "tls connect",
-            iot_tls_connect(host.worker, socket, client, name.as_ptr(), 2, 10_000),
-        );
-        let done = host.next_tagged(2);
-        assert_eq!(
-            done.result,
-            0,
-            "{version}: {} {}",
-            message(done.result),
-            host.tls_error(socket)
-        );
+        let socket = host.tls_connect(port, client);
         assert_eq!(host.tls_info(socket).protocol_version, code);
         assert_eq!(host.tls_text(socket, iot_tls_alpn), b"http/1.1");
         assert_eq!(
@@ -624,23 +608,7 @@ fn our_client_echoes_through_python_ssl_servers_in_tls12_and_tls13() {
             .and_then(|p| p.parse().ok())
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
 
-        ok("connect", host.connect("127.0.0.1", port, 1, 0));
-        let connected = host.next_tagged(1);
-        assert_eq!(connected.result, 0, "{}", message(connected.result));
-        let socket = connected.handle;
-        let name = cstr("localhost");
-        ok(
-            "tls connect",
-            iot_tls_connect(host.worker, socket, client, name.as_ptr(), 2, 10_000),
-        );
-        let done = host.next_tagged(2);
-        assert_eq!(
-            done.result,
-            0,
-            "{} {}",
-            message(done.result),
-            host.tls_error(socket)
-        );
+        let socket = host.tls_connect(port, client);
         assert_eq!(host.tls_info(socket).protocol_version, code);
         assert_eq!(host.tls_text(socket, iot_tls_alpn), b"http/1.1");
         let payload = pattern(1 << 20, 77);

@@ -234,6 +234,28 @@ impl Host {
         }
     }
 
+    /// Connects to 127.0.0.1:`port` and runs our client handshake with `config` for
+    /// "localhost" (tags 1 and 2); returns the socket once established.
+    pub fn tls_connect(&mut self, port: u16, config: u64) -> u64 {
+        ok("connect", self.connect("127.0.0.1", port, 1, 0));
+        let connected = self.next_tagged(1);
+        assert_eq!(
+            connected.result,
+            0,
+            "connect: {}",
+            message(connected.result)
+        );
+        let socket = connected.handle;
+        let name = cstr("localhost");
+        let code = iot_tls_connect(self.worker, socket, config, name.as_ptr(), 2, 10_000);
+        ok("tls connect", code);
+        let done = self.next_tagged(2);
+        let (result, reason) = (done.result, self.tls_error(socket));
+        assert_eq!(result, 0, "handshake: {} {reason}", message(result));
+        assert_eq!(done.handle, socket);
+        socket
+    }
+
     /// Starts the server side of a handshake on `socket` and returns its result.
     pub fn tls_accept(&mut self, socket: u64, config: u64, timeout_ms: u32) -> i32 {
         ok(
