@@ -50,6 +50,13 @@ impl Socket {
     pub(crate) fn raw(&self) -> RawFd {
         self.fd.as_raw_fd()
     }
+
+    /// Records may be sent and received: no TLS session, or an established one.
+    pub(crate) fn check_tls_established(&self) -> Result<()> {
+        self.tls
+            .as_deref()
+            .map_or(Ok(()), TlsSession::check_established)
+    }
 }
 
 /// The socket file a socket created, removed when the socket closes — unless the file

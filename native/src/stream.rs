@@ -96,12 +96,11 @@ impl Worker {
         tag: u64,
         timeout_ms: u32,
     ) -> Result<()> {
+        let target = self.sockets.get(socket)?;
+        target.check_tls_established()?;
         // A stream's sends must not interleave; a datagram is all or nothing, so
         // datagram sends go out at once, several in flight.
-        if let Some(session) = &self.sockets.get(socket)?.tls {
-            session.check_established()?;
-        }
-        let ordered = match self.sockets.get(socket)?.kind {
+        let ordered = match target.kind {
             SocketKind::Stream => true,
             SocketKind::Datagram => false,
             _ => return Err(IOT_E_WRONG_SOCKET_KIND),

@@ -24,8 +24,9 @@ pub(super) enum RingKind {
 impl Worker {
     /// Starts a stream receive, or parks it until the socket's buffers come back.
     pub(crate) fn start_receive(&mut self, socket: u64, op: Op) -> Result<()> {
-        self.check_receivable(socket)?;
-        if self.sockets.get(socket)?.tls.is_some() {
+        let stream = self.sockets.get(socket)?;
+        stream.check_tls_established()?;
+        if stream.tls.is_some() {
             // Plaintext may wait in the session already (it came with the handshake).
             let key = self.driver.insert(op);
             self.deliver_plaintext(key, None);

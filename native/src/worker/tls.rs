@@ -344,13 +344,4 @@ impl Worker {
             self.record_buffers.push(records);
         }
     }
-
-    /// A receive may start on `socket` now, or fails at once: a TLS socket must have
-    /// finished its handshake.
-    pub(super) fn check_receivable(&self, socket: u64) -> Result<()> {
-        match &self.sockets.get(socket)?.tls {
-            Some(session) => session.check_established(),
-            None => Ok(()),
-        }
-    }
 }
