@@ -130,7 +130,8 @@ impl Worker {
     pub(super) fn finish(&mut self, key: usize, res: i32, flags: u32) -> Option<iot_completion> {
         let op = &self.driver[key];
         let (tag, kind, socket, cancelled) = (op.tag, op.kind, op.socket, op.life.cancelled);
-        let socket_gone = self.sockets.get(socket).is_err();
+        let on = self.sockets.get(socket);
+        let (socket_gone, secured) = (on.is_err(), on.is_ok_and(|s| s.tls.is_some()));
         let retry = !cancelled && !socket_gone;
         let mut completion = iot_completion::new(tag, kind, res);
         if let Some((more, result)) = self.driver[key].work.transferred(res) {
@@ -140,7 +141,7 @@ impl Worker {
             completion.result = result;
             return self.end_op(key, completion);
         }
-        if self.receives_tls(key) {
+        if secured && matches!(self.driver[key].work, Work::Recv(_)) {
             return self.finish_tls_receive(key, res, flags, retry);
         }
         match &mut self.driver[key].work {
