@@ -253,6 +253,16 @@ impl Host {
         }
     }
 
+    /// Drops the completions drained but not consumed, giving back the buffers they
+    /// handed to the host.
+    pub fn release_pending(&mut self) {
+        for c in std::mem::take(&mut self.pending) {
+            if c.flags & IOT_COMPLETION_BUFFER != 0 {
+                self.release(c.buffer_id);
+            }
+        }
+    }
+
     pub fn next_tagged(&mut self, tag: u64) -> iot_completion {
         self.next_where(|c| c.tag == tag)
     }
