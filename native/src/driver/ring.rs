@@ -33,14 +33,28 @@ impl Ring {
     /// A ring of `entries` SQEs and `cq_entries` CQEs (clamped to the kernel's limits).
     pub(crate) fn new(entries: u32, cq_entries: u32) -> Result<Ring> {
         // No SINGLE_ISSUER/DEFER_TASKRUN: a Dart isolate may submit from different OS
-        // threads. No COOP_TASKRUN either: it skips waking the submitting thread for
-        // task work, and an idle Dart pool thread would then sit on our completions.
-        let ring = IoUring::builder()
-            .setup_cqsize(cq_entries)
-            .setup_clamp()
-            .setup_submit_all()
-            .build(entries)
-            .map_err(setup_error)?;
+        // threads. COOP_TASKRUN: the kernel does not interrupt the submitting thread
+        // with an IPI to run our task work (a receive finishing after its poll fired);
+        // it runs at that thread's next entry to the kernel or interrupt, and a thread
+        // asleep (an idle Dart pool thread, a host blocked in `wait`) is still woken
+        // for it. Cuts 13-23% of server CPU per echo round trip (`iot_bench echo`).
+        let build = |coop: bool| {
+            let mut builder = IoUring::builder();
+            builder
+                .setup_cqsize(cq_entries)
+                .setup_clamp()
+                .setup_submit_all();
+            if coop {
+                builder.setup_coop_taskrun();
+            }
+            builder.build(entries)
+        };
+        let ring = match build(true) {
+            // COOP_TASKRUN came with Linux 5.19.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => build(false),
+            built => built,
+        }
+        .map_err(setup_error)?;
         Ok(Ring { ring, overflows: 0 })
     }
 
