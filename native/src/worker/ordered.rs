@@ -11,8 +11,17 @@ impl Worker {
     /// socket, writes, reads and syncs at a file's position).
     pub(crate) fn queue_ordered(&mut self, op: Op) -> Result<()> {
         let socket = op.socket;
-        self.sockets.get_mut(socket)?.outbound.push_back(op);
-        self.start_outbound(socket);
+        let s = self.sockets.get_mut(socket)?;
+        if s.sending || !s.outbound.is_empty() {
+            s.outbound.push_back(op);
+            return Ok(());
+        }
+        // Nothing ahead of it (the common case): it starts now, without a trip
+        // through the queue's memory.
+        s.sending = true;
+        if !self.start_ordered(op) {
+            self.start_outbound(socket);
+        }
         Ok(())
     }
 
@@ -24,21 +33,31 @@ impl Worker {
             if s.sending {
                 return;
             }
-            let Some(mut op) = s.outbound.pop_front() else {
+            let Some(op) = s.outbound.pop_front() else {
                 return;
             };
             s.sending = true;
-            op.ordered = true;
-            let key = self.driver.insert(op);
-            match self
-                .seal_for_tls(key)
-                .and_then(|()| self.submit_attempt(key))
-            {
-                Ok(()) => return,
-                Err(code) => {
-                    let ended = self.retire(key, self.driver[key].completion(code));
-                    self.push_ended(ended);
-                }
+            if self.start_ordered(op) {
+                return;
+            }
+        }
+    }
+
+    /// Starts ordered `op`, its handle marked as sending. False when it could not
+    /// start: it ended at once (its completion waits in `ready`) and the op queued
+    /// behind it may go.
+    fn start_ordered(&mut self, mut op: Op) -> bool {
+        op.ordered = true;
+        let key = self.driver.insert(op);
+        match self
+            .seal_for_tls(key)
+            .and_then(|()| self.submit_attempt(key))
+        {
+            Ok(()) => true,
+            Err(code) => {
+                let ended = self.retire(key, self.driver[key].completion(code));
+                self.push_ended(ended);
+                false
             }
         }
     }
