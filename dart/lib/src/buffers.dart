@@ -48,10 +48,10 @@ final class BufferPool {
   /// Gives a host-owned buffer back; returns the native result.
   int release(int id) => _worker.releaseBuffer(id);
 
-  /// Copies `bytes[start, start + length)` into buffer [id] at offset 0 (on
+  /// Copies `bytes[start, start + length)` into buffer [id] at [offset] (on
   /// into the next buffers for a span).
-  void fill(int id, List<int> bytes, int start, int length) {
-    final at = id * bufferSize;
+  void fill(int id, List<int> bytes, int start, int length, {int offset = 0}) {
+    final at = id * bufferSize + offset;
     _all.setRange(at, at + length, bytes, start);
   }
 

@@ -33,8 +33,13 @@ final class Outbound {
         timeout = null,
         isShutdown = true;
 
-  /// Bytes to copy into send buffers (a write), or null.
-  final List<int>? data;
+  /// Bytes to copy into send buffers (a write) until all of them are queued,
+  /// then null: the entry stays the sender's last one (for [StreamSender.flush])
+  /// until the next write, and must not keep the writer's bytes alive.
+  List<int>? data;
+
+  /// Whether a host-owned buffer is sent as is (a payload).
+  bool get isBuffer => bufferId >= 0;
 
   /// A host-owned buffer to send as is (a payload), or -1.
   final int bufferId;
@@ -120,7 +125,7 @@ final class StreamSender implements CompletionHandler, SendBufferWaiter {
   Future<void> enqueue(Outbound entry) {
     final error = _error;
     if (error != null) {
-      if (entry.data == null && !entry.isShutdown) {
+      if (entry.isBuffer) {
         _core.releaseBuffer(entry.bufferId);
       }
       return failedFuture(error);
@@ -135,7 +140,7 @@ final class StreamSender implements CompletionHandler, SendBufferWaiter {
   void enqueueQuietly(Outbound entry) {
     final error = _error;
     if (error != null) {
-      if (entry.data == null && !entry.isShutdown) {
+      if (entry.isBuffer) {
         _core.releaseBuffer(entry.bufferId);
       }
       entry.fail(error);
@@ -197,6 +202,7 @@ final class StreamSender implements CompletionHandler, SendBufferWaiter {
           entry.position += n;
           _queued(entry);
         }
+        entry.data = null;
       } else if (entry.isShutdown) {
         final rc = _socket.shutdown(IOT_SHUTDOWN_WRITE, _tag);
         if (rc < 0) {
@@ -280,7 +286,7 @@ final class StreamSender implements CompletionHandler, SendBufferWaiter {
     }
     final failed = [..._inFlight, ..._queue];
     for (final entry in _queue) {
-      if (entry.data == null && !entry.isShutdown && !_core.isClosed) {
+      if (entry.isBuffer && !_core.isClosed) {
         _core.releaseBuffer(entry.bufferId);
       }
     }

@@ -499,12 +499,13 @@ final class _SocketSink implements StreamConsumer<List<int>> {
   /// connection for the next request instead of reusing this one).
   ///
   /// They are copied straight into a native send buffer taken for the turn
-  /// ([_gatherId], [_gatherView], [_gathered] bytes so far); into [_pending]
-  /// when no send buffer is free (or a chunk does not fit one).
-  final BytesBuilder _pending = BytesBuilder();
+  /// ([_gatherId], -1 for none; [_gathered] bytes so far); when no send
+  /// buffer is free (or a chunk does not fit one) they wait in [_pending]
+  /// as they are (as dart:io's sink, which may keep a chunk it could not
+  /// write at once: the writer does not modify it after adding it).
+  final BytesBuilder _pending = BytesBuilder(copy: false);
   bool _sendScheduled = false;
   int _gatherId = -1;
-  Uint8List? _gatherView;
   int _gathered = 0;
 
   /// The `addStream` ended: it completes once nothing added waits.
@@ -561,14 +562,13 @@ final class _SocketSink implements StreamConsumer<List<int>> {
   /// Adds [data] to the chunks gathered in this turn; returns false when
   /// they were sent right away (a full [_gatherLimit]).
   bool _gather(List<int> data) {
-    var view = _gatherView;
-    if (view != null && _gathered + data.length > view.length) {
+    final buffers = connectionCore(_connection).buffers;
+    if (_gatherId >= 0 && _gathered + data.length > buffers.bufferSize) {
       _sendPending();
-      view = null;
     }
-    if (view == null && _pending.isEmpty) view = _takeSendBuffer(data.length);
-    if (view != null) {
-      view.setRange(_gathered, _gathered + data.length, data);
+    if (_gatherId < 0 && _pending.isEmpty) _takeSendBuffer(data.length);
+    if (_gatherId >= 0) {
+      buffers.fill(_gatherId, data, 0, data.length, offset: _gathered);
       _gathered += data.length;
       return true;
     }
@@ -578,22 +578,22 @@ final class _SocketSink implements StreamConsumer<List<int>> {
     return false;
   }
 
-  /// A free send buffer to gather at least [length] bytes in, or null.
-  Uint8List? _takeSendBuffer(int length) {
+  /// Takes a free send buffer to gather at least [length] bytes in, if
+  /// there is one.
+  void _takeSendBuffer(int length) {
     final core = connectionCore(_connection);
     final buffers = core.buffers;
-    if (core.isClosed || length > buffers.bufferSize) return null;
+    if (core.isClosed || length > buffers.bufferSize) return;
     final id = buffers.acquire();
-    if (id < 0) return null;
+    if (id < 0) return;
     _gatherId = id;
     _gathered = 0;
-    return _gatherView = buffers.view(id, 0, buffers.bufferSize);
   }
 
   /// Sends the gathered chunks (if any) as one write.
   void _sendPending() {
     _sendScheduled = false;
-    if (_gatherView != null) {
+    if (_gatherId >= 0) {
       final id = _gatherId;
       final length = _gathered;
       _dropGathered(release: false);
@@ -607,10 +607,9 @@ final class _SocketSink implements StreamConsumer<List<int>> {
   /// Forgets the gathered chunks (the socket was released); gives their send
   /// buffer back when [release].
   void _dropGathered({bool release = true}) {
-    if (_gatherView != null && release) {
+    if (_gatherId >= 0 && release) {
       connectionCore(_connection).releaseBuffer(_gatherId);
     }
-    _gatherView = null;
     _gatherId = -1;
     _gathered = 0;
     if (release) _pending.clear();
