@@ -63,14 +63,14 @@ impl RecvCredit {
     /// its limit.
     pub(crate) fn park(sockets: &mut SocketTable, socket: u64, key: usize) {
         if let Ok(s) = sockets.get_mut(socket) {
-            s.throttled = Some(key);
+            s.throttled = Some(key as u32);
         }
     }
 
     /// Forgets that op `key` waits for `socket`'s buffers (it was cancelled).
     pub(crate) fn unpark(sockets: &mut SocketTable, socket: u64, key: usize) {
         if let Ok(s) = sockets.get_mut(socket) {
-            if s.throttled == Some(key) {
+            if s.throttled == Some(key as u32) {
                 s.throttled = None;
             }
         }
@@ -105,6 +105,11 @@ impl RecvCredit {
         if !self.may_receive(sockets, socket) {
             return None;
         }
-        sockets.get_mut(socket).ok()?.throttled.take()
+        sockets
+            .get_mut(socket)
+            .ok()?
+            .throttled
+            .take()
+            .map(|key| key as usize)
     }
 }

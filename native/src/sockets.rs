@@ -26,22 +26,26 @@ pub(crate) enum SocketKind {
     File,
 }
 
+/// One cache line each (64-byte aligned, nothing rare stored inline): a worker with
+/// thousands of sockets misses the cache on most socket lookups, so one line is one
+/// miss per lookup.
+#[repr(align(64))]
 pub(crate) struct Socket {
     pub(crate) fd: OwnedFd,
     pub(crate) kind: SocketKind,
     generation: u32,
     /// Ops that must run one at a time in call order, not yet started: the kernel does
     /// not order concurrent sends on a stream, nor writes at a file's position.
-    pub(crate) outbound: VecDeque<Op>,
+    pub(crate) outbound: OrderedQueue,
     /// An op from `outbound` is in flight.
     pub(crate) sending: bool,
     /// Receive-ring buffers this stream received that are not back in the ring.
     pub(crate) received_held: u32,
     /// The receive op waiting for some of them to come back (`recv_credit.rs`).
-    pub(crate) throttled: Option<usize>,
+    pub(crate) throttled: Option<u32>,
     /// The Unix socket file this socket created; removed when the socket closes
     /// (declared after `fd`, so the socket is closed first).
-    pub(crate) bound_path: Option<BoundPath>,
+    pub(crate) bound_path: Option<Box<BoundPath>>,
     /// The TLS session over this stream, from its handshake on.
     pub(crate) tls: Option<Box<TlsSession>>,
 }
@@ -56,6 +60,40 @@ impl Socket {
         self.tls
             .as_deref()
             .map_or(Ok(()), TlsSession::check_established)
+    }
+}
+
+/// A handle's ordered ops not started yet. Most ordered ops start at once
+/// (`Worker::queue_ordered`), so the queue is made on first use, outside the socket.
+/// Boxed on purpose: an empty `VecDeque` inline is 32 bytes of the socket's line.
+#[derive(Default)]
+#[allow(clippy::box_collection)]
+pub(crate) struct OrderedQueue(Option<Box<VecDeque<Op>>>);
+
+impl OrderedQueue {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.as_ref().map_or(true, |queue| queue.is_empty())
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |queue| queue.len())
+    }
+
+    pub(crate) fn push_back(&mut self, op: Op) {
+        self.0.get_or_insert_with(Default::default).push_back(op);
+    }
+
+    pub(crate) fn pop_front(&mut self) -> Option<Op> {
+        self.0.as_mut()?.pop_front()
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Op> {
+        self.0.iter().flat_map(|queue| queue.iter())
+    }
+
+    /// Takes every queued op out, in order.
+    pub(crate) fn take(&mut self) -> VecDeque<Op> {
+        self.0.take().map(|queue| *queue).unwrap_or_default()
     }
 }
 
@@ -142,7 +180,7 @@ impl SocketTable {
             fd,
             kind,
             generation,
-            outbound: VecDeque::new(),
+            outbound: OrderedQueue::default(),
             sending: false,
             received_held: 0,
             throttled: None,

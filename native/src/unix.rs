@@ -40,7 +40,7 @@ fn bound_unix_socket(
     path: Option<&[u8]>,
     ty: Type,
     flags: u32,
-) -> Result<(Socket, Option<BoundPath>)> {
+) -> Result<(Socket, Option<Box<BoundPath>>)> {
     let socket = Socket::new(Domain::UNIX, ty, None).map_err(from_io)?;
     let Some(path) = path else {
         // An address of only the family asks the kernel to pick an abstract name.
@@ -61,7 +61,7 @@ fn bound_unix_socket(
             _ => return Err(from_io(err)),
         }
     }
-    let bound = file.map(BoundPath::new).transpose()?;
+    let bound = file.map(BoundPath::new).transpose()?.map(Box::new);
     Ok((socket, bound))
 }
 

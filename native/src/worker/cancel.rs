@@ -55,7 +55,7 @@ impl Worker {
     /// cancelled, in-flight ones are cancelled in the kernel before the fd is closed.
     pub(crate) fn close_handle(&mut self, socket: u64) -> Result<()> {
         let mut removed = self.sockets.remove(socket)?;
-        for op in removed.outbound.drain(..) {
+        for op in removed.outbound.take() {
             self.complete_dropped(op);
         }
         // A stream's ops out of the kernel are its throttled receive and those in the
@@ -69,7 +69,7 @@ impl Worker {
                 .chain(&self.starved_for_spans)
                 .copied()
                 .filter(|&key| self.driver.get(key).is_some_and(|op| op.socket == socket))
-                .chain(removed.throttled)
+                .chain(removed.throttled.map(|key| key as usize))
                 .collect(),
             _ => self.driver.keys_where(|op| op.socket == socket),
         };
@@ -98,7 +98,7 @@ impl Worker {
         // Ops waiting out of the kernel (starved, paused) have no CQE to wait for.
         self.driver.cancel_everything();
         for mut socket in self.sockets.drain().collect::<Vec<_>>() {
-            for op in socket.outbound.drain(..) {
+            for op in socket.outbound.take() {
                 let ended = self.conclude(op, iot_completion::default());
                 self.hand_over(ended);
             }

@@ -68,8 +68,11 @@ impl Worker {
         let Ok(s) = self.sockets.get_mut(socket) else {
             return;
         };
-        let (dropped, kept): (Vec<Op>, Vec<Op>) = s.outbound.drain(..).partition(|op| pred(op));
-        s.outbound = kept.into();
+        let (dropped, kept): (Vec<Op>, Vec<Op>) =
+            s.outbound.take().into_iter().partition(|op| pred(op));
+        for op in kept {
+            s.outbound.push_back(op);
+        }
         for op in dropped {
             self.complete_dropped(op);
         }
