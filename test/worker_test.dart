@@ -1,9 +1,11 @@
+import 'dart:async';
 import 'dart:io';
 
 import 'package:iouring_transport/iouring_transport.dart';
 import 'package:test/test.dart';
 
 import 'support/common.dart';
+import 'support/inbox.dart';
 
 void main() {
   setUpTransport();
@@ -88,6 +90,45 @@ void main() {
           worker: b);
       await expectEcho(client, ByteReader(client), pattern(1000, 1));
       await client.close();
+    });
+
+    test(
+        'a turn hands out at most 64 receives: the others wait until what '
+        'the program did with those (its microtasks) is done', () async {
+      const count = 200;
+      final worker = testWorker();
+      final listener =
+          await TcpListener.bind('127.0.0.1', 0, worker: worker);
+      final accepted = StreamIterator(listener);
+      final servers = <TcpConnection>[];
+      final clients = <TcpConnection>[];
+      for (var i = 0; i < count; i++) {
+        clients.add(await TcpConnection.connect('127.0.0.1', listener.port,
+            worker: worker));
+        expect(await accepted.moveNext(), isTrue);
+        servers.add(accepted.current);
+      }
+      // In the servers' kernel buffers before they receive: each receive
+      // completes as it is submitted, so one turn drains all of them.
+      await Future.wait([for (final client in clients) client.write([7])]);
+      var received = 0;
+      var beforeMicrotask = 0;
+      var microtaskRan = false;
+      final all = Completer<void>();
+      for (final server in servers) {
+        server.listen((_) {
+          if (received++ == 0) scheduleMicrotask(() => microtaskRan = true);
+          if (!microtaskRan) beforeMicrotask++;
+          if (received == count) all.complete();
+        });
+      }
+      await all.future.bounded;
+      expect(beforeMicrotask, 64);
+      for (final connection in [...clients, ...servers]) {
+        connection.destroy();
+      }
+      await accepted.cancel();
+      await listener.close();
     });
   });
 }

@@ -75,6 +75,41 @@ const int _recordSize = 32;
 /// yields to the isolate's other events (the notifier fires again at once).
 const int _maxBatchesPerTurn = 4;
 
+/// Stream receives dispatched per turn at most; the others drained in the
+/// turn wait in order for the next turns (see [WorkerCore._drainTurn]).
+const int _receivesPerTurn = 64;
+
+/// A receive budget no turn reaches.
+const int _everyReceive = 1 << 30;
+
+/// Completion records read through typed views: record i is 32 bytes at
+/// 32 * i: tag u64 @0, handle u64 @8, result i32 @16, flags u32 @20,
+/// buffer_id u16 @24, kind u16 @26, offset u32 @28.
+final class _Records {
+  _Records(this.bytes)
+      : _u64 = bytes.buffer.asUint64List(bytes.offsetInBytes, bytes.length ~/ 8),
+        _i32 = bytes.buffer.asInt32List(bytes.offsetInBytes, bytes.length ~/ 4),
+        _u32 =
+            bytes.buffer.asUint32List(bytes.offsetInBytes, bytes.length ~/ 4),
+        _u16 =
+            bytes.buffer.asUint16List(bytes.offsetInBytes, bytes.length ~/ 2);
+
+  final Uint8List bytes;
+  final Uint64List _u64;
+  final Int32List _i32;
+  final Uint32List _u32;
+  final Uint16List _u16;
+
+  int get length => bytes.length ~/ _recordSize;
+  int tag(int i) => _u64[i * 4];
+  int handle(int i) => _u64[i * 4 + 1];
+  int result(int i) => _i32[i * 8 + 4];
+  int flags(int i) => _u32[i * 8 + 5];
+  int bufferId(int i) => _u16[i * 16 + 12];
+  int kind(int i) => _u16[i * 16 + 13];
+  int offset(int i) => _u32[i * 8 + 7];
+}
+
 /// The worker's machinery, shared by the transport's libraries; not part of
 /// the public API.
 final class WorkerCore implements PayloadOwner {
@@ -82,10 +117,8 @@ final class WorkerCore implements PayloadOwner {
       this._capacity, this.sendBufferCount, this.sendBufferLimit,
       this._newMessaging)
       : _completions = _memory.pointer.cast<iot_completion>(),
-        _u64 = _memory.pointer.cast<Uint64>().asTypedList(_capacity * 4),
-        _i32 = _memory.pointer.cast<Int32>().asTypedList(_capacity * 8),
-        _u32 = _memory.pointer.cast<Uint32>().asTypedList(_capacity * 8),
-        _u16 = _memory.pointer.cast<Uint16>().asTypedList(_capacity * 16);
+        _records =
+            _Records(_memory.pointer.asTypedList(_capacity * _recordSize));
 
   /// Creates the native worker and starts its notifier; [newMessaging]
   /// makes the worker's messaging when it is first needed.
@@ -168,13 +201,22 @@ final class WorkerCore implements PayloadOwner {
   final int _capacity;
   final Pointer<iot_completion> _completions;
 
-  // Typed views of the completion array: record i is 32 bytes at 32 * i:
-  // tag u64 @0, handle u64 @8, result i32 @16, flags u32 @20,
-  // buffer_id u16 @24, kind u16 @26, offset u32 @28.
-  final Uint64List _u64;
-  final Int32List _i32;
-  final Uint32List _u32;
-  final Uint16List _u16;
+  /// The completion array, read in place.
+  final _Records _records;
+
+  /// Stream receives drained and not dispatched yet (records
+  /// `[_deferredHead, _deferredEnd)`), oldest first. A turn that handed out
+  /// many requests lets their answers go out, and their sends complete,
+  /// before it hands out more: a turn of hundreds of requests kept all of
+  /// them (an HTTP request and its response buffers) alive at once, each
+  /// until a later turn reached its send's completion behind the next
+  /// requests, and young collections copied them all.
+  _Records _deferred = _Records(Uint8List(_receivesPerTurn * _recordSize));
+  int _deferredHead = 0;
+  int _deferredEnd = 0;
+
+  /// A turn for the deferred receives was posted to [_port].
+  bool _turnPosted = false;
 
   /// Where the native notifier posts wake-ups (the worker id, an int).
   late final RawReceivePort _port;
@@ -266,13 +308,14 @@ final class WorkerCore implements PayloadOwner {
       ..buffer_id = 4
       ..kind = 5
       ..offset = 6;
-    final ok = _u64[0] == 0x0102030405060708 &&
-        _u64[1] == 0x1112131415161718 &&
-        _i32[4] == -2 &&
-        _u32[5] == 3 &&
-        _u16[12] == 4 &&
-        _u16[13] == 5 &&
-        _u32[7] == 6;
+    final r = _records;
+    final ok = r.tag(0) == 0x0102030405060708 &&
+        r.handle(0) == 0x1112131415161718 &&
+        r.result(0) == -2 &&
+        r.flags(0) == 3 &&
+        r.bufferId(0) == 4 &&
+        r.kind(0) == 5 &&
+        r.offset(0) == 6;
     record
       ..tag = 0
       ..handle = 0
@@ -286,14 +329,15 @@ final class WorkerCore implements PayloadOwner {
 
   // ------------------------------------------------------------ the loop
 
-  /// The notifier fired (its message is the worker id): completions are
-  /// ready.
+  /// The notifier fired (its message is the worker id), or the worker posted
+  /// itself a turn for deferred receives (null): completions are ready.
   void _onNotify(Object? message) {
     if (_closed) return;
+    _turnPosted = false;
     _dispatching = true;
     final TransportException? failure;
     try {
-      failure = _drainTurn();
+      failure = _drainTurn(_receivesPerTurn);
     } finally {
       _dispatching = false;
     }
@@ -305,22 +349,44 @@ final class WorkerCore implements PayloadOwner {
     _flushNow();
     updateKeepAlive();
     handle.arm();
+    if (_deferredHead < _deferredEnd && !_turnPosted) {
+      // The notifier fires only for completions still in the ring.
+      _turnPosted = true;
+      _port.sendPort.send(null);
+    }
   }
 
-  /// Drains and dispatches up to [_maxBatchesPerTurn] batches of
-  /// completions; returns the error of a drain that failed.
-  TransportException? _drainTurn() {
+  /// Dispatches the deferred receives, then drains and dispatches up to
+  /// [_maxBatchesPerTurn] batches of completions, all but the first
+  /// [receives] stream receives (counting the deferred ones): those wait in
+  /// [_deferred], in order. Returns the error of a drain that failed.
+  ///
+  /// Only a socket's receives wait: its sends (and everything else) complete
+  /// at once, possibly before receives it got earlier, as if they had come
+  /// later.
+  TransportException? _drainTurn(int receives) {
     _inTurn = true;
     try {
-      for (var batch = 0; batch < _maxBatchesPerTurn; batch++) {
+      // A handler (or a zone's error handler it reached) may close the
+      // worker: the completion array is freed then, so stop reading it.
+      while (receives > 0 && _deferredHead < _deferredEnd && !_closed) {
+        receives--;
+        _dispatch(_deferred, _deferredHead++);
+      }
+      for (var batch = 0; batch < _maxBatchesPerTurn && !_closed; batch++) {
         final n = handle.drain(_completions, _capacity);
         if (n < 0) return transportError(bindings, n, 'drain');
-        // A handler (or a zone's error handler it reached) may close the
-        // worker: the completion array is freed then, so stop reading it.
         for (var i = 0; i < n && !_closed; i++) {
-          _dispatch(i);
+          if (_records.kind(i) == IOT_KIND_RECV) {
+            if (receives == 0) {
+              _defer(i);
+              continue;
+            }
+            receives--;
+          }
+          _dispatch(_records, i);
         }
-        if (n < _capacity || _closed) break;
+        if (n < _capacity) break;
       }
       // A woken waiter may give a buffer back (and wake others) in turn.
       while (_buffersReturned && !_closed) {
@@ -333,10 +399,30 @@ final class WorkerCore implements PayloadOwner {
     }
   }
 
-  void _dispatch(int i) {
-    final tag = _u64[i * 4];
-    final flags = _u32[i * 8 + 5];
-    final kind = _u16[i * 16 + 13];
+  /// Keeps record [i] of the completion array for a later turn.
+  void _defer(int i) {
+    if (_deferredHead == _deferredEnd) _deferredHead = _deferredEnd = 0;
+    var deferred = _deferred;
+    if (_deferredEnd == deferred.length) {
+      final live = _deferredEnd - _deferredHead;
+      final grown = live * 2 > deferred.length
+          ? _Records(Uint8List(deferred.bytes.length * 2))
+          : deferred;
+      grown.bytes.setRange(0, live * _recordSize, deferred.bytes,
+          _deferredHead * _recordSize);
+      _deferred = deferred = grown;
+      _deferredHead = 0;
+      _deferredEnd = live;
+    }
+    deferred.bytes.setRange(_deferredEnd * _recordSize,
+        (_deferredEnd + 1) * _recordSize, _records.bytes, i * _recordSize);
+    _deferredEnd++;
+  }
+
+  void _dispatch(_Records r, int i) {
+    final tag = r.tag(i);
+    final flags = r.flags(i);
+    final kind = r.kind(i);
     // The buffers a send, datagram send or file write borrowed are back in
     // the pool: writers waiting for a send buffer may go on.
     if (flags & IOT_COMPLETION_BUFFERS_RETURNED != 0) _buffersReturned = true;
@@ -347,7 +433,7 @@ final class WorkerCore implements PayloadOwner {
     // keys its sends in the upper half of the tag.
     if (_isMessaging(kind)) {
       try {
-        messaging.onCompletion(kind, tag, _i32[i * 8 + 4], _u64[i * 4 + 1]);
+        messaging.onCompletion(kind, tag, r.result(i), r.handle(i));
       } catch (error, stack) {
         Zone.current.handleUncaughtError(error, stack);
       }
@@ -355,12 +441,12 @@ final class WorkerCore implements PayloadOwner {
     }
     final handler = _handlers[tag];
     if (handler == null) {
-      _orphan(i, kind, flags);
+      _orphan(r, i, kind, flags);
       return;
     }
     try {
-      handler.onCompletion(tag, kind, _i32[i * 8 + 4], flags, _u64[i * 4 + 1],
-          _u16[i * 16 + 12], _u32[i * 8 + 7]);
+      handler.onCompletion(tag, kind, r.result(i), flags, r.handle(i),
+          r.bufferId(i), r.offset(i));
     } catch (error, stack) {
       Zone.current.handleUncaughtError(error, stack);
     }
@@ -375,9 +461,9 @@ final class WorkerCore implements PayloadOwner {
       kind == IOT_KIND_STOPPED;
 
   /// A completion nobody waits for any more: give back what it carries.
-  void _orphan(int i, int kind, int flags) {
-    if (flags & IOT_COMPLETION_BUFFER != 0) buffers.release(_u16[i * 16 + 12]);
-    final handle = _u64[i * 4 + 1];
+  void _orphan(_Records r, int i, int kind, int flags) {
+    if (flags & IOT_COMPLETION_BUFFER != 0) buffers.release(r.bufferId(i));
+    final handle = r.handle(i);
     if (handle == 0) return;
     if (kind == IOT_KIND_ACCEPT || kind == IOT_KIND_CONNECT) {
       this.handle.closeSocket(handle);
@@ -542,7 +628,7 @@ final class WorkerCore implements PayloadOwner {
     // Completions the kernel already posted report what really happened
     // (a send that went out succeeded); only what is still in flight then
     // fails as closed. Not from inside a turn: its batch is being read.
-    if (!_inTurn && !_closed) _drainTurn();
+    if (!_inTurn && !_closed) _drainTurn(_everyReceive);
     closed.complete(_shutdown(null));
     return closed.future;
   }
