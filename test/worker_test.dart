@@ -97,8 +97,7 @@ void main() {
         'the program did with those (its microtasks) is done', () async {
       const count = 200;
       final worker = testWorker();
-      final listener =
-          await TcpListener.bind('127.0.0.1', 0, worker: worker);
+      final listener = await TcpListener.bind('127.0.0.1', 0, worker: worker);
       final accepted = StreamIterator(listener);
       final servers = <TcpConnection>[];
       final clients = <TcpConnection>[];

@@ -34,8 +34,9 @@ final class Outbound {
         isShutdown = true;
 
   /// Bytes to copy into send buffers (a write) until all of them are queued,
-  /// then null: the entry stays the sender's last one (for [StreamSender.flush])
-  /// until the next write, and must not keep the writer's bytes alive.
+  /// then null: the entry stays the sender's last one (for
+  /// [StreamSender.flush]) until the next write, and must not keep the
+  /// writer's bytes alive.
   List<int>? data;
 
   /// Whether a host-owned buffer is sent as is (a payload).

@@ -87,7 +87,8 @@ const int _everyReceive = 1 << 30;
 /// buffer_id u16 @24, kind u16 @26, offset u32 @28.
 final class _Records {
   _Records(this.bytes)
-      : _u64 = bytes.buffer.asUint64List(bytes.offsetInBytes, bytes.length ~/ 8),
+      : _u64 =
+            bytes.buffer.asUint64List(bytes.offsetInBytes, bytes.length ~/ 8),
         _i32 = bytes.buffer.asInt32List(bytes.offsetInBytes, bytes.length ~/ 4),
         _u32 =
             bytes.buffer.asUint32List(bytes.offsetInBytes, bytes.length ~/ 4),
