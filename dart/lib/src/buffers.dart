@@ -5,6 +5,7 @@ library;
 import 'dart:ffi';
 import 'dart:typed_data';
 
+import 'dropped_bytes.dart';
 import 'exception.dart';
 import 'ffi/worker_handle.dart';
 
@@ -63,25 +64,28 @@ final class BufferPool {
   }
 
   /// A view (no copy) of [length] bytes of buffer [id] from [offset]: an
-  /// object of its own, so a finalizer attached to it runs only when it and
-  /// every view made from it are unreachable.
+  /// object of its own, so a watch on it ([DroppedBytes]) finds it dropped
+  /// only when it and every view made from it are unreachable.
   Uint8List view(int id, int offset, int length) =>
       (_base + (id * bufferSize + offset)).asTypedList(length);
 }
 
 /// Bytes handed to the program in native memory (a receive buffer or a
 /// payload), given back exactly once: by [release], by being handed over, or
-/// eventually by a finalizer if the program drops it unreleased. [Payload]
-/// and `BytesMessage` are the two kinds.
+/// eventually, after a garbage collection, if the program drops them
+/// unreleased ([DroppedBytes]). [Payload] and `BytesMessage` are the two
+/// kinds.
 abstract base class ReleasableBytes {
   ReleasableBytes(
       this._owner, this._bytes, void Function() giveBack, this._what)
       : _token = _GiveBackOnce(_owner, giveBack) {
-    _finalizer.attach(_bytes, _token, detach: this);
+    _watchSlot = _dropped.watch(_bytes, _token);
   }
 
-  static final Finalizer<_GiveBackOnce> _finalizer =
-      Finalizer<_GiveBackOnce>((token) => token.release());
+  static final DroppedBytes _dropped = DroppedBytes();
+
+  /// Where [_dropped] watches [_bytes].
+  late final int _watchSlot;
 
   final PayloadOwner _owner;
   final _GiveBackOnce _token;
@@ -114,7 +118,7 @@ abstract base class ReleasableBytes {
   void release() {
     if (_released) return;
     _released = true;
-    _finalizer.detach(this);
+    _dropped.forget(_watchSlot);
     _token.release();
   }
 
@@ -123,7 +127,7 @@ abstract base class ReleasableBytes {
   bool _handOver() {
     if (_released || _owner.isClosed) return false;
     _released = true;
-    _finalizer.detach(this);
+    _dropped.forget(_watchSlot);
     _token.done = true;
     return true;
   }
@@ -147,8 +151,9 @@ abstract base class ReleasableBytes {
 /// released and never after its worker is closed (reading it then reads
 /// recycled or unmapped memory, which can crash the process). Copy what
 /// must outlive the payload (`Uint8List.fromList(payload.bytes)`). As a
-/// safety net, a payload that becomes unreachable unreleased is released by a
-/// finalizer, but only eventually: release explicitly.
+/// safety net, a payload that becomes unreachable unreleased is released
+/// once a garbage collection found it so, which may take long: release
+/// explicitly.
 final class Payload extends ReleasableBytes {
   Payload.internal(
       PayloadOwner owner, this.bufferId, this.offset, Uint8List bytes)
@@ -178,13 +183,14 @@ abstract interface class PayloadOwner {
 
 /// Runs a give-back once, and not at all once the worker is closed (closing
 /// frees or reclaims everything).
-final class _GiveBackOnce {
+final class _GiveBackOnce implements GiveBack {
   _GiveBackOnce(this.owner, this.giveBack);
 
   final PayloadOwner owner;
   final void Function() giveBack;
   bool done = false;
 
+  @override
   void release() {
     if (done) return;
     done = true;

@@ -42,7 +42,8 @@ final class WorkerMessage {
 /// valid until [release], and never after the worker closed (its payloads
 /// then return to the pool, and may already carry someone else's bytes).
 /// Copy what must outlive it. As a safety net, a bytes message that becomes
-/// unreachable unreleased is released by a finalizer, but only eventually.
+/// unreachable unreleased is released once a garbage collection found it so,
+/// which may take long.
 final class BytesMessage extends ReleasableBytes {
   BytesMessage._(WorkerCore owner, int payload, this.tag, Uint8List bytes)
       : super(
