@@ -5,7 +5,8 @@
 //! isolate, a host thread that submitted and went on with its work while another
 //! thread waits. The completion must still arrive while it stays busy (the kernel runs
 //! the task work when the busy thread is next interrupted), not only once it enters
-//! the kernel again.
+//! the kernel again. And the thread may exit, which makes the kernel cancel what it
+//! submitted: the worker then makes the attempt again from the thread draining.
 
 mod support;
 
@@ -68,5 +69,42 @@ fn a_receive_completes_while_its_submitting_thread_is_busy_in_user_space() {
     assert_eq!(c.result, 4, "{}", message(c.result));
     assert_eq!(host.payload(&c), b"ping");
     host.release(c.buffer_id);
+    ok("close", iot_socket_close(worker, socket));
+}
+
+#[test]
+fn a_receive_outlives_the_thread_that_submitted_it() {
+    let mut host = Host::new();
+    let (socket, mut peer) = host.connected_pair();
+    let worker = host.worker;
+    // Submitted from a thread that then exits, as a retired Dart pool thread does.
+    std::thread::spawn(move || {
+        ok("recv", iot_recv(worker, socket, 7, 0, 0));
+        ok("flush", iot_worker_flush(worker));
+    })
+    .join()
+    .unwrap();
+    peer.write_all(b"ping").unwrap();
+    let c = host.next_tagged(7);
+    assert_eq!(c.result, 4, "{}", message(c.result));
+    assert_eq!(host.payload(&c), b"ping");
+    host.release(c.buffer_id);
+
+    // A multishot accept armed by an exited thread keeps accepting too.
+    let (listener, port) = host.listen("127.0.0.1", 0);
+    std::thread::spawn(move || {
+        ok(
+            "accept",
+            iot_accept(worker, listener, 8, IOT_OP_MULTISHOT, 0),
+        );
+        ok("flush", iot_worker_flush(worker));
+    })
+    .join()
+    .unwrap();
+    let _client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let c = host.next_tagged(8);
+    assert_eq!(c.result, 0, "{}", message(c.result));
+    ok("close accepted", iot_socket_close(worker, c.handle));
+    ok("close listener", iot_socket_close(worker, listener));
     ok("close", iot_socket_close(worker, socket));
 }

@@ -16,6 +16,9 @@ use super::ring::Ring;
 use super::user_data::{self, Cqe, Wire};
 use crate::error::Result;
 
+/// Attempts in a row `Driver::retry_orphaned` lets the kernel cancel.
+const MAX_ORPHANED_RETRIES: u8 = 4;
+
 /// Where an op is in its life, as far as the ring is concerned.
 pub(crate) struct Life {
     /// The current kernel attempt, with the op's timeout.
@@ -27,6 +30,8 @@ pub(crate) struct Life {
     pub(crate) starved: bool,
     /// Not in the kernel: a back-off timer runs before the next attempt.
     pub(crate) backing_off: bool,
+    /// Attempts in a row the kernel cancelled on its own (`Driver::retry_orphaned`).
+    orphaned: u8,
 }
 
 impl Life {
@@ -37,6 +42,7 @@ impl Life {
             cancelled: false,
             starved: false,
             backing_off: false,
+            orphaned: 0,
         }
     }
 }
@@ -185,6 +191,27 @@ impl<T: Tracked> Driver<T> {
         let life = self.ops[key].life_mut();
         let cancelled = life.cancelled || closed;
         life.attempt.settle(cancelled)
+    }
+
+    /// Whether op `key`, whose attempt ended with `res`, should make another attempt
+    /// because the kernel cancelled it (`-ECANCELED`) although nobody else did. The
+    /// kernel finishes a poll-driven attempt as task work of the thread that submitted
+    /// it, and cancels it once that thread has exited (a Dart pool thread retired
+    /// while its isolate moved on, a native host's short-lived thread); the next
+    /// attempt is submitted by the thread draining now. A few in a row at most, so a
+    /// kernel that cancels for another reason still ends the op.
+    #[inline]
+    pub(crate) fn retry_orphaned(&mut self, key: usize, res: i32) -> bool {
+        let life = self.ops[key].life_mut();
+        if res != -libc::ECANCELED {
+            life.orphaned = 0;
+            return false;
+        }
+        if life.cancelled || life.orphaned >= MAX_ORPHANED_RETRIES {
+            return false;
+        }
+        life.orphaned += 1;
+        true
     }
 
     /// Op `key` waits out `pause` before its next attempt; the timer's CQE comes back

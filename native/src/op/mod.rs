@@ -73,6 +73,13 @@ impl Work {
         })
     }
 
+    /// A socket receive, accept or send: an attempt the kernel runs when the socket is
+    /// ready, and that can simply be made again when the kernel cancelled it.
+    #[inline]
+    pub(crate) fn polls_socket(&self) -> bool {
+        matches!(self, Work::Recv(_) | Work::Accept(_) | Work::Send(_))
+    }
+
     /// The host buffers this op borrowed (given back when it ends).
     pub(crate) fn borrowed(&self) -> &[u32] {
         match self {

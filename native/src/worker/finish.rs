@@ -21,6 +21,13 @@ impl Worker {
         // An op whose socket was closed under it was cancelled with it.
         let closed = op.socket != 0 && self.sockets.get(op.socket).is_err();
         let (res, flags) = self.driver.settle(key, closed)?;
+        if !closed
+            && self.driver[key].work.polls_socket()
+            && self.driver.retry_orphaned(key, res)
+            && self.submit_attempt(key).is_ok()
+        {
+            return None;
+        }
         self.finish(key, res, flags)
     }
 
