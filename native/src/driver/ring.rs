@@ -38,23 +38,14 @@ impl Ring {
         // it runs at that thread's next entry to the kernel or interrupt, and a thread
         // asleep (an idle Dart pool thread, a host blocked in `wait`) is still woken
         // for it. Cuts 13-23% of server CPU per echo round trip (`iot_bench echo`).
-        let build = |coop: bool| {
-            let mut builder = IoUring::builder();
-            builder
-                .setup_cqsize(cq_entries)
-                .setup_clamp()
-                .setup_submit_all();
-            if coop {
-                builder.setup_coop_taskrun();
-            }
-            builder.build(entries)
-        };
-        let ring = match build(true) {
-            // COOP_TASKRUN came with Linux 5.19.
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => build(false),
-            built => built,
-        }
-        .map_err(setup_error)?;
+        // All of these flags predate the Linux 6.1 baseline (COOP_TASKRUN: 5.19).
+        let ring = IoUring::builder()
+            .setup_cqsize(cq_entries)
+            .setup_clamp()
+            .setup_submit_all()
+            .setup_coop_taskrun()
+            .build(entries)
+            .map_err(setup_error)?;
         Ok(Ring { ring, overflows: 0 })
     }
 

@@ -17,11 +17,10 @@ impl Worker {
             return Ok(());
         }
         // Nothing ahead of it (the common case): it starts now, without a trip
-        // through the queue's memory.
+        // through the queue's memory. If it cannot, it ends at once and the queue
+        // it leaves behind is empty.
         s.sending = true;
-        if !self.start_ordered(op) {
-            self.start_outbound(socket);
-        }
+        self.start_ordered(op);
         Ok(())
     }
 
