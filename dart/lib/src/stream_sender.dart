@@ -124,15 +124,8 @@ final class StreamSender implements CompletionHandler, SendBufferWaiter {
   bool get hasPending => _queue.isNotEmpty || _inFlight.isNotEmpty;
 
   Future<void> enqueue(Outbound entry) {
-    final error = _error;
-    if (error != null) {
-      if (entry.isBuffer) {
-        _core.releaseBuffer(entry.bufferId);
-      }
-      return failedFuture(error);
-    }
     final future = handledFuture(entry.future);
-    _add(entry);
+    enqueueQuietly(entry);
     return future;
   }
 
