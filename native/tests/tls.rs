@@ -295,6 +295,26 @@ fn a_handshake_that_never_finishes_times_out_and_leaks_nothing() {
     host.assert_idle();
 }
 
+/// A rustls client on a thread: connects to `port`, completes the handshake, then
+/// puts on the wire what `write` writes, before the server receives any of it.
+fn peer_that_writes(
+    client: std::sync::Arc<rustls::ClientConfig>,
+    port: u16,
+    write: impl FnOnce(&mut rustls::StreamOwned<rustls::ClientConnection, TcpStream>) + Send + 'static,
+) -> std::thread::JoinHandle<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
+    std::thread::spawn(move || {
+        let mut stream = rustls_stream(client, port);
+        while stream.conn.is_handshaking() {
+            stream.conn.complete_io(&mut stream.sock).unwrap();
+        }
+        write(&mut stream);
+        while stream.conn.wants_write() {
+            stream.conn.write_tls(&mut stream.sock).unwrap();
+        }
+        stream
+    })
+}
+
 #[test]
 fn garbage_after_the_handshake_fails_the_receive() {
     let _fds = fd_check();
@@ -303,16 +323,11 @@ fn garbage_after_the_handshake_fails_the_receive() {
     let config = server_config(&pki, 0, &[]);
     let (listener, port) = host.listen("127.0.0.1", 0);
     let client = rustls_client(&pki, &[]);
-    let peer = std::thread::spawn(move || {
-        let mut stream = rustls_stream(client, port);
-        while stream.conn.is_handshaking() {
-            stream.conn.complete_io(&mut stream.sock).unwrap();
-        }
+    let peer = peer_that_writes(client, port, |stream| {
         // An application-data record whose ciphertext is noise.
         let mut record = vec![23, 3, 3, 0, 40];
         record.extend(pattern(40, 9));
         stream.sock.write_all(&record).unwrap();
-        stream
     });
     let socket = host.accept_one(listener);
     assert_eq!(host.tls_accept(socket, config, 5_000), 0);
@@ -332,6 +347,88 @@ fn garbage_after_the_handshake_fails_the_receive() {
     );
     host.close_all(&[socket, listener]);
     assert_eq!(host.stats().buffers_outstanding, 0);
+}
+
+/// rustls takes no more ciphertext while it holds over 16 KiB of plaintext: a
+/// receive that completes a full-size record and then small ones must not fail
+/// (dart:io's HttpClient sending a chunked request right behind a large body did this).
+#[test]
+fn a_full_record_then_small_ones_in_one_receive_arrive_whole() {
+    let _fds = fd_check();
+    let pki = Pki::new("backlog CA");
+    let mut host = Host::new();
+    let config = server_config(&pki, 0, &[]);
+    let (listener, port) = host.listen("127.0.0.1", 0);
+    let client = rustls_client(&pki, &[]);
+    let big = pattern(16_384, 3);
+    let small: Vec<Vec<u8>> = (0..100).map(|i| pattern(100, 10 + i)).collect();
+    let expected: Vec<u8> = big.iter().chain(small.iter().flatten()).copied().collect();
+    // One record of the largest size, then a record per small write.
+    let peer = peer_that_writes(client, port, move |stream| {
+        stream.conn.writer().write_all(&big).unwrap();
+        for piece in &small {
+            stream.conn.writer().write_all(piece).unwrap();
+        }
+    });
+    let socket = host.accept_one(listener);
+    assert_eq!(host.tls_accept(socket, config, 5_000), 0);
+    let _stream = peer.join().unwrap();
+    let received = host.recv_exact(socket, expected.len(), 6);
+    assert!(received == expected, "the plaintext differs");
+    assert!(
+        host.tls_error(socket).is_empty(),
+        "{}",
+        host.tls_error(socket)
+    );
+    host.close_all(&[socket, listener]);
+    ok("free config", iot_tls_config_free(config));
+    assert_eq!(host.stats().buffers_outstanding, 0);
+}
+
+/// Bytes after the peer's close_notify, in the same receive, are dropped: the stream
+/// ends there (rustls takes no ciphertext after close_notify; the receive must not
+/// keep offering it).
+#[test]
+fn bytes_after_close_notify_are_dropped_and_the_stream_ends() {
+    let _fds = fd_check();
+    let pki = Pki::new("after-close CA");
+    let mut host = Host::new();
+    let config = server_config(&pki, 0, &[]);
+    let (listener, port) = host.listen("127.0.0.1", 0);
+    let peer = peer_that_writes(rustls_client(&pki, &[]), port, |stream| {
+        stream.conn.writer().write_all(b"last words").unwrap();
+        stream.conn.send_close_notify();
+        while stream.conn.wants_write() {
+            stream.conn.write_tls(&mut stream.sock).unwrap();
+        }
+        stream.sock.write_all(&pattern(40_000, 4)).unwrap();
+    });
+    let socket = host.accept_one(listener);
+    assert_eq!(host.tls_accept(socket, config, 5_000), 0);
+    let _stream = peer.join().unwrap();
+    // On a thread: a receive that spins on the dropped bytes never comes back.
+    let (done, finished) = std::sync::mpsc::channel();
+    let server = std::thread::spawn(move || {
+        let received = host.recv_exact(socket, 100, 6);
+        // A receive after the end takes the dropped bytes' next buffer in.
+        ok("recv", iot_recv(host.worker, socket, 7, 0, 0));
+        let again = host.next_tagged(7).result;
+        let error = host.tls_error(socket);
+        host.close_all(&[socket, listener]);
+        ok("free config", iot_tls_config_free(config));
+        let _ = done.send((received, again, error, host.stats().buffers_outstanding));
+    });
+    let (received, again, error, outstanding) = finished
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the receive came back");
+    server.join().unwrap();
+    assert_eq!(
+        received, b"last words",
+        "the stream ended after close_notify"
+    );
+    assert_eq!(again, 0, "{}", message(again));
+    assert!(error.is_empty(), "{error}");
+    assert_eq!(outstanding, 0);
 }
 
 #[test]

@@ -23,6 +23,10 @@ pub(crate) struct TlsSession {
     /// Plaintext received and not read yet (as rustls last counted it, less what
     /// was read since).
     plaintext: usize,
+    /// Plaintext moved out of rustls to let it take more ciphertext, read before
+    /// what rustls holds (see `receive`); `spilled_read` of it were read already.
+    spilled: Vec<u8>,
+    spilled_read: usize,
 }
 
 impl TlsSession {
@@ -47,6 +51,8 @@ impl TlsSession {
             peer_closed: false,
             boundary: RecordBoundary::default(),
             plaintext: 0,
+            spilled: Vec::new(),
+            spilled_read: 0,
         })
     }
 
@@ -68,11 +74,22 @@ impl TlsSession {
         self.boundary.advance(ciphertext);
         while !ciphertext.is_empty() {
             match self.connection.read_tls(&mut ciphertext) {
+                // After close_notify rustls takes nothing more: the rest is dropped.
+                Ok(0) => break,
                 Ok(_) => self.process()?,
+                // rustls refuses ciphertext while it holds over 16 KiB of plaintext,
+                // which one receive can complete (the end of a full-size record, then
+                // small ones): move its plaintext out and go on.
+                Err(_) if self.plaintext > 0 => self.spill_plaintext(),
                 Err(e) => return Err(self.fail(IOT_E_TLS_PROTOCOL, e.to_string())),
             }
         }
         Ok(())
+    }
+
+    fn spill_plaintext(&mut self) {
+        let _ = self.connection.reader().read_to_end(&mut self.spilled);
+        self.plaintext = 0;
     }
 
     /// The peer closed the connection (a receive returned 0): a clean end between
@@ -112,7 +129,7 @@ impl TlsSession {
 
     /// Plaintext received and not read yet.
     pub(crate) fn has_plaintext(&self) -> bool {
-        self.plaintext > 0
+        self.plaintext > 0 || self.spilled_read < self.spilled.len()
     }
 
     /// The stream ended here: the peer closed, and every byte before that was read.
@@ -122,14 +139,22 @@ impl TlsSession {
 
     /// Reads received plaintext into `buffer`; returns how many bytes.
     pub(crate) fn read_plaintext(&mut self, buffer: &mut [u8]) -> usize {
+        if self.spilled_read < self.spilled.len() {
+            let spilled = &self.spilled[self.spilled_read..];
+            let n = spilled.len().min(buffer.len());
+            buffer[..n].copy_from_slice(&spilled[..n]);
+            self.spilled_read += n;
+            if self.spilled_read == self.spilled.len() {
+                self.spilled = Vec::new();
+                self.spilled_read = 0;
+            }
+            return n;
+        }
         match self.connection.reader().read(buffer) {
             Ok(n) => {
                 self.plaintext = self.plaintext.saturating_sub(n);
                 n
             }
-            // WouldBlock: nothing buffered; UnexpectedEof: closed without
-            // close_notify, which ends the stream like a clean close (as Python's
-            // `suppress_ragged_eofs` and most HTTP clients do).
             // WouldBlock: nothing buffered; UnexpectedEof: closed without close_notify
             // (between records), which ends the stream like a clean close, as Python's
             // `suppress_ragged_eofs` and most HTTP clients take it.
