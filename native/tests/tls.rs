@@ -66,6 +66,9 @@ fn a_rustls_client_gets_every_byte_back() {
         assert!(rest.is_empty());
         let version = stream.conn.protocol_version();
         assert_eq!(version, Some(rustls::ProtocolVersion::TLSv1_3));
+        // The server's choice, not the first suite rustls offers (AES-256).
+        let suite = stream.conn.negotiated_cipher_suite().unwrap().suite();
+        assert_eq!(u16::from(suite), cheapest_suite(0x0304), "{suite:?}");
     }
     let (echoed, stats) = server.join().unwrap();
     assert_eq!(echoed, sizes.iter().sum::<usize>());
@@ -106,6 +109,22 @@ fn our_client_talks_to_a_rustls_server() {
     assert_eq!(host.stats().buffers_outstanding, 0);
 }
 
+/// The suite our server picks at `version` on this CPU: AES-128-GCM where AES runs in
+/// hardware, else ChaCha20-Poly1305 (ECDSA key exchange under TLS 1.2).
+fn cheapest_suite(version: u16) -> u16 {
+    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+    let aes = std::arch::is_x86_feature_detected!("aes")
+        && std::arch::is_x86_feature_detected!("pclmulqdq");
+    #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
+    let aes = true;
+    match (version, aes) {
+        (0x0304, true) => 0x1301,
+        (0x0304, false) => 0x1303,
+        (_, true) => 0xc02b,
+        (_, false) => 0xcca9,
+    }
+}
+
 #[test]
 fn both_versions_alpn_and_the_session_details() {
     let _fds = fd_check();
@@ -120,6 +139,14 @@ fn both_versions_alpn_and_the_session_details() {
             let info = host.tls_info(socket);
             assert_eq!(info.protocol_version, version);
             assert_ne!(info.cipher_suite, 0);
+            // Our server's choice of the cheapest suite, whatever the client's
+            // order (AES-256 first here).
+            assert_eq!(
+                info.cipher_suite,
+                cheapest_suite(version),
+                "{:#x}",
+                info.cipher_suite
+            );
             assert_eq!(host.tls_text(socket, iot_tls_alpn), b"http/1.1");
         }
         assert_eq!(
