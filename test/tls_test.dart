@@ -522,25 +522,15 @@ void main() {
       // A dart:io client through a proxy that, once told to, forwards only
       // the first bytes of the next chunk (part of a record) and then
       // resets the connection to our server.
-      final proxy = await ServerSocket.bind(InternetAddress.loopbackIPv4, 0);
-      addTearDown(proxy.close);
       var cut = false;
-      final upstreamReady = Completer<Socket>();
-      proxy.listen((downstream) async {
-        final upstream = await Socket.connect('127.0.0.1', server.port);
-        upstreamReady.complete(upstream);
-        upstream.listen(downstream.add,
-            onError: (Object _) => downstream.destroy(),
-            onDone: downstream.destroy);
-        downstream.listen((chunk) {
-          if (!cut) {
-            upstream.add(chunk);
-            return;
-          }
-          upstream.add(chunk.sublist(0, 100));
-          unawaited(upstream.flush().then((_) => resetSocket(upstream)));
-        }, onError: (Object _) {}, onDone: () {});
-        addTearDown(downstream.destroy);
+      final (proxy, upstreamReady) =
+          await _proxyTo(server.port, (chunk, upstream) {
+        if (!cut) {
+          upstream.add(chunk);
+          return;
+        }
+        upstream.add(chunk.sublist(0, 100));
+        unawaited(upstream.flush().then((_) => resetSocket(upstream)));
       });
       final client = await SecureSocket.connect('localhost', proxy.port,
               context: pki().dartClientContext())
@@ -550,7 +540,7 @@ void main() {
       unawaited(client.done.then((_) {}, onError: (Object _) {}));
       client.listen(null, onError: (Object _) {});
       final connection = await accepted.bounded;
-      await upstreamReady.future.bounded;
+      await upstreamReady.bounded;
       final inbox = Inbox<Uint8List>(connection);
       client.add(pattern(10, 1));
       await inbox.next().bounded;
@@ -561,6 +551,39 @@ void main() {
       expect(inbox.errors.first,
           isA<TransportException>().having((e) => e.errno, 'errno', 104));
       expect(inbox.received, 1, reason: 'no plaintext of the cut record');
+      connection.destroy();
+      await server.close();
+      await expectNothingLeft(worker);
+    });
+
+    test('a record that fails to decrypt fails the stream with the reason',
+        () async {
+      final worker = testWorker();
+      final server = await TcpListener.bindSecure(
+              InternetAddress.loopbackIPv4, 0, pki().serverContext(),
+              worker: worker)
+          .bounded;
+      addTearDown(server.close);
+      final accepted = server.first;
+      final (proxy, upstreamReady) = await _proxyTo(
+          server.port, (chunk, upstream) => upstream.add(chunk));
+      final client = await SecureSocket.connect('localhost', proxy.port,
+              context: pki().dartClientContext())
+          .bounded;
+      addTearDown(client.destroy);
+      unawaited(client.done.then((_) {}, onError: (Object _) {}));
+      client.listen(null, onError: (Object _) {});
+      final connection = await accepted.bounded;
+      final inbox = Inbox<Uint8List>(connection);
+      // An application-data record of noise, straight to our server.
+      (await upstreamReady.bounded).add([23, 3, 3, 0, 40, ...pattern(40, 9)]);
+      await inbox.done().bounded;
+      expect(inbox.errors, hasLength(1));
+      final error = inbox.errors.single as TransportException;
+      expect(TlsFailure.fromCode(error.code!), TlsFailure.decryptError);
+      // The session's own words follow the code's text.
+      expect(error.message, startsWith('${error.nativeMessage}: '));
+      expect(error.message.length, greaterThan(error.nativeMessage!.length + 2));
       connection.destroy();
       await server.close();
       await expectNothingLeft(worker);
@@ -659,3 +682,27 @@ Future<void> expectSecureEcho(int port, Worker worker,
 }
 
 late TestPki Function() _pki;
+
+/// A proxy on loopback to our server at [port]: each chunk a client sends
+/// goes to [forward] with the connection to the server, which decides what
+/// reaches it; the server's bytes go back as they are. Returns the proxy
+/// (closed with the test) and the connection to the server, once a client
+/// connected.
+Future<(ServerSocket, Future<Socket>)> _proxyTo(
+    int port, void Function(Uint8List chunk, Socket upstream) forward) async {
+  final proxy = await ServerSocket.bind(InternetAddress.loopbackIPv4, 0);
+  addTearDown(proxy.close);
+  final upstreamReady = Completer<Socket>();
+  proxy.listen((downstream) async {
+    final upstream = await Socket.connect('127.0.0.1', port);
+    addTearDown(upstream.destroy);
+    upstreamReady.complete(upstream);
+    upstream.listen(downstream.add,
+        onError: (Object _) => downstream.destroy(),
+        onDone: downstream.destroy);
+    downstream.listen((chunk) => forward(chunk, upstream),
+        onError: (Object _) {}, onDone: () {});
+    addTearDown(downstream.destroy);
+  });
+  return (proxy, upstreamReady.future);
+}

@@ -65,8 +65,9 @@ class TransportException implements IOException {
     if (operation != null || path != null) buffer.write(': ');
     buffer.write(message);
     final c = code;
-    if (nativeMessage != null && nativeMessage != message) {
-      buffer.write(' ($nativeMessage');
+    final native = nativeMessage;
+    if (native != null && !message.startsWith(native)) {
+      buffer.write(' ($native');
       if (c != null) buffer.write(', code $c');
       buffer.write(')');
     } else if (c != null) {
@@ -155,8 +156,12 @@ String nativeErrorMessage(Bindings bindings, int code) =>
 /// `-ETIMEDOUT` become a [TransportTimeoutException]. [closedLocally] says the
 /// resource was closed on purpose, so `-ECANCELED` (and a stale handle) means
 /// [TransportClosedException] rather than [TransportCancelledException].
+/// [reason] says more than the code's text (a TLS session's failure, say).
 TransportException transportError(Bindings bindings, int code, String operation,
-    {Duration? timeout, bool closedLocally = false, String? path}) {
+    {Duration? timeout,
+    bool closedLocally = false,
+    String? path,
+    String? reason}) {
   final text = nativeErrorMessage(bindings, code);
   if (code == -Errno.etimedout && timeout != null) {
     return TransportTimeoutException(
@@ -184,7 +189,7 @@ TransportException transportError(Bindings bindings, int code, String operation,
     return IoUringUnavailableException(text,
         operation: operation, code: code, nativeMessage: text, path: path);
   }
-  return TransportException(text,
+  return TransportException(reason == null ? text : '$text: $reason',
       operation: operation, code: code, nativeMessage: text, path: path);
 }
 

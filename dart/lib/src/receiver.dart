@@ -4,10 +4,12 @@
 library;
 
 import 'dart:async';
+import 'dart:convert';
 
 import 'exception.dart';
 import 'ffi/bindings.dart';
 import 'ffi/socket_handles.dart';
+import 'ffi/tls_handles.dart';
 import 'timeouts.dart';
 import 'worker_core.dart';
 
@@ -151,6 +153,16 @@ final class Receiver<T> implements CompletionHandler, SendBufferWaiter {
     _stop();
   }
 
+  /// Why the socket's TLS session failed, when [code] is a TLS failure (the
+  /// code alone says only which kind).
+  String? _tlsFailure(int code) {
+    if (code > IOT_E_TLS_CONFIG || code < IOT_E_TLS_STATE) return null;
+    if (_socket.isClosed) return null;
+    final text = _socket.tlsErrorText();
+    if (text == null || text.isEmpty) return null;
+    return utf8.decode(text, allowMalformed: true);
+  }
+
   void _fail(TransportException error) {
     if (_done) return;
     _event(() => controller.addError(error));
@@ -236,7 +248,8 @@ final class Receiver<T> implements CompletionHandler, SendBufferWaiter {
         _event(() => controller.addError(error));
         if (!controller.isPaused) _start();
       } else {
-        _fail(_core.error(result, 'recv', timeout: timeout));
+        _fail(_core.error(result, 'recv',
+            timeout: timeout, reason: _tlsFailure(result)));
       }
       return;
     }

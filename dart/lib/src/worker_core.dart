@@ -615,9 +615,15 @@ final class WorkerCore implements PayloadOwner {
 
   /// The error for a native result [code] of [operation].
   TransportException error(int code, String operation,
-          {Duration? timeout, bool closedLocally = false, String? path}) =>
+          {Duration? timeout,
+          bool closedLocally = false,
+          String? path,
+          String? reason}) =>
       transportError(bindings, code, operation,
-          timeout: timeout, closedLocally: closedLocally, path: path);
+          timeout: timeout,
+          closedLocally: closedLocally,
+          path: path,
+          reason: reason);
 
   // ------------------------------------------------------------ closing
 
