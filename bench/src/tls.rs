@@ -88,6 +88,15 @@ impl Material {
             rustls::NamedGroup::secp256r1 => 1,
             _ => 2,
         });
+        // And AES-128-GCM first, as browsers offer it: our server picks that by its
+        // own order, tokio-rustls's default follows the client's, so both servers
+        // run the same suite.
+        provider
+            .cipher_suites
+            .sort_by_key(|suite| match suite.suite() {
+                rustls::CipherSuite::TLS13_AES_128_GCM_SHA256 => 0,
+                _ => 1,
+            });
         let mut config = ClientConfig::builder_with_provider(Arc::new(provider))
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?
