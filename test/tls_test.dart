@@ -512,19 +512,11 @@ void main() {
   group('after the handshake', () {
     test('a peer reset mid-record fails the stream, nothing leaks',
         () async {
-      final worker = testWorker();
-      final server = await TcpListener.bindSecure(
-              InternetAddress.loopbackIPv4, 0, pki().serverContext(),
-              worker: worker)
-          .bounded;
-      addTearDown(server.close);
-      final accepted = server.first;
-      // A dart:io client through a proxy that, once told to, forwards only
-      // the first bytes of the next chunk (part of a record) and then
-      // resets the connection to our server.
+      // The proxy, once told to, forwards only the first bytes of the next
+      // chunk (part of a record) and then resets the connection to us.
       var cut = false;
-      final (proxy, upstreamReady) =
-          await _proxyTo(server.port, (chunk, upstream) {
+      final (:worker, :server, :connection, :client, upstream: _) =
+          await _dartClientThroughProxy(pki, (chunk, upstream) {
         if (!cut) {
           upstream.add(chunk);
           return;
@@ -532,15 +524,6 @@ void main() {
         upstream.add(chunk.sublist(0, 100));
         unawaited(upstream.flush().then((_) => resetSocket(upstream)));
       });
-      final client = await SecureSocket.connect('localhost', proxy.port,
-              context: pki().dartClientContext())
-          .bounded;
-      addTearDown(client.destroy);
-      // The proxy closes on the client too: its errors are no news.
-      unawaited(client.done.then((_) {}, onError: (Object _) {}));
-      client.listen(null, onError: (Object _) {});
-      final connection = await accepted.bounded;
-      await upstreamReady.bounded;
       final inbox = Inbox<Uint8List>(connection);
       client.add(pattern(10, 1));
       await inbox.next().bounded;
@@ -558,32 +541,20 @@ void main() {
 
     test('a record that fails to decrypt fails the stream with the reason',
         () async {
-      final worker = testWorker();
-      final server = await TcpListener.bindSecure(
-              InternetAddress.loopbackIPv4, 0, pki().serverContext(),
-              worker: worker)
-          .bounded;
-      addTearDown(server.close);
-      final accepted = server.first;
-      final (proxy, upstreamReady) = await _proxyTo(
-          server.port, (chunk, upstream) => upstream.add(chunk));
-      final client = await SecureSocket.connect('localhost', proxy.port,
-              context: pki().dartClientContext())
-          .bounded;
-      addTearDown(client.destroy);
-      unawaited(client.done.then((_) {}, onError: (Object _) {}));
-      client.listen(null, onError: (Object _) {});
-      final connection = await accepted.bounded;
+      final (:worker, :server, :connection, client: _, :upstream) =
+          await _dartClientThroughProxy(
+              pki, (chunk, upstream) => upstream.add(chunk));
       final inbox = Inbox<Uint8List>(connection);
       // An application-data record of noise, straight to our server.
-      (await upstreamReady.bounded).add([23, 3, 3, 0, 40, ...pattern(40, 9)]);
+      upstream.add([23, 3, 3, 0, 40, ...pattern(40, 9)]);
       await inbox.done().bounded;
       expect(inbox.errors, hasLength(1));
       final error = inbox.errors.single as TransportException;
       expect(TlsFailure.fromCode(error.code!), TlsFailure.decryptError);
       // The session's own words follow the code's text.
       expect(error.message, startsWith('${error.nativeMessage}: '));
-      expect(error.message.length, greaterThan(error.nativeMessage!.length + 2));
+      expect(
+          error.message.length, greaterThan(error.nativeMessage!.length + 2));
       connection.destroy();
       await server.close();
       await expectNothingLeft(worker);
@@ -682,6 +653,45 @@ Future<void> expectSecureEcho(int port, Worker worker,
 }
 
 late TestPki Function() _pki;
+
+/// Our secure server on a fresh worker, and a dart:io client reaching it
+/// through [_proxyTo] with [forward], both closed with the test: the worker,
+/// the server, our end of the connection, the client, and the proxy's
+/// connection to our server (`upstream`). The proxy ends the client too, so the client's
+/// errors are no news.
+Future<_ProxiedClient> _dartClientThroughProxy(TestPki Function() pki,
+    void Function(Uint8List chunk, Socket upstream) forward) async {
+  final worker = testWorker();
+  final server = await TcpListener.bindSecure(
+          InternetAddress.loopbackIPv4, 0, pki().serverContext(),
+          worker: worker)
+      .bounded;
+  addTearDown(server.close);
+  final accepted = server.first;
+  final (proxy, upstreamReady) = await _proxyTo(server.port, forward);
+  final client = await SecureSocket.connect('localhost', proxy.port,
+          context: pki().dartClientContext())
+      .bounded;
+  addTearDown(client.destroy);
+  unawaited(client.done.then((_) {}, onError: (Object _) {}));
+  client.listen(null, onError: (Object _) {});
+  final connection = await accepted.bounded;
+  return (
+    worker: worker,
+    server: server,
+    connection: connection,
+    client: client,
+    upstream: await upstreamReady.bounded,
+  );
+}
+
+typedef _ProxiedClient = ({
+  Worker worker,
+  SecureListener<TcpConnection> server,
+  TcpConnection connection,
+  SecureSocket client,
+  Socket upstream,
+});
 
 /// A proxy on loopback to our server at [port]: each chunk a client sends
 /// goes to [forward] with the connection to the server, which decides what
