@@ -412,6 +412,47 @@ fn a_full_record_then_small_ones_in_one_receive_arrive_whole() {
     assert_eq!(host.stats().buffers_outstanding, 0);
 }
 
+/// Records of mixed sizes arriving in small buffers: plaintext left over from one
+/// receive meets the ciphertext of the next (the session spills what rustls holds when
+/// it refuses more), and every byte comes out once, in order.
+#[test]
+fn mixed_records_through_small_buffers_arrive_whole() {
+    let _fds = fd_check();
+    let pki = Pki::new("mixed CA");
+    let mut host = Host::with_config(&config(64, 16, 4096));
+    let server = server_config(&pki, 0, &[]);
+    let (listener, port) = host.listen("127.0.0.1", 0);
+    // Full-size records among small ones, from a fixed linear congruential sequence.
+    let mut state = 12_345u32;
+    let writes: Vec<Vec<u8>> = (0..60)
+        .map(|i| {
+            state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let len = match (state >> 16) % 3 {
+                0 => 16_384,
+                _ => 1 + (state >> 8) as usize % 3_000,
+            };
+            pattern(len, i)
+        })
+        .collect();
+    let expected: Vec<u8> = writes.iter().flatten().copied().collect();
+    let peer = peer_that_writes(rustls_client(&pki, &[]), port, move |stream| {
+        for piece in &writes {
+            stream.conn.writer().write_all(piece).unwrap();
+            while stream.conn.wants_write() {
+                stream.conn.write_tls(&mut stream.sock).unwrap();
+            }
+        }
+    });
+    let socket = host.accept_one(listener);
+    assert_eq!(host.tls_accept(socket, server, 5_000), 0);
+    let received = host.recv_exact(socket, expected.len(), 6);
+    let _stream = peer.join().unwrap();
+    assert!(received == expected, "the plaintext differs");
+    host.close_all(&[socket, listener]);
+    ok("free config", iot_tls_config_free(server));
+    assert_eq!(host.stats().buffers_outstanding, 0);
+}
+
 /// Bytes after the peer's close_notify, in the same receive, are dropped: the stream
 /// ends there (rustls takes no ciphertext after close_notify; the receive must not
 /// keep offering it).
