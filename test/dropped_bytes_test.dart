@@ -33,9 +33,9 @@ void main() {
           reason: 'message $i received on its own');
     }
     await allSeen.future.bounded;
-    expect(worker.stats().buffersOutstanding, messages);
+    expect(worker.stats().piecesOutstanding, messages);
 
-    await _collectUntil(() => worker.stats().buffersOutstanding == 1);
+    await _collectUntil(() => worker.stats().piecesOutstanding == 1);
     expect(numberOf(kept!.bytes), 0, reason: 'the kept payload is intact');
     kept!.release();
     expect(worker.stats().buffersOutstanding, 0);

@@ -54,7 +54,7 @@ void main() {
     for (var sent = 0; sent < _nonReaderBytes; sent += chunk.length) {
       hog.add(chunk);
     }
-    await untilStats(worker, (stats) => stats.buffersOutstanding >= _share,
+    await untilStats(worker, (stats) => stats.piecesOutstanding >= _share,
         reason: 'the non-reader fills its share of the receive buffers');
 
     final probe =
@@ -71,10 +71,11 @@ void main() {
       final back = await reader.read(64).bounded;
       times.add(watch.elapsed);
       expect(sameBytes(back, message), isTrue, reason: 'round trip $i');
-      final held = worker.stats().buffersOutstanding;
+      final held = worker.stats().piecesOutstanding;
       if (held > mostHeld) mostHeld = held;
     }
-    // The share, and one buffer of the probe's echo in flight.
+    // The share (in payloads, each of at most one buffer), and one of the
+    // probe's echo in flight.
     expect(mostHeld, lessThanOrEqualTo(_share + 1));
     // The issue's bound for the 99th percentile; on a noisy 2-core machine
     // one round trip may lose a slice (or meet a GC), so the maximum gets a

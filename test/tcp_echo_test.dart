@@ -153,7 +153,7 @@ void main() {
     socket.add(data);
     await socket.flush();
     await gotAll.future;
-    expect(worker.stats().buffersOutstanding, payloads.length);
+    expect(worker.stats().piecesOutstanding, payloads.length);
     final joined = <int>[for (final p in payloads) ...p.bytes];
     expect(sameBytes(joined, data), isTrue);
     for (final payload in payloads) {

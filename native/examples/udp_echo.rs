@@ -40,7 +40,7 @@ fn echo(worker: u64, socket: u64, c: &iot_completion) -> Result<(), String> {
     if let Err(message) = sent {
         // Still ours when the send was refused: give it back and go on.
         eprintln!("{message}");
-        check("release", iot_buffer_release(worker, buffer))?;
+        check("release", iot_buffer_release(worker, buffer, 0))?;
     }
     Ok(())
 }

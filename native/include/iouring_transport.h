@@ -13,7 +13,8 @@
 #define IOT_COMPLETION_MORE 1
 
 /*
- `buffer_id` is valid and now owned by the host.
+ `buffer_id` is valid: the host now holds the piece at `offset` (or the whole
+ buffer, for a datagram or a file read's buffer).
  */
 #define IOT_COMPLETION_BUFFER 2
 
@@ -22,6 +23,15 @@
  the rest was discarded by the kernel.
  */
 #define IOT_COMPLETION_TRUNCATED 4
+
+/*
+ The buffer is a piece (a stream receive's, a file read stream's chunk): the host
+ holds bytes `[offset, offset + result)` of `buffer_id`, which other receives may
+ share, and gives them back with `iot_buffer_release(worker, buffer_id, offset)`.
+ Without it, `IOT_COMPLETION_BUFFER` hands over a buffer whole (released with offset
+ 0), whatever `offset` says of where the bytes start in it.
+ */
+#define IOT_COMPLETION_PIECE 16
 
 /*
  The host buffers this operation borrowed (a send's, send_to's or file write's
@@ -292,6 +302,14 @@
 #define IOT_CONFIG_REGISTER_BUFFERS 1
 
 /*
+ Config flag: every stream receive takes a whole buffer, as on kernels before Linux
+ 6.12, instead of packing receives into shared buffers (see `iot_stats.packs_receives`).
+ For comparisons and tests; packing needs far less memory when many connections
+ receive small messages at once.
+ */
+#define IOT_CONFIG_WHOLE_BUFFERS 2
+
+/*
  A handle (worker, socket) is null, stale, closed or was never issued.
  */
 #define IOT_E_BAD_HANDLE -5001
@@ -478,9 +496,10 @@ typedef struct iot_config {
   uint32_t ring_entries;
   /*
    Receive buffers at most, 1..=32768. The kernel fills them through a provided
-   buffer ring that starts with up to 256 of them and doubles whenever a receive
-   finds it empty; the memory of all is reserved up front (address space), pages
-   become resident as the ring grows into them.
+   buffer ring that starts with up to 256 of them (16 when receives are packed,
+   see `iot_stats.packs_receives`) and doubles whenever a receive finds it empty;
+   the memory of all is reserved up front (address space), pages become resident
+   as the ring grows into them.
    */
   uint32_t recv_buffer_count;
   /*
@@ -496,11 +515,11 @@ typedef struct iot_config {
    */
   uint32_t flags;
   /*
-   Receive buffers one stream socket may hold at a time (received and not yet
-   released or sent on); at the limit it stops receiving until one comes back, so
-   a peer that does not read cannot take the buffers other connections need.
-   0 (the default): an eighth of the ring's first 256 buffers, i.e. 32 (at most
-   `recv_buffer_count`).
+   Received pieces one stream socket may hold at a time (received and not yet
+   released or sent on; each pins at most one buffer); at the limit it stops
+   receiving until one comes back, so a peer that does not read cannot take the
+   buffers other connections need. 0 (the default): an eighth of 256, i.e. 32 (at
+   most `recv_buffer_count`).
    */
   uint32_t socket_buffer_limit;
 } iot_config;
@@ -530,7 +549,7 @@ typedef struct iot_completion {
   uint32_t flags;
   /*
    The buffer holding received bytes when `IOT_COMPLETION_BUFFER` is set; the host
-   owns it and must give it back with `iot_buffer_release`.
+   holds them and must give them back with `iot_buffer_release` (see `offset`).
    */
   uint16_t buffer_id;
   /*
@@ -538,8 +557,11 @@ typedef struct iot_completion {
    */
   uint16_t kind;
   /*
-   Where the received bytes start inside the buffer (non-zero when the kernel put a
-   header first, e.g. a datagram's sender address).
+   Where the received bytes start inside the buffer. A stream receive (and a file
+   read stream's chunk) is a piece of its buffer, which other receives may share
+   when receives are packed (`iot_stats.packs_receives`): the host holds bytes
+   `[offset, offset + result)` only, and releases them with this `offset`. A
+   datagram's buffer is held whole, its payload behind the sender's address.
    */
   uint32_t offset;
 } iot_completion;
@@ -586,6 +608,20 @@ typedef struct iot_stats {
    Receive buffers the receive ring has grown to (see `recv_buffer_count`).
    */
   uint32_t recv_ring_buffers;
+  /*
+   Pieces of receive buffers held by the host or by in-flight sends (see
+   `packs_receives`); `buffers_outstanding` counts a buffer once however many of
+   its pieces are out.
+   */
+  uint32_t pieces_outstanding;
+  /*
+   1 when stream receives are packed into shared buffers: each takes the next bytes
+   of the buffer the kernel is filling (`IOU_PBUF_RING_INC`, Linux 6.12+), so a
+   receive completion's `offset` is where its piece starts; 0 when each takes a
+   whole buffer (older kernels, pools without datagram spans, or
+   `IOT_CONFIG_WHOLE_BUFFERS`).
+   */
+  uint32_t packs_receives;
 } iot_stats;
 
 #ifdef __cplusplus
@@ -624,10 +660,16 @@ int32_t iot_buffer_acquire(uint64_t worker, uint32_t *out_id);
 int32_t iot_buffer_acquire_span(uint64_t worker, uint32_t len, uint32_t *out_id);
 
 /*
- Gives a host-owned buffer back (a received one, or an acquired one not sent).
- Returns `IOT_E_BAD_BUFFER` if the host does not own it (e.g. a double release).
+ Gives back what the host holds of buffer `id`: the piece of a stream receive that
+ starts at `offset` (the `offset` of the completion that delivered it: receives may
+ share a buffer, see `iot_stats.packs_receives`), or a buffer held whole with
+ `offset` 0 (an acquired buffer or span not sent, a datagram's buffer, a buffer a
+ file read handed back). A receive buffer returns to the ring once the kernel is
+ done with it and every piece of it is back. Returns `IOT_E_BAD_BUFFER` if the host
+ holds no piece or buffer there: a second release, a piece never handed out, an
+ offset other than the piece's start, a piece or buffer lent to a send.
  */
-int32_t iot_buffer_release(uint64_t worker, uint32_t id);
+int32_t iot_buffer_release(uint64_t worker, uint32_t id, uint32_t offset);
 
 /*
  Queues a receive on a UDP or Unix datagram socket. Each datagram lands in a pool
@@ -694,8 +736,9 @@ int32_t iot_file_open(uint64_t worker,
 /*
  Queues a read of up to `len` bytes at `file_offset` (`IOT_OFFSET_CURRENT`: at the
  file position, in call order with the file's other position ops) into host buffer
- `buffer_id` from `offset`. The buffer is lent to the read and handed back in its
- completion (`IOT_COMPLETION_BUFFER`; the bytes start at the completion's `offset`)
+ `buffer_id` from `offset` (inside one piece, for a received buffer). The buffer is
+ lent to the read and handed back in its completion (`IOT_COMPLETION_BUFFER`; the
+ bytes start at the completion's `offset`; release it as it was held before)
  whatever the outcome; `result` is the byte count, short only at end of file (0
  there) or on pipes. If this call fails the buffer stays with the host.
  */
@@ -757,7 +800,8 @@ int32_t iot_file_writev(uint64_t worker,
 /*
  Streams the file from `file_offset` (`IOT_OFFSET_CURRENT`: the file position) to
  its end: completions `IOT_KIND_FILE_READ` with `IOT_COMPLETION_MORE`, each a
- host-owned pool buffer of up to buffer-size bytes in file order, then a final one
+ host-owned piece of a receive buffer (`IOT_COMPLETION_PIECE`: released with its
+ `offset`) of up to buffer-size bytes in file order, then a final one
  with result 0 at end of file (or an error). The stream pauses while the host holds
  `window` of its buffers (0: a quarter of the receive buffers) and resumes as they
  are released. `timeout_ms` (0 = none) bounds each chunk's read.
@@ -945,14 +989,17 @@ int32_t iot_tcp_accept(uint64_t worker,
                        uint32_t timeout_ms);
 
 /*
- Queues a receive on a stream socket. Data lands in a pool buffer the kernel picks;
- the completion names it (`IOT_COMPLETION_BUFFER`, `buffer_id`) and the host owns it
- until `iot_buffer_release`. Result 0 means the peer closed its side. With
- `IOT_OP_MULTISHOT` it completes once per chunk until end of stream, error or cancel.
- When the pool runs dry the receive waits (no data is lost) and resumes as soon as a
- buffer is released. A socket holding `socket_buffer_limit` of its received buffers
- (see `iot_config`) also waits, until one of them is released or sent on, so one
- peer cannot take every buffer. `timeout_ms` (0 = none) is for one-shot receives only.
+ Queues a receive on a stream socket. Data lands in a pool buffer the kernel picks,
+ right after the previous receive's bytes when receives are packed
+ (`iot_stats.packs_receives`); the completion names the piece (`IOT_COMPLETION_BUFFER`,
+ `buffer_id`, `offset`, `result` bytes) and the host holds it until
+ `iot_buffer_release(worker, buffer_id, offset)` or a send of its bytes. Result 0
+ means the peer closed its side. With `IOT_OP_MULTISHOT` it completes once per chunk
+ until end of stream, error or cancel. When the pool runs dry the receive waits (no
+ data is lost) and resumes as soon as a buffer comes back. A socket holding
+ `socket_buffer_limit` of its received pieces (see `iot_config`) also waits, until
+ one of them is released or sent on, so one peer cannot take every buffer.
+ `timeout_ms` (0 = none) is for one-shot receives only.
  Datagram sockets use `iot_datagram_recv` (`IOT_E_WRONG_SOCKET_KIND` here), which
  reports senders and truncation.
  */
@@ -964,11 +1011,13 @@ int32_t iot_recv(uint64_t worker,
 
 /*
  Queues a send of `len` bytes from host buffer `buffer_id` at `offset`, on a stream
- socket or a connected datagram socket (`iot_udp_connect`). Stream sends on one
- socket go out in the order queued; each completes only when all its bytes were sent
- (result = `len`) or with an error. A datagram send goes out at once as one datagram.
- The buffer belongs to the send from this call on and returns to the pool when it
- completes, whatever the outcome; if this call fails it stays with the host.
+ socket or a connected datagram socket (`iot_udp_connect`): an acquired buffer, or a
+ received one, whose bytes must lie inside the one piece the host holds (zero-copy
+ echo). Stream sends on one socket go out in the order queued; each completes only
+ when all its bytes were sent (result = `len`) or with an error. A datagram send goes
+ out at once as one datagram. The buffer (or received piece) belongs to the send
+ from this call on and returns to the pool when it completes, whatever the outcome;
+ if this call fails it stays with the host.
  `timeout_ms` (0 = none) bounds each wait for socket space.
  */
 int32_t iot_send(uint64_t worker,

@@ -1,12 +1,20 @@
 //! The worker's buffer pool: one page-aligned region of `recv + send` equal buffers.
 //!
 //! Ids `0..recv` feed a provided buffer ring (the kernel picks one per receive); ids
-//! `recv..recv+send` are handed to the host for sends. The ring starts with at most
-//! 256 receive buffers and doubles whenever a receive finds it empty, up to `recv`: the
+//! `recv..recv+send` are handed to the host for sends. The ring starts with a few
+//! receive buffers and doubles whenever a receive finds it empty, up to `recv`: the
 //! whole region is reserved up front, but only the buffers a load needs are cycled
 //! through the ring, so only their pages become resident. Every id has exactly one owner
 //! at a time (kernel ring, host, or an in-flight operation), tracked in `owner`, so a
 //! double release is an error instead of a corrupted ring.
+//!
+//! Where the kernel consumes ring buffers incrementally (`IOU_PBUF_RING_INC`, Linux
+//! 6.12), receives are packed: each takes the next bytes of the buffer at the ring's
+//! head, so a thousand connections sending 64 bytes fill 4 buffers (16 pages), not a
+//! thousand (a thousand pages). The host then holds *pieces* of receive buffers
+//! (`pieces.rs`), and a buffer returns to the ring once the kernel has moved past it
+//! and all its pieces are back. Elsewhere (and with `IOT_CONFIG_WHOLE_BUFFERS`) every
+//! receive takes a whole buffer, which is one piece at offset 0.
 //!
 //! Optionally the whole region is also registered as fixed buffers, so file reads and
 //! writes into pool buffers skip pinning pages on every operation.
@@ -28,6 +36,7 @@ use io_uring::types::BufRingEntry;
 use io_uring::IoUring;
 
 use crate::error::{from_io, Result, IOT_E_ADDRESS_SPACE, IOT_E_BAD_BUFFER, IOT_E_MEMLOCK};
+use crate::pieces::{BufferRef, Origin, Pieces};
 
 /// Buffer group id of the receive ring.
 pub(crate) const RECV_GROUP: u16 = 0;
@@ -48,12 +57,18 @@ const MAX_SPAN_BUFFERS: u32 = 32;
 /// Buffer ids travel in 16 bits (`iot_completion.buffer_id`).
 const MAX_IDS: u64 = 1 << 16;
 
+/// `IOU_PBUF_RING_INC` of `linux/io_uring.h`: the kernel consumes ring buffers
+/// incrementally.
+const IOU_PBUF_RING_INC: u16 = 2;
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Owner {
     Kernel,
     Host,
     Operation,
     Free,
+    /// A receive buffer out of the ring, held in pieces (`pieces.rs`).
+    Pieces,
 }
 
 /// Anonymous private mapping, unmapped on drop.
@@ -117,6 +132,12 @@ pub(crate) struct BufferPool {
     fixed_span: Option<u32>,
     /// Runs of buffers for whole large datagrams, if the buffers are too small for them.
     spans: Option<Spans>,
+    /// The kernel consumes receive buffers incrementally: receives are packed.
+    incremental: bool,
+    /// The pieces of receive buffers that the host and operations hold.
+    pieces: Pieces,
+    /// Receive buffers out of the ring and held in pieces.
+    recv_out: u32,
 }
 
 /// The pool's spans (module docs): heads `first + i * len`; spans `0..RING_SPANS` feed
@@ -154,8 +175,13 @@ impl Spans {
     }
 }
 
-/// Receive buffers in the ring at first (all of them when there are fewer).
+/// Receive buffers in the ring at first (all of them when there are fewer), when each
+/// receive takes a whole buffer.
 const INITIAL_RING_BUFFERS: u32 = 256;
+/// The same when receives are packed: a buffer then serves many receives, and the ring
+/// cycles its buffers first in, first out, so every one of them ends up resident (and
+/// a small ring stays in cache). It grows like the other while receives find it empty.
+const INITIAL_PACKED_RING_BUFFERS: u32 = 16;
 
 /// Where a freed buffer went.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -170,11 +196,20 @@ pub(crate) enum Freed {
     SpanToRing,
 }
 
-impl Freed {
-    /// A buffer of the receive ring (not a span, nor a send buffer).
-    pub(crate) fn was_receive_buffer(self) -> bool {
-        matches!(self, Freed::ToRing | Freed::Spare)
-    }
+/// What giving back a piece or a buffer did: who held it (`origin`), and where the
+/// buffer went, if it was its last piece and the kernel was done with it.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Released {
+    pub(crate) origin: Origin,
+    pub(crate) freed: Option<Freed>,
+}
+
+/// What a receive's CQE handed over: the piece the host gets (`None`: no bytes, or
+/// not a buffer the kernel held), and where its buffer went when that ends it.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Received {
+    pub(crate) piece: Option<BufferRef>,
+    pub(crate) freed: Option<Freed>,
 }
 
 /// The kernel refuses a single registered buffer larger than 1 GiB.
@@ -206,6 +241,12 @@ impl ProvidedRing {
     /// Registers the ring for buffer group `group`; it is unregistered before its
     /// memory is unmapped (`BufferPool::unregister`).
     fn register(&self, ring: &IoUring, group: u16) -> Result<()> {
+        self.register_with(ring, group, 0)
+    }
+
+    /// Registers it with `IOU_PBUF_RING_*` `flags` (`-EINVAL` for flags the kernel
+    /// does not know).
+    fn register_with(&self, ring: &IoUring, group: u16, flags: u16) -> Result<()> {
         // SAFETY: the mapping is page aligned (mmap), sized for `mask + 1` entries, and
         // outlives the registration (see above).
         unsafe {
@@ -213,10 +254,11 @@ impl ProvidedRing {
                 self.memory.ptr.as_ptr() as u64,
                 self.mask.wrapping_add(1),
                 group,
-                0,
+                flags,
             )
         }
         .map_err(|e| match e.raw_os_error() {
+            Some(libc::EINVAL) if flags != 0 => -libc::EINVAL,
             Some(libc::ENOMEM) => IOT_E_MEMLOCK,
             // Provided buffer rings came with Linux 5.19.
             Some(libc::EINVAL) => crate::error::IOT_E_UNSUPPORTED,
@@ -253,19 +295,22 @@ impl ProvidedRing {
 }
 
 impl BufferPool {
+    /// A pool whose receives are packed when `pack` asks for it and the kernel can
+    /// (`packs_receives`); only where datagrams have a ring of their own (spans): a
+    /// datagram must land whole at the start of a buffer, never in the rest of one.
     pub(crate) fn new(
         ring: &IoUring,
         recv_count: u32,
         send_count: u32,
         buffer_size: u32,
         register_fixed: bool,
+        pack: bool,
     ) -> Result<BufferPool> {
         let plain = recv_count + send_count;
         let span_len = Spans::geometry(plain, buffer_size);
         let total = (plain + span_len.map_or(0, |len| (RING_SPANS + FREE_SPANS) * len)) as usize;
         let ring_entries = recv_count.next_power_of_two();
         let memory = Mapping::new((total * buffer_size as usize).max(1))?;
-        let ring_target = recv_count.min(INITIAL_RING_BUFFERS);
         let mut pool = BufferPool {
             memory,
             ring: ProvidedRing::new(ring_entries)?,
@@ -273,13 +318,16 @@ impl BufferPool {
             buffer_size,
             recv_count,
             plain,
-            ring_target,
-            spare_recv: (ring_target..recv_count).rev().collect(),
+            ring_target: 0,
+            spare_recv: Vec::new(),
             owner: vec![Owner::Free; total],
             free_send: (recv_count..recv_count + send_count).rev().collect(),
             registered: false,
             fixed_span: None,
             spans: None,
+            incremental: false,
+            pieces: Pieces::default(),
+            recv_out: 0,
         };
         if register_fixed {
             pool.register_fixed(ring)?;
@@ -287,16 +335,60 @@ impl BufferPool {
         if let Some(len) = span_len {
             pool.add_spans(ring, plain, len)?;
         }
-        pool.ring.register(ring, RECV_GROUP)?;
+        pool.incremental = pack
+            && pool.spans.is_some()
+            && match pool.ring.register_with(ring, RECV_GROUP, IOU_PBUF_RING_INC) {
+                Ok(()) => true,
+                // Before Linux 6.12.
+                Err(code) if code == -libc::EINVAL => false,
+                Err(code) => return Err(code),
+            };
+        if !pool.incremental {
+            pool.ring.register(ring, RECV_GROUP)?;
+        }
         pool.registered = true;
-        for id in 0..ring_target {
-            pool.give_to_kernel(id);
-        }
-        pool.publish();
-        for id in recv_count..recv_count + send_count {
-            pool.owner[id as usize] = Owner::Free;
-        }
+        pool.fill_ring();
         Ok(pool)
+    }
+
+    /// Gives the ring its first buffers, the others spare.
+    fn fill_ring(&mut self) {
+        let first = match self.incremental {
+            true => INITIAL_PACKED_RING_BUFFERS,
+            false => INITIAL_RING_BUFFERS,
+        };
+        self.ring_target = self.recv_count.min(first);
+        self.spare_recv = (self.ring_target..self.recv_count).rev().collect();
+        for id in 0..self.ring_target {
+            self.give_to_kernel(id);
+        }
+        self.publish();
+    }
+
+    /// Whether receives are packed into shared buffers (see the module docs).
+    pub(crate) fn packs_receives(&self) -> bool {
+        self.incremental
+    }
+
+    /// Stops packing receives, before any receive: the receive ring is registered again
+    /// without incremental consumption (a kernel whose probe showed it unfit).
+    pub(crate) fn unpack(&mut self, ring: &IoUring) -> Result<()> {
+        if !self.incremental {
+            return Ok(());
+        }
+        let _ = ring.submitter().unregister_buf_ring(RECV_GROUP);
+        self.registered = false;
+        self.incremental = false;
+        // A new registration starts at head 0: the ring is filled again from there,
+        // and the kernel must not see the old tail meanwhile.
+        self.ring.tail = 0;
+        self.ring.publish();
+        self.in_ring = 0;
+        self.owner[..self.recv_count as usize].fill(Owner::Free);
+        self.ring.register(ring, RECV_GROUP)?;
+        self.registered = true;
+        self.fill_ring();
+        Ok(())
     }
 
     /// Registers the receive and send buffers as fixed buffers, in iovecs of whole pool
@@ -458,20 +550,82 @@ impl BufferPool {
         self.ring.push(self.ptr(id), self.buffer_size, id as u16);
         self.owner[id as usize] = Owner::Kernel;
         self.in_ring += 1;
+        if self.incremental {
+            self.pieces.restart(id);
+        }
     }
 
     fn publish(&self) {
         self.ring.publish();
     }
 
-    /// The kernel picked `id` for a receive: the host owns it now.
-    pub(crate) fn take_received(&mut self, id: u32) {
-        if let Some(owner @ Owner::Kernel) = self.owner.get_mut(id as usize) {
-            *owner = Owner::Host;
-            match self.spans.as_mut() {
-                Some(spans) if id >= spans.first => spans.in_ring -= 1,
-                _ => self.in_ring -= 1,
+    /// The kernel put `res` bytes of a receive into buffer `id` (`more`: the CQE had
+    /// `IORING_CQE_F_BUF_MORE`, the buffer stays at the ring's head): the host gets a
+    /// piece of it, or a span or buffer whole.
+    ///
+    /// A packed buffer leaves the ring on the first CQE without `BUF_MORE` (the kernel
+    /// moved its head past it; every receive into it is reported before: CQEs come in
+    /// the order the kernel fills the buffer, and are taken in that order, see
+    /// `Worker::take_in_order`). A
+    /// receive of no bytes names a buffer only when a read reached the end of a file:
+    /// then `BUF_MORE` says whether the kernel kept the buffer (a pipe's) or consumed
+    /// the rest of it (a regular file's read takes its buffer when it starts).
+    pub(crate) fn take_received(&mut self, id: u32, res: i32, more: bool) -> Received {
+        if self.owner.get(id as usize) != Some(&Owner::Kernel) {
+            return Received::default(); // not the kernel's to hand over
+        }
+        if let Some(spans) = self.spans.as_mut().filter(|s| id >= s.first) {
+            spans.in_ring -= 1;
+            self.owner[id as usize] = Owner::Host;
+            return Received {
+                piece: Some(BufferRef::whole(id)),
+                freed: None,
+            };
+        }
+        if !self.incremental {
+            self.leave_ring(id);
+            let offset = self.pieces.cut(id, self.buffer_size);
+            return Received {
+                piece: Some(BufferRef { id, offset }),
+                freed: None,
+            };
+        }
+        let piece = (res > 0).then(|| BufferRef {
+            id,
+            offset: self.pieces.cut(id, res as u32),
+        });
+        let mut freed = None;
+        if !more {
+            self.leave_ring(id);
+            if self.pieces.none_out(id) {
+                freed = Some(self.recycle(id));
             }
+        }
+        Received { piece, freed }
+    }
+
+    /// Receive buffer `id` left the ring: it is held in pieces.
+    fn leave_ring(&mut self, id: u32) {
+        self.owner[id as usize] = Owner::Pieces;
+        self.in_ring -= 1;
+        self.recv_out += 1;
+        if !self.incremental {
+            self.pieces.restart(id);
+        }
+    }
+
+    /// The piece at `at`, which arrived with a receive's CQE, is the host's now (its
+    /// completion names it).
+    pub(crate) fn hand_over(&mut self, at: BufferRef) {
+        if at.id < self.recv_count {
+            self.pieces.hand_over(at.id, at.offset);
+        }
+    }
+
+    /// Who hears when the piece at `at` comes back.
+    pub(crate) fn set_origin(&mut self, at: BufferRef, origin: Origin) {
+        if at.id < self.recv_count {
+            self.pieces.set_origin(at.id, at.offset, origin);
         }
     }
 
@@ -505,11 +659,21 @@ impl BufferPool {
         add > 0
     }
 
-    /// A spare receive buffer (out of the ring) for the host, if one is spare.
-    pub(crate) fn take_spare(&mut self) -> Option<u32> {
+    /// A spare receive buffer (out of the ring) for the host, whole, if one is spare.
+    pub(crate) fn take_spare(&mut self) -> Option<BufferRef> {
         let id = self.spare_recv.pop()?;
-        self.owner[id as usize] = Owner::Host;
-        Some(id)
+        self.owner[id as usize] = Owner::Pieces;
+        self.recv_out += 1;
+        self.pieces.restart(id);
+        let offset = self.pieces.cut(id, self.buffer_size);
+        self.pieces.hand_over(id, offset);
+        Some(BufferRef { id, offset })
+    }
+
+    /// Receive buffers out of the ring, held in pieces (by the host, operations, or
+    /// closed sockets whose pieces are not back yet).
+    pub(crate) fn recv_out(&self) -> u32 {
+        self.recv_out
     }
 
     /// A send buffer for the host, or `-ENOBUFS` when every one is in use.
@@ -519,8 +683,17 @@ impl BufferPool {
         Ok(id)
     }
 
-    /// Checks that the host owns `id` and that `offset + len` fits the buffer.
+    /// Whether `id` is a receive buffer, held in pieces.
+    fn in_pieces(&self, id: u32) -> bool {
+        id < self.recv_count
+    }
+
+    /// Checks that the host holds bytes `[offset, offset + len)` of buffer `id`: inside
+    /// one piece of a receive buffer, or anywhere in another buffer it holds whole.
     pub(crate) fn check_host_range(&self, id: u32, offset: u32, len: u32) -> Result<()> {
+        if self.in_pieces(id) {
+            return self.pieces.check_host_range(id, offset, len).map(drop);
+        }
         self.check_host(id)?;
         match offset.checked_add(len) {
             Some(end) if end <= self.buffer_len(id) => Ok(()),
@@ -528,11 +701,33 @@ impl BufferPool {
         }
     }
 
-    /// The bytes of buffer `id`, which the host must own.
+    /// Bytes `[offset, offset + len)` of buffer `id`, which the host must hold.
+    pub(crate) fn host_bytes(&self, id: u32, offset: u32, len: u32) -> Result<&[u8]> {
+        self.check_host_range(id, offset, len)?;
+        // SAFETY: the range is inside the pool (checked) and the host, not the kernel,
+        // holds it now.
+        Ok(unsafe { std::slice::from_raw_parts(self.ptr(id).add(offset as usize), len as usize) })
+    }
+
+    /// The bytes of buffer `id` the host holds from its start: the whole buffer (or
+    /// span), or the piece at offset 0.
     pub(crate) fn host_buffer(&self, id: u32) -> Result<&[u8]> {
-        self.check_host(id)?;
-        // SAFETY: id is in range (checked) and the host, not the kernel, owns it now.
-        Ok(unsafe { std::slice::from_raw_parts(self.ptr(id), self.buffer_len(id) as usize) })
+        let len = match self.in_pieces(id) {
+            true => self.pieces.check_host_range(id, 0, 0)?.1,
+            false => self.buffer_len(id),
+        };
+        self.host_bytes(id, 0, len)
+    }
+
+    /// Where the host may write into the piece (or whole buffer) at `at`: its start and
+    /// length, or `None` when the host does not hold it.
+    pub(crate) fn host_room(&self, at: BufferRef) -> Option<(*mut u8, usize)> {
+        let (start, len) = match self.in_pieces(at.id) {
+            true => self.pieces.check_host_range(at.id, at.offset, 0).ok()?,
+            false => (0, self.check_host(at.id).ok().map(|()| self.buffer_size)?),
+        };
+        // SAFETY: the piece lies inside buffer `at.id` of the pool.
+        Some((unsafe { self.ptr(at.id).add(start as usize) }, len as usize))
     }
 
     fn check_host(&self, id: u32) -> Result<()> {
@@ -542,32 +737,69 @@ impl BufferPool {
         }
     }
 
-    /// Ownership of a host buffer moves to an operation (a send).
-    pub(crate) fn lend_to_operation(&mut self, id: u32) -> Result<()> {
-        self.check_host(id)?;
-        self.owner[id as usize] = Owner::Operation;
+    /// Ownership of the host's piece (or whole buffer) at `at` moves to an operation
+    /// (a send).
+    pub(crate) fn lend_to_operation(&mut self, at: BufferRef) -> Result<()> {
+        if self.in_pieces(at.id) {
+            return self.pieces.lend(at.id, at.offset);
+        }
+        self.check_host(at.id)?;
+        self.owner[at.id as usize] = Owner::Operation;
         Ok(())
     }
 
-    /// An operation that borrowed host buffer `id` (a read) hands it back.
-    pub(crate) fn return_to_host(&mut self, id: u32) {
-        if let Some(owner @ Owner::Operation) = self.owner.get_mut(id as usize) {
+    /// An operation that borrowed the host's piece or buffer at `at` (a read) hands it
+    /// back.
+    pub(crate) fn return_to_host(&mut self, at: BufferRef) {
+        if self.in_pieces(at.id) {
+            self.pieces.return_to_host(at.id, at.offset);
+        } else if let Some(owner @ Owner::Operation) = self.owner.get_mut(at.id as usize) {
             *owner = Owner::Host;
         }
     }
 
-    /// Host gives `id` back.
-    pub(crate) fn release(&mut self, id: u32) -> Result<Freed> {
+    /// The host gives back the piece of receive buffer `id` starting at `offset`, or
+    /// another buffer it holds whole (`offset` 0). `IOT_E_BAD_BUFFER` when it holds no
+    /// such piece or buffer: a second release, a piece never handed out, an offset
+    /// inside a piece or a buffer lent to a send.
+    pub(crate) fn release(&mut self, id: u32, offset: u32) -> Result<Released> {
+        if self.in_pieces(id) {
+            let origin = self.pieces.release(id, offset)?;
+            return Ok(self.piece_back(id, origin));
+        }
+        if offset != 0 {
+            return Err(IOT_E_BAD_BUFFER);
+        }
         self.check_host(id)?;
-        Ok(self.recycle(id))
+        Ok(Released {
+            origin: Origin::Nobody,
+            freed: Some(self.recycle(id)),
+        })
     }
 
-    /// An operation finished with its buffer: back to its pool (`None`: it was not
-    /// the operation's).
-    pub(crate) fn release_from_operation(&mut self, id: u32) -> Option<Freed> {
-        match self.owner.get(id as usize) {
-            Some(Owner::Operation) => Some(self.recycle(id)),
+    /// An operation finished with the piece or buffer at `at` (its bytes went out):
+    /// back to its pool (`None`: it was not the operation's).
+    pub(crate) fn release_from_operation(&mut self, at: BufferRef) -> Option<Released> {
+        if self.in_pieces(at.id) {
+            let origin = self.pieces.release_lent(at.id, at.offset)?;
+            return Some(self.piece_back(at.id, origin));
+        }
+        match self.owner.get(at.id as usize) {
+            Some(Owner::Operation) => Some(Released {
+                origin: Origin::Nobody,
+                freed: Some(self.recycle(at.id)),
+            }),
             _ => None,
+        }
+    }
+
+    /// A piece of receive buffer `id` came back: the buffer too when it was the last
+    /// one and the kernel is done with the buffer.
+    fn piece_back(&mut self, id: u32, origin: Origin) -> Released {
+        let done = self.owner[id as usize] == Owner::Pieces && self.pieces.none_out(id);
+        Released {
+            origin,
+            freed: done.then(|| self.recycle(id)),
         }
     }
 
@@ -585,8 +817,10 @@ impl BufferPool {
         if id >= self.recv_count {
             self.owner[id as usize] = Owner::Free;
             self.free_send.push(id);
-            Freed::Send
-        } else if self.in_ring < self.ring_target {
+            return Freed::Send;
+        }
+        self.recv_out -= 1;
+        if self.in_ring < self.ring_target {
             self.give_to_kernel(id);
             self.publish();
             Freed::ToRing
@@ -597,12 +831,20 @@ impl BufferPool {
         }
     }
 
-    /// Buffers the host or an operation holds (0 after everything was released).
+    /// Buffers the host or an operation it lent them to holds, whole or a piece of (0
+    /// after everything was released); not a receive's piece before its completion.
     pub(crate) fn outstanding(&self) -> usize {
-        self.owner
+        let whole = self
+            .owner
             .iter()
             .filter(|o| matches!(o, Owner::Host | Owner::Operation))
-            .count()
+            .count();
+        whole + self.pieces.buffers_held()
+    }
+
+    /// Pieces of receive buffers the host holds or lent to an operation.
+    pub(crate) fn pieces_outstanding(&self) -> u32 {
+        self.pieces.held()
     }
 
     pub(crate) fn unregister(&mut self, ring: &IoUring) {

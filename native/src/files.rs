@@ -17,8 +17,9 @@ use std::ffi::CString;
 use io_uring::opcode;
 
 use crate::abi::*;
-use crate::error::{Result, IOT_E_BAD_BUFFER, IOT_E_NULL_POINTER};
+use crate::error::{Result, IOT_E_NULL_POINTER};
 use crate::op::{position, FileWork, Op, ReadInto, ReadStream, SendTarget, VectoredIo, Work};
+use crate::pieces::BufferRef;
 use crate::probe;
 use crate::sockets::SocketKind;
 use crate::worker::Worker;
@@ -90,9 +91,10 @@ impl Worker {
     ) -> Result<()> {
         self.sockets.get_kind(file, SocketKind::File)?;
         let at_position = position(at)?;
+        let into = BufferRef { id: buffer, offset };
         self.buffers.check_host_range(buffer, offset, len)?;
-        self.buffers.lend_to_operation(buffer)?;
-        let read = ReadInto::new(buffer, offset, len, at_position);
+        self.buffers.lend_to_operation(into)?;
+        let read = ReadInto::new(into, len, at_position);
         let op = Op::new(tag, IOT_KIND_FILE_READ, file, Work::Read(read), timeout_ms);
         self.run_file_op(op, at)
     }
@@ -116,8 +118,8 @@ impl Worker {
         self.run_file_op(op, at)
     }
 
-    /// `readv` (or with `write`, `writev`) over `slices` of host buffers, each buffer
-    /// named at most once.
+    /// `readv` (or with `write`, `writev`) over `slices` of host buffers, each piece or
+    /// buffer named at most once.
     pub(crate) fn file_vectored(
         &mut self,
         file: u64,
@@ -140,13 +142,21 @@ impl Worker {
             self.buffers
                 .check_host_range(slice.buffer_id, slice.offset, slice.len)?;
         }
-        let mut buffers: Vec<u32> = slices.iter().map(|s| s.buffer_id).collect();
-        buffers.sort_unstable();
-        if buffers.windows(2).any(|pair| pair[0] == pair[1]) {
-            return Err(IOT_E_BAD_BUFFER);
-        }
-        for &buffer in &buffers {
-            self.buffers.lend_to_operation(buffer)?;
+        let buffers: Vec<BufferRef> = slices
+            .iter()
+            .map(|s| BufferRef {
+                id: s.buffer_id,
+                offset: s.offset,
+            })
+            .collect();
+        // Each piece or buffer once: lending one twice fails, and undoes the others.
+        for (lent, &at) in buffers.iter().enumerate() {
+            if let Err(code) = self.buffers.lend_to_operation(at) {
+                for &back in &buffers[..lent] {
+                    self.buffers.return_to_host(back);
+                }
+                return Err(code);
+            }
         }
         let iovecs = slices
             .iter()
@@ -181,7 +191,8 @@ impl Worker {
             0 => (self.buffers.recv_count() / 4).max(1),
             n => n,
         };
-        let stream = ReadStream::new(position(at)?, window, &mut self.stream_holders);
+        self.next_stream_serial += 1;
+        let stream = ReadStream::new(position(at)?, window, self.next_stream_serial);
         let work = Work::ReadStream(stream);
         self.start(Op::new(tag, IOT_KIND_FILE_READ, file, work, timeout_ms))
             .map(drop)

@@ -7,7 +7,7 @@
 //!   timeout, the slab of ops in flight and the routing of CQEs to them (`in_flight`),
 //!   waiting on a ring; `op`: one file per operation family, each with its payload, its
 //!   SQE and its result handling;
-//! - what a worker owns besides its ring: `buffers`, `sockets`, `recv_credit`,
+//! - what a worker owns besides its ring: `buffers` (with `pieces`), `sockets`, `recv_credit`,
 //!   `messaging` (with `mailbox`, `handoff`, `payloads`), `notifier`;
 //! - `worker`: a ring's driver and the resources its ops use, glued together (its
 //!   files: `finish`, `end`, `receive`, `ordered`, `cancel`);
@@ -30,6 +30,7 @@ mod notifier;
 mod op;
 mod options;
 mod payloads;
+mod pieces;
 mod probe;
 mod recv_credit;
 mod registry;

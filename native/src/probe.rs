@@ -1,8 +1,13 @@
 //! Kernel feature probe: creation fails cleanly when an opcode we rely on is missing,
 //! and operations newer than the Linux 6.1 baseline check the probe before they start.
 
-use io_uring::{opcode, IoUring, Probe};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
+use io_uring::types::Fd;
+use io_uring::{cqueue, opcode, squeue, IoUring, Probe};
+
+use crate::buffers::RECV_GROUP;
+use crate::driver::ring::Ring;
 use crate::error::{Result, IOT_E_UNSUPPORTED};
 
 const REQUIRED: &[u8] = &[
@@ -45,6 +50,32 @@ pub(crate) fn require(probe: &Probe, code: u8) -> Result<()> {
     } else {
         Err(IOT_E_UNSUPPORTED)
     }
+}
+
+/// Whether a read that finds a pipe at its end leaves the packed receive ring's head
+/// buffer where it is, as it must (it took no bytes). Kernels from 6.12 until the fix
+/// "io_uring/kbuf: fix missing BUF_MORE for incremental buffers at EOF" (2026) leave it
+/// at the head but report it consumed: given back to the ring, it would be in the
+/// ring twice and take two receives' bytes at once. Run once, on a new ring whose
+/// receive ring is packed and holds buffers, before any other op.
+pub(crate) fn empty_reads_keep_buffers(ring: &mut Ring) -> bool {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return false;
+    }
+    // SAFETY: pipe2 just created both descriptors; nothing else owns them.
+    let (read_end, write_end) =
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    drop(write_end); // the read finds the end at once
+    let read = opcode::Read::new(Fd(read_end.as_raw_fd()), std::ptr::null_mut(), 1)
+        .buf_group(RECV_GROUP)
+        .build()
+        .flags(squeue::Flags::BUFFER_SELECT);
+    matches!(
+        ring.run_alone(read),
+        Some((0, flags)) if cqueue::buffer_select(flags).is_none() || cqueue::buffer_more(flags)
+    )
 }
 
 #[cfg(test)]

@@ -1,34 +1,36 @@
 //! Fair receive buffers: each stream socket may hold at most `socket_buffer_limit`
-//! buffers of the shared receive ring at a time (received, and not yet released by the
-//! host nor sent on and done). A socket at its limit stops receiving until one of its
-//! buffers comes back, so a peer that never reads the replies to what it sends (whose
-//! echoes wait unsent) back-pressures its own connection, not every connection of the
-//! worker. Stream receives are one-shot kernel attempts (resubmitted by the worker for a
-//! multishot receive): a kernel multishot receive could take any number of buffers in
-//! one burst before the worker could stop it.
+//! pieces of the shared receive ring's buffers at a time (received, and not yet
+//! released by the host nor sent on and done). A socket at its limit stops receiving
+//! until one of its pieces comes back, so a peer that never reads the replies to what
+//! it sends (whose echoes wait unsent) back-pressures its own connection, not every
+//! connection of the worker. Stream receives are one-shot kernel attempts (resubmitted
+//! by the worker for a multishot receive): a kernel multishot receive could take any
+//! number of buffers in one burst before the worker could stop it.
 //!
-//! Many such peers together could still hold the whole pool (128 at 32 buffers each
-//! fill 4,096), and then no connection receives at all. So a socket may go past a
-//! floor of `FLOOR` buffers (a round trip and the next request in flight) only while
-//! half the pool is free: once peers that do not read hold half of it, each newcomer
-//! among them stops at the floor, and it takes about a thousand of them (4,096 buffers)
-//! before the other connections wait.
+//! The credit counts pieces, not bytes: each piece pins the whole buffer it is in
+//! (the buffer goes back to the ring only when all its pieces are back), so a socket's
+//! pieces bound the buffers it pins, whether receives are packed or each takes a whole
+//! buffer. Bytes would not: 32 pieces of one byte each, in 32 buffers, pin 32 buffers.
+//!
+//! Many such peers together could still hold the whole pool (128 at 32 pieces each
+//! can pin 4,096 buffers), and then no connection receives at all. So a socket may go
+//! past a floor of `FLOOR` pieces (a round trip and the next request in flight) only
+//! while half the pool's receive buffers are free: once peers that do not read pin
+//! half of it, each newcomer among them stops at the floor, and it takes about a
+//! thousand of them before the other connections wait.
 
 use crate::abi::iot_config;
+use crate::buffers::BufferPool;
+use crate::pieces::{BufferRef, Origin};
 use crate::sockets::{SocketKind, SocketTable};
 
-/// Buffers a stream socket may always hold, however low the pool runs.
+/// Pieces a stream socket may always hold, however low the pool runs.
 const FLOOR: u32 = 2;
 
-/// Which stream socket holds each receive-ring buffer, and how many one may hold.
+/// How many pieces of receive-ring buffers one stream socket may hold.
 pub(crate) struct RecvCredit {
-    /// The stream socket each receive-ring buffer out of the ring came from (0: none).
-    origin: Vec<u64>,
-    /// Receive-ring buffers one stream socket may hold.
+    /// Pieces one stream socket may hold.
     limit: u32,
-    /// Receive buffers stream sockets hold together (those of closed sockets included,
-    /// until they come back).
-    held: u32,
 }
 
 impl RecvCredit {
@@ -40,20 +42,19 @@ impl RecvCredit {
             0 => (count.min(256) / 8).max(16).min(count),
             limit => limit.min(count),
         };
-        RecvCredit {
-            origin: vec![0; count as usize],
-            limit,
-            held: 0,
-        }
+        RecvCredit { limit }
     }
 
-    /// Whether stream `socket` may take another receive buffer now: under its limit,
-    /// and under the floor or with the reserve still free.
-    pub(crate) fn may_receive(&self, sockets: &SocketTable, socket: u64) -> bool {
-        // Past the floor, a socket takes no more once fewer than half the pool's
-        // buffers are free.
-        let count = self.origin.len();
-        let pool_has_room = self.held as usize + count / 2 < count;
+    /// Whether stream `socket` may take another piece now: under its limit, and under
+    /// the floor or with half the pool's receive buffers still free.
+    pub(crate) fn may_receive(
+        &self,
+        sockets: &SocketTable,
+        socket: u64,
+        pool: &BufferPool,
+    ) -> bool {
+        let count = pool.recv_count();
+        let pool_has_room = pool.recv_out() + count / 2 < count;
         sockets.get(socket).map_or(true, |s| {
             s.received_held < self.limit && (s.received_held < FLOOR || pool_has_room)
         })
@@ -67,7 +68,7 @@ impl RecvCredit {
         }
     }
 
-    /// Forgets that op `key` waits for `socket`'s buffers (it was cancelled).
+    /// Forgets that op `key` waits for `socket`'s pieces (it was cancelled).
     pub(crate) fn unpark(sockets: &mut SocketTable, socket: u64, key: usize) {
         if let Ok(s) = sockets.get_mut(socket) {
             if s.throttled == Some(key as u32) {
@@ -76,33 +77,36 @@ impl RecvCredit {
         }
     }
 
-    /// Stream `socket` received into buffer `id`: it holds one more.
-    pub(crate) fn note_received(&mut self, sockets: &mut SocketTable, socket: u64, id: u16) {
+    /// `socket` received the piece at `at`: a stream socket holds one more, and hears
+    /// when it comes back.
+    pub(crate) fn note_received(
+        sockets: &mut SocketTable,
+        socket: u64,
+        at: BufferRef,
+        pool: &mut BufferPool,
+    ) {
         let Ok(s) = sockets.get_mut(socket) else {
             return;
         };
-        if s.kind != SocketKind::Stream {
+        if s.kind != SocketKind::Stream || at.id >= pool.recv_count() {
             return;
         }
         s.received_held += 1;
-        if let Some(origin) = self.origin.get_mut(usize::from(id)) {
-            *origin = socket;
-            self.held += 1;
-        }
+        pool.set_origin(at, Origin::Socket(socket));
     }
 
-    /// Receive buffer `id` went back to the ring: its socket holds one fewer. Returns
-    /// the receive parked at the limit that may go on now.
-    pub(crate) fn returned(&mut self, sockets: &mut SocketTable, id: u32) -> Option<usize> {
-        let socket = std::mem::take(self.origin.get_mut(id as usize)?);
-        if socket == 0 {
-            return None; // not a stream's buffer
-        }
-        self.held -= 1;
+    /// A piece `socket` received came back: it holds one fewer. Returns the receive
+    /// parked at the limit that may go on now.
+    pub(crate) fn returned(
+        &self,
+        sockets: &mut SocketTable,
+        socket: u64,
+        pool: &BufferPool,
+    ) -> Option<usize> {
         // Closed meanwhile.
         let s = sockets.get_mut(socket).ok()?;
         s.received_held = s.received_held.saturating_sub(1);
-        if !self.may_receive(sockets, socket) {
+        if !self.may_receive(sockets, socket, pool) {
             return None;
         }
         sockets

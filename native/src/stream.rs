@@ -8,6 +8,7 @@ use socket2::{SockAddr, Socket};
 use crate::abi::*;
 use crate::error::{from_io, Result, IOT_E_WRONG_SOCKET_KIND};
 use crate::op::{Accept, Connect, Op, Recv, SendProgress, SendTarget, Shutdown, Work};
+use crate::pieces::BufferRef;
 use crate::sockets::SocketKind;
 use crate::worker::Worker;
 
@@ -114,8 +115,8 @@ impl Worker {
         }
     }
 
-    /// Checks that the host owns `offset + len` bytes of `buffer` and lends it to a new
-    /// send op towards `to`.
+    /// Checks that the host holds `len` bytes of `buffer` from `offset` (inside one
+    /// piece of a receive buffer) and lends them to a new send op towards `to`.
     #[allow(clippy::too_many_arguments)] // the fields of one send, in ABI order
     pub(crate) fn lend_for_send(
         &mut self,
@@ -127,10 +128,11 @@ impl Worker {
         tag: u64,
         timeout_ms: u32,
     ) -> Result<Op> {
+        let at = BufferRef { id: buffer, offset };
         self.buffers.check_host_range(buffer, offset, len)?;
-        self.buffers.lend_to_operation(buffer)?;
+        self.buffers.lend_to_operation(at)?;
         let kind = to.kind();
-        let progress = SendProgress::new(buffer, offset, len, to);
+        let progress = SendProgress::new(at, len, to);
         Ok(Op::new(tag, kind, socket, Work::Send(progress), timeout_ms))
     }
 

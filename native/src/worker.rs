@@ -19,14 +19,15 @@ use std::sync::Arc;
 use io_uring::{squeue, types};
 
 use crate::abi::*;
-use crate::abi::{iot_config, IOT_CONFIG_REGISTER_BUFFERS};
+use crate::abi::{iot_config, IOT_CONFIG_REGISTER_BUFFERS, IOT_CONFIG_WHOLE_BUFFERS};
 use crate::buffers::BufferPool;
 use crate::driver::in_flight::{Driver, Event};
 use crate::driver::ring::Ring;
 use crate::error::Result;
 use crate::messaging::Messaging;
 use crate::notifier::{Notifier, Signal, Wake};
-use crate::op::{Op, StreamHolders};
+use crate::op::Op;
+use crate::pieces::BufferRef;
 use crate::probe;
 use crate::recv_credit::RecvCredit;
 use crate::sockets::SocketTable;
@@ -65,8 +66,8 @@ pub(crate) struct Worker {
     recv_credit: RecvCredit,
     /// Record buffers of finished TLS sends, for the next ones to seal into.
     record_buffers: Vec<Vec<u8>>,
-    /// Which read stream delivered each buffer the host holds.
-    pub(crate) stream_holders: StreamHolders,
+    /// The serial of the next read stream (its chunks name it when they come back).
+    pub(crate) next_stream_serial: u64,
     /// Opcodes this kernel supports, for operations newer than the 6.1 baseline.
     pub(crate) probe: io_uring::Probe,
 }
@@ -74,18 +75,21 @@ pub(crate) struct Worker {
 impl Worker {
     pub(crate) fn new(id: u64, config: &iot_config) -> Result<Worker> {
         config.validate()?;
-        let ring = Ring::new(config.ring_entries, config.completion_entries())?;
+        let mut ring = Ring::new(config.ring_entries, config.completion_entries())?;
         let probe = probe::check(ring.uring())?;
         let ring_fd = ring.duplicate_fd()?;
         let signal = Signal::new()?;
-        let buffers = BufferPool::new(
+        let mut buffers = BufferPool::new(
             ring.uring(),
             config.recv_buffer_count,
             config.send_buffer_count,
             config.buffer_size,
             config.flags & IOT_CONFIG_REGISTER_BUFFERS != 0,
+            config.flags & IOT_CONFIG_WHOLE_BUFFERS == 0,
         )?;
-        let stream_holders = StreamHolders::new(buffers.count());
+        if buffers.packs_receives() && !probe::empty_reads_keep_buffers(&mut ring) {
+            buffers.unpack(ring.uring())?;
+        }
         Ok(Worker {
             driver: Driver::new(ring),
             id,
@@ -99,7 +103,7 @@ impl Worker {
             grew_in_drain: false,
             reaping_outside_drain: false,
             starved_for_spans: VecDeque::new(),
-            stream_holders,
+            next_stream_serial: 0,
             record_buffers: Vec::new(),
             recv_credit: RecvCredit::new(config),
             probe,
@@ -148,7 +152,7 @@ impl Worker {
                 self.buffers.return_to_host(buffer);
             }
             for &buffer in op.work.taken() {
-                self.release_operation_buffer(buffer);
+                self.release_operation_buffer(BufferRef::whole(buffer));
             }
             return Err(code);
         }
@@ -279,9 +283,12 @@ impl Worker {
 
     #[inline]
     fn on_cqe(&mut self, user_data: u64, res: i32, flags: u32) -> Option<iot_completion> {
+        if io_uring::cqueue::buffer_select(flags).is_some() {
+            self.take_in_order(user_data, res, flags);
+        }
         match self.driver.route(user_data, res, flags) {
             Event::Settle(key) => self.settle(key),
-            Event::More(key) => self.progress(key, res, flags),
+            Event::More(key) => self.progress(key, res),
             Event::Message(wire) => {
                 self.messaging
                     .on_message(user_data, res, wire, &mut self.sockets)
@@ -307,6 +314,8 @@ impl Worker {
             completions_ready: (self.ready.len() + self.driver.ring.completions()) as u32,
             completion_overflows: self.driver.ring.overflows(),
             recv_ring_buffers: self.buffers.ring_target(),
+            pieces_outstanding: self.buffers.pieces_outstanding(),
+            packs_receives: u32::from(self.buffers.packs_receives()),
         }
     }
 }

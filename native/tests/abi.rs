@@ -95,19 +95,19 @@ fn buffer_ownership_is_enforced() {
     let host = Host::with_config(&config(2, 2, 64));
     let mut id = 0;
     ok("acquire", iot_buffer_acquire(host.worker, &mut id));
-    ok("release", iot_buffer_release(host.worker, id));
+    ok("release", iot_buffer_release(host.worker, id, 0));
     assert_eq!(
-        iot_buffer_release(host.worker, id),
+        iot_buffer_release(host.worker, id, 0),
         IOT_E_BAD_BUFFER,
         "double release"
     );
     assert_eq!(
-        iot_buffer_release(host.worker, 0),
+        iot_buffer_release(host.worker, 0, 0),
         IOT_E_BAD_BUFFER,
         "kernel-owned receive buffer"
     );
     assert_eq!(
-        iot_buffer_release(host.worker, 4),
+        iot_buffer_release(host.worker, 4, 0),
         IOT_E_BAD_BUFFER,
         "out of range"
     );
@@ -120,14 +120,14 @@ fn buffer_ownership_is_enforced() {
     // A rejected send leaves the buffer with the host.
     ok(
         "release after rejected send",
-        iot_buffer_release(host.worker, id),
+        iot_buffer_release(host.worker, id, 0),
     );
     ok("acquire", iot_buffer_acquire(host.worker, &mut id));
     assert_eq!(
         iot_send(host.worker, 12345, id, 60, 8, 1, 0),
         IOT_E_BAD_HANDLE
     );
-    ok("release", iot_buffer_release(host.worker, id));
+    ok("release", iot_buffer_release(host.worker, id, 0));
     assert_eq!(host.stats().buffers_outstanding, 0);
 }
 

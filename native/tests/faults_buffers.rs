@@ -36,7 +36,7 @@ fn read(host: &Host, file: u64, id: u32, tag: u64, timeout_ms: u32) {
 
 /// The host does not own `id`: it cannot release it, and no acquire hands it out.
 fn not_the_hosts(host: &Host, id: u32) {
-    assert_eq!(iot_buffer_release(host.worker, id), IOT_E_BAD_BUFFER);
+    assert_eq!(iot_buffer_release(host.worker, id, 0), IOT_E_BAD_BUFFER);
     let mut others = Vec::new();
     let mut next = 0;
     while iot_buffer_acquire(host.worker, &mut next) == 0 {
@@ -47,7 +47,7 @@ fn not_the_hosts(host: &Host, id: u32) {
         others.push(next);
     }
     for other in others {
-        ok("release", iot_buffer_release(host.worker, other));
+        ok("release", iot_buffer_release(host.worker, other, 0));
     }
 }
 
@@ -58,8 +58,8 @@ fn handed_back(host: &mut Host, tag: u64, id: u32, result: i32) {
     assert_eq!(c.result, result, "{}", message(c.result));
     assert_ne!(c.flags & IOT_COMPLETION_BUFFER, 0);
     assert_eq!(u32::from(c.buffer_id), id);
-    ok("release", iot_buffer_release(host.worker, id));
-    assert_eq!(iot_buffer_release(host.worker, id), IOT_E_BAD_BUFFER);
+    ok("release", iot_buffer_release(host.worker, id, 0));
+    assert_eq!(iot_buffer_release(host.worker, id, 0), IOT_E_BAD_BUFFER);
 }
 
 /// A read queued behind another read of the same file (in call order), ended by `end`

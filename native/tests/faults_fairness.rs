@@ -1,7 +1,7 @@
 //! One client that never reads cannot stall the others: its unsent echoes hold at most
-//! `socket_buffer_limit` receive buffers, and every other connection of the worker is
-//! still served promptly. Nor can many of them together: once they hold half the pool,
-//! each holds no more than a round trip's worth.
+//! `socket_buffer_limit` received pieces (each pins at most one receive buffer), and
+//! every other connection of the worker is still served promptly. Nor can many of them
+//! together: once they hold half the pool, each holds no more than a round trip's worth.
 
 mod support;
 
@@ -35,18 +35,22 @@ fn non_reader(mut stream: TcpStream) -> usize {
     sent
 }
 
-/// Buffers the host side of the echo (its unsent echoes) holds now.
-fn outstanding(worker: u64) -> u32 {
+fn stats(worker: u64) -> iot_stats {
     let mut stats = iot_stats::default();
     ok("stats", iot_worker_stats(worker, &mut stats));
-    stats.buffers_outstanding
+    stats
+}
+
+/// Received pieces the host side of the echo (its unsent echoes) holds now.
+fn pieces(worker: u64) -> u32 {
+    stats(worker).pieces_outstanding
 }
 
 /// Waits (bounded, on the worker's own counter) until the host side holds at least
-/// `buffers` buffers: the non-readers filled their shares.
-fn until_held(worker: u64, buffers: u32) {
+/// `count` pieces: the non-readers filled their shares.
+fn until_held(worker: u64, count: u32) {
     let deadline = Instant::now() + DEADLINE;
-    while outstanding(worker) < buffers {
+    while pieces(worker) < count {
         assert!(
             Instant::now() < deadline,
             "the non-readers never filled their shares"
@@ -84,7 +88,7 @@ fn a_client_that_never_reads_does_not_stall_the_others() {
             .unwrap_or_else(|e| panic!("round trip {i} got no echo: {e}"));
         times.push(start.elapsed());
         assert_eq!(back[..], message[..], "round trip {i}");
-        hog_held = hog_held.max(outstanding(server.worker));
+        hog_held = hog_held.max(pieces(server.worker));
     }
     hog_control.shutdown(Shutdown::Both).unwrap();
     let sent = writer.join().expect("non-reader thread");
@@ -97,12 +101,12 @@ fn a_client_that_never_reads_does_not_stall_the_others() {
     );
     assert!(
         hog_held <= limit + 1,
-        "one connection held {hog_held} buffers (limit {limit}, +1 for the probe)"
+        "one connection held {hog_held} pieces (limit {limit}, +1 for the probe)"
     );
     times.sort();
     let (p99, max) = (times[ROUND_TRIPS * 99 / 100], times[ROUND_TRIPS - 1]);
     println!(
-        "non-reader sent {sent} bytes, held at most {hog_held} buffers; round trips: \
+        "non-reader sent {sent} bytes, held at most {hog_held} pieces; round trips: \
          median {:?}, p99 {p99:?}, max {max:?}",
         times[ROUND_TRIPS / 2]
     );
@@ -125,7 +129,7 @@ fn many_clients_that_never_read_do_not_take_the_whole_pool() {
         .into_iter()
         .map(|hog| std::thread::spawn(move || non_reader(hog)))
         .collect();
-    // Together they fill half the pool; past it none takes more than two buffers.
+    // Together they fill half the pool; past it none takes more than two pieces.
     until_held(server.worker, 32);
     let mut probe = TcpStream::connect(("127.0.0.1", server.port)).expect("connect the probe");
     probe
@@ -140,7 +144,7 @@ fn many_clients_that_never_read_do_not_take_the_whole_pool() {
             .unwrap_or_else(|e| panic!("round trip {i} got no echo: {e}"));
         assert_eq!(back[..], message[..], "round trip {i}");
     }
-    let held = outstanding(server.worker);
+    let held = stats(server.worker).buffers_outstanding;
     assert!(held < 64, "the non-readers held all {held} buffers");
     for control in &controls {
         control.shutdown(Shutdown::Both).unwrap();

@@ -1,8 +1,9 @@
 //! A seeded fuzzer of the C ABI: random call sequences on two workers with real,
-//! stale, foreign and garbage handles, against a model of who owns every buffer and
-//! payload. After every call the worker's own counters must match the model exactly
-//! (each buffer has one owner: the pool or kernel, the host, or one operation), and no
-//! call may crash, hang or leak.
+//! stale, foreign and garbage handles, against a model of who owns every buffer (or
+//! received piece of one) and payload. After every call the worker's own counters
+//! must match the model exactly (each piece or buffer has one owner: the pool or
+//! kernel, the host, or one operation), and no call may crash, hang or leak. One
+//! worker packs receives into shared buffers, the other gives each a whole buffer.
 //!
 //! `IOT_FUZZ_SECS` (default 3) bounds the run, `IOT_FUZZ_SEED` picks the sequence (the
 //! seed is printed, so a failure can be replayed). CI runs it for longer (tool/test.sh).
@@ -36,13 +37,16 @@ impl Rng {
     }
 }
 
+/// A piece of a buffer (or a whole one, at offset 0): (id, offset).
+type Piece = (u32, u32);
+
 /// What the host of one worker owns, by the model.
 struct Side {
     host: Host,
-    /// Buffers the host owns.
-    owned: HashSet<u32>,
-    /// Buffers lent to operations in flight, by the operation's tag.
-    lent: HashMap<u64, u32>,
+    /// Pieces and buffers the host owns, with as many bytes as it may use of each.
+    owned: HashMap<Piece, u32>,
+    /// Pieces and buffers lent to operations in flight, by the operation's tag.
+    lent: HashMap<u64, Piece>,
     /// Payloads the host holds.
     payloads: HashSet<u64>,
     /// Connected streams (the peer end kept in `peers`) and an open file.
@@ -63,8 +67,10 @@ const OPEN_TAG: u64 = u64::MAX - 1;
 const CONNECT_BIT: u64 = 1 << 62;
 
 impl Side {
-    fn new(dir: &std::path::Path, name: &str) -> Side {
-        let mut host = Host::with_config(&config(8, 8, 1024));
+    /// With buffers of `size` bytes: 1024 are too small for datagram spans, so each
+    /// receive takes a whole buffer; 4096 pack receives (where the kernel can).
+    fn new(dir: &std::path::Path, name: &str, size: u32) -> Side {
+        let mut host = Host::with_config(&config(8, 8, size));
         let listener = TcpListener::bind("127.0.0.1:0").expect("peer listener");
         let port = listener.local_addr().expect("port").port();
         let mut streams = Vec::new();
@@ -87,7 +93,7 @@ impl Side {
         let file = host.next_tagged(OPEN_TAG).handle;
         Side {
             host,
-            owned: HashSet::new(),
+            owned: HashMap::new(),
             lent: HashMap::new(),
             payloads: HashSet::new(),
             streams,
@@ -146,13 +152,16 @@ impl Fuzz {
         }
     }
 
-    /// A buffer id the host of `me` owns if it has one, else anything.
-    fn buffer(&mut self, me: usize) -> u32 {
-        let owned: Vec<u32> = self.sides[me].owned.iter().copied().collect();
+    /// A piece (or buffer) the host of `me` owns if it has one, with its usable length;
+    /// else anything.
+    fn buffer(&mut self, me: usize) -> (Piece, u32) {
+        let mut owned: Vec<(Piece, u32)> =
+            self.sides[me].owned.iter().map(|(&p, &l)| (p, l)).collect();
+        owned.sort_unstable();
         if !owned.is_empty() && self.rng.chance(80) {
             return owned[self.rng.below(owned.len())];
         }
-        (self.rng.next() % 20) as u32
+        (((self.rng.next() % 20) as u32, 0), 1024)
     }
 
     fn step(&mut self) {
@@ -162,25 +171,35 @@ impl Fuzz {
             0 | 1 => self.acquire(me),
             2 | 3 => self.release(me),
             4 | 5 => {
-                let (socket, id, tag) = (self.handle(me), self.buffer(me), self.tag());
-                let len = 1 + self.rng.below(1024) as u32;
-                let rc = iot_send(worker, socket, id, 0, len.min(1024), tag, 0);
-                self.lent_if_queued(me, rc, id, tag);
+                let (socket, (piece, room), tag) = (self.handle(me), self.buffer(me), self.tag());
+                let len = (1 + self.rng.below(1024) as u32).min(room);
+                let rc = iot_send(worker, socket, piece.0, piece.1, len, tag, 0);
+                self.lent_if_queued(me, rc, piece, tag);
             }
             6 => {
-                let (file, id, tag) = (self.handle(me), self.buffer(me), self.tag());
+                let (file, (piece, room), tag) = (self.handle(me), self.buffer(me), self.tag());
                 let at = if self.rng.chance(50) {
                     IOT_OFFSET_CURRENT
                 } else {
                     0
                 };
-                let rc = iot_file_read(worker, file, id, 0, 512, at, tag, 0);
-                self.lent_if_queued(me, rc, id, tag);
+                let rc = iot_file_read(worker, file, piece.0, piece.1, room.min(512), at, tag, 0);
+                self.lent_if_queued(me, rc, piece, tag);
             }
             7 => {
-                let (file, id, tag) = (self.handle(me), self.buffer(me), self.tag());
-                let rc = iot_file_write(worker, file, id, 0, 256, IOT_OFFSET_CURRENT, tag, 0);
-                self.lent_if_queued(me, rc, id, tag);
+                let (file, (piece, room), tag) = (self.handle(me), self.buffer(me), self.tag());
+                let len = room.min(256);
+                let rc = iot_file_write(
+                    worker,
+                    file,
+                    piece.0,
+                    piece.1,
+                    len,
+                    IOT_OFFSET_CURRENT,
+                    tag,
+                    0,
+                );
+                self.lent_if_queued(me, rc, piece, tag);
             }
             8 => {
                 let (socket, tag) = (self.handle(me), self.tag());
@@ -229,40 +248,47 @@ impl Fuzz {
         let rc = iot_buffer_acquire(self.sides[me].worker(), &mut id);
         if rc == 0 {
             let side = &mut self.sides[me];
-            assert!(!side.owned.contains(&id), "buffer {id} acquired twice");
             assert!(
-                !side.lent.values().any(|&b| b == id),
+                !side.owned.contains_key(&(id, 0)),
+                "buffer {id} acquired twice"
+            );
+            assert!(
+                !side.lent.values().any(|&(b, _)| b == id),
                 "buffer {id} acquired while an operation owns it"
             );
-            side.owned.insert(id);
+            side.owned.insert((id, 0), side.host.buffer_size());
         } else {
             assert_eq!(rc, -libc::ENOBUFS);
         }
     }
 
     fn release(&mut self, me: usize) {
-        let id = self.buffer(me);
-        let rc = iot_buffer_release(self.sides[me].worker(), id);
+        let ((id, mut offset), _) = self.buffer(me);
+        if self.rng.chance(20) {
+            offset += 1 + self.rng.below(64) as u32; // not where a piece starts, mostly
+        }
+        let piece = (id, offset);
+        let rc = iot_buffer_release(self.sides[me].worker(), piece.0, piece.1);
         let side = &mut self.sides[me];
-        if side.owned.remove(&id) {
-            assert_eq!(rc, 0, "release of owned buffer {id}: {}", message(rc));
+        if side.owned.remove(&piece).is_some() {
+            assert_eq!(rc, 0, "release of owned piece {piece:?}: {}", message(rc));
         } else {
             assert_eq!(
                 rc, IOT_E_BAD_BUFFER,
-                "release of buffer {id} the host does not own"
+                "release of piece {piece:?} the host does not own"
             );
         }
     }
 
-    /// A call that lends buffer `id` returned `rc`: on success the op owns it.
-    fn lent_if_queued(&mut self, me: usize, rc: i32, id: u32, tag: u64) {
+    /// A call that lends `piece` returned `rc`: on success the op owns it.
+    fn lent_if_queued(&mut self, me: usize, rc: i32, piece: Piece, tag: u64) {
         let side = &mut self.sides[me];
         if rc == 0 {
             assert!(
-                side.owned.remove(&id),
-                "buffer {id} lent without being owned"
+                side.owned.remove(&piece).is_some(),
+                "piece {piece:?} lent without being owned"
             );
-            side.lent.insert(tag, id);
+            side.lent.insert(tag, piece);
             side.pending.insert(tag);
         }
     }
@@ -407,14 +433,21 @@ impl Fuzz {
         }
         let lent = if last { side.lent.remove(&c.tag) } else { None };
         if c.flags & IOT_COMPLETION_BUFFER != 0 {
-            let id = u32::from(c.buffer_id);
-            assert!(
-                side.owned.insert(id),
-                "completion {c:?} hands back buffer {id}, which the host owns already"
+            // A read hands back what it borrowed; a receive hands over a new piece.
+            let piece = lent.unwrap_or((u32::from(c.buffer_id), held_at(c)));
+            assert_eq!(
+                piece.0,
+                u32::from(c.buffer_id),
+                "a read hands back its buffer"
             );
-            if let Some(lent) = lent {
-                assert_eq!(lent, id, "a read hands back the buffer it borrowed");
-            }
+            let room = match lent {
+                Some(_) => 1,
+                None => c.result.max(1) as u32,
+            };
+            assert!(
+                side.owned.insert(piece, room).is_none(),
+                "completion {c:?} hands over piece {piece:?}, which the host owns already"
+            );
         }
         if last {
             side.pending.remove(&c.tag);
@@ -425,12 +458,22 @@ impl Fuzz {
     fn check(&self, me: usize) {
         let side = &self.sides[me];
         let stats = side.host.stats();
-        let modelled = side.owned.len() + side.lent.len();
+        let ids: HashSet<u32> = side
+            .owned
+            .keys()
+            .chain(side.lent.values())
+            .map(|p| p.0)
+            .collect();
         assert_eq!(
-            stats.buffers_outstanding as usize, modelled,
+            stats.buffers_outstanding as usize,
+            ids.len(),
             "after call {}: the worker counts {} buffers out of the pool, the model {} \
              (owned {:?}, lent {:?})",
-            self.calls, stats.buffers_outstanding, modelled, side.owned, side.lent
+            self.calls,
+            stats.buffers_outstanding,
+            ids.len(),
+            side.owned,
+            side.lent
         );
         let held = self.sides[0].payloads.len() + self.sides[1].payloads.len();
         assert_eq!(
@@ -456,7 +499,10 @@ fn random_abi_calls_keep_one_owner_per_buffer_and_payload() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut fuzz = Fuzz {
         rng: Rng(seed.max(1)),
-        sides: [Side::new(dir.path(), "a"), Side::new(dir.path(), "b")],
+        sides: [
+            Side::new(dir.path(), "a", 1024),
+            Side::new(dir.path(), "b", 4096),
+        ],
         next_tag: 0,
         in_transit: 0,
         calls: 0,
@@ -489,8 +535,8 @@ fn random_abi_calls_keep_one_owner_per_buffer_and_payload() {
         fuzz.calls, fuzz.seen
     );
     for side in &mut fuzz.sides {
-        for id in side.owned.drain() {
-            ok("release", iot_buffer_release(side.host.worker, id));
+        for ((id, offset), _) in side.owned.drain() {
+            ok("release", iot_buffer_release(side.host.worker, id, offset));
         }
         for p in side.payloads.drain() {
             ok("payload release", iot_payload_release(side.host.worker, p));

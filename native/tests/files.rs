@@ -117,7 +117,7 @@ fn write_all(host: &mut Host, file: u64, data: &[u8]) {
             assert!(c.result > 0, "write failed: {}", message(c.result));
             in_flight -= 1;
         }
-        ok("release", iot_buffer_release(host.worker, id));
+        ok("release", iot_buffer_release(host.worker, id, 0));
         queue_write(host, file, piece, (i * chunk) as u64, 2);
         in_flight += 1;
     }
@@ -326,7 +326,7 @@ fn readv_and_writev_move_several_buffers() {
         "readv hands its buffers back"
     );
     for id in [a, b] {
-        ok("release", iot_buffer_release(host.worker, id));
+        ok("release", iot_buffer_release(host.worker, id, 0));
     }
     let dup = [into[0], into[0]];
     assert_eq!(
@@ -458,7 +458,7 @@ fn open_and_io_errors_are_the_kernel_ones() {
     );
     ok(
         "release: a refused read leaves the buffer",
-        iot_buffer_release(host.worker, id),
+        iot_buffer_release(host.worker, id, 0),
     );
     assert_eq!(
         host.stats().buffers_outstanding,
@@ -492,7 +492,7 @@ fn open_and_io_errors_are_the_kernel_ones() {
         iot_file_read(host.worker, read_only, id, 0, 1, 0, TAG, 0),
         IOT_E_BAD_HANDLE
     );
-    ok("release", iot_buffer_release(host.worker, id));
+    ok("release", iot_buffer_release(host.worker, id, 0));
     let (listener, _) = host.listen("127.0.0.1", 0);
     assert_eq!(
         iot_file_close(host.worker, listener),

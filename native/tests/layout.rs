@@ -298,13 +298,15 @@ fn structs_shared_with_the_host_keep_their_x86_64_layout() {
     assert_eq!(offset_of!(iot_config, flags), 16);
     assert_eq!(offset_of!(iot_config, socket_buffer_limit), 20);
 
-    assert_eq!(size_of::<iot_stats>(), 24);
+    assert_eq!(size_of::<iot_stats>(), 32);
     assert_eq!(offset_of!(iot_stats, ops_in_flight), 0);
     assert_eq!(offset_of!(iot_stats, sockets_open), 4);
     assert_eq!(offset_of!(iot_stats, buffers_outstanding), 8);
     assert_eq!(offset_of!(iot_stats, completions_ready), 12);
     assert_eq!(offset_of!(iot_stats, completion_overflows), 16);
     assert_eq!(offset_of!(iot_stats, recv_ring_buffers), 20);
+    assert_eq!(offset_of!(iot_stats, pieces_outstanding), 24);
+    assert_eq!(offset_of!(iot_stats, packs_receives), 28);
 
     assert_eq!(size_of::<iot_buffer_slice>(), 12);
     assert_eq!(offset_of!(iot_buffer_slice, buffer_id), 0);

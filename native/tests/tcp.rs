@@ -135,11 +135,8 @@ fn recv_with_timeout_gets_data_in_time() {
     ok("recv", iot_recv(host.worker, socket, 5, 0, 10_000));
     let c = host.next_tagged(5);
     assert_eq!(c.result, 5);
-    assert_eq!(host.buffer(u32::from(c.buffer_id), 5), b"quick");
-    ok(
-        "release",
-        iot_buffer_release(host.worker, u32::from(c.buffer_id)),
-    );
+    assert_eq!(host.payload(&c), b"quick");
+    host.give_back(&c);
     assert_eq!(host.stats().ops_in_flight, 0);
 }
 
@@ -189,11 +186,8 @@ fn peer_reset_mid_stream() {
     let last = loop {
         let c = host.next_tagged(3);
         if c.flags & IOT_COMPLETION_BUFFER != 0 {
-            received.extend_from_slice(host.buffer(u32::from(c.buffer_id), c.result as usize));
-            ok(
-                "release",
-                iot_buffer_release(host.worker, u32::from(c.buffer_id)),
-            );
+            received.extend_from_slice(host.payload(&c));
+            host.give_back(&c);
         }
         if c.flags & IOT_COMPLETION_MORE == 0 {
             break c;
@@ -279,16 +273,16 @@ fn recv_pool_exhaustion_pauses_without_loss() {
             0,
             "multishot recv must stay armed"
         );
-        received.extend_from_slice(host.buffer(u32::from(c.buffer_id), c.result as usize));
-        held.push(u32::from(c.buffer_id));
+        received.extend_from_slice(host.payload(&c));
+        held.push(c);
         if held.len() == 2 {
             // As many receive buffers as one connection may hold when it holds half the
             // pool (the other half stays for other connections): no more arrive until
             // we give some back, and nothing may be lost meanwhile.
             host.poll();
             assert_eq!(host.stats().buffers_outstanding, 2);
-            for id in held.drain(..) {
-                ok("release", iot_buffer_release(host.worker, id));
+            for c in held.drain(..) {
+                host.give_back(&c);
             }
         }
     }

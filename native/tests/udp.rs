@@ -473,7 +473,7 @@ fn a_one_shot_receive_needs_a_free_send_buffer() {
         iot_datagram_recv(host.worker, socket, 1, 0, 0),
         -libc::ENOBUFS
     );
-    ok("release", iot_buffer_release(host.worker, only));
+    ok("release", iot_buffer_release(host.worker, only, 0));
     peer("127.0.0.1")
         .send_to(b"now", ("127.0.0.1", port))
         .unwrap();

@@ -226,7 +226,10 @@ fn bad_span_calls_are_refused_and_change_nothing() {
     let span = filled(&host, &pool, &pattern(70_000, 1));
     let size = pool.size as u32;
     // Only the head names the span.
-    assert_eq!(iot_buffer_release(host.worker, span + 1), IOT_E_BAD_BUFFER);
+    assert_eq!(
+        iot_buffer_release(host.worker, span + 1, 0),
+        IOT_E_BAD_BUFFER
+    );
     let (socket, _) = bind(&host, "127.0.0.1");
     let peer = peer("127.0.0.1");
     let peer_port = peer.local_addr().unwrap().port();
@@ -277,8 +280,8 @@ fn bad_span_calls_are_refused_and_change_nothing() {
         IOT_E_BAD_HANDLE
     );
     assert_eq!(host.stats().buffers_outstanding, 1, "still the host's");
-    ok("release", iot_buffer_release(host.worker, span));
-    assert_eq!(iot_buffer_release(host.worker, span), IOT_E_BAD_BUFFER);
+    ok("release", iot_buffer_release(host.worker, span, 0));
+    assert_eq!(iot_buffer_release(host.worker, span, 0), IOT_E_BAD_BUFFER);
     assert_nothing_held(&host);
 }
 
@@ -304,13 +307,13 @@ fn free_spans_run_out_and_come_back() {
     let sizes: Vec<u32> = held.windows(2).map(|w| w[1] - w[0]).collect();
     assert!(sizes.iter().all(|&d| d * host.buffer_size() >= 65_679));
     for &span in &held {
-        ok("release", iot_buffer_release(host.worker, span));
+        ok("release", iot_buffer_release(host.worker, span, 0));
     }
     ok(
         "again",
         iot_buffer_acquire_span(host.worker, 65_507, &mut id),
     );
-    ok("release", iot_buffer_release(host.worker, id));
+    ok("release", iot_buffer_release(host.worker, id, 0));
     assert_nothing_held(&host);
 }
 
@@ -336,7 +339,7 @@ fn a_one_shot_receive_without_a_free_span_takes_a_send_buffer_and_says_truncated
     assert!(pool.payload(&c) == data[..room]);
     host.release(c.buffer_id);
     for span in spans {
-        ok("release", iot_buffer_release(host.worker, span));
+        ok("release", iot_buffer_release(host.worker, span, 0));
     }
     assert_nothing_held(&host);
     ok("close", iot_socket_close(host.worker, socket));

@@ -7,7 +7,15 @@ import 'dart:typed_data';
 
 import 'dropped_bytes.dart';
 import 'exception.dart';
+import 'ffi/bindings.dart';
 import 'ffi/worker_handle.dart';
+
+/// Where the piece or buffer a completion with [flags] handed over starts,
+/// to release it with: its [offset] for a piece of a shared receive buffer
+/// (`IOT_COMPLETION_PIECE`), else 0 (a buffer held whole, such as a
+/// datagram's, whose bytes start past a header).
+int heldAt(int flags, int offset) =>
+    flags & IOT_COMPLETION_PIECE != 0 ? offset : 0;
 
 /// The worker's buffer pool: buffer `id` is `size` bytes at `base + id * size`
 /// (`iot_worker_buffers`). Valid until the worker is freed.
@@ -46,8 +54,10 @@ final class BufferPool {
     return result < 0 ? result : _worker.scratch.id.value;
   }
 
-  /// Gives a host-owned buffer back; returns the native result.
-  int release(int id) => _worker.releaseBuffer(id);
+  /// Gives back the received piece of buffer [id] that starts at [offset]
+  /// (several receives may share a buffer), or a buffer held whole (offset
+  /// 0); returns the native result.
+  int release(int id, [int offset = 0]) => _worker.releaseBuffer(id, offset);
 
   /// Copies `bytes[start, start + length)` into buffer [id] at [offset] (on
   /// into the next buffers for a span).
@@ -136,14 +146,16 @@ abstract base class ReleasableBytes {
 /// Received bytes still in the worker's native buffer: no copy was made.
 ///
 /// **A payload must be released** ([release], or handed to
-/// `TcpConnection.writePayload`, which sends the same buffer back without a
-/// copy and releases it when the send is done). Until then its buffer is out
-/// of the receive pool; a program that holds many payloads starves its own
-/// receives, which wait (without losing data) until buffers come back. One
-/// connection receives no more while it holds
-/// `WorkerConfig.socketBufferLimit` payloads (32 by default: 512 KiB of 16 KiB
-/// buffers), or 2 once half the pool is held: a program that gathers a whole
-/// message from one connection before releasing any payload must copy
+/// `TcpConnection.writePayload`, which sends the same bytes back without a
+/// copy and releases them when the send is done). Small receives share
+/// native buffers (each payload is a piece of one, where the kernel packs
+/// receives: Linux 6.12+), and a buffer returns to the receive pool only once
+/// every payload in it is released; a program that holds many payloads
+/// starves its own receives, which wait (without losing data) until buffers
+/// come back. One connection receives no more while it holds
+/// `WorkerConfig.socketBufferLimit` payloads (32 by default, each up to a 16
+/// KiB buffer), or 2 once half the pool is held: a program that gathers a
+/// whole message from one connection before releasing any payload must copy
 /// (`connection.listen` gives copies) or raise that limit, or it waits
 /// forever.
 ///
@@ -157,7 +169,8 @@ abstract base class ReleasableBytes {
 final class Payload extends ReleasableBytes {
   Payload.internal(
       PayloadOwner owner, this.bufferId, this.offset, Uint8List bytes)
-      : super(owner, bytes, () => owner.releaseBuffer(bufferId), 'payload');
+      : super(owner, bytes, () => owner.releaseBuffer(bufferId, offset),
+            'payload');
 
   /// The worker the payload came from (for the transport itself).
   PayloadOwner get owner => _owner;
@@ -165,7 +178,8 @@ final class Payload extends ReleasableBytes {
   /// The native buffer id (for the transport itself).
   final int bufferId;
 
-  /// Where the bytes start inside the buffer (for the transport itself).
+  /// Where the bytes start inside the buffer, which other receives may share
+  /// (for the transport itself).
   final int offset;
 
   /// Marks the payload as handed over (its buffer now belongs to a send);
@@ -177,8 +191,9 @@ final class Payload extends ReleasableBytes {
 abstract interface class PayloadOwner {
   bool get isClosed;
 
-  /// Gives received buffer [id] back to the pool.
-  void releaseBuffer(int id);
+  /// Gives the received piece of buffer [id] at [offset] (or a buffer held
+  /// whole, offset 0) back to the pool.
+  void releaseBuffer(int id, [int offset = 0]);
 }
 
 /// Runs a give-back once, and not at all once the worker is closed (closing

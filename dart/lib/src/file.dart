@@ -226,7 +226,7 @@ final class IoFile {
   Uint8List _copyOut(int bufferId, int offset, int length) {
     final core = _queue.core;
     final bytes = core.buffers.copy(bufferId, offset, length);
-    core.releaseBuffer(bufferId);
+    core.releaseBuffer(bufferId, offset);
     return bytes;
   }
 

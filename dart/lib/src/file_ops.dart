@@ -190,7 +190,7 @@ final class PayloadWriteOp extends FileOp<void> with WriteErrors {
   @override
   void onEnd() {
     // Still ours when the write never started or was refused.
-    if (!_handedOver) core.releaseBuffer(bufferId);
+    if (!_handedOver) core.releaseBuffer(bufferId, bufferOffset);
     super.onEnd();
   }
 }

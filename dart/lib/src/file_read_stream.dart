@@ -5,6 +5,7 @@ library;
 import 'dart:async';
 import 'dart:collection';
 
+import 'buffers.dart';
 import 'exception.dart';
 import 'ffi/bindings.dart';
 import 'ffi/file_handles.dart';
@@ -101,8 +102,8 @@ final class ReadStream<T> implements CompletionHandler {
   }
 
   void _releaseHeld() {
-    for (final (id, _, _) in _held) {
-      _core.releaseBuffer(id);
+    for (final (id, offset, _) in _held) {
+      _core.releaseBuffer(id, offset);
     }
     _held.clear();
   }
@@ -119,7 +120,7 @@ final class ReadStream<T> implements CompletionHandler {
     final core = _core;
     if (flags & IOT_COMPLETION_BUFFER != 0) {
       if (_done || result <= 0) {
-        core.releaseBuffer(bufferId);
+        core.releaseBuffer(bufferId, heldAt(flags, offset));
       } else if (controller.isPaused || _held.isNotEmpty) {
         _held.add((bufferId, offset, result));
       } else {

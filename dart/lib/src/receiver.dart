@@ -6,6 +6,7 @@ library;
 import 'dart:async';
 import 'dart:convert';
 
+import 'buffers.dart';
 import 'exception.dart';
 import 'ffi/bindings.dart';
 import 'ffi/socket_handles.dart';
@@ -209,7 +210,7 @@ final class Receiver<T> implements CompletionHandler, SendBufferWaiter {
       if (deliver) {
         _deliver(bufferId, offset, result, flags);
       } else {
-        _core.releaseBuffer(bufferId);
+        _core.releaseBuffer(bufferId, heldAt(flags, offset));
       }
     }
     if (flags & IOT_COMPLETION_MORE != 0) {

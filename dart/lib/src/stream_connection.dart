@@ -121,7 +121,7 @@ abstract base class StreamConnection extends Stream<Uint8List> {
 
   Uint8List _copyOut(int bufferId, int offset, int length, int flags) {
     final bytes = _core.buffers.copy(bufferId, offset, length);
-    _core.releaseBuffer(bufferId);
+    _core.releaseBuffer(bufferId, offset);
     return bytes;
   }
 

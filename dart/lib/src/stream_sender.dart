@@ -44,6 +44,9 @@ final class Outbound {
 
   /// A host-owned buffer to send as is (a payload), or -1.
   final int bufferId;
+
+  /// Where the bytes start in [bufferId]: a payload's piece starts there (it
+  /// is released with it); 0 for a send buffer.
   final int offset;
   final int length;
   final Duration? timeout;
@@ -135,7 +138,7 @@ final class StreamSender implements CompletionHandler, SendBufferWaiter {
     final error = _error;
     if (error != null) {
       if (entry.isBuffer) {
-        _core.releaseBuffer(entry.bufferId);
+        _core.releaseBuffer(entry.bufferId, entry.offset);
       }
       entry.fail(error);
       return;
@@ -210,7 +213,7 @@ final class StreamSender implements CompletionHandler, SendBufferWaiter {
             entry.bufferId, entry.offset, entry.length, _tag, timeoutMs);
         if (rc < 0) {
           // The buffer is still ours when the send was refused.
-          core.releaseBuffer(entry.bufferId);
+          core.releaseBuffer(entry.bufferId, entry.offset);
           _abort(core.error(rc, 'write',
               closedLocally: _closeRequested()));
           return;
@@ -281,7 +284,7 @@ final class StreamSender implements CompletionHandler, SendBufferWaiter {
     final failed = [..._inFlight, ..._queue];
     for (final entry in _queue) {
       if (entry.isBuffer && !_core.isClosed) {
-        _core.releaseBuffer(entry.bufferId);
+        _core.releaseBuffer(entry.bufferId, entry.offset);
       }
     }
     _queue.clear();

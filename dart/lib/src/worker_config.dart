@@ -12,6 +12,7 @@ final class WorkerConfig {
     this.bufferSize,
     this.socketBufferLimit,
     this.completionBatch = 256,
+    this.wholeReceiveBuffers = false,
   });
 
   /// Submission queue entries (the completion queue is sized from these and
@@ -19,9 +20,10 @@ final class WorkerConfig {
   final int? ringEntries;
 
   /// Receive buffers at most, 1..32768 (default 4096). The kernel fills them
-  /// through a ring that starts with 256 and doubles whenever a receive finds
-  /// it empty; their memory is reserved up front, and becomes resident only
-  /// as the ring grows into it.
+  /// through a ring that starts with 256 (16 when receives are packed, see
+  /// [wholeReceiveBuffers]) and doubles whenever a receive finds it empty;
+  /// their memory is reserved up front, and becomes resident only as the
+  /// ring grows into it.
   final int? receiveBufferCount;
 
   /// Buffers for sends, 0..32768. Each write is cut into chunks of
@@ -31,10 +33,11 @@ final class WorkerConfig {
   /// Size of every buffer in bytes, 1..16 MiB.
   final int? bufferSize;
 
-  /// Receive buffers one connection may hold at a time (received, and not
-  /// yet released or sent on); at the limit it stops receiving until one
-  /// comes back, so a peer that never reads cannot starve the worker's other
-  /// connections. Default: 32 (an eighth of the ring's first 256 buffers).
+  /// Received payloads one connection may hold at a time (received, and not
+  /// yet released or sent on; each keeps at most one buffer out of the
+  /// pool); at the limit it stops receiving until one comes back, so a peer
+  /// that never reads cannot starve the worker's other connections.
+  /// Default: 32.
   /// Writes are held to the same number of send buffers in flight per
   /// connection (default: an eighth of [sendBufferCount], at least 16).
   final int? socketBufferLimit;
@@ -42,4 +45,11 @@ final class WorkerConfig {
   /// How many completions one drain reads (the size of the preallocated
   /// completion array), 1..65536.
   final int completionBatch;
+
+  /// Whether every receive takes a whole buffer, as on kernels before Linux
+  /// 6.12. By default small receives are packed into shared buffers where
+  /// the kernel can ([WorkerStats.packsReceives]): a thousand connections
+  /// sending 64 bytes then keep a few buffers out of the pool, not a
+  /// thousand. For comparisons and tests.
+  final bool wholeReceiveBuffers;
 }

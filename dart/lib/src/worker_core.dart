@@ -151,6 +151,7 @@ final class WorkerCore implements PayloadOwner {
       if (bufferSize != null) c.buffer_size = bufferSize;
       final socketLimit = config.socketBufferLimit;
       if (socketLimit != null) c.socket_buffer_limit = socketLimit;
+      if (config.wholeReceiveBuffers) c.flags |= IOT_CONFIG_WHOLE_BUFFERS;
       sendBuffers = c.send_buffer_count;
       final created = WorkerHandle.create(b, scratch);
       if (created < 0) throw transportError(b, created, 'create worker');
@@ -463,7 +464,9 @@ final class WorkerCore implements PayloadOwner {
 
   /// A completion nobody waits for any more: give back what it carries.
   void _orphan(_Records r, int i, int kind, int flags) {
-    if (flags & IOT_COMPLETION_BUFFER != 0) buffers.release(r.bufferId(i));
+    if (flags & IOT_COMPLETION_BUFFER != 0) {
+      buffers.release(r.bufferId(i), heldAt(flags, r.offset(i)));
+    }
     final handle = r.handle(i);
     if (handle == 0) return;
     if (kind == IOT_KIND_ACCEPT || kind == IOT_KIND_CONNECT) {
@@ -527,14 +530,15 @@ final class WorkerCore implements PayloadOwner {
     scheduleMicrotask(_flushMicrotask);
   }
 
-  /// Gives a host-owned buffer back to the pool (resubmitting receives that
-  /// were waiting for one). A send buffer given back (a file read's, a
-  /// one-shot datagram receive's) wakes the send-buffer waiters at the end of
-  /// the turn, or in the flush microtask outside a turn.
+  /// Gives the received piece of buffer [id] at [offset], or a buffer held
+  /// whole (offset 0), back to the pool (resubmitting receives that were
+  /// waiting for one). A send buffer given back (a file read's, a one-shot
+  /// datagram receive's) wakes the send-buffer waiters at the end of the
+  /// turn, or in the flush microtask outside a turn.
   @override
-  void releaseBuffer(int id) {
+  void releaseBuffer(int id, [int offset = 0]) {
     if (_closed) return;
-    buffers.release(id);
+    buffers.release(id, offset);
     if (_sendWaiters.isNotEmpty) _buffersReturned = true;
     submitted();
   }
@@ -610,7 +614,9 @@ final class WorkerCore implements PayloadOwner {
         buffersOutstanding: s.buffers_outstanding,
         completionsReady: s.completions_ready,
         completionOverflows: s.completion_overflows,
-        receiveRingBuffers: s.recv_ring_buffers);
+        receiveRingBuffers: s.recv_ring_buffers,
+        piecesOutstanding: s.pieces_outstanding,
+        packsReceives: s.packs_receives != 0);
   }
 
   /// The error for a native result [code] of [operation].

@@ -12,6 +12,8 @@ final class WorkerStats {
     required this.completionsReady,
     this.completionOverflows = 0,
     this.receiveRingBuffers = 0,
+    this.piecesOutstanding = 0,
+    this.packsReceives = false,
   });
 
   /// Operations the kernel still owns (including receives waiting for
@@ -21,7 +23,8 @@ final class WorkerStats {
   /// Open sockets (listeners and connections).
   final int socketsOpen;
 
-  /// Buffers held by the program (unreleased payloads) or by in-flight sends.
+  /// Buffers held by the program (unreleased payloads) or by in-flight sends;
+  /// a buffer counts once however many payloads share it.
   final int buffersOutstanding;
 
   /// Completions ready to drain.
@@ -31,15 +34,26 @@ final class WorkerStats {
   /// the kernel's overflow list (0 while the queue is big enough for the load).
   final int completionOverflows;
 
-  /// Receive buffers the receive ring has grown to (it starts with up to 256
-  /// and doubles while receives find it empty, up to
-  /// [WorkerConfig.receiveBufferCount]).
+  /// Receive buffers the receive ring has grown to (it starts with up to 256,
+  /// or 16 when receives are packed, and doubles while receives find it
+  /// empty, up to [WorkerConfig.receiveBufferCount]).
   final int receiveRingBuffers;
+
+  /// Received pieces held by the program or by in-flight sends: each
+  /// unreleased payload of a stream is one (see [packsReceives]).
+  final int piecesOutstanding;
+
+  /// Whether stream receives are packed into shared buffers: each takes the
+  /// next bytes of the buffer the kernel is filling (Linux 6.12+), so small
+  /// payloads of many connections share buffers; otherwise each takes a
+  /// whole buffer ([WorkerConfig.wholeReceiveBuffers], or an older kernel).
+  final bool packsReceives;
 
   @override
   String toString() => 'WorkerStats(opsInFlight: $opsInFlight, '
       'socketsOpen: $socketsOpen, buffersOutstanding: $buffersOutstanding, '
       'completionsReady: $completionsReady, '
       'completionOverflows: $completionOverflows, '
-      'receiveRingBuffers: $receiveRingBuffers)';
+      'receiveRingBuffers: $receiveRingBuffers, '
+      'piecesOutstanding: $piecesOutstanding, packsReceives: $packsReceives)';
 }

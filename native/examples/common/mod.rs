@@ -150,12 +150,12 @@ pub fn echo_stream(worker: u64, c: &iot_completion) {
     }
 }
 
-/// Sends the received buffer straight back (zero copy); it returns to the pool after
+/// Sends the received piece straight back (zero copy); it returns to the pool after
 /// the send.
 fn echo_back(worker: u64, c: &iot_completion) -> Option<u64> {
     let buffer = u32::from(c.buffer_id);
     if iot_send(worker, c.tag, buffer, c.offset, c.result as u32, c.tag, 0) < 0 {
-        let _ = iot_buffer_release(worker, buffer);
+        let _ = iot_buffer_release(worker, buffer, c.offset);
         return Some(c.tag);
     }
     None

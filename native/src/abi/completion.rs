@@ -17,22 +17,32 @@ pub struct iot_completion {
     /// `IOT_COMPLETION_*` bits.
     pub flags: u32,
     /// The buffer holding received bytes when `IOT_COMPLETION_BUFFER` is set; the host
-    /// owns it and must give it back with `iot_buffer_release`.
+    /// holds them and must give them back with `iot_buffer_release` (see `offset`).
     pub buffer_id: u16,
     /// `IOT_KIND_*`: which operation this completes.
     pub kind: u16,
-    /// Where the received bytes start inside the buffer (non-zero when the kernel put a
-    /// header first, e.g. a datagram's sender address).
+    /// Where the received bytes start inside the buffer. A stream receive (and a file
+    /// read stream's chunk) is a piece of its buffer, which other receives may share
+    /// when receives are packed (`iot_stats.packs_receives`): the host holds bytes
+    /// `[offset, offset + result)` only, and releases them with this `offset`. A
+    /// datagram's buffer is held whole, its payload behind the sender's address.
     pub offset: u32,
 }
 
 /// More completions will follow for the same tag (multishot accept/recv).
 pub const IOT_COMPLETION_MORE: u32 = 1;
-/// `buffer_id` is valid and now owned by the host.
+/// `buffer_id` is valid: the host now holds the piece at `offset` (or the whole
+/// buffer, for a datagram or a file read's buffer).
 pub const IOT_COMPLETION_BUFFER: u32 = 2;
 /// The datagram was longer than the buffer's payload space: `result` bytes were kept,
 /// the rest was discarded by the kernel.
 pub const IOT_COMPLETION_TRUNCATED: u32 = 4;
+/// The buffer is a piece (a stream receive's, a file read stream's chunk): the host
+/// holds bytes `[offset, offset + result)` of `buffer_id`, which other receives may
+/// share, and gives them back with `iot_buffer_release(worker, buffer_id, offset)`.
+/// Without it, `IOT_COMPLETION_BUFFER` hands over a buffer whole (released with offset
+/// 0), whatever `offset` says of where the bytes start in it.
+pub const IOT_COMPLETION_PIECE: u32 = 16;
 /// The host buffers this operation borrowed (a send's, send_to's or file write's
 /// source buffers) are back in the free pool as of this completion, whatever its
 /// result (also after a cancel, a close or a timeout); likewise the free buffer or

@@ -12,9 +12,10 @@ pub struct iot_config {
     /// entry plus one per buffer (the next power of two of that, at most 65,536).
     pub ring_entries: u32,
     /// Receive buffers at most, 1..=32768. The kernel fills them through a provided
-    /// buffer ring that starts with up to 256 of them and doubles whenever a receive
-    /// finds it empty; the memory of all is reserved up front (address space), pages
-    /// become resident as the ring grows into them.
+    /// buffer ring that starts with up to 256 of them (16 when receives are packed,
+    /// see `iot_stats.packs_receives`) and doubles whenever a receive finds it empty;
+    /// the memory of all is reserved up front (address space), pages become resident
+    /// as the ring grows into them.
     pub recv_buffer_count: u32,
     /// Buffers the host acquires for sends, 0..=32768.
     pub send_buffer_count: u32,
@@ -22,11 +23,11 @@ pub struct iot_config {
     pub buffer_size: u32,
     /// `IOT_CONFIG_*` bits; others must be 0.
     pub flags: u32,
-    /// Receive buffers one stream socket may hold at a time (received and not yet
-    /// released or sent on); at the limit it stops receiving until one comes back, so
-    /// a peer that does not read cannot take the buffers other connections need.
-    /// 0 (the default): an eighth of the ring's first 256 buffers, i.e. 32 (at most
-    /// `recv_buffer_count`).
+    /// Received pieces one stream socket may hold at a time (received and not yet
+    /// released or sent on; each pins at most one buffer); at the limit it stops
+    /// receiving until one comes back, so a peer that does not read cannot take the
+    /// buffers other connections need. 0 (the default): an eighth of 256, i.e. 32 (at
+    /// most `recv_buffer_count`).
     pub socket_buffer_limit: u32,
 }
 
@@ -48,6 +49,11 @@ impl Default for iot_config {
 /// counts against `RLIMIT_MEMLOCK` (without `CAP_IPC_LOCK`); over the limit,
 /// `iot_worker_new` fails with `IOT_E_MEMLOCK`.
 pub const IOT_CONFIG_REGISTER_BUFFERS: u32 = 1;
+/// Config flag: every stream receive takes a whole buffer, as on kernels before Linux
+/// 6.12, instead of packing receives into shared buffers (see `iot_stats.packs_receives`).
+/// For comparisons and tests; packing needs far less memory when many connections
+/// receive small messages at once.
+pub const IOT_CONFIG_WHOLE_BUFFERS: u32 = 2;
 
 const MAX_RING_BUFFERS: u32 = 1 << 15;
 const MAX_BUFFER_SIZE: u32 = 16 << 20;
@@ -74,7 +80,7 @@ impl iot_config {
             && (1..=MAX_RING_BUFFERS).contains(&self.recv_buffer_count)
             && self.send_buffer_count <= MAX_RING_BUFFERS
             && (1..=MAX_BUFFER_SIZE).contains(&self.buffer_size)
-            && self.flags & !IOT_CONFIG_REGISTER_BUFFERS == 0;
+            && self.flags & !(IOT_CONFIG_REGISTER_BUFFERS | IOT_CONFIG_WHOLE_BUFFERS) == 0;
         if ok {
             Ok(())
         } else {
@@ -101,4 +107,14 @@ pub struct iot_stats {
     pub completion_overflows: u32,
     /// Receive buffers the receive ring has grown to (see `recv_buffer_count`).
     pub recv_ring_buffers: u32,
+    /// Pieces of receive buffers held by the host or by in-flight sends (see
+    /// `packs_receives`); `buffers_outstanding` counts a buffer once however many of
+    /// its pieces are out.
+    pub pieces_outstanding: u32,
+    /// 1 when stream receives are packed into shared buffers: each takes the next bytes
+    /// of the buffer the kernel is filling (`IOU_PBUF_RING_INC`, Linux 6.12+), so a
+    /// receive completion's `offset` is where its piece starts; 0 when each takes a
+    /// whole buffer (older kernels, pools without datagram spans, or
+    /// `IOT_CONFIG_WHOLE_BUFFERS`).
+    pub packs_receives: u32,
 }

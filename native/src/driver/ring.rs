@@ -93,6 +93,19 @@ impl Ring {
         self.push(&[entry.user_data(user_data::IGNORED)])
     }
 
+    /// Submits `entry` alone and waits up to a second for its CQE: (result, flags).
+    /// Only at setup, with nothing else in flight, so the next CQE is its own; one that
+    /// comes later is ignored like any `user_data::IGNORED`.
+    pub(crate) fn run_alone(&mut self, entry: squeue::Entry) -> Option<(i32, u32)> {
+        self.push_ignored(entry).ok()?;
+        let limit = Timespec::new().sec(1);
+        let args = SubmitArgs::new().timespec(&limit);
+        // A timeout is an error (ETIME) with nothing to read: the CQE decides.
+        let _ = self.ring.submitter().submit_with_args(1, &args);
+        let cqe = self.ring.completion().next()?;
+        Some((cqe.result(), cqe.flags()))
+    }
+
     /// Cancels whatever in flight `what` matches; each still completes.
     pub(crate) fn cancel(&mut self, what: CancelBuilder) -> Result<()> {
         self.push_ignored(opcode::AsyncCancel2::new(what).build())

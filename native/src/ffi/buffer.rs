@@ -60,9 +60,15 @@ pub extern "C" fn iot_buffer_acquire_span(worker: u64, len: u32, out_id: *mut u3
     })
 }
 
-/// Gives a host-owned buffer back (a received one, or an acquired one not sent).
-/// Returns `IOT_E_BAD_BUFFER` if the host does not own it (e.g. a double release).
+/// Gives back what the host holds of buffer `id`: the piece of a stream receive that
+/// starts at `offset` (the `offset` of the completion that delivered it: receives may
+/// share a buffer, see `iot_stats.packs_receives`), or a buffer held whole with
+/// `offset` 0 (an acquired buffer or span not sent, a datagram's buffer, a buffer a
+/// file read handed back). A receive buffer returns to the ring once the kernel is
+/// done with it and every piece of it is back. Returns `IOT_E_BAD_BUFFER` if the host
+/// holds no piece or buffer there: a second release, a piece never handed out, an
+/// offset other than the piece's start, a piece or buffer lent to a send.
 #[no_mangle]
-pub extern "C" fn iot_buffer_release(worker: u64, id: u32) -> i32 {
-    boundary(|| registry::with(worker, |w| w.release_buffer(id).map(|()| 0)))
+pub extern "C" fn iot_buffer_release(worker: u64, id: u32, offset: u32) -> i32 {
+    boundary(|| registry::with(worker, |w| w.release_buffer(id, offset).map(|()| 0)))
 }

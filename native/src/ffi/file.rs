@@ -31,8 +31,9 @@ pub extern "C" fn iot_file_open(
 
 /// Queues a read of up to `len` bytes at `file_offset` (`IOT_OFFSET_CURRENT`: at the
 /// file position, in call order with the file's other position ops) into host buffer
-/// `buffer_id` from `offset`. The buffer is lent to the read and handed back in its
-/// completion (`IOT_COMPLETION_BUFFER`; the bytes start at the completion's `offset`)
+/// `buffer_id` from `offset` (inside one piece, for a received buffer). The buffer is
+/// lent to the read and handed back in its completion (`IOT_COMPLETION_BUFFER`; the
+/// bytes start at the completion's `offset`; release it as it was held before)
 /// whatever the outcome; `result` is the byte count, short only at end of file (0
 /// there) or on pipes. If this call fails the buffer stays with the host.
 #[no_mangle]
@@ -175,7 +176,8 @@ fn vectored(
 
 /// Streams the file from `file_offset` (`IOT_OFFSET_CURRENT`: the file position) to
 /// its end: completions `IOT_KIND_FILE_READ` with `IOT_COMPLETION_MORE`, each a
-/// host-owned pool buffer of up to buffer-size bytes in file order, then a final one
+/// host-owned piece of a receive buffer (`IOT_COMPLETION_PIECE`: released with its
+/// `offset`) of up to buffer-size bytes in file order, then a final one
 /// with result 0 at end of file (or an error). The stream pauses while the host holds
 /// `window` of its buffers (0: a quarter of the receive buffers) and resumes as they
 /// are released. `timeout_ms` (0 = none) bounds each chunk's read.

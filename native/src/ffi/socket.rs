@@ -40,14 +40,17 @@ pub extern "C" fn iot_tcp_accept(
     iot_accept(worker, listener, tag, flags, timeout_ms)
 }
 
-/// Queues a receive on a stream socket. Data lands in a pool buffer the kernel picks;
-/// the completion names it (`IOT_COMPLETION_BUFFER`, `buffer_id`) and the host owns it
-/// until `iot_buffer_release`. Result 0 means the peer closed its side. With
-/// `IOT_OP_MULTISHOT` it completes once per chunk until end of stream, error or cancel.
-/// When the pool runs dry the receive waits (no data is lost) and resumes as soon as a
-/// buffer is released. A socket holding `socket_buffer_limit` of its received buffers
-/// (see `iot_config`) also waits, until one of them is released or sent on, so one
-/// peer cannot take every buffer. `timeout_ms` (0 = none) is for one-shot receives only.
+/// Queues a receive on a stream socket. Data lands in a pool buffer the kernel picks,
+/// right after the previous receive's bytes when receives are packed
+/// (`iot_stats.packs_receives`); the completion names the piece (`IOT_COMPLETION_BUFFER`,
+/// `buffer_id`, `offset`, `result` bytes) and the host holds it until
+/// `iot_buffer_release(worker, buffer_id, offset)` or a send of its bytes. Result 0
+/// means the peer closed its side. With `IOT_OP_MULTISHOT` it completes once per chunk
+/// until end of stream, error or cancel. When the pool runs dry the receive waits (no
+/// data is lost) and resumes as soon as a buffer comes back. A socket holding
+/// `socket_buffer_limit` of its received pieces (see `iot_config`) also waits, until
+/// one of them is released or sent on, so one peer cannot take every buffer.
+/// `timeout_ms` (0 = none) is for one-shot receives only.
 /// Datagram sockets use `iot_datagram_recv` (`IOT_E_WRONG_SOCKET_KIND` here), which
 /// reports senders and truncation.
 #[no_mangle]
@@ -56,11 +59,13 @@ pub extern "C" fn iot_recv(worker: u64, socket: u64, tag: u64, flags: u32, timeo
 }
 
 /// Queues a send of `len` bytes from host buffer `buffer_id` at `offset`, on a stream
-/// socket or a connected datagram socket (`iot_udp_connect`). Stream sends on one
-/// socket go out in the order queued; each completes only when all its bytes were sent
-/// (result = `len`) or with an error. A datagram send goes out at once as one datagram.
-/// The buffer belongs to the send from this call on and returns to the pool when it
-/// completes, whatever the outcome; if this call fails it stays with the host.
+/// socket or a connected datagram socket (`iot_udp_connect`): an acquired buffer, or a
+/// received one, whose bytes must lie inside the one piece the host holds (zero-copy
+/// echo). Stream sends on one socket go out in the order queued; each completes only
+/// when all its bytes were sent (result = `len`) or with an error. A datagram send goes
+/// out at once as one datagram. The buffer (or received piece) belongs to the send
+/// from this call on and returns to the pool when it completes, whatever the outcome;
+/// if this call fails it stays with the host.
 /// `timeout_ms` (0 = none) bounds each wait for socket space.
 #[no_mangle]
 pub extern "C" fn iot_send(

@@ -23,7 +23,7 @@ pub(crate) use connect::Connect;
 pub(crate) use file::{position, FileWork};
 pub(crate) use handshake::Handshake;
 pub(crate) use read::ReadInto;
-pub(crate) use read_stream::{ReadStream, StreamHolders};
+pub(crate) use read_stream::ReadStream;
 pub(crate) use recv::Recv;
 pub(crate) use recvmsg::{MessageHeader, HEADER_LEN};
 pub(crate) use send::{SendProgress, SendTarget};
@@ -37,6 +37,7 @@ use crate::abi::iot_completion;
 use crate::buffers::BufferPool;
 use crate::driver::in_flight::{Life, Tracked};
 use crate::error::Result;
+use crate::pieces::BufferRef;
 
 /// What an op still needs when its completion arrives.
 pub(crate) enum Work {
@@ -80,11 +81,11 @@ impl Work {
         matches!(self, Work::Recv(_) | Work::Accept(_) | Work::Send(_))
     }
 
-    /// The host buffers this op borrowed (given back when it ends).
-    pub(crate) fn borrowed(&self) -> &[u32] {
+    /// The host pieces or buffers this op borrowed (given back when it ends).
+    pub(crate) fn borrowed(&self) -> &[BufferRef] {
         match self {
-            Work::Send(progress) => std::slice::from_ref(&progress.buffer),
-            Work::Read(read) => std::slice::from_ref(&read.buffer),
+            Work::Send(progress) => std::slice::from_ref(&progress.at),
+            Work::Read(read) => std::slice::from_ref(&read.into),
             Work::Vectored(io) => io.buffers(),
             _ => &[],
         }
@@ -165,6 +166,10 @@ pub(crate) struct Op {
     pub(crate) life: Life,
     /// Came from its handle's ordered queue: the next queued op starts when it ends.
     pub(crate) ordered: bool,
+    /// The piece (or span) its latest CQE handed over, until it hands it on. Taken when
+    /// the CQE is read: packed buffers are cut in the order the kernel posts CQEs, not
+    /// the order ops settle in (one with a timeout waits for its timer's CQE too).
+    pub(crate) received: Option<BufferRef>,
 }
 
 impl Op {
@@ -176,6 +181,7 @@ impl Op {
             work,
             life: Life::new(timeout_ms),
             ordered: false,
+            received: None,
         }
     }
 

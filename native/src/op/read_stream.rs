@@ -12,6 +12,7 @@ use io_uring::{opcode, squeue};
 
 use super::file::file_offset;
 use crate::buffers::{BufferPool, RECV_GROUP};
+use crate::pieces::Origin;
 
 pub(crate) struct ReadStream {
     /// Next file offset to read, or `None` to read at the file position.
@@ -26,37 +27,16 @@ pub(crate) struct ReadStream {
     serial: u64,
 }
 
-/// For each buffer id the host holds: the read stream (slot, serial) that delivered it.
-pub(crate) struct StreamHolders {
-    holder: Vec<Option<(usize, u64)>>,
-    next_serial: u64,
-}
-
-impl StreamHolders {
-    pub(crate) fn new(buffer_count: u32) -> StreamHolders {
-        StreamHolders {
-            holder: vec![None; buffer_count as usize],
-            next_serial: 0,
-        }
-    }
-
-    /// Buffer `id` came back: the stream (slot, serial) that delivered it, if any.
-    pub(crate) fn take(&mut self, id: u32) -> Option<(usize, u64)> {
-        self.holder.get_mut(id as usize).and_then(Option::take)
-    }
-}
-
 impl ReadStream {
     /// From file offset `at` (`None`: the file position), at most `window` chunks in
-    /// the host's hands.
-    pub(crate) fn new(at: Option<u64>, window: u32, holders: &mut StreamHolders) -> ReadStream {
-        holders.next_serial += 1;
+    /// the host's hands; `serial` is new for every stream of the worker.
+    pub(crate) fn new(at: Option<u64>, window: u32, serial: u64) -> ReadStream {
         ReadStream {
             at,
             window,
             held: 0,
             paused: false,
-            serial: holders.next_serial,
+            serial,
         }
     }
 
@@ -68,21 +48,17 @@ impl ReadStream {
             .flags(squeue::Flags::BUFFER_SELECT)
     }
 
-    /// Stream op `key` delivers `res` bytes in `buffer`: true when it must pause now.
-    pub(crate) fn delivered(
-        &mut self,
-        key: usize,
-        res: i32,
-        buffer: u16,
-        holders: &mut StreamHolders,
-    ) -> bool {
+    /// Stream op `key` delivers `res` bytes: whether it must pause now, and the origin
+    /// that tells it when the chunk comes back.
+    pub(crate) fn delivered(&mut self, key: usize, res: i32) -> (bool, Origin) {
         self.at = self.at.map(|at| at + res as u64);
         self.held += 1;
         self.paused = self.held >= self.window;
-        if let Some(slot) = holders.holder.get_mut(usize::from(buffer)) {
-            *slot = Some((key, self.serial));
-        }
-        self.paused
+        let origin = Origin::ReadStream {
+            key: key as u32,
+            serial: self.serial,
+        };
+        (self.paused, origin)
     }
 
     /// The host gave back a chunk of stream `serial`: true when this stream, paused,

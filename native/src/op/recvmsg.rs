@@ -22,6 +22,7 @@ use socket2::SockAddr;
 use crate::abi::*;
 use crate::buffers::{BufferPool, DATAGRAM_GROUP, DATAGRAM_SPAN_BYTES};
 use crate::error::{Result, IOT_E_WRONG_SOCKET_KIND};
+use crate::pieces::BufferRef;
 
 /// Room for the sender's address in each buffer: any family fits.
 const NAME_SPACE: usize = std::mem::size_of::<libc::sockaddr_storage>();
@@ -165,7 +166,7 @@ impl MessageHeader {
             let room = unsafe { std::slice::from_raw_parts_mut(buffers.ptr(id), HEADER_LEN) };
             room[..OUT_LEN].copy_from_slice(&out.to_bytes());
             room[OUT_LEN..].copy_from_slice(&name);
-            buffers.return_to_host(id);
+            buffers.return_to_host(BufferRef::whole(id));
             completion.flags |= IOT_COMPLETION_BUFFER;
             completion.buffer_id = id as u16;
             (raw, msg_flags)

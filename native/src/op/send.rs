@@ -9,12 +9,13 @@ use socket2::SockAddr;
 use super::file::file_offset;
 use crate::abi::*;
 use crate::buffers::BufferPool;
+use crate::pieces::BufferRef;
 
 /// Bytes of one host buffer on their way out; partial transfers are resubmitted until
 /// `done == len`.
 pub(crate) struct SendProgress {
-    pub(crate) buffer: u32,
-    offset: u32,
+    /// Where its bytes start (in the piece or buffer the send borrowed).
+    pub(crate) at: BufferRef,
     len: u32,
     done: u32,
     to: SendTarget,
@@ -43,11 +44,10 @@ impl SendTarget {
 }
 
 impl SendProgress {
-    /// `len` bytes of `buffer` from `offset` (checked against the buffer by the caller).
-    pub(crate) fn new(buffer: u32, offset: u32, len: u32, to: SendTarget) -> SendProgress {
+    /// `len` bytes from `at` (checked against its piece or buffer by the caller).
+    pub(crate) fn new(at: BufferRef, len: u32, to: SendTarget) -> SendProgress {
         SendProgress {
-            buffer,
-            offset,
+            at,
             len,
             done: 0,
             to,
@@ -56,11 +56,11 @@ impl SendProgress {
 
     /// The bytes this send takes from its buffer (what a TLS session seals).
     pub(crate) fn plaintext<'a>(&self, buffers: &'a BufferPool) -> &'a [u8] {
-        // SAFETY: offset + len was checked against the buffer at queue time, and the
-        // op owns the buffer: nobody writes it meanwhile.
+        // SAFETY: offset + len was checked against the piece or buffer at queue time,
+        // and the op owns it: nobody writes it meanwhile.
         unsafe {
             std::slice::from_raw_parts(
-                buffers.ptr(self.buffer).add(self.offset as usize),
+                buffers.ptr(self.at.id).add(self.at.offset as usize),
                 self.len as usize,
             )
         }
@@ -97,8 +97,8 @@ impl SendProgress {
         // SAFETY: offset + len was checked against the buffer size at queue time.
         let ptr = unsafe {
             buffers
-                .ptr(self.buffer)
-                .add((self.offset + self.done) as usize)
+                .ptr(self.at.id)
+                .add((self.at.offset + self.done) as usize)
         };
         let len = self.len - self.done;
         match &self.to {
@@ -113,7 +113,7 @@ impl SendProgress {
             SendTarget::File { at } => {
                 // The fixed-buffer opcode when the pool is registered.
                 let at = file_offset(at.map(|offset| offset + u64::from(self.done)));
-                match buffers.fixed_index(self.buffer) {
+                match buffers.fixed_index(self.at.id) {
                     Some(index) => opcode::WriteFixed::new(fd, ptr, len, index)
                         .offset(at)
                         .build(),

@@ -5,12 +5,13 @@ use io_uring::types::Fd;
 use io_uring::{opcode, squeue};
 
 use super::file::file_offset;
+use crate::pieces::BufferRef;
 
 /// A `readv`/`writev` over host buffer slices. A partial write is resubmitted for the
 /// rest: `first` skips the iovecs already done, the first remaining one is trimmed.
 pub(crate) struct VectoredIo {
     iovecs: Box<[libc::iovec]>,
-    buffers: Box<[u32]>,
+    buffers: Box<[BufferRef]>,
     write: bool,
     at: Option<u64>,
     first: usize,
@@ -22,11 +23,11 @@ pub(crate) struct VectoredIo {
 unsafe impl Send for VectoredIo {}
 
 impl VectoredIo {
-    /// Over `iovecs` into `buffers` (each named once, checked by the caller), `total`
-    /// bytes at file offset `at` (`None`: the file position).
+    /// Over `iovecs` into the pieces or buffers `buffers` (each lent once, by the
+    /// caller), `total` bytes at file offset `at` (`None`: the file position).
     pub(crate) fn new(
         iovecs: Box<[libc::iovec]>,
-        buffers: Box<[u32]>,
+        buffers: Box<[BufferRef]>,
         write: bool,
         at: Option<u64>,
         total: u64,
@@ -42,7 +43,7 @@ impl VectoredIo {
         }
     }
 
-    pub(crate) fn buffers(&self) -> &[u32] {
+    pub(crate) fn buffers(&self) -> &[BufferRef] {
         &self.buffers
     }
 
@@ -108,7 +109,8 @@ mod tests {
             iov_len: len,
         };
         let iovecs = vec![iovec(0, 4), iovec(4, 6)].into();
-        let mut io = VectoredIo::new(iovecs, vec![0, 1].into(), true, Some(100), 10);
+        let buffers = vec![BufferRef::whole(0), BufferRef::whole(1)].into();
+        let mut io = VectoredIo::new(iovecs, buffers, true, Some(100), 10);
         assert!(io.advance(6), "4 bytes left");
         assert_eq!((io.first, io.done), (1, 6));
         assert_eq!(io.iovecs[1].iov_len, 4);

@@ -6,6 +6,7 @@
 use super::Worker;
 use crate::abi::*;
 use crate::op::{Op, Work};
+use crate::pieces::BufferRef;
 
 /// An op's completion with the work whose borrowed host buffers it gives back: they
 /// stay the op's until the host sees the completion, so each has one owner at a time.
@@ -90,6 +91,10 @@ impl Worker {
 
     /// Gives back what `op` borrowed; the slot (if it had one) is already free.
     pub(super) fn conclude(&mut self, op: Op, mut completion: iot_completion) -> Ended {
+        if let Some(piece) = op.received {
+            // A piece its last CQE handed over that no completion carries.
+            self.drop_arrived(piece);
+        }
         let lent = self.return_taken(op.work, &mut completion);
         if op.ordered {
             if let Ok(s) = self.sockets.get_mut(op.socket) {
@@ -114,7 +119,7 @@ impl Worker {
         completion: &mut iot_completion,
     ) -> Option<Work> {
         for &buffer in work.taken() {
-            self.release_operation_buffer(buffer);
+            self.release_operation_buffer(BufferRef::whole(buffer));
             completion.flags |= IOT_COMPLETION_BUFFERS_RETURNED;
         }
         if let Work::Read(read) = &work {

@@ -11,6 +11,7 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use super::Worker;
 use crate::abi::*;
 use crate::op::{AcceptNext, FileWork, Work};
+use crate::recv_credit::RecvCredit;
 use crate::sockets::SocketKind;
 
 impl Worker {
@@ -20,7 +21,7 @@ impl Worker {
         let op = &self.driver[key];
         // An op whose socket was closed under it was cancelled with it.
         let closed = op.socket != 0 && self.sockets.get(op.socket).is_err();
-        let (res, flags) = self.driver.settle(key, closed)?;
+        let (res, _) = self.driver.settle(key, closed)?;
         if !closed
             && self.driver[key].work.polls_socket()
             && self.driver.retry_orphaned(key, res)
@@ -28,11 +29,11 @@ impl Worker {
         {
             return None;
         }
-        self.finish(key, res, flags)
+        self.finish(key, res)
     }
 
     /// A multishot op produced one result and stays armed.
-    pub(super) fn progress(&mut self, key: usize, res: i32, flags: u32) -> Option<iot_completion> {
+    pub(super) fn progress(&mut self, key: usize, res: i32) -> Option<iot_completion> {
         let op = &self.driver[key];
         let (tag, kind, socket_gone) = (op.tag, op.kind, self.sockets.get(op.socket).is_err());
         let mut completion = iot_completion::new(tag, kind, res);
@@ -43,9 +44,10 @@ impl Worker {
                 completion.handle = self.adopt_accepted(res, socket_gone)?;
             }
             IOT_KIND_RECV | IOT_KIND_RECV_FROM => {
-                let buffer = self.take_buffer(flags, socket_gone)?;
+                let buffer = self.take_piece(key, socket_gone)?;
                 completion.flags |= IOT_COMPLETION_BUFFER;
-                completion.buffer_id = buffer;
+                completion.buffer_id = buffer.id as u16;
+                completion.offset = buffer.offset;
                 self.driver[key]
                     .work
                     .describe_datagram(&mut completion, &mut self.buffers);
@@ -92,7 +94,6 @@ impl Worker {
     pub(super) fn finish_stream(
         &mut self,
         key: usize,
-        flags: u32,
         mut completion: iot_completion,
         retry: bool,
     ) -> Option<iot_completion> {
@@ -103,7 +104,7 @@ impl Worker {
         }
         // A chunk nobody will read (cancelled, closed) or an empty one goes back.
         let delivered = res > 0 && retry;
-        let buffer = self.take_buffer(flags, !delivered);
+        let buffer = self.take_piece(key, !delivered);
         let Some(buffer) = buffer.filter(|_| delivered) else {
             if res > 0 {
                 completion.result = -libc::ECANCELED;
@@ -113,9 +114,11 @@ impl Worker {
         let Work::ReadStream(stream) = &mut self.driver[key].work else {
             return self.end_op(key, completion);
         };
-        let paused = stream.delivered(key, res, buffer, &mut self.stream_holders);
-        completion.flags = IOT_COMPLETION_BUFFER | IOT_COMPLETION_MORE;
-        completion.buffer_id = buffer;
+        let (paused, origin) = stream.delivered(key, res);
+        self.buffers.set_origin(buffer, origin);
+        completion.flags = IOT_COMPLETION_BUFFER | IOT_COMPLETION_PIECE | IOT_COMPLETION_MORE;
+        completion.buffer_id = buffer.id as u16;
+        completion.offset = buffer.offset;
         if paused {
             self.driver[key].life.starved = true;
         } else {
@@ -134,7 +137,7 @@ impl Worker {
     }
 
     /// Final CQE of an attempt: resubmit, or complete the op and free its slot.
-    pub(super) fn finish(&mut self, key: usize, res: i32, flags: u32) -> Option<iot_completion> {
+    pub(super) fn finish(&mut self, key: usize, res: i32) -> Option<iot_completion> {
         let op = &self.driver[key];
         let (tag, kind, socket, cancelled) = (op.tag, op.kind, op.socket, op.life.cancelled);
         let on = self.sockets.get(socket);
@@ -149,10 +152,10 @@ impl Worker {
             return self.end_op(key, completion);
         }
         if secured && matches!(self.driver[key].work, Work::Recv(_)) {
-            return self.finish_tls_receive(key, res, flags, retry);
+            return self.finish_tls_receive(key, res, retry);
         }
         match &mut self.driver[key].work {
-            Work::Handshake(_) => return self.finish_handshake(key, res, flags, retry),
+            Work::Handshake(_) => return self.finish_handshake(key, res, retry),
             Work::Accept(accept) => match accept.after(res, retry) {
                 AcceptNext::BackOff(pause) => {
                     if self.driver.back_off(key, pause).is_ok() {
@@ -180,7 +183,7 @@ impl Worker {
                 }
             }
             Work::Recv(recv) => {
-                let multishot = recv.multishot;
+                let (multishot, stream) = (recv.multishot, recv.from.is_none());
                 if res == -libc::ENOBUFS && retry {
                     self.starve(key);
                     return None;
@@ -189,19 +192,18 @@ impl Worker {
                     // Out of buffers after the host cancelled: report what it asked for.
                     completion.result = -libc::ECANCELED;
                 }
-                if let Some(id) = self.take_buffer(flags, socket_gone) {
-                    completion.flags = IOT_COMPLETION_BUFFER;
-                    completion.buffer_id = id;
-                    self.recv_credit
-                        .note_received(&mut self.sockets, socket, id);
+                if let Some(piece) = self.take_piece(key, socket_gone) {
+                    completion.flags = match stream {
+                        true => IOT_COMPLETION_BUFFER | IOT_COMPLETION_PIECE,
+                        false => IOT_COMPLETION_BUFFER,
+                    };
+                    completion.buffer_id = piece.id as u16;
+                    completion.offset = piece.offset;
+                    RecvCredit::note_received(&mut self.sockets, socket, piece, &mut self.buffers);
                     self.driver[key]
                         .work
                         .describe_datagram(&mut completion, &mut self.buffers);
-                    if multishot
-                        && res > 0
-                        && retry
-                        && !self.recv_credit.may_receive(&self.sockets, socket)
-                    {
+                    if multishot && res > 0 && retry && !self.may_receive(socket) {
                         self.throttle(key);
                         completion.flags |= IOT_COMPLETION_MORE;
                         return Some(completion);
@@ -234,7 +236,7 @@ impl Worker {
                 };
             }
             Work::File(file) if res == 0 && !cancelled => file.stat_done(),
-            Work::ReadStream(_) => return self.finish_stream(key, flags, completion, retry),
+            Work::ReadStream(_) => return self.finish_stream(key, completion, retry),
             Work::Send(_)
             | Work::Shutdown(_)
             | Work::Read(_)

@@ -1,16 +1,19 @@
 //! Receives and the buffers they wait for. A stream socket may hold only so many
-//! receive-ring buffers (`RecvCredit`): past that its receive parks (throttled) until
-//! one comes back. A receive that finds the ring empty grows it (once per drain) or
-//! waits, oldest first, in `starved` (`starved_for_spans` for datagram spans), fed one
-//! per buffer that returns. A read stream pauses while the host holds its window of
-//! chunks. Every buffer the host or an op gives back comes through here.
+//! pieces of receive-ring buffers (`RecvCredit`): past that its receive parks
+//! (throttled) until one comes back. A receive that finds the ring empty grows it
+//! (once per drain) or waits, oldest first, in `starved` (`starved_for_spans` for
+//! datagram spans), fed one per buffer that returns. A read stream pauses while the
+//! host holds its window of chunks. Every piece or buffer the host or an op gives back
+//! comes through here.
 
 use io_uring::cqueue;
 
 use super::Worker;
-use crate::buffers::Freed;
+use crate::buffers::{Freed, Released};
+use crate::driver::user_data::{self, Cqe};
 use crate::error::Result;
 use crate::op::{Op, Work};
+use crate::pieces::{BufferRef, Origin};
 use crate::recv_credit::RecvCredit;
 
 /// Which provided buffer ring receives wait for: the receive buffers, or the
@@ -32,7 +35,7 @@ impl Worker {
             self.deliver_plaintext(key, None);
             return Ok(());
         }
-        if self.recv_credit.may_receive(&self.sockets, socket) {
+        if self.may_receive(socket) {
             return self.start(op).map(drop);
         }
         let key = self.driver.insert(op);
@@ -61,10 +64,19 @@ impl Worker {
         self.starved_for_spans.retain(|&k| k != key);
     }
 
-    /// Receive buffer `id` went back to the ring: a receive parked at its socket's
+    /// Whether stream `socket` may take another piece of the receive ring now.
+    pub(super) fn may_receive(&self, socket: u64) -> bool {
+        self.recv_credit
+            .may_receive(&self.sockets, socket, &self.buffers)
+    }
+
+    /// A piece stream `socket` received came back: a receive parked at the socket's
     /// limit goes on.
-    pub(super) fn recv_buffer_returned(&mut self, id: u32) {
-        let Some(key) = self.recv_credit.returned(&mut self.sockets, id) else {
+    fn credit_returned(&mut self, socket: u64) {
+        let Some(key) = self
+            .recv_credit
+            .returned(&mut self.sockets, socket, &self.buffers)
+        else {
             return;
         };
         if let Some(op) = self.driver.get_mut(key) {
@@ -85,15 +97,48 @@ impl Worker {
         }
     }
 
-    /// The buffer a receive CQE names: the host's now, or recycled if nobody can take it.
-    pub(super) fn take_buffer(&mut self, flags: u32, socket_gone: bool) -> Option<u16> {
-        let id = cqueue::buffer_select(flags)?;
-        self.buffers.take_received(u32::from(id));
+    /// A CQE of op `user_data` handed over buffer `flags` names, with `res` bytes: its
+    /// piece is cut now, in the order the kernel posts CQEs (the order it fills packed
+    /// buffers in), and kept with the op until the op hands it on (`take_piece`).
+    pub(super) fn take_in_order(&mut self, user_data: u64, res: i32, flags: u32) {
+        let Some(id) = cqueue::buffer_select(flags) else {
+            return;
+        };
+        let more = cqueue::buffer_more(flags);
+        let received = self.buffers.take_received(u32::from(id), res, more);
+        if let Some(freed) = received.freed {
+            self.buffer_freed(freed);
+        }
+        let Some(piece) = received.piece else {
+            return;
+        };
+        let op = match user_data::decode(user_data, flags) {
+            Cqe::Op(key) => self.driver.get_mut(key),
+            _ => None,
+        };
+        // Nobody to take it (an op already gone): back at once.
+        let Some(unheld) = op.map_or(Some(piece), |op| op.received.replace(piece)) else {
+            return;
+        };
+        self.drop_arrived(unheld);
+    }
+
+    /// The piece (or span) op `key`'s CQE handed over: the host's now, or given back at
+    /// once if nobody can take it.
+    pub(super) fn take_piece(&mut self, key: usize, socket_gone: bool) -> Option<BufferRef> {
+        let piece = self.driver.get_mut(key)?.received.take()?;
         if socket_gone {
-            let _ = self.release_buffer(u32::from(id));
+            self.drop_arrived(piece);
             return None;
         }
-        Some(id)
+        self.buffers.hand_over(piece);
+        Some(piece)
+    }
+
+    /// A piece that arrived for nobody goes back.
+    pub(super) fn drop_arrived(&mut self, piece: BufferRef) {
+        self.buffers.hand_over(piece);
+        let _ = self.release_buffer(piece.id, piece.offset);
     }
 
     /// The receive ring ran dry: op `key` waits out of the kernel until a buffer returns.
@@ -121,12 +166,9 @@ impl Worker {
         self.starved.push_back(key);
     }
 
-    /// Buffer `id` went back to the receive ring (released by the host, or sent on and
-    /// done): if a paused stream delivered it, the stream may go on.
-    pub(super) fn stream_buffer_returned(&mut self, id: u32) {
-        let Some((key, serial)) = self.stream_holders.take(id) else {
-            return;
-        };
+    /// A chunk of read stream (`key`, `serial`) came back (released by the host, or
+    /// sent on and done): if the stream paused, it may go on.
+    fn stream_chunk_returned(&mut self, key: usize, serial: u64) {
         let Some(op) = self.driver.get_mut(key) else {
             return;
         };
@@ -139,32 +181,41 @@ impl Worker {
         }
     }
 
-    /// Host gives a buffer back.
-    pub(crate) fn release_buffer(&mut self, id: u32) -> Result<()> {
-        let freed = self.buffers.release(id)?;
-        self.receive_buffer_freed(id, freed);
+    /// Host gives back the piece of a receive buffer at `offset`, or a buffer it holds
+    /// whole (`offset` 0).
+    pub(crate) fn release_buffer(&mut self, id: u32, offset: u32) -> Result<()> {
+        let released = self.buffers.release(id, offset)?;
+        self.given_back(released);
         Ok(())
     }
 
-    pub(super) fn release_operation_buffer(&mut self, id: u32) {
+    /// An op is done with the piece or buffer at `at` it borrowed.
+    pub(super) fn release_operation_buffer(&mut self, at: BufferRef) {
         // A stream's chunk the host sent on (zero copy) counts as given back.
-        if let Some(freed) = self.buffers.release_from_operation(id) {
-            self.receive_buffer_freed(id, freed);
+        if let Some(released) = self.buffers.release_from_operation(at) {
+            self.given_back(released);
         }
     }
 
-    /// Buffer `id` is free again: its socket or read stream holds one fewer, and a
-    /// receive waiting for the ring gets it.
-    pub(super) fn receive_buffer_freed(&mut self, id: u32, freed: Freed) {
-        if freed.was_receive_buffer() {
-            self.recv_buffer_returned(id);
-            self.stream_buffer_returned(id);
+    /// A piece or buffer is back: the socket or read stream it counted against holds
+    /// one fewer, and a receive waiting for the ring gets the buffer if it went there.
+    fn given_back(&mut self, released: Released) {
+        match released.origin {
+            Origin::Socket(socket) => self.credit_returned(socket),
+            Origin::ReadStream { key, serial } => self.stream_chunk_returned(key as usize, serial),
+            Origin::Nobody => {}
         }
-        if freed == Freed::ToRing {
-            self.feed_starved(RingKind::Buffers, 1);
+        if let Some(freed) = released.freed {
+            self.buffer_freed(freed);
         }
-        if freed == Freed::SpanToRing {
-            self.feed_starved(RingKind::Spans, 1);
+    }
+
+    /// A buffer went back to its ring (or pool): a receive waiting for one goes on.
+    fn buffer_freed(&mut self, freed: Freed) {
+        match freed {
+            Freed::ToRing => self.feed_starved(RingKind::Buffers, 1),
+            Freed::SpanToRing => self.feed_starved(RingKind::Spans, 1),
+            Freed::Spare | Freed::Send => {}
         }
     }
 

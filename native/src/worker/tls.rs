@@ -9,6 +9,8 @@ use super::Worker;
 use crate::abi::*;
 use crate::error::{Result, IOT_E_TLS_STATE};
 use crate::op::{Handshake, Op, Work};
+use crate::pieces::BufferRef;
+use crate::recv_credit::RecvCredit;
 use crate::sockets::SocketKind;
 use crate::tls::{TlsConfig, TlsSession};
 
@@ -70,7 +72,6 @@ impl Worker {
         &mut self,
         key: usize,
         res: i32,
-        flags: u32,
         retry: bool,
     ) -> Option<iot_completion> {
         let Work::Handshake(handshake) = &mut self.driver[key].work else {
@@ -78,7 +79,7 @@ impl Worker {
         };
         let step = match handshake.sending() {
             true => self.handshake_sent(key, res, retry),
-            false => self.handshake_received(key, res, flags, retry),
+            false => self.handshake_received(key, res, retry),
         };
         let Step::Done(result) = step else {
             return None;
@@ -110,15 +111,15 @@ impl Worker {
         }
     }
 
-    fn handshake_received(&mut self, key: usize, res: i32, flags: u32, retry: bool) -> Step {
+    fn handshake_received(&mut self, key: usize, res: i32, retry: bool) -> Step {
         if res == -libc::ENOBUFS && retry {
             self.starve(key);
             return Step::Waiting;
         }
-        let buffer = self.take_buffer(flags, false);
+        let buffer = self.take_piece(key, false);
         let socket = self.driver[key].socket;
         let taken = match (buffer, res) {
-            (Some(id), n) if n > 0 && retry => self.take_in(socket, id, n),
+            (Some(piece), n) if n > 0 && retry => self.take_in(socket, piece, n),
             (_, 0) if retry => {
                 if let Some(session) = self.session_mut(socket) {
                     session.note_failure("the peer closed the connection during the handshake");
@@ -128,8 +129,8 @@ impl Worker {
             (_, res) if res < 0 && res != -libc::ENOBUFS => Err(res),
             _ => Err(-libc::ECANCELED),
         };
-        if let Some(id) = buffer {
-            let _ = self.release_buffer(u32::from(id));
+        if let Some(piece) = buffer {
+            let _ = self.release_buffer(piece.id, piece.offset);
         }
         let Err(code) = taken else {
             return self.handshake_goes_on(key);
@@ -164,9 +165,9 @@ impl Worker {
         self.sockets.get_mut(socket).ok()?.tls.as_deref_mut()
     }
 
-    /// `len` received bytes of buffer `id` into `socket`'s session.
-    fn take_in(&mut self, socket: u64, id: u16, len: i32) -> Result<()> {
-        let bytes = &self.buffers.host_buffer(u32::from(id))?[..len as usize];
+    /// `len` received bytes of the piece at `at` into `socket`'s session.
+    fn take_in(&mut self, socket: u64, at: BufferRef, len: i32) -> Result<()> {
+        let bytes = self.buffers.host_bytes(at.id, at.offset, len as u32)?;
         let session = self.sockets.get_mut(socket)?.tls.as_deref_mut();
         session.ok_or(IOT_E_TLS_STATE)?.receive(bytes)
     }
@@ -187,7 +188,6 @@ impl Worker {
         &mut self,
         key: usize,
         res: i32,
-        flags: u32,
         retry: bool,
     ) -> Option<iot_completion> {
         if res == -libc::ENOBUFS && retry {
@@ -195,10 +195,10 @@ impl Worker {
             return None;
         }
         let socket = self.driver[key].socket;
-        let buffer = self.take_buffer(flags, false);
+        let buffer = self.take_piece(key, false);
         // Bytes a cancelled receive got are kept in the session for the next one.
         let taken = match (buffer, res) {
-            (Some(id), n) if n > 0 => self.take_in(socket, id, n),
+            (Some(piece), n) if n > 0 => self.take_in(socket, piece, n),
             (None, 0) => self
                 .session_mut(socket)
                 .map_or(Err(IOT_E_TLS_STATE), TlsSession::receive_end),
@@ -213,36 +213,37 @@ impl Worker {
                 return None;
             }
         };
-        if let Some(id) = buffer {
-            let _ = self.release_buffer(u32::from(id));
+        if let Some(piece) = buffer {
+            let _ = self.release_buffer(piece.id, piece.offset);
         }
         let completion = self.driver[key].completion(result);
         self.end_op(key, completion)
     }
 
-    /// Hands the plaintext `key`'s socket holds to the host, one buffer per completion
-    /// (`reuse` first: the buffer the ciphertext came in), then goes on: a one-shot
-    /// receive ends with its one buffer, a multishot one receives again, parks when
-    /// its socket holds its share of buffers, or ends at the end of the stream.
-    pub(super) fn deliver_plaintext(&mut self, key: usize, mut reuse: Option<u16>) {
+    /// Hands the plaintext `key`'s socket holds to the host, one piece or buffer per
+    /// completion (`reuse` first: the piece the ciphertext came in, whose plaintext
+    /// fits it), then goes on: a one-shot receive ends with its one buffer, a multishot
+    /// one receives again, parks when its socket holds its share of pieces, or ends at
+    /// the end of the stream.
+    pub(super) fn deliver_plaintext(&mut self, key: usize, mut reuse: Option<BufferRef>) {
         loop {
             let op = &self.driver[key];
             let (socket, multishot) = (op.socket, matches!(&op.work, Work::Recv(r) if r.multishot));
             let Some(session) = self.session_mut(socket) else {
-                if let Some(id) = reuse {
-                    let _ = self.release_buffer(u32::from(id));
+                if let Some(piece) = reuse {
+                    let _ = self.release_buffer(piece.id, piece.offset);
                 }
                 return self.end_op_later(key, self.driver[key].completion(-libc::ECANCELED));
             };
             if !session.has_plaintext() {
                 let at_end = session.at_end();
-                if let Some(id) = reuse {
-                    let _ = self.release_buffer(u32::from(id));
+                if let Some(piece) = reuse {
+                    let _ = self.release_buffer(piece.id, piece.offset);
                 }
                 if at_end {
                     return self.end_op_later(key, self.driver[key].completion(0));
                 }
-                if !self.recv_credit.may_receive(&self.sockets, socket) {
+                if !self.may_receive(socket) {
                     return self.throttle(key);
                 }
                 if let Err(code) = self.submit_attempt(key) {
@@ -250,17 +251,15 @@ impl Worker {
                 }
                 return;
             }
-            let Some(id) = reuse.take().or_else(|| self.plaintext_room(socket)) else {
+            let Some(piece) = reuse.take().or_else(|| self.plaintext_room(socket)) else {
                 return self.wait_for_room(key, socket);
             };
-            let len = self.read_plaintext(socket, id);
-            if u32::from(id) < self.buffers.recv_count() {
-                self.recv_credit
-                    .note_received(&mut self.sockets, socket, id);
-            }
+            let len = self.read_plaintext(socket, piece);
+            RecvCredit::note_received(&mut self.sockets, socket, piece, &mut self.buffers);
             let mut completion = self.driver[key].completion(len as i32);
-            completion.flags = IOT_COMPLETION_BUFFER;
-            completion.buffer_id = id;
+            completion.flags = IOT_COMPLETION_BUFFER | IOT_COMPLETION_PIECE;
+            completion.buffer_id = piece.id as u16;
+            completion.offset = piece.offset;
             if !multishot {
                 return self.end_op_later(key, completion);
             }
@@ -269,27 +268,28 @@ impl Worker {
         }
     }
 
-    /// Reads plaintext of `socket`'s session into host buffer `id`.
-    fn read_plaintext(&mut self, socket: u64, id: u16) -> usize {
-        let (ptr, len) = (self.buffers.ptr(u32::from(id)), self.buffers.buffer_size());
-        // SAFETY: the host owns buffer `id` (just received or taken spare), which is
-        // `buffer_size` bytes inside the pool; nothing else writes it until handed over.
-        let room = unsafe { std::slice::from_raw_parts_mut(ptr, len as usize) };
+    /// Reads plaintext of `socket`'s session into the host's piece (or buffer) at `at`,
+    /// as much as it holds.
+    fn read_plaintext(&mut self, socket: u64, at: BufferRef) -> usize {
+        let Some((ptr, len)) = self.buffers.host_room(at) else {
+            return 0;
+        };
+        // SAFETY: the host holds this piece or buffer (just received or taken spare),
+        // `len` bytes inside the pool; nothing else writes it until handed over.
+        let room = unsafe { std::slice::from_raw_parts_mut(ptr, len) };
         self.session_mut(socket)
             .map_or(0, |session| session.read_plaintext(room))
     }
 
     /// Another buffer for plaintext, if the socket may take one and the pool has one
     /// spare (a receive buffer out of the ring, else a free send buffer).
-    fn plaintext_room(&mut self, socket: u64) -> Option<u16> {
-        if !self.recv_credit.may_receive(&self.sockets, socket) {
+    fn plaintext_room(&mut self, socket: u64) -> Option<BufferRef> {
+        if !self.may_receive(socket) {
             return None;
         }
-        let id = self
-            .buffers
+        self.buffers
             .take_spare()
-            .or_else(|| self.buffers.acquire().ok())?;
-        Some(id as u16)
+            .or_else(|| self.buffers.acquire().ok().map(BufferRef::whole))
     }
 
     /// No buffer for the plaintext: wait for one of the socket's own to come back, or

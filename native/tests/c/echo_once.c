@@ -59,7 +59,7 @@ int main(void) {
                     fprintf(stderr, "echo mismatch\n");
                     return 1;
                 }
-                iot_buffer_release(worker, c->buffer_id);
+                iot_buffer_release(worker, c->buffer_id, c->offset);
                 if ((rc = iot_worker_free(worker)) != 0) return fail("free", rc);
                 printf("echoed: %s\n", MESSAGE);
                 return 0;

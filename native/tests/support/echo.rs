@@ -208,10 +208,10 @@ impl EchoSessions {
     }
 }
 
-/// Sends the received buffer straight back; it returns to the pool after the send.
+/// Sends the received piece straight back; it returns to the pool after the send.
 fn echo_back(worker: u64, c: &iot_completion) {
     let buffer = u32::from(c.buffer_id);
     if iot_send(worker, c.tag, buffer, c.offset, c.result as u32, c.tag, 0) < 0 {
-        ok("release", iot_buffer_release(worker, buffer));
+        ok("release", iot_buffer_release(worker, buffer, c.offset));
     }
 }

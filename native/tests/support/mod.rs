@@ -100,8 +100,18 @@ impl Host {
         )
     }
 
+    /// Gives back buffer `id`, held whole (a datagram's, an acquired one).
     pub fn release(&self, id: u16) {
-        ok("release", iot_buffer_release(self.worker, u32::from(id)));
+        ok("release", iot_buffer_release(self.worker, u32::from(id), 0));
+    }
+
+    /// Gives back what completion `c` handed over: its piece (`IOT_COMPLETION_PIECE`,
+    /// at its `offset`) or its buffer whole.
+    pub fn give_back(&self, c: &iot_completion) {
+        ok(
+            "release",
+            iot_buffer_release(self.worker, u32::from(c.buffer_id), held_at(c)),
+        );
     }
 
     /// Acquires a send buffer and copies `data` into it.
@@ -258,7 +268,7 @@ impl Host {
     pub fn release_pending(&mut self) {
         for c in std::mem::take(&mut self.pending) {
             if c.flags & IOT_COMPLETION_BUFFER != 0 {
-                self.release(c.buffer_id);
+                self.give_back(&c);
             }
         }
     }
@@ -328,11 +338,8 @@ impl Host {
             if c.result == 0 {
                 break;
             }
-            out.extend_from_slice(self.buffer(u32::from(c.buffer_id), c.result as usize));
-            ok(
-                "release",
-                iot_buffer_release(self.worker, u32::from(c.buffer_id)),
-            );
+            out.extend_from_slice(self.payload(&c));
+            self.give_back(&c);
         }
         out
     }
@@ -344,6 +351,15 @@ impl Drop for Host {
         if !std::thread::panicking() {
             assert_eq!(code, 0, "worker_free: {}", message(code));
         }
+    }
+}
+
+/// Where what completion `c` handed over starts, for `iot_buffer_release`: its piece's
+/// offset, or 0 for a buffer held whole.
+pub fn held_at(c: &iot_completion) -> u32 {
+    match c.flags & IOT_COMPLETION_PIECE {
+        0 => 0,
+        _ => c.offset,
     }
 }
 

@@ -312,7 +312,7 @@ impl Host {
                 self.worker,
                 socket,
                 u32::from(c.buffer_id),
-                0,
+                c.offset,
                 c.result as u32,
                 907,
                 0,

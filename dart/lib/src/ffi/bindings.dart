@@ -22,6 +22,11 @@ const int IOT_COMPLETION_MORE = 1;
 /// `buffer_id` is valid and now owned by the host.
 const int IOT_COMPLETION_BUFFER = 2;
 
+/// The buffer is a piece: bytes `[offset, offset + result)` of `buffer_id`,
+/// which other receives may share; released with its `offset` (without this
+/// flag a buffer is held whole and released with offset 0).
+const int IOT_COMPLETION_PIECE = 16;
+
 const int IOT_KIND_ACCEPT = 1;
 const int IOT_KIND_CONNECT = 2;
 const int IOT_KIND_RECV = 3;
@@ -136,6 +141,9 @@ const int IOT_BIND_REUSEADDR = 4;
 
 /// Config flag: register the buffer pool as fixed buffers (pinned memory).
 const int IOT_CONFIG_REGISTER_BUFFERS = 1;
+
+/// Config flag: every stream receive takes a whole buffer (no packing).
+const int IOT_CONFIG_WHOLE_BUFFERS = 2;
 
 /// File offset meaning "at the file position" (-1 as a 64-bit value).
 const int IOT_OFFSET_CURRENT = 0xFFFFFFFFFFFFFFFF;
@@ -324,6 +332,14 @@ final class iot_stats extends Struct {
   /// Receive buffers the receive ring has grown to (see `recv_buffer_count`).
   @Uint32()
   external int recv_ring_buffers;
+
+  /// Pieces of receive buffers held by the host or by in-flight sends.
+  @Uint32()
+  external int pieces_outstanding;
+
+  /// 1 when stream receives are packed into shared buffers, else 0.
+  @Uint32()
+  external int packs_receives;
 }
 
 /// Part of one pool buffer, for `iot_file_readv`/`iot_file_writev`.
@@ -406,8 +422,9 @@ final class Bindings {
             Int32 Function(Uint64, Pointer<Uint32>),
             int Function(int, Pointer<Uint32>)>('iot_buffer_acquire',
             isLeaf: true),
-        iot_buffer_release = lib.lookupFunction<Int32 Function(Uint64, Uint32),
-            int Function(int, int)>('iot_buffer_release', isLeaf: true),
+        iot_buffer_release = lib.lookupFunction<
+            Int32 Function(Uint64, Uint32, Uint32),
+            int Function(int, int, int)>('iot_buffer_release', isLeaf: true),
         iot_buffer_acquire_span = lib.lookupFunction<
             Int32 Function(Uint64, Uint32, Pointer<Uint32>),
             int Function(int, int, Pointer<Uint32>)>('iot_buffer_acquire_span',
@@ -766,7 +783,7 @@ final class Bindings {
   final int Function(int worker, Pointer<Pointer<Uint8>> outBase,
       Pointer<Uint32> outSize, Pointer<Uint32> outCount) iot_worker_buffers;
   final int Function(int worker, Pointer<Uint32> outId) iot_buffer_acquire;
-  final int Function(int worker, int id) iot_buffer_release;
+  final int Function(int worker, int id, int offset) iot_buffer_release;
 
   /// A span of consecutive pool buffers holding at least `len` bytes (a large
   /// datagram to send): its head id in `outId`. `-EMSGSIZE` past a span,

@@ -110,8 +110,10 @@ final class WorkerHandle implements Finalizable {
   int acquireSpan(int length) =>
       bindings.iot_buffer_acquire_span(id, length, scratch.id);
 
-  /// Gives a host-owned buffer back.
-  int releaseBuffer(int buffer) => bindings.iot_buffer_release(id, buffer);
+  /// Gives back the received piece of [buffer] that starts at [offset], or a
+  /// buffer held whole (offset 0).
+  int releaseBuffer(int buffer, [int offset = 0]) =>
+      bindings.iot_buffer_release(id, buffer, offset);
 
   // ------------------------------------------------------------ orphans
 
