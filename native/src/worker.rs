@@ -40,7 +40,6 @@ mod receive;
 mod tls;
 
 use end::Ended;
-use receive::RingKind;
 
 pub(crate) struct Worker {
     // Declared first so the ring closes before the memory its ops point into.
@@ -191,6 +190,8 @@ impl Worker {
                 continue;
             }
             let Some((user_data, res, flags)) = self.driver.next_cqe(&mut overflow_flushed) else {
+                // Every CQE is in: what the rings hold is known.
+                self.feed_waiting();
                 break;
             };
             if let Some(c) = self.on_cqe(user_data, res, flags) {
@@ -266,14 +267,7 @@ impl Worker {
     /// Before a blocking wait: `None` when completions are already pending (after
     /// submitting queued work), else how many queued SQEs the wait should submit.
     pub(crate) fn prepare_wait(&mut self) -> Result<Option<u32>> {
-        // Never sleep with receives waiting next to buffers in the ring (one fed while
-        // its ENOBUFS was still on its way may have missed its buffer).
-        if !self.starved.is_empty() && self.buffers.ring_has_buffers() {
-            self.feed_starved(RingKind::Buffers, self.buffers.in_ring());
-        }
-        if !self.starved_for_spans.is_empty() && self.buffers.datagram_ring_has_spans() {
-            self.feed_starved(RingKind::Spans, self.buffers.spans_in_ring());
-        }
+        self.feed_waiting();
         if self.has_pending() {
             self.flush()?;
             return Ok(None);

@@ -332,3 +332,58 @@ fn whole_buffers_on_request() {
     }
     assert_eq!(host.stats().buffers_outstanding, 0);
 }
+
+#[test]
+fn receives_waiting_for_the_ring_all_complete_for_a_host_that_only_drains() {
+    // A host like Dart's drains and never blocks in `iot_worker_wait` (which feeds
+    // waiting receives before it sleeps). With 32 buffers of 16 KiB for 200
+    // connections sending 4 KiB at once, receives find the ring empty; a packed
+    // buffer that comes back serves four of them, not only the one it resumes.
+    let mut config = iot_config::default();
+    ok("config", iot_config_default(&mut config));
+    config.recv_buffer_count = 32;
+    let host = Host::with_config(&config);
+    let (listener, port) = host.listen("127.0.0.1", 0);
+    let worker = host.worker;
+    ok(
+        "accept",
+        iot_accept(worker, listener, ACCEPT, IOT_OP_MULTISHOT, 0),
+    );
+    host.flush();
+    const CONNECTIONS: usize = 200;
+    let clients = std::thread::spawn(move || {
+        let mut streams: Vec<TcpStream> = (0..CONNECTIONS)
+            .map(|_| TcpStream::connect(("127.0.0.1", port)).expect("connect"))
+            .collect();
+        for round in 0..3 {
+            for (i, s) in streams.iter_mut().enumerate() {
+                s.write_all(&pattern(4096, (round * CONNECTIONS + i) as u32))
+                    .unwrap();
+            }
+            for (i, s) in streams.iter_mut().enumerate() {
+                let mut back = vec![0u8; 4096];
+                s.set_read_timeout(Some(DEADLINE)).unwrap();
+                std::io::Read::read_exact(s, &mut back).expect("an echo");
+                assert!(back == pattern(4096, (round * CONNECTIONS + i) as u32));
+            }
+        }
+    });
+    let mut sessions = support::echo::EchoSessions::default();
+    let mut batch = [iot_completion::default(); 64];
+    while !clients.is_finished() {
+        let n = ok("drain", iot_worker_drain(worker, batch.as_mut_ptr(), 64)) as usize;
+        for c in &batch[..n] {
+            match c.kind {
+                IOT_KIND_ACCEPT if c.result == 0 => sessions.start(worker, c.handle),
+                _ => {
+                    sessions.on_completion(worker, c);
+                }
+            }
+        }
+        ok("flush", iot_worker_flush(worker));
+        if n == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+    clients.join().expect("every echo came back");
+}

@@ -112,6 +112,12 @@ impl Worker {
         let Some(piece) = received.piece else {
             return;
         };
+        let packed = self.buffers.packs_receives() && piece.id < self.buffers.recv_count();
+        if packed && !self.starved.is_empty() && self.buffers.ring_has_buffers() {
+            // A packed buffer serves many receives, not just the one fed when it came
+            // back: each piece one gets feeds the next waiting receive (a chain).
+            self.feed_starved(RingKind::Buffers, 1);
+        }
         let op = match user_data::decode(user_data, flags) {
             Cqe::Op(key) => self.driver.get_mut(key),
             _ => None,
@@ -216,6 +222,19 @@ impl Worker {
             Freed::ToRing => self.feed_starved(RingKind::Buffers, 1),
             Freed::SpanToRing => self.feed_starved(RingKind::Spans, 1),
             Freed::Spare | Freed::Send => {}
+        }
+    }
+
+    /// Receives waiting next to buffers in the ring go on: one fed while its ENOBUFS
+    /// was still on its way may have missed its buffer, and a packed buffer serves
+    /// more receives than the one fed when it came back. Called once the CQEs are all
+    /// read (never sleep, nor end a drain, with both).
+    pub(super) fn feed_waiting(&mut self) {
+        if !self.starved.is_empty() && self.buffers.ring_has_buffers() {
+            self.feed_starved(RingKind::Buffers, self.buffers.in_ring());
+        }
+        if !self.starved_for_spans.is_empty() && self.buffers.datagram_ring_has_spans() {
+            self.feed_starved(RingKind::Spans, self.buffers.spans_in_ring());
         }
     }
 
