@@ -1,7 +1,9 @@
 //! Resource limits give errors that name the real cause, never a panic: no address
 //! space for the buffer pool (`IOT_E_ADDRESS_SPACE`, naming RLIMIT_AS), no thread for
 //! the notifier (`IOT_E_THREAD`), and the echo example exits cleanly (status 1, a
-//! message) under any `ulimit -v`. Limits are process-wide, so the tests take turns.
+//! message) under any `ulimit -v`. Limits are process-wide, so the checks run one
+//! after another in one test: the test harness starting another test's thread while a
+//! limit is low would abort the process (its thread cannot map its signal stack).
 //! AddressSanitizer reserves terabytes of shadow memory, so under it the address-space
 //! limits cannot be applied and these tests return early.
 
@@ -9,12 +11,9 @@ mod support;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use support::*;
-
-static SERIAL: Mutex<()> = Mutex::new(());
 
 fn under_asan() -> bool {
     std::env::var("RUSTFLAGS").is_ok_and(|flags| flags.contains("sanitizer=address"))
@@ -62,11 +61,17 @@ impl Drop for AddressSpaceLimit {
 }
 
 #[test]
-fn no_address_space_for_the_pool_is_named_as_such() {
-    let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+fn resource_limits_are_named_and_never_panic() {
+    // AddressSanitizer's shadow memory leaves no room for an address-space limit.
     if under_asan() {
         return;
     }
+    no_address_space_for_the_pool_is_named_as_such();
+    no_thread_for_the_notifier_is_named_as_such();
+    the_echo_example_never_panics_under_an_address_space_limit();
+}
+
+fn no_address_space_for_the_pool_is_named_as_such() {
     // 4096 buffers of 16 KiB: a 64 MiB pool, with 16 MiB of room.
     let config = config(2048, 2048, 16 << 10);
     let code = {
@@ -80,12 +85,7 @@ fn no_address_space_for_the_pool_is_named_as_such() {
 
 extern "C" fn never_called(_worker: u64) {}
 
-#[test]
 fn no_thread_for_the_notifier_is_named_as_such() {
-    let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    if under_asan() {
-        return;
-    }
     let host = Host::new();
     let code = {
         // Less room than the notifier's stack (256 KiB).
@@ -135,12 +135,7 @@ fn echo_under(kib: u64) -> Option<(i32, String)> {
     Some((output.status.code().unwrap_or(-1), stderr))
 }
 
-#[test]
 fn the_echo_example_never_panics_under_an_address_space_limit() {
-    let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    if under_asan() {
-        return;
-    }
     let mut refused = 0;
     // Below about 6 MiB the Rust runtime of a 32-bit build cannot start at all (it
     // aborts mapping the main thread's alternate signal stack), before our code runs.
