@@ -148,18 +148,11 @@ impl Pieces {
             .count()
     }
 
-    /// Who hears when piece `at` of buffer `id` comes back.
+    /// Who hears when piece `at` of buffer `id` (the host's) comes back.
     pub(crate) fn set_origin(&mut self, id: u32, at: u32, origin: Origin) {
-        let buffer = self.buffer(id);
-        // The piece just cut is the last one: found without a search.
-        let index = match buffer.out.back() {
-            Some(piece) if piece.start == at => buffer.out.len() - 1,
-            _ => match buffer.out.binary_search_by_key(&at, |p| p.start) {
-                Ok(index) => index,
-                Err(_) => return,
-            },
-        };
-        buffer.out[index].origin = origin;
+        if let Ok((index, _)) = self.holding(id, at, 0, Holder::Host) {
+            self.buffers[id as usize].out[index].origin = origin;
+        }
     }
 
     /// The index of the piece of buffer `id` that `holder` has and that holds bytes
@@ -167,10 +160,16 @@ impl Pieces {
     /// `-EINVAL` when the range runs past its piece.
     fn holding(&self, id: u32, offset: u32, len: u32, holder: Holder) -> Result<(usize, &Piece)> {
         let out = &self.buffers.get(id as usize).ok_or(IOT_E_BAD_BUFFER)?.out;
-        let index = out
-            .partition_point(|p| p.start <= offset)
-            .checked_sub(1)
-            .ok_or(IOT_E_BAD_BUFFER)?;
+        // The last piece starting at or before `offset`. Most lookups are of the
+        // newest piece (just received) or the oldest (released in order).
+        let index = match (out.front(), out.back()) {
+            (_, Some(last)) if last.start <= offset => out.len() - 1,
+            (Some(first), _) if first.start <= offset && out[1].start > offset => 0,
+            _ => out
+                .partition_point(|p| p.start <= offset)
+                .checked_sub(1)
+                .ok_or(IOT_E_BAD_BUFFER)?,
+        };
         let piece = &out[index];
         if piece.holder != holder || offset > piece.end() {
             return Err(IOT_E_BAD_BUFFER);

@@ -27,26 +27,6 @@ fn packing_host() -> Option<Host> {
     Some(host)
 }
 
-/// `count` clients of our listener, each accepted; returns the clients and the
-/// accepted sockets (in the same order).
-fn accepted(host: &mut Host, count: usize) -> (Vec<TcpStream>, Vec<u64>) {
-    let (listener, port) = host.listen("127.0.0.1", 0);
-    ok(
-        "accept",
-        iot_accept(host.worker, listener, ACCEPT, IOT_OP_MULTISHOT, 0),
-    );
-    host.flush();
-    let mut clients = Vec::new();
-    let mut sockets = Vec::new();
-    for _ in 0..count {
-        clients.push(TcpStream::connect(("127.0.0.1", port)).expect("connect"));
-        let c = host.next_tagged(ACCEPT);
-        assert_eq!(c.result, 0, "accept: {}", message(c.result));
-        sockets.push(c.handle);
-    }
-    (clients, sockets)
-}
-
 /// One receive on `socket` (tagged with it) that gets `bytes` from `client`.
 fn receive(host: &mut Host, socket: u64, client: &mut TcpStream, bytes: &[u8]) -> iot_completion {
     ok("recv", iot_recv(host.worker, socket, socket, 0, 0));
@@ -72,7 +52,7 @@ fn small_receives_of_many_connections_share_a_buffer() {
         return;
     };
     const CONNECTIONS: usize = 200;
-    let (mut clients, sockets) = accepted(&mut host, CONNECTIONS);
+    let (mut clients, sockets) = host.accepted_clients(CONNECTIONS, ACCEPT);
     let held: Vec<iot_completion> = (0..CONNECTIONS)
         .map(|i| receive(&mut host, sockets[i], &mut clients[i], &tag_bytes(i)))
         .collect();
@@ -113,7 +93,7 @@ fn pieces_come_back_in_any_order() {
         return;
     };
     const PIECES: usize = 8;
-    let (mut clients, sockets) = accepted(&mut host, PIECES);
+    let (mut clients, sockets) = host.accepted_clients(PIECES, ACCEPT);
     let orders: [[usize; PIECES]; 4] = [
         [0, 1, 2, 3, 4, 5, 6, 7],
         [7, 6, 5, 4, 3, 2, 1, 0],
@@ -147,7 +127,7 @@ fn a_held_piece_stays_intact_while_other_connections_receive() {
     let Some(mut host) = packing_host() else {
         return;
     };
-    let (mut clients, sockets) = accepted(&mut host, 4);
+    let (mut clients, sockets) = host.accepted_clients(4, ACCEPT);
     let kept_bytes = pattern(100, 7);
     let kept = receive(&mut host, sockets[0], &mut clients[0], &kept_bytes);
     // 4 MiB more through the other connections, each piece released at once: the
@@ -184,7 +164,7 @@ fn wrong_releases_are_refused_and_leave_the_pool_intact() {
     let Some(mut host) = packing_host() else {
         return;
     };
-    let (mut clients, sockets) = accepted(&mut host, 2);
+    let (mut clients, sockets) = host.accepted_clients(2, ACCEPT);
     let a = receive(&mut host, sockets[0], &mut clients[0], b"first piece");
     let b = receive(&mut host, sockets[1], &mut clients[1], b"second piece");
     assert_eq!(a.buffer_id, b.buffer_id);
@@ -227,7 +207,7 @@ fn receives_with_timeouts_get_their_own_bytes() {
     // without, packed into the same buffer after it, settles before it. Each piece
     // still holds the bytes its own connection sent.
     const CONNECTIONS: usize = 50;
-    let (mut clients, sockets) = accepted(&mut host, CONNECTIONS);
+    let (mut clients, sockets) = host.accepted_clients(CONNECTIONS, ACCEPT);
     for round in 0..50u8 {
         for (i, &socket) in sockets.iter().enumerate() {
             let timeout = if i % 2 == 0 { 10_000 } else { 0 };
@@ -272,7 +252,7 @@ fn pieces_held_past_a_close_come_back_and_nothing_leaks() {
     let Some(mut host) = packing_host() else {
         return;
     };
-    let (mut clients, sockets) = accepted(&mut host, 3);
+    let (mut clients, sockets) = host.accepted_clients(3, ACCEPT);
     let held: Vec<iot_completion> = (0..3)
         .map(|i| receive(&mut host, sockets[i], &mut clients[i], &tag_bytes(i)))
         .collect();
@@ -310,7 +290,7 @@ fn whole_buffers_on_request() {
         256,
         "the whole-buffer ring size"
     );
-    let (mut clients, sockets) = accepted(&mut host, 20);
+    let (mut clients, sockets) = host.accepted_clients(20, ACCEPT);
     let held: Vec<iot_completion> = (0..20)
         .map(|i| receive(&mut host, sockets[i], &mut clients[i], &tag_bytes(i)))
         .collect();

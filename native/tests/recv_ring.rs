@@ -17,23 +17,12 @@ const ACCEPT: u64 = 1;
 /// `count` clients of our listener, each accepted and receiving (multishot) with its
 /// own socket handle as tag; returns the clients and the accepted sockets.
 fn accepted_receivers(host: &mut Host, count: usize) -> (Vec<TcpStream>, Vec<u64>) {
-    let (listener, port) = host.listen("127.0.0.1", 0);
-    ok(
-        "accept",
-        iot_accept(host.worker, listener, ACCEPT, IOT_OP_MULTISHOT, 0),
-    );
-    host.flush();
-    let mut clients = Vec::new();
-    let mut sockets = Vec::new();
-    for _ in 0..count {
-        clients.push(TcpStream::connect(("127.0.0.1", port)).expect("connect"));
-        let c = host.next_tagged(ACCEPT);
-        assert_eq!(c.result, 0, "accept: {}", message(c.result));
+    let (clients, sockets) = host.accepted_clients(count, ACCEPT);
+    for &socket in &sockets {
         ok(
             "recv",
-            iot_recv(host.worker, c.handle, c.handle, IOT_OP_MULTISHOT, 0),
+            iot_recv(host.worker, socket, socket, IOT_OP_MULTISHOT, 0),
         );
-        sockets.push(c.handle);
     }
     host.flush();
     (clients, sockets)

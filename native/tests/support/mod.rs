@@ -130,6 +130,30 @@ impl Host {
         id
     }
 
+    /// `count` std clients of a new listener on 127.0.0.1, each accepted (multishot
+    /// accept tagged `tag`); returns the clients and our sockets, in the same order.
+    pub fn accepted_clients(
+        &mut self,
+        count: usize,
+        tag: u64,
+    ) -> (Vec<std::net::TcpStream>, Vec<u64>) {
+        let (listener, port) = self.listen("127.0.0.1", 0);
+        ok(
+            "accept",
+            iot_accept(self.worker, listener, tag, IOT_OP_MULTISHOT, 0),
+        );
+        self.flush();
+        let mut clients = Vec::new();
+        let mut sockets = Vec::new();
+        for _ in 0..count {
+            clients.push(std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect"));
+            let c = self.next_tagged(tag);
+            assert_eq!(c.result, 0, "accept: {}", message(c.result));
+            sockets.push(c.handle);
+        }
+        (clients, sockets)
+    }
+
     pub fn listen(&self, ip: &str, flags: u32) -> (u64, u16) {
         let ip = CString::new(ip).unwrap();
         let mut listener = 0;
