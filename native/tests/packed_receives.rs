@@ -367,3 +367,53 @@ fn receives_waiting_for_the_ring_all_complete_for_a_host_that_only_drains() {
     }
     clients.join().expect("every echo came back");
 }
+
+#[test]
+fn the_ring_grows_as_far_as_a_burst_needs() {
+    // A burst's receives that found the ring empty report it over several drains;
+    // only those that still find it empty make it grow. 1,000 connections x 4 KiB
+    // at once need 250 packed buffers, and held at most that many.
+    let Some(mut host) = packing_host() else {
+        return;
+    };
+    const CONNECTIONS: usize = 1000;
+    let (clients, sockets) = host.accepted_clients(CONNECTIONS, ACCEPT);
+    let worker = host.worker;
+    let mut sessions = support::echo::EchoSessions::default();
+    for &socket in &sockets {
+        sessions.start(worker, socket);
+    }
+    host.flush();
+    let clients = std::thread::spawn(move || {
+        let mut clients = clients;
+        for round in 0..20u8 {
+            for client in &mut clients {
+                client.write_all(&[round; 4096]).unwrap();
+            }
+            for client in &mut clients {
+                let mut back = [0u8; 4096];
+                std::io::Read::read_exact(client, &mut back).expect("an echo");
+                assert!(back.iter().all(|&b| b == round));
+            }
+        }
+    });
+    let mut most_out = 0;
+    let mut batch = [iot_completion::default(); 64];
+    while !clients.is_finished() {
+        let n = ok("drain", iot_worker_drain(worker, batch.as_mut_ptr(), 64)) as usize;
+        for c in &batch[..n] {
+            sessions.on_completion(worker, c);
+        }
+        ok("flush", iot_worker_flush(worker));
+        most_out = most_out.max(host.stats().buffers_outstanding);
+        if n == 0 {
+            ok("wait", iot_worker_wait(worker, 10));
+        }
+    }
+    clients.join().expect("every echo came back");
+    let ring = host.stats().recv_ring_buffers;
+    assert!(
+        ring <= 2 * most_out.max(16),
+        "the ring grew to {ring} buffers; at most {most_out} were out"
+    );
+}
