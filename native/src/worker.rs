@@ -53,8 +53,8 @@ pub(crate) struct Worker {
     ready: VecDeque<Ended>,
     /// Receives waiting for buffers to return to the ring, the longest waiting first.
     starved: VecDeque<usize>,
-    /// The receive ring grew during this drain (it doubles at most once per drain).
-    grew_in_drain: bool,
+    /// How many times the receive ring grew (see `Worker::starve`).
+    ring_epoch: u32,
     /// CQEs are being reaped outside a drain (`push_sends_into_kernel`): an op that
     /// ends keeps what it lent until the host drains its completion from `ready`.
     reaping_outside_drain: bool,
@@ -99,7 +99,7 @@ impl Worker {
             notifier: None,
             ready: VecDeque::new(),
             starved: VecDeque::new(),
-            grew_in_drain: false,
+            ring_epoch: 0,
             reaping_outside_drain: false,
             starved_for_spans: VecDeque::new(),
             next_stream_serial: 0,
@@ -162,6 +162,7 @@ impl Worker {
     #[inline]
     fn submit_attempt(&mut self, key: usize) -> Result<()> {
         let entry = self.build_entry(key)?;
+        self.driver[key].ring_epoch = self.ring_epoch;
         self.driver.submit(key, entry)
     }
 
@@ -182,7 +183,6 @@ impl Worker {
     pub(crate) fn drain(&mut self, out: &mut [iot_completion]) -> usize {
         let mut filled = 0;
         let mut overflow_flushed = false;
-        self.grew_in_drain = false;
         while filled < out.len() {
             if let Some(ended) = self.ready.pop_front() {
                 out[filled] = self.hand_over(ended);

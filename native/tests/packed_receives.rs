@@ -371,8 +371,9 @@ fn receives_waiting_for_the_ring_all_complete_for_a_host_that_only_drains() {
 #[test]
 fn the_ring_grows_as_far_as_a_burst_needs() {
     // A burst's receives that found the ring empty report it over several drains;
-    // only those that still find it empty make it grow. 1,000 connections x 4 KiB
-    // at once need 250 packed buffers, and held at most that many.
+    // only those tried after the ring last grew make it grow again. 1,000
+    // connections x 4 KiB at once need 250 packed buffers, and hold at most that
+    // many; the ring doubles, and the host's holdings are sampled between drains.
     let Some(mut host) = packing_host() else {
         return;
     };
@@ -413,7 +414,7 @@ fn the_ring_grows_as_far_as_a_burst_needs() {
     clients.join().expect("every echo came back");
     let ring = host.stats().recv_ring_buffers;
     assert!(
-        ring <= 2 * most_out.max(16),
+        ring <= 4 * most_out.max(16),
         "the ring grew to {ring} buffers; at most {most_out} were out"
     );
 }

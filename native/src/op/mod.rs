@@ -170,6 +170,8 @@ pub(crate) struct Op {
     /// the CQE is read: packed buffers are cut in the order the kernel posts CQEs, not
     /// the order ops settle in (one with a timeout waits for its timer's CQE too).
     pub(crate) received: Option<BufferRef>,
+    /// The receive ring's growth count when its latest attempt started.
+    pub(crate) ring_epoch: u32,
 }
 
 impl Op {
@@ -182,6 +184,7 @@ impl Op {
             life: Life::new(timeout_ms),
             ordered: false,
             received: None,
+            ring_epoch: 0,
         }
     }
 

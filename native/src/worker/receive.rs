@@ -158,17 +158,17 @@ impl Worker {
             self.starved_for_spans.push_back(key);
             return;
         }
-        // The ring was empty: it doubles, once per drain (the other receives that found
-        // it empty in the same burst get the new buffers, so it grows no further than
-        // the load needs), while spare buffers last; only while it is still empty: a
-        // burst's failures reach several drains, and those that find buffers back (or
-        // the ring grown) need no more (a packed ring grew 16 to 4,096 buffers for the
-        // 500 that 2,000 connections x 4 KiB use). Buffers the host released after the
-        // failed attempt started but before its CQE was seen would never feed it either:
-        // try again at once while the ring has some.
-        let empty = !self.buffers.ring_has_buffers();
-        let grew = empty && !self.grew_in_drain && self.buffers.grow_ring();
-        self.grew_in_drain |= grew;
+        // The ring was empty: it doubles, while spare buffers last, if this attempt was
+        // made against its current size. A burst's failures reach several drains, and
+        // those of attempts made before the ring grew say nothing of the grown ring
+        // (doubling for each of them, a packed ring grew 16 to 4,096 buffers for the
+        // 500 that 2,000 connections x 4 KiB use): they try again and grow it only if
+        // they find it empty again. Buffers the host released after the failed attempt
+        // started but before its CQE was seen would never feed it either: try again at
+        // once while the ring has some.
+        let fresh = self.driver[key].ring_epoch == self.ring_epoch;
+        let grew = fresh && self.buffers.grow_ring();
+        self.ring_epoch = self.ring_epoch.wrapping_add(u32::from(grew));
         if (grew || self.buffers.ring_has_buffers()) && self.submit_attempt(key).is_ok() {
             return;
         }
