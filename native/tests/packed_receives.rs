@@ -313,59 +313,70 @@ fn whole_buffers_on_request() {
     assert_eq!(host.stats().buffers_outstanding, 0);
 }
 
-#[test]
-fn receives_waiting_for_the_ring_all_complete_for_a_host_that_only_drains() {
-    // A host like Dart's drains and never blocks in `iot_worker_wait` (which feeds
-    // waiting receives before it sleeps). With 32 buffers of 16 KiB for 200
-    // connections sending 4 KiB at once, receives find the ring empty; a packed
-    // buffer that comes back serves four of them, not only the one it resumes.
-    let mut config = iot_config::default();
-    ok("config", iot_config_default(&mut config));
-    config.recv_buffer_count = 32;
-    let host = Host::with_config(&config);
-    let (listener, port) = host.listen("127.0.0.1", 0);
-    let worker = host.worker;
-    ok(
-        "accept",
-        iot_accept(worker, listener, ACCEPT, IOT_OP_MULTISHOT, 0),
-    );
-    host.flush();
-    const CONNECTIONS: usize = 200;
-    let clients = std::thread::spawn(move || {
-        let mut streams: Vec<TcpStream> = (0..CONNECTIONS)
-            .map(|_| TcpStream::connect(("127.0.0.1", port)).expect("connect"))
-            .collect();
-        for round in 0..3 {
-            for (i, s) in streams.iter_mut().enumerate() {
-                s.write_all(&pattern(4096, (round * CONNECTIONS + i) as u32))
-                    .unwrap();
-            }
-            for (i, s) in streams.iter_mut().enumerate() {
-                let mut back = vec![0u8; 4096];
-                s.set_read_timeout(Some(DEADLINE)).unwrap();
-                std::io::Read::read_exact(s, &mut back).expect("an echo");
-                assert!(back == pattern(4096, (round * CONNECTIONS + i) as u32));
-            }
+/// Clients that send `size` bytes on every connection, then read every echo back,
+/// `rounds` times over.
+fn echo_rounds(mut clients: Vec<TcpStream>, rounds: u32, size: usize) {
+    for round in 0..rounds {
+        let bytes = |i: usize| pattern(size, round * 10_000 + i as u32);
+        for (i, client) in clients.iter_mut().enumerate() {
+            client.write_all(&bytes(i)).unwrap();
         }
-    });
+        for (i, client) in clients.iter_mut().enumerate() {
+            let mut back = vec![0u8; size];
+            client.set_read_timeout(Some(DEADLINE)).unwrap();
+            std::io::Read::read_exact(client, &mut back).expect("an echo");
+            assert!(back == bytes(i), "connection {i}, round {round}");
+        }
+    }
+}
+
+/// Echoes on `sockets` until `clients` is done, draining in batches; between drains
+/// it blocks in `iot_worker_wait` (which feeds receives waiting for the ring before
+/// it sleeps) only when `block`, else sleeps like a host that only drains. Returns
+/// the most buffers the host held at once.
+fn serve_echo(
+    host: &Host,
+    sockets: &[u64],
+    clients: std::thread::JoinHandle<()>,
+    block: bool,
+) -> u32 {
+    let worker = host.worker;
     let mut sessions = support::echo::EchoSessions::default();
+    for &socket in sockets {
+        sessions.start(worker, socket);
+    }
+    let mut most_out = 0;
     let mut batch = [iot_completion::default(); 64];
     while !clients.is_finished() {
+        ok("flush", iot_worker_flush(worker));
         let n = ok("drain", iot_worker_drain(worker, batch.as_mut_ptr(), 64)) as usize;
         for c in &batch[..n] {
-            match c.kind {
-                IOT_KIND_ACCEPT if c.result == 0 => sessions.start(worker, c.handle),
-                _ => {
-                    sessions.on_completion(worker, c);
-                }
-            }
+            sessions.on_completion(worker, c);
         }
-        ok("flush", iot_worker_flush(worker));
-        if n == 0 {
-            std::thread::sleep(std::time::Duration::from_millis(1));
+        most_out = most_out.max(host.stats().buffers_outstanding);
+        match (n, block) {
+            (0, true) => drop(ok("wait", iot_worker_wait(worker, 10))),
+            (0, false) => std::thread::sleep(std::time::Duration::from_millis(1)),
+            _ => {}
         }
     }
     clients.join().expect("every echo came back");
+    most_out
+}
+
+#[test]
+fn receives_waiting_for_the_ring_all_complete_for_a_host_that_only_drains() {
+    // A host like Dart's drains and never blocks in `iot_worker_wait`. With 32
+    // buffers of 16 KiB for 200 connections sending 4 KiB at once, receives find the
+    // ring empty; a packed buffer that comes back serves four of them, not only the
+    // one it resumes.
+    let mut config = iot_config::default();
+    ok("config", iot_config_default(&mut config));
+    config.recv_buffer_count = 32;
+    let mut host = Host::with_config(&config);
+    let (clients, sockets) = host.accepted_clients(200, ACCEPT);
+    let clients = std::thread::spawn(move || echo_rounds(clients, 3, 4096));
+    serve_echo(&host, &sockets, clients, false);
 }
 
 #[test]
@@ -377,41 +388,9 @@ fn the_ring_grows_as_far_as_a_burst_needs() {
     let Some(mut host) = packing_host() else {
         return;
     };
-    const CONNECTIONS: usize = 1000;
-    let (clients, sockets) = host.accepted_clients(CONNECTIONS, ACCEPT);
-    let worker = host.worker;
-    let mut sessions = support::echo::EchoSessions::default();
-    for &socket in &sockets {
-        sessions.start(worker, socket);
-    }
-    host.flush();
-    let clients = std::thread::spawn(move || {
-        let mut clients = clients;
-        for round in 0..20u8 {
-            for client in &mut clients {
-                client.write_all(&[round; 4096]).unwrap();
-            }
-            for client in &mut clients {
-                let mut back = [0u8; 4096];
-                std::io::Read::read_exact(client, &mut back).expect("an echo");
-                assert!(back.iter().all(|&b| b == round));
-            }
-        }
-    });
-    let mut most_out = 0;
-    let mut batch = [iot_completion::default(); 64];
-    while !clients.is_finished() {
-        let n = ok("drain", iot_worker_drain(worker, batch.as_mut_ptr(), 64)) as usize;
-        for c in &batch[..n] {
-            sessions.on_completion(worker, c);
-        }
-        ok("flush", iot_worker_flush(worker));
-        most_out = most_out.max(host.stats().buffers_outstanding);
-        if n == 0 {
-            ok("wait", iot_worker_wait(worker, 10));
-        }
-    }
-    clients.join().expect("every echo came back");
+    let (clients, sockets) = host.accepted_clients(1000, ACCEPT);
+    let clients = std::thread::spawn(move || echo_rounds(clients, 20, 4096));
+    let most_out = serve_echo(&host, &sockets, clients, true);
     let ring = host.stats().recv_ring_buffers;
     assert!(
         ring <= 4 * most_out.max(16),
