@@ -117,4 +117,22 @@ void main() {
     await untilStats(worker, (stats) => stats.buffersOutstanding == 0,
         reason: 'every buffer back');
   });
+
+  test('a 48 KB message that waits comes as one payload by default', () async {
+    // Buffers are 64 KiB by default: a large message is one receive and one
+    // send, not one per 16 KiB.
+    final worker = testWorker();
+    final (client, server) = await tcpPair(worker);
+    final message = pattern(48000, 3);
+    // Sent before the server reads: it waits whole in the socket's buffer.
+    await client.write(message).bounded;
+    final payload = await server.payloads.first.bounded;
+    expect(payload.length, 48000);
+    expect(sameBytes(payload.bytes, message), isTrue);
+    payload.release();
+    client.destroy();
+    server.destroy();
+    await untilStats(worker, (stats) => stats.buffersOutstanding == 0,
+        reason: 'every buffer back');
+  });
 }

@@ -496,10 +496,10 @@ typedef struct iot_config {
   uint32_t ring_entries;
   /*
    Receive buffers at most, 1..=32768. The kernel fills them through a provided
-   buffer ring that starts with up to 256 of them (16 when receives are packed,
-   see `iot_stats.packs_receives`) and doubles whenever a receive finds it empty;
-   the memory of all is reserved up front (address space), pages become resident
-   as the ring grows into them.
+   buffer ring that starts with up to 256 of them (256 KiB of them when receives
+   are packed, see `iot_stats.packs_receives`) and doubles whenever a receive finds
+   it empty; the memory of all is reserved up front (address space), pages become
+   resident as the ring grows into them.
    */
   uint32_t recv_buffer_count;
   /*

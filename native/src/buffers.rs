@@ -178,10 +178,11 @@ impl Spans {
 /// Receive buffers in the ring at first (all of them when there are fewer), when each
 /// receive takes a whole buffer.
 const INITIAL_RING_BUFFERS: u32 = 256;
-/// The same when receives are packed: a buffer then serves many receives, and the ring
-/// cycles its buffers first in, first out, so every one of them ends up resident (and
-/// a small ring stays in cache). It grows like the other while receives find it empty.
-const INITIAL_PACKED_RING_BUFFERS: u32 = 16;
+/// The same in bytes when receives are packed (4 buffers of 64 KiB): a buffer then
+/// serves many receives, and the ring cycles its buffers first in, first out, so every
+/// one of them ends up resident (and a small ring stays in cache). It grows like the
+/// other while receives find it empty.
+const INITIAL_PACKED_RING_BYTES: u32 = 256 << 10;
 
 /// Where a freed buffer went.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -354,7 +355,7 @@ impl BufferPool {
     /// Gives the ring its first buffers, the others spare.
     fn fill_ring(&mut self) {
         let first = match self.incremental {
-            true => INITIAL_PACKED_RING_BUFFERS,
+            true => (INITIAL_PACKED_RING_BYTES / self.buffer_size).clamp(1, INITIAL_RING_BUFFERS),
             false => INITIAL_RING_BUFFERS,
         };
         self.ring_target = self.recv_count.min(first);

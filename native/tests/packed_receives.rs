@@ -100,19 +100,21 @@ fn pieces_come_back_in_any_order() {
         [1, 3, 5, 7, 0, 2, 4, 6],
         [4, 0, 7, 2, 6, 1, 5, 3],
     ];
-    // Rounds of 8 pieces of 2 KiB fill one buffer each: the kernel is done with it at
-    // the last piece, and it goes back to the ring with whichever piece comes last.
+    // Rounds of 8 pieces of an eighth of a buffer fill one buffer each: the kernel is
+    // done with it at the last piece, and it goes back to the ring with whichever piece
+    // comes last.
+    let piece = host.buffer_size() / PIECES as u32;
     for (round, order) in orders.iter().cycle().take(12).enumerate() {
         let held: Vec<iot_completion> = (0..PIECES)
             .map(|i| {
-                let bytes = pattern(2048, (round * PIECES + i) as u32);
+                let bytes = pattern(piece as usize, (round * PIECES + i) as u32);
                 receive(&mut host, sockets[i], &mut clients[i], &bytes)
             })
             .collect();
         assert!(held.iter().all(|c| c.buffer_id == held[0].buffer_id));
         let mut offsets: Vec<u32> = held.iter().map(|c| c.offset).collect();
         offsets.sort_unstable();
-        assert_eq!(offsets, (0..8).map(|i| i * 2048).collect::<Vec<u32>>());
+        assert_eq!(offsets, (0..8).map(|i| i * piece).collect::<Vec<u32>>());
         for (n, &i) in order.iter().enumerate() {
             assert_eq!(host.stats().buffers_outstanding, 1, "round {round}");
             host.give_back(&held[i]);
@@ -396,4 +398,23 @@ fn the_ring_grows_as_far_as_a_burst_needs() {
         ring <= 4 * most_out.max(16),
         "the ring grew to {ring} buffers; at most {most_out} were out"
     );
+}
+
+#[test]
+fn a_waiting_message_of_48_kb_comes_in_one_receive_by_default() {
+    // Buffers are 64 KiB by default, so that a large message costs one receive and
+    // one send, not one per 16 KiB; packing keeps small messages from paying for it.
+    let mut host = Host::new();
+    assert_eq!(host.buffer_size(), 64 << 10);
+    let (mut clients, sockets) = host.accepted_clients(1, ACCEPT);
+    // Written before the receive starts: it waits whole in the socket's buffer.
+    let bytes = pattern(48_000, 7);
+    clients[0].write_all(&bytes).unwrap();
+    ok("recv", iot_recv(host.worker, sockets[0], 5, 0, 0));
+    host.flush();
+    let c = host.next_tagged(5);
+    assert_eq!(c.result, 48_000, "{}", message(c.result));
+    assert_eq!(host.payload(&c), bytes);
+    host.give_back(&c);
+    assert_eq!(host.stats().buffers_outstanding, 0);
 }

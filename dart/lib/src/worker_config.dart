@@ -2,8 +2,8 @@
 library;
 
 /// Settings for a new [Worker]. A null field keeps the native library's
-/// default (`iot_config_default`: 256 ring entries, 4096 receive and 256
-/// send buffers of 16 KiB).
+/// default (`iot_config_default`: 256 ring entries, 1024 receive and 256
+/// send buffers of 64 KiB).
 final class WorkerConfig {
   const WorkerConfig({
     this.ringEntries,
@@ -19,11 +19,11 @@ final class WorkerConfig {
   /// the buffer counts, so that it does not overflow).
   final int? ringEntries;
 
-  /// Receive buffers at most, 1..32768 (default 4096). The kernel fills them
-  /// through a ring that starts with 256 (16 when receives are packed, see
-  /// [wholeReceiveBuffers]) and doubles whenever a receive finds it empty;
-  /// their memory is reserved up front, and becomes resident only as the
-  /// ring grows into it.
+  /// Receive buffers at most, 1..32768 (default 1024). The kernel fills them
+  /// through a ring that starts with 256 (256 KiB of them when receives are
+  /// packed, see [wholeReceiveBuffers]) and doubles whenever a receive finds
+  /// it empty; their memory is reserved up front, and becomes resident only
+  /// as the ring grows into it.
   final int? receiveBufferCount;
 
   /// Buffers for sends, 0..32768. Each write is cut into chunks of

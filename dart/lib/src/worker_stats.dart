@@ -35,8 +35,8 @@ final class WorkerStats {
   final int completionOverflows;
 
   /// Receive buffers the receive ring has grown to (it starts with up to 256,
-  /// or 16 when receives are packed, and doubles while receives find it
-  /// empty, up to [WorkerConfig.receiveBufferCount]).
+  /// or 256 KiB of them when receives are packed, and doubles while receives
+  /// find it empty, up to [WorkerConfig.receiveBufferCount]).
   final int receiveRingBuffers;
 
   /// Received pieces held by the program or by in-flight sends: each

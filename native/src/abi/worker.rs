@@ -12,10 +12,10 @@ pub struct iot_config {
     /// entry plus one per buffer (the next power of two of that, at most 65,536).
     pub ring_entries: u32,
     /// Receive buffers at most, 1..=32768. The kernel fills them through a provided
-    /// buffer ring that starts with up to 256 of them (16 when receives are packed,
-    /// see `iot_stats.packs_receives`) and doubles whenever a receive finds it empty;
-    /// the memory of all is reserved up front (address space), pages become resident
-    /// as the ring grows into them.
+    /// buffer ring that starts with up to 256 of them (256 KiB of them when receives
+    /// are packed, see `iot_stats.packs_receives`) and doubles whenever a receive finds
+    /// it empty; the memory of all is reserved up front (address space), pages become
+    /// resident as the ring grows into them.
     pub recv_buffer_count: u32,
     /// Buffers the host acquires for sends, 0..=32768.
     pub send_buffer_count: u32,
@@ -35,9 +35,9 @@ impl Default for iot_config {
     fn default() -> Self {
         iot_config {
             ring_entries: 256,
-            recv_buffer_count: 4096,
+            recv_buffer_count: 1024,
             send_buffer_count: 256,
-            buffer_size: 16 * 1024,
+            buffer_size: 64 * 1024,
             flags: 0,
             socket_buffer_limit: 0,
         }
