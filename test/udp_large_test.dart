@@ -199,10 +199,15 @@ void main() {
     });
   });
 
+  // With the default 64 KiB buffers a UDP datagram fits one send buffer; with
+  // 16 KiB ones every large datagram takes a span, and these tests run out of
+  // spans.
+  const spanned = WorkerConfig(bufferSize: 16 << 10);
+
   group('nothing lost', () {
     test('more large sends than free spans wait for one and all complete',
         () async {
-      final worker = testWorker();
+      final worker = testWorker(spanned);
       final loopback = InternetAddress.loopbackIPv4;
       final sender = await _bind(worker, loopback);
       final receiver = await _bind(worker, loopback);
@@ -224,7 +229,7 @@ void main() {
 
     test('closing with large sends queued fails them and keeps no span',
         () async {
-      final worker = testWorker();
+      final worker = testWorker(spanned);
       final loopback = InternetAddress.loopbackIPv4;
       final socket = await _bind(worker, loopback);
       final (peer, _) = await _rawPeer(loopback);
@@ -244,7 +249,7 @@ void main() {
     });
 
     test('a one-shot receive that times out gives its span back', () async {
-      final worker = testWorker();
+      final worker = testWorker(spanned);
       final socket = await _bind(worker, InternetAddress.loopbackIPv4,
           readTimeout: const Duration(milliseconds: 30));
       final inbox = Inbox<UdpDatagram>(socket);
@@ -256,7 +261,7 @@ void main() {
 
     test('cancelling a subscription mid-stream of large datagrams keeps '
         'no span', () async {
-      final worker = testWorker();
+      final worker = testWorker(spanned);
       final loopback = InternetAddress.loopbackIPv4;
       final socket = await _bind(worker, loopback);
       final (peer, _) = await _rawPeer(loopback);
