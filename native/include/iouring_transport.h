@@ -1422,6 +1422,14 @@ int32_t iot_worker_set_notifier_port(uint64_t worker, iot_post_fn post, int64_t 
 int32_t iot_worker_arm(uint64_t worker);
 
 /*
+ Like `iot_worker_arm`, but only when no completion is pending: returns 1 when it
+ armed the worker, 0 when completions are ready (nothing armed: drain them, e.g. in
+ a turn the host posts itself, which costs less than the notifier's wake-up; a send
+ on loopback usually completes within the flush that submitted it).
+ */
+int32_t iot_worker_arm_if_idle(uint64_t worker);
+
+/*
  Writes the worker's counters to `out`.
  */
 int32_t iot_worker_stats(uint64_t worker, struct iot_stats *out);

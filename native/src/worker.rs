@@ -250,6 +250,16 @@ impl Worker {
         }
     }
 
+    /// Arms the notifier only when no completion is pending; false (not armed) when
+    /// some are, so the host can drain them without a trip through the notifier.
+    pub(crate) fn arm_if_idle(&mut self) -> bool {
+        if self.has_pending() {
+            return false;
+        }
+        self.arm();
+        true
+    }
+
     /// A completion made here (not by a CQE): queue it and wake an armed host.
     pub(crate) fn push_ready(&mut self, completion: iot_completion) {
         self.push_ended(Ended::nothing_lent(completion));

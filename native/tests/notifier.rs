@@ -84,6 +84,29 @@ fn fires_once_per_arm_and_not_after_removal() {
 }
 
 #[test]
+fn arm_if_idle_arms_only_an_idle_worker() {
+    let mut host = host_notified_once();
+    let w = host.worker;
+
+    // A completion is ready: nothing is armed, the host drains it itself.
+    one_completion(&host, 2);
+    assert_eq!(iot_worker_wait(w, 10_000), 1);
+    assert_eq!(iot_worker_arm_if_idle(w), 0, "completions are pending");
+    assert_eq!(host.next_tagged(2).result, -libc::ECONNREFUSED);
+
+    // Idle: armed, and the next completion wakes the host once.
+    assert_eq!(iot_worker_arm_if_idle(w), 1, "nothing pending");
+    one_completion(&host, 3);
+    wait_for_count(w, 2);
+    assert_eq!(host.next_tagged(3).result, -libc::ECONNREFUSED);
+
+    // Had the first call armed, the notifier would have fired for it too.
+    ok("remove notifier", iot_worker_set_notifier(w, None));
+    assert_eq!(count(w), 2);
+    assert_eq!(iot_worker_arm_if_idle(0), IOT_E_BAD_HANDLE);
+}
+
+#[test]
 fn idle_armed_worker_does_not_spin() {
     // One callback first: proves the notifier thread is up and in its wait loop.
     let host = host_notified_once();

@@ -350,9 +350,13 @@ final class WorkerCore implements PayloadOwner {
     if (_closed) return;
     _flushNow();
     updateKeepAlive();
-    handle.arm();
-    if (_deferredHead < _deferredEnd && !_turnPosted) {
-      // The notifier fires only for completions still in the ring.
+    // Completions that came in during the turn or its flush (a loopback send
+    // completes within the flush) are drained in a turn this worker posts
+    // itself: cheaper than the notifier's wake-up, and the event loop still
+    // runs its microtasks and other events in between. The notifier fires
+    // only for completions still in the ring, not for deferred receives.
+    final armed = handle.armIfIdle() != 0;
+    if ((!armed || _deferredHead < _deferredEnd) && !_turnPosted) {
       _turnPosted = true;
       _port.sendPort.send(null);
     }

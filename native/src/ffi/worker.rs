@@ -149,6 +149,15 @@ pub extern "C" fn iot_worker_arm(worker: u64) -> i32 {
     })
 }
 
+/// Like `iot_worker_arm`, but only when no completion is pending: returns 1 when it
+/// armed the worker, 0 when completions are ready (nothing armed: drain them, e.g. in
+/// a turn the host posts itself, which costs less than the notifier's wake-up; a send
+/// on loopback usually completes within the flush that submitted it).
+#[no_mangle]
+pub extern "C" fn iot_worker_arm_if_idle(worker: u64) -> i32 {
+    boundary(|| registry::with(worker, |w| Ok(i32::from(w.arm_if_idle()))))
+}
+
 /// Writes the worker's counters to `out`.
 #[no_mangle]
 pub extern "C" fn iot_worker_stats(worker: u64, out: *mut iot_stats) -> i32 {

@@ -502,6 +502,8 @@ final class Bindings {
             void Function(Pointer<Void>)>('iot_worker_finalize', isLeaf: true),
         iot_worker_arm = lib.lookupFunction<Int32 Function(Uint64),
             int Function(int)>('iot_worker_arm', isLeaf: true),
+        iot_worker_arm_if_idle = lib.lookupFunction<Int32 Function(Uint64),
+            int Function(int)>('iot_worker_arm_if_idle', isLeaf: true),
         iot_worker_stats = lib.lookupFunction<
             Int32 Function(Uint64, Pointer<iot_stats>),
             int Function(int, Pointer<iot_stats>)>('iot_worker_stats',
@@ -837,6 +839,7 @@ final class Bindings {
   /// package never calls it directly.
   final void Function(Pointer<Void> token) iot_worker_finalize;
   final int Function(int worker) iot_worker_arm;
+  final int Function(int worker) iot_worker_arm_if_idle;
   final int Function(int worker, Pointer<iot_stats> out) iot_worker_stats;
   final int Function(int worker, int tag) iot_cancel;
 

@@ -87,6 +87,10 @@ final class WorkerHandle implements Finalizable {
   /// Has the notifier fire once completions are ready.
   int arm() => bindings.iot_worker_arm(id);
 
+  /// Arms only when no completion is ready: 1 when armed, 0 when completions
+  /// wait to be drained (nothing armed).
+  int armIfIdle() => bindings.iot_worker_arm_if_idle(id);
+
   /// Reads up to [capacity] completions into [out]; returns how many.
   int drain(Pointer<iot_completion> out, int capacity) =>
       bindings.iot_worker_drain(id, out, capacity);
