@@ -117,6 +117,21 @@ read -r dart_passed dart_failed dart_skipped <"$logs/count-dart"
 passed=$((native_passed + python_passed + dart_passed))
 failed=$((native_failed + python_failed + dart_failed))
 
+# The failures again, last, where a truncated log still shows them: each failing Dart
+# test's name, error and first stack lines, and cargo's `failures:` blocks.
+if [ "$failed" -ne 0 ] || [ ${#failed_steps[@]} -ne 0 ]; then
+    echo
+    echo "==> what failed"
+    sed 's/\x1b\[[0-9;]*m//g' "$logs/dart-tests" 2>/dev/null | awk '
+         / -[0-9]+: .*\[E\]$/ {show = 1; n = 0}
+         show && /^[0-9]+:[0-9]+ \+/ && !/\[E\]$/ {show = 0}
+         show && n++ < 40 && NF {print}'
+    cat "$logs"/native-* 2>/dev/null | awk '
+         /^failures:$/ {show = 1; n = 0}
+         /^test result:/ {show = 0}
+         show && n++ < 80 {print}'
+fi
+
 echo
 for failure in "${failed_steps[@]}"; do
     echo "failed step: $failure"
