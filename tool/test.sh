@@ -35,7 +35,16 @@ if ! command -v dart >/dev/null 2>&1 && [ -x ../shared/dart/bin/dart ]; then
     export PATH
 fi
 dart_triple=""
-if command -v dart >/dev/null 2>&1 && dart_version=$(dart --version 2>&1); then
+dart_version=""
+if command -v dart >/dev/null 2>&1; then
+    # The kit installs the 32-bit loader on its first run (apt-get), which can fail
+    # for a moment: say why, and try once more.
+    if ! dart_version=$(dart --version 2>&1); then
+        printf 'dart --version failed:\n%s\ntrying again\n' "$dart_version"
+        dart_version=$(dart --version 2>&1) || dart_version=""
+    fi
+fi
+if [ -n "$dart_version" ]; then
     echo "$dart_version"
     case "$dart_version" in
     *'"linux_x64"'*) dart_triple=x86_64-unknown-linux-gnu ;;
@@ -45,6 +54,9 @@ if command -v dart >/dev/null 2>&1 && dart_version=$(dart --version 2>&1); then
     *'"linux_riscv64"'*) dart_triple=riscv64gc-unknown-linux-gnu ;;
     *) failed_steps+=("dart: unknown platform in: $dart_version") ;;
     esac
+elif command -v dart >/dev/null 2>&1; then
+    failed_steps+=("dart: 'dart --version' failed")
+    echo "FAILED: 'dart --version' failed twice (output above): the Dart tests cannot run."
 else
     failed_steps+=("dart: no Dart SDK on PATH and no VM kit at ../shared/dart")
     echo "FAILED: no 'dart' on PATH and no kit at ../shared/dart/bin: the Dart tests cannot run."
