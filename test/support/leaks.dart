@@ -48,6 +48,11 @@ void checkLeaksAroundFile() {
     // A file that used the isolate's default worker closes it here (closing
     // one it never created creates and closes one: no net change).
     await Worker.current.close();
+    // dart:io closes a socket's descriptor on its event-handler thread after
+    // destroy() returned, so a test's last dart:io socket may still be open
+    // here. That thread takes commands in order: once a socket closed after
+    // them is closed, so are they.
+    await (await ServerSocket.bind(InternetAddress.loopbackIPv4, 0)).close();
     final after = openFileDescriptors();
     final leaked = {
       for (final MapEntry(:key, :value) in after.entries)
