@@ -34,9 +34,9 @@ final class Outbound {
         isShutdown = true;
 
   /// Bytes to copy into send buffers (a write) until all of them are queued,
-  /// then null: the entry stays the sender's last one (for
-  /// [StreamSender.flush]) until the next write, and must not keep the
-  /// writer's bytes alive.
+  /// then null: the entry may stay the sender's last one (for
+  /// [StreamSender.flush]) until it was sent or the next write, and must not
+  /// keep the writer's bytes alive.
   List<int>? data;
 
   /// Whether a host-owned buffer is sent as is (a payload).
@@ -259,9 +259,14 @@ final class StreamSender implements CompletionHandler, SendBufferWaiter {
       if (!_waiting) _pump();
     }
     _idle(tag);
-    // Last: what the entry's owner does next (write more) finds this
-    // sender's state settled.
-    if (entry.inFlight == 0 && entry.submitted) entry.complete();
+    if (entry.inFlight == 0 && entry.submitted) {
+      // An idle connection keeps no entry (nor its future) alive: flush has
+      // nothing to wait for once the last entry was sent.
+      if (identical(entry, _last)) _last = null;
+      // Last: what the entry's owner does next (write more) finds this
+      // sender's state settled.
+      entry.complete();
+    }
   }
 
   void _idle(int tag) {
