@@ -13,7 +13,7 @@ pub struct Measured {
     /// The client thread's CPU time / the window.
     pub client_busy: f64,
     /// Resident bytes per connection once every connection made one round trip and sat
-    /// idle, above the server's resident size before the first connection.
+    /// idle, above the server's resident size after a warm-up on a few connections.
     pub idle_per_conn: Option<f64>,
     /// The server's peak resident size over its life (`VmHWM`), bytes.
     pub peak: Option<u64>,
@@ -261,7 +261,7 @@ impl Tables<'_> {
         println!();
         println!(
             "server memory: resident bytes per connection once all are idle after one round \
-             trip (above the resident size before the first connection), and peak resident \
+             trip (above the resident size after 16 connections echoed for 0.25 s and closed), and peak resident \
              size (VmHWM) over the server's life"
         );
         let mut t = Grid::new(self.lead());
