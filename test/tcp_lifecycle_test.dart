@@ -227,6 +227,26 @@ void main() {
       await expectLater(client, emitsDone).bounded;
     });
 
+    test('flush after close or destroy fails, also when every write was sent',
+        () async {
+      final worker = testWorker();
+      final closed = isA<TransportClosedException>();
+      for (final destroy in [false, true]) {
+        final (client, server) = await tcpPair(worker);
+        await server.write([1, 2, 3]).bounded;
+        await server.flush().bounded;
+        if (destroy) {
+          server.destroy();
+        } else {
+          await server.close().bounded;
+        }
+        await expectLater(server.flush(), throwsA(closed),
+            reason: destroy ? 'destroyed' : 'closed');
+        client.destroy();
+      }
+      await expectNothingLeft(worker);
+    });
+
     test('an input listened to after the close is empty', () async {
       final worker = testWorker();
       final (client, server) = await tcpPair(worker);

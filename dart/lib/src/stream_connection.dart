@@ -185,7 +185,8 @@ abstract base class StreamConnection extends Stream<Uint8List> {
   }
 
   /// Completes when every write queued so far was sent, or fails with the
-  /// first write error.
+  /// first write error; after [close] or [destroy] it fails with a
+  /// [TransportClosedException] (as writes do).
   Future<void> flush() => _sender.flush();
 
   /// Sends a FIN after every queued write (the peer reads end of stream);
