@@ -3,9 +3,10 @@
 //! send `size` bytes, read back exactly `size` bytes, compare them with what was sent,
 //! repeat. Round trips completed after the warm-up and before the deadline are counted.
 //! A caller-supplied probe (the server's CPU time) is sampled at the same two instants
-//! that bound the counted window. Before the warm-up every connection makes one round
-//! trip, so the server has accepted and served them all; another probe (the server's
-//! memory) is sampled at that point, while every connection is idle.
+//! that bound the counted window. Before the warm-up the connections are opened in two
+//! halves, and each connection makes one round trip, so the server has accepted and
+//! served them all; another probe (the server's memory) is sampled after each half,
+//! while every connection open is idle: the difference is what the second half holds.
 
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
@@ -33,11 +34,21 @@ pub struct Outcome<S, M> {
     /// The client thread's own CPU time over the window / the window: near 1.0 means the
     /// client, not the server, was the limit.
     pub client_busy: f64,
-    /// The idle probe's value: every connection has made one round trip, none is busy.
-    pub idle: M,
+    /// The idle probe's values after each half of the connections made one round trip.
+    pub idle: Halves<M>,
     /// The probe's values at the start and the end of the measured window.
     pub probe_start: S,
     pub probe_end: S,
+}
+
+/// An idle probe's values once the first `half` connections, and then all of them,
+/// made one round trip with none busy: what the others hold is the difference, without
+/// what the server pays once (a JIT compiling its receive path, heaps and pools growing
+/// with the first burst).
+pub struct Halves<M> {
+    pub half: usize,
+    pub at_half: M,
+    pub at_all: M,
 }
 
 impl<S, M> Outcome<S, M> {
@@ -156,52 +167,31 @@ impl Conn {
 /// Runs one measurement against 127.0.0.1:`cfg.port`. Always returns by
 /// connect + first round trips + warm-up + measure, or earlier with an error. `probe` is
 /// called exactly twice: when the measured window opens (after the warm-up) and when it
-/// closes; `idle_probe` once, after every connection's first round trip.
+/// closes; `idle_probe` twice, after the first round trips of each half of the
+/// connections (the first half is empty for one connection).
 pub fn run<S, M>(
     cfg: &Config,
     mut probe: impl FnMut() -> S,
-    idle_probe: impl FnOnce() -> M,
+    mut idle_probe: impl FnMut() -> M,
 ) -> Result<Outcome<S, M>, String> {
     assert!(cfg.connections > 0 && cfg.size > 0);
     let addr = SocketAddr::from(([127, 0, 0, 1], cfg.port));
-    let ep = Epoll::new().map_err(|e| format!("epoll_create: {e}"))?;
-
-    let mut conns = Vec::with_capacity(cfg.connections);
-    for i in 0..cfg.connections {
-        if i % 1000 == 999 && interrupt::interrupted() {
-            return Err("interrupted".to_string());
-        }
-        let stream = TcpStream::connect_timeout(&addr, cfg.stall_timeout)
-            .map_err(|e| format!("connect {addr} (connection {i}): {e}"))?;
-        stream
-            .set_nodelay(true)
-            .and_then(|()| stream.set_nonblocking(true))
-            .map_err(|e| format!("socket options: {e}"))?;
-        ep.add(stream.as_raw_fd(), EPOLLIN | EPOLLRDHUP, i as u64)
-            .map_err(|e| format!("epoll_ctl: {e}"))?;
-        conns.push(Conn::new(stream, i, cfg.size, Instant::now()));
-    }
     let mut pump = Pump {
-        ep,
+        ep: Epoll::new().map_err(|e| format!("epoll_create: {e}"))?,
         events: sys::events(cfg.connections.min(1024)),
-        conns,
+        conns: Vec::with_capacity(cfg.connections),
         total: 0,
         next_check: Instant::now() + TICK,
     };
-
-    // One round trip on every connection, none followed by the next: then all are idle.
-    pump.start_all()?;
-    let first_deadline = Instant::now() + cfg.stall_timeout.max(Duration::from_secs(30));
-    while pump.total < cfg.connections as u64 {
-        if Instant::now() >= first_deadline {
-            return Err(format!(
-                "only {} of {} connections got their first echo",
-                pump.total, cfg.connections
-            ));
-        }
-        pump.turn(first_deadline, false, cfg)?;
-    }
-    let idle = idle_probe();
+    let half = cfg.connections / 2;
+    pump.grow(addr, half, cfg)?;
+    let at_half = idle_probe();
+    pump.grow(addr, cfg.connections, cfg)?;
+    let idle = Halves {
+        half,
+        at_half,
+        at_all: idle_probe(),
+    };
 
     pump.start_all()?;
     let start = Instant::now();
@@ -258,10 +248,49 @@ struct Pump {
 }
 
 impl Pump {
+    /// Opens connections until there are `count`, and has each new one make one round
+    /// trip, none followed by the next: then all are idle.
+    fn grow(&mut self, addr: SocketAddr, count: usize, cfg: &Config) -> Result<(), String> {
+        let first = self.conns.len();
+        for i in first..count {
+            if i % 1000 == 999 && interrupt::interrupted() {
+                return Err("interrupted".to_string());
+            }
+            let stream = TcpStream::connect_timeout(&addr, cfg.stall_timeout)
+                .map_err(|e| format!("connect {addr} (connection {i}): {e}"))?;
+            stream
+                .set_nodelay(true)
+                .and_then(|()| stream.set_nonblocking(true))
+                .map_err(|e| format!("socket options: {e}"))?;
+            self.ep
+                .add(stream.as_raw_fd(), EPOLLIN | EPOLLRDHUP, i as u64)
+                .map_err(|e| format!("epoll_ctl: {e}"))?;
+            self.conns
+                .push(Conn::new(stream, i, cfg.size, Instant::now()));
+        }
+        self.start(first)?;
+        let deadline = Instant::now() + cfg.stall_timeout.max(Duration::from_secs(30));
+        while self.total < count as u64 {
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "only {} of {count} connections got their first echo",
+                    self.total
+                ));
+            }
+            self.turn(deadline, false, cfg)?;
+        }
+        Ok(())
+    }
+
     /// Every connection sends its next request.
     fn start_all(&mut self) -> Result<(), String> {
+        self.start(0)
+    }
+
+    /// Every connection from index `first` on sends its next request.
+    fn start(&mut self, first: usize) -> Result<(), String> {
         let now = Instant::now();
-        for (i, c) in self.conns.iter_mut().enumerate() {
+        for (i, c) in self.conns.iter_mut().enumerate().skip(first) {
             c.last_progress = now;
             c.next_request();
             c.flush(&self.ep, i as u64)?;

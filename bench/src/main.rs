@@ -39,8 +39,9 @@ TCP echo throughput (round trips per second) of our io_uring example server agai
 single-thread tokio and a single-thread epoll echo server. For every (connections, size)
 cell and round each server is started as its own child process, bound to 127.0.0.1 with
 one worker thread, and driven by the same one-thread epoll client: every connection makes
-one round trip (then the server's memory is read, all connections idle: per connection
-above what it was after 16 connections echoed for 0.25 s and closed), then every
+one round trip (the connections are opened in two halves and the server's memory is read
+after each half's round trips, all connections idle: memory per connection is what the
+second half added, not what the server pays once), then every
 connection sends SIZE bytes, reads exactly SIZE bytes back, checks them and repeats, for
 SECONDS after a warm-up. Rounds run the servers in a rotated order each time.
 
@@ -487,8 +488,6 @@ fn run_one(
         measure: Duration::from_secs_f64(args.seconds),
         stall_timeout: timeout,
     };
-    warm_up(&cfg, tls)?;
-    let before = memory::read(pid);
     let meter = cpu::Meter::new(pid, args.cpu_source);
     let sample = || match &meter {
         Some(m) => m.read(),
@@ -534,26 +533,9 @@ fn run_one(
         cpu,
         outcome.client_busy,
         connections,
-        (before, outcome.idle, end),
+        outcome.idle,
+        end,
     ))
-}
-
-/// A few connections echo for a moment and close before the server's baseline memory is
-/// read: what its first connections pay once (a JIT compiling the receive path, heaps and
-/// pools growing) is then not counted as memory per idle connection.
-fn warm_up(cfg: &client::Config, tls: Option<&TlsSetup>) -> Result<(), String> {
-    const CONNECTIONS: usize = 16;
-    let warm = client::Config {
-        connections: cfg.connections.min(CONNECTIONS),
-        warmup: Duration::ZERO,
-        measure: Duration::from_millis(250),
-        ..*cfg
-    };
-    let result = match tls {
-        Some(tls) => tls::run(&warm, &tls.resuming, || (), || ()).map(drop),
-        None => client::run(&warm, || (), || ()).map(drop),
-    };
-    result.map_err(|e| format!("warm-up: {e}"))
 }
 
 /// The TLS mode's certificate (files for the servers) and client configurations,

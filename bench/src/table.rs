@@ -1,6 +1,7 @@
 //! The result tables: every cell's measurements over the rounds, shown as the median
 //! with the [min-max] range, and the first server's ratios against each of the others.
 
+use crate::client::Halves;
 use crate::cpu;
 use crate::memory::Memory;
 
@@ -13,7 +14,7 @@ pub struct Measured {
     /// The client thread's CPU time / the window.
     pub client_busy: f64,
     /// Resident bytes per connection once every connection made one round trip and sat
-    /// idle, above the server's resident size after a warm-up on a few connections.
+    /// idle: what the second half of them added (see `client::Halves`).
     pub idle_per_conn: Option<f64>,
     /// The server's peak resident size over its life (`VmHWM`), bytes.
     pub peak: Option<u64>,
@@ -25,15 +26,13 @@ impl Measured {
         cpu: Result<Cpu, String>,
         client_busy: f64,
         conns: usize,
-        memory: (
-            Result<Memory, String>,
-            Result<Memory, String>,
-            Result<Memory, String>,
-        ),
+        idle: Halves<Result<Memory, String>>,
+        end: Result<Memory, String>,
     ) -> Measured {
-        let (before, idle, end) = memory;
-        let idle_per_conn = match (&before, &idle) {
-            (Ok(b), Ok(i)) => Some(i.resident.saturating_sub(b.resident) as f64 / conns as f64),
+        let idle_per_conn = match (&idle.at_half, &idle.at_all) {
+            (Ok(half), Ok(all)) => {
+                Some(all.resident.saturating_sub(half.resident) as f64 / (conns - idle.half) as f64)
+            }
             _ => None,
         };
         Measured {
@@ -261,7 +260,7 @@ impl Tables<'_> {
         println!();
         println!(
             "server memory: resident bytes per connection once all are idle after one round \
-             trip (above the resident size after 16 connections echoed for 0.25 s and closed), and peak resident \
+             trip (what the second half of the connections added: opened in two halves), and peak resident \
              size (VmHWM) over the server's life"
         );
         let mut t = Grid::new(self.lead());

@@ -18,7 +18,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, ClientConnection};
 
-use crate::client::{thread_cpu, Config, Outcome};
+use crate::client::{thread_cpu, Config, Halves, Outcome};
 use crate::interrupt;
 use crate::sys::{self, Epoll, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP};
 
@@ -334,43 +334,25 @@ pub fn run<S, M>(
     cfg: &Config,
     config: &Arc<ClientConfig>,
     mut probe: impl FnMut() -> S,
-    idle_probe: impl FnOnce() -> M,
+    mut idle_probe: impl FnMut() -> M,
 ) -> Result<(Outcome<S, M>, String), String> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], cfg.port));
-    let ep = Epoll::new().map_err(|e| format!("epoll_create: {e}"))?;
-    let mut conns = Vec::with_capacity(cfg.connections);
-    for i in 0..cfg.connections {
-        if interrupt::interrupted() {
-            return Err("interrupted".to_string());
-        }
-        conns.push(Conn::open(
-            addr,
-            config,
-            &ep,
-            i as u64,
-            cfg.size,
-            cfg.stall_timeout,
-        )?);
-    }
     let mut pump = Pump {
-        ep,
+        ep: Epoll::new().map_err(|e| format!("epoll_create: {e}"))?,
         events: sys::events(cfg.connections.min(1024)),
-        conns,
+        conns: Vec::with_capacity(cfg.connections),
         total: 0,
         next_check: Instant::now() + TICK,
         stall: cfg.stall_timeout,
     };
-    pump.start_all()?;
-    let first_deadline = Instant::now() + cfg.stall_timeout.max(Duration::from_secs(30));
-    while pump.total < cfg.connections as u64 {
-        if Instant::now() >= first_deadline {
-            return Err(format!(
-                "only {} of {} connections got their first echo",
-                pump.total, cfg.connections
-            ));
-        }
-        pump.turn(first_deadline, false)?;
-    }
+    let half = cfg.connections / 2;
+    pump.grow(config, half, cfg)?;
+    let at_half = idle_probe();
+    pump.grow(config, cfg.connections, cfg)?;
+    let idle = Halves {
+        half,
+        at_half,
+        at_all: idle_probe(),
+    };
     let session = pump.conns[0]
         .tls
         .negotiated_cipher_suite()
@@ -382,7 +364,6 @@ pub fn run<S, M>(
             },
         )
         .unwrap_or_default();
-    let idle = idle_probe();
 
     pump.start_all()?;
     let warm_end = Instant::now() + cfg.warmup;
@@ -433,9 +414,52 @@ struct Pump {
 }
 
 impl Pump {
+    /// Opens connections until there are `count`, and has each new one make one round
+    /// trip (its handshake first), none followed by the next: then all are idle.
+    fn grow(
+        &mut self,
+        config: &Arc<ClientConfig>,
+        count: usize,
+        cfg: &Config,
+    ) -> Result<(), String> {
+        let addr = SocketAddr::from(([127, 0, 0, 1], cfg.port));
+        let first = self.conns.len();
+        for i in first..count {
+            if interrupt::interrupted() {
+                return Err("interrupted".to_string());
+            }
+            let conn = Conn::open(
+                addr,
+                config,
+                &self.ep,
+                i as u64,
+                cfg.size,
+                cfg.stall_timeout,
+            )?;
+            self.conns.push(conn);
+        }
+        self.start(first)?;
+        let deadline = Instant::now() + cfg.stall_timeout.max(Duration::from_secs(30));
+        while self.total < count as u64 {
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "only {} of {count} connections got their first echo",
+                    self.total
+                ));
+            }
+            self.turn(deadline, false)?;
+        }
+        Ok(())
+    }
+
     fn start_all(&mut self) -> Result<(), String> {
+        self.start(0)
+    }
+
+    /// Every connection from index `first` on sends its next request.
+    fn start(&mut self, first: usize) -> Result<(), String> {
         let now = Instant::now();
-        for (i, c) in self.conns.iter_mut().enumerate() {
+        for (i, c) in self.conns.iter_mut().enumerate().skip(first) {
             c.last_progress = now;
             c.next_request(i as u64)?;
             c.flush(&self.ep, i as u64)?;
@@ -598,7 +622,11 @@ pub fn handshakes<S>(
         round_trips: total - at_start,
         elapsed,
         client_busy: (client_end - client_start).as_secs_f64() / elapsed.as_secs_f64(),
-        idle: (),
+        idle: Halves {
+            half: 0,
+            at_half: (),
+            at_all: (),
+        },
         probe_start,
         probe_end,
     })
