@@ -51,6 +51,45 @@ pub struct Halves<M> {
     pub at_all: M,
 }
 
+/// Opens `connections` in two halves with `grow` (up to a count in all, each new one
+/// making its first round trip), probing after each half.
+pub(crate) fn in_halves<M>(
+    connections: usize,
+    mut grow: impl FnMut(usize) -> Result<(), String>,
+    mut idle_probe: impl FnMut() -> M,
+) -> Result<Halves<M>, String> {
+    let half = connections / 2;
+    grow(half)?;
+    let at_half = idle_probe();
+    grow(connections)?;
+    Ok(Halves {
+        half,
+        at_half,
+        at_all: idle_probe(),
+    })
+}
+
+/// Runs `turn` (an event-loop turn until a deadline; it returns the round trips done so
+/// far, starting from `done`) until `count` round trips are done.
+pub(crate) fn until_first_echoes(
+    count: usize,
+    done: u64,
+    stall: Duration,
+    mut turn: impl FnMut(Instant) -> Result<u64, String>,
+) -> Result<(), String> {
+    let deadline = Instant::now() + stall.max(Duration::from_secs(30));
+    let mut total = done;
+    while total < count as u64 {
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "only {total} of {count} connections got their first echo"
+            ));
+        }
+        total = turn(deadline)?;
+    }
+    Ok(())
+}
+
 impl<S, M> Outcome<S, M> {
     pub fn per_sec(&self) -> f64 {
         self.round_trips as f64 / self.elapsed.as_secs_f64()
@@ -183,15 +222,11 @@ pub fn run<S, M>(
         total: 0,
         next_check: Instant::now() + TICK,
     };
-    let half = cfg.connections / 2;
-    pump.grow(addr, half, cfg)?;
-    let at_half = idle_probe();
-    pump.grow(addr, cfg.connections, cfg)?;
-    let idle = Halves {
-        half,
-        at_half,
-        at_all: idle_probe(),
-    };
+    let idle = in_halves(
+        cfg.connections,
+        |count| pump.grow(addr, count, cfg),
+        &mut idle_probe,
+    )?;
 
     pump.start_all()?;
     let start = Instant::now();
@@ -269,16 +304,9 @@ impl Pump {
                 .push(Conn::new(stream, i, cfg.size, Instant::now()));
         }
         self.start(first)?;
-        let deadline = Instant::now() + cfg.stall_timeout.max(Duration::from_secs(30));
-        while self.total < count as u64 {
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "only {} of {count} connections got their first echo",
-                    self.total
-                ));
-            }
-            self.turn(deadline, false, cfg)?;
-        }
+        until_first_echoes(count, self.total, cfg.stall_timeout, |deadline| {
+            self.turn(deadline, false, cfg).map(|_| self.total)
+        })?;
         Ok(())
     }
 

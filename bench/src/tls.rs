@@ -18,7 +18,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, ClientConnection};
 
-use crate::client::{thread_cpu, Config, Halves, Outcome};
+use crate::client::{in_halves, thread_cpu, until_first_echoes, Config, Halves, Outcome};
 use crate::interrupt;
 use crate::sys::{self, Epoll, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP};
 
@@ -344,15 +344,11 @@ pub fn run<S, M>(
         next_check: Instant::now() + TICK,
         stall: cfg.stall_timeout,
     };
-    let half = cfg.connections / 2;
-    pump.grow(config, half, cfg)?;
-    let at_half = idle_probe();
-    pump.grow(config, cfg.connections, cfg)?;
-    let idle = Halves {
-        half,
-        at_half,
-        at_all: idle_probe(),
-    };
+    let idle = in_halves(
+        cfg.connections,
+        |count| pump.grow(config, count, cfg),
+        &mut idle_probe,
+    )?;
     let session = pump.conns[0]
         .tls
         .negotiated_cipher_suite()
@@ -439,16 +435,9 @@ impl Pump {
             self.conns.push(conn);
         }
         self.start(first)?;
-        let deadline = Instant::now() + cfg.stall_timeout.max(Duration::from_secs(30));
-        while self.total < count as u64 {
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "only {} of {count} connections got their first echo",
-                    self.total
-                ));
-            }
-            self.turn(deadline, false)?;
-        }
+        until_first_echoes(count, self.total, cfg.stall_timeout, |deadline| {
+            self.turn(deadline, false).map(|_| self.total)
+        })?;
         Ok(())
     }
 
