@@ -50,7 +50,7 @@ void main() {
     final stats = worker.stats();
     expect(stats.piecesOutstanding, count);
     if (stats.packsReceives) {
-      // 100 x 16 bytes: one 16 KiB buffer (two if they straddle one's end).
+      // 100 x 16 bytes: one buffer (two if they straddle one's end).
       expect(stats.buffersOutstanding, lessThanOrEqualTo(2), reason: '$stats');
     } else {
       expect(stats.buffersOutstanding, count);

@@ -78,7 +78,7 @@ void main() {
 
   test('8 MiB byte-exact through few send buffers', () async {
     final serverWorker = testWorker();
-    // Four 16 KiB send buffers: writes wait for sends all the time.
+    // Four send buffers: writes wait for sends all the time.
     final clientWorker = testWorker(const WorkerConfig(sendBufferCount: 4));
     final server = await startEchoServer(InternetAddress.loopbackIPv4,
         worker: serverWorker);

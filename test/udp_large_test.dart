@@ -15,7 +15,11 @@ import 'package:test/test.dart';
 import 'support/common.dart';
 import 'support/inbox.dart';
 
-/// Around one 16 KiB buffer, two, and the protocol maximum.
+/// With the default 64 KiB buffers a UDP datagram fits one send buffer; with
+/// 16 KiB ones every large datagram takes a span of several.
+const WorkerConfig _spanned = WorkerConfig(bufferSize: 16 << 10);
+
+/// Around one of [_spanned]'s buffers, two, and the protocol maximum.
 const List<int> _sizesV4 = [1, 16383, 16384, 16385, 32 * 1024, 65507];
 const List<int> _sizesV6 = [1, 16383, 16384, 16385, 32 * 1024, 65527];
 
@@ -46,10 +50,11 @@ Future<UdpSocket> _bind(Worker worker, InternetAddress loopback,
   return socket;
 }
 
-/// Every size from the dart:io peer to our socket and back, byte for byte.
+/// Every size from the dart:io peer to our socket and back, byte for byte,
+/// through [_spanned] buffers: the sizes straddle a buffer's end.
 Future<void> _roundTrips(InternetAddress loopback, List<int> sizes,
     {Duration? readTimeout}) async {
-  final worker = testWorker();
+  final worker = testWorker(_spanned);
   final socket = await _bind(worker, loopback, readTimeout: readTimeout);
   final inbox = Inbox<UdpDatagram>(socket);
   final (peer, atPeer) = await _rawPeer(loopback);
@@ -199,15 +204,12 @@ void main() {
     });
   });
 
-  // With the default 64 KiB buffers a UDP datagram fits one send buffer; with
-  // 16 KiB ones every large datagram takes a span, and these tests run out of
-  // spans.
-  const spanned = WorkerConfig(bufferSize: 16 << 10);
-
+  // With [_spanned] buffers every large datagram takes a span, and these tests
+  // run out of spans.
   group('nothing lost', () {
     test('more large sends than free spans wait for one and all complete',
         () async {
-      final worker = testWorker(spanned);
+      final worker = testWorker(_spanned);
       final loopback = InternetAddress.loopbackIPv4;
       final sender = await _bind(worker, loopback);
       final receiver = await _bind(worker, loopback);
@@ -229,7 +231,7 @@ void main() {
 
     test('closing with large sends queued fails them and keeps no span',
         () async {
-      final worker = testWorker(spanned);
+      final worker = testWorker(_spanned);
       final loopback = InternetAddress.loopbackIPv4;
       final socket = await _bind(worker, loopback);
       final (peer, _) = await _rawPeer(loopback);
@@ -249,7 +251,7 @@ void main() {
     });
 
     test('a one-shot receive that times out gives its span back', () async {
-      final worker = testWorker(spanned);
+      final worker = testWorker(_spanned);
       final socket = await _bind(worker, InternetAddress.loopbackIPv4,
           readTimeout: const Duration(milliseconds: 30));
       final inbox = Inbox<UdpDatagram>(socket);
@@ -261,7 +263,7 @@ void main() {
 
     test('cancelling a subscription mid-stream of large datagrams keeps '
         'no span', () async {
-      final worker = testWorker(spanned);
+      final worker = testWorker(_spanned);
       final loopback = InternetAddress.loopbackIPv4;
       final socket = await _bind(worker, loopback);
       final (peer, _) = await _rawPeer(loopback);

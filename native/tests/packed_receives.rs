@@ -74,7 +74,7 @@ fn small_receives_of_many_connections_share_a_buffer() {
     let buffers: std::collections::BTreeSet<u16> = held.iter().map(|c| c.buffer_id).collect();
     let stats = host.stats();
     assert_eq!(stats.pieces_outstanding, CONNECTIONS as u32);
-    // 200 x 15 bytes fill 3 KiB of the first 16 KiB buffer.
+    // 200 x 15 bytes fill 3 KiB of the first buffer.
     assert_eq!(buffers.len(), 1, "pieces in buffers {buffers:?}");
     assert_eq!(stats.buffers_outstanding, 1);
     for c in &held {
@@ -372,10 +372,7 @@ fn receives_waiting_for_the_ring_all_complete_for_a_host_that_only_drains() {
     // buffers of 16 KiB for 200 connections sending 4 KiB at once, receives find the
     // ring empty; a packed buffer that comes back serves four of them, not only the
     // one it resumes.
-    let mut config = iot_config::default();
-    ok("config", iot_config_default(&mut config));
-    config.recv_buffer_count = 32;
-    let mut host = Host::with_config(&config);
+    let mut host = Host::with_config(&config(32, 256, 16 << 10));
     let (clients, sockets) = host.accepted_clients(200, ACCEPT);
     let clients = std::thread::spawn(move || echo_rounds(clients, 3, 4096));
     serve_echo(&host, &sockets, clients, false);
