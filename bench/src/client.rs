@@ -34,8 +34,9 @@ pub struct Outcome<S, M> {
     /// The client thread's own CPU time over the window / the window: near 1.0 means the
     /// client, not the server, was the limit.
     pub client_busy: f64,
-    /// The idle probe's values after each half of the connections made one round trip.
-    pub idle: Halves<M>,
+    /// What the idle probe found once the connections made their first round trips
+    /// (`run`: after each half, see `Halves`).
+    pub idle: M,
     /// The probe's values at the start and the end of the measured window.
     pub probe_start: S,
     pub probe_end: S,
@@ -212,7 +213,7 @@ pub fn run<S, M>(
     cfg: &Config,
     mut probe: impl FnMut() -> S,
     mut idle_probe: impl FnMut() -> M,
-) -> Result<Outcome<S, M>, String> {
+) -> Result<Outcome<S, Halves<M>>, String> {
     assert!(cfg.connections > 0 && cfg.size > 0);
     let addr = SocketAddr::from(([127, 0, 0, 1], cfg.port));
     let mut pump = Pump {
@@ -306,8 +307,7 @@ impl Pump {
         self.start(first)?;
         until_first_echoes(count, self.total, cfg.stall_timeout, |deadline| {
             self.turn(deadline, false, cfg).map(|_| self.total)
-        })?;
-        Ok(())
+        })
     }
 
     /// Every connection sends its next request.

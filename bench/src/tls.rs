@@ -335,7 +335,7 @@ pub fn run<S, M>(
     config: &Arc<ClientConfig>,
     mut probe: impl FnMut() -> S,
     mut idle_probe: impl FnMut() -> M,
-) -> Result<(Outcome<S, M>, String), String> {
+) -> Result<(Outcome<S, Halves<M>>, String), String> {
     let mut pump = Pump {
         ep: Epoll::new().map_err(|e| format!("epoll_create: {e}"))?,
         events: sys::events(cfg.connections.min(1024)),
@@ -437,8 +437,7 @@ impl Pump {
         self.start(first)?;
         until_first_echoes(count, self.total, cfg.stall_timeout, |deadline| {
             self.turn(deadline, false).map(|_| self.total)
-        })?;
-        Ok(())
+        })
     }
 
     fn start_all(&mut self) -> Result<(), String> {
@@ -611,11 +610,7 @@ pub fn handshakes<S>(
         round_trips: total - at_start,
         elapsed,
         client_busy: (client_end - client_start).as_secs_f64() / elapsed.as_secs_f64(),
-        idle: Halves {
-            half: 0,
-            at_half: (),
-            at_all: (),
-        },
+        idle: (),
         probe_start,
         probe_end,
     })
