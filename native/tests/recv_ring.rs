@@ -126,8 +126,8 @@ fn completions_parked_in_the_overflow_list_are_counted_and_none_is_lost() {
 }
 
 #[test]
-fn two_thousand_connections_echo_without_completion_overflow() {
-    let conns = connections_allowed(2000);
+fn ten_thousand_connections_echo_without_completion_overflow() {
+    let conns = connections_allowed(10000);
     let stats = EchoServer::start("127.0.0.1").echo_all_at_once(conns, 64);
     assert_eq!(
         stats.completion_overflows, 0,
