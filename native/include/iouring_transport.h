@@ -491,8 +491,9 @@ typedef struct iot_config {
   /*
    Submission queue entries (rounded up to a power of two by the kernel). The
    completion queue holds what can be outstanding at once: four completions per
-   entry plus one per buffer, and at least 16,384 (one turn of 10,000 busy
-   connections); the next power of two of that, at most 65,536.
+   entry plus one per buffer, and at least 16 per receive buffer (16,384 with the
+   default 1,024: a turn of 10,000 busy connections); the next power of two of
+   that, at most 65,536.
    */
   uint32_t ring_entries;
   /*

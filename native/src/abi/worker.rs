@@ -9,8 +9,9 @@ use crate::error::Result;
 pub struct iot_config {
     /// Submission queue entries (rounded up to a power of two by the kernel). The
     /// completion queue holds what can be outstanding at once: four completions per
-    /// entry plus one per buffer, and at least 16,384 (one turn of 10,000 busy
-    /// connections); the next power of two of that, at most 65,536.
+    /// entry plus one per buffer, and at least 16 per receive buffer (16,384 with the
+    /// default 1,024: a turn of 10,000 busy connections); the next power of two of
+    /// that, at most 65,536.
     pub ring_entries: u32,
     /// Receive buffers at most, 1..=32768. The kernel fills them through a provided
     /// buffer ring that starts with up to 256 of them (256 KiB of them when receives
@@ -60,11 +61,14 @@ const MAX_RING_BUFFERS: u32 = 1 << 15;
 const MAX_BUFFER_SIZE: u32 = 16 << 20;
 /// The kernel's limit (`IORING_MAX_CQ_ENTRIES`).
 const MAX_CQ_ENTRIES: u32 = 1 << 16;
-/// Completion queue entries a worker has at least, 256 KiB of them: a stream socket's
-/// receive completes as task work at the worker's next `io_uring_enter`, so one enter
-/// can post a completion for every busy connection, and a send for each as well.
-/// 10,000 connections echoing overflowed 4,096 entries (`recv_ring.rs`).
-const MIN_CQ_ENTRIES: u32 = 1 << 14;
+/// Completion queue entries a worker has at least per receive buffer (16,384, 256 KiB,
+/// with the default 1,024): packed receives share buffers, so the receives that can
+/// complete at once are not bounded by the buffers. A stream socket's receive
+/// completes as task work at the worker's next `io_uring_enter`, so one enter can post
+/// a completion for every busy connection: 10,000 connections echoing overflowed the
+/// 4,096 entries that four per submission entry and one per buffer gave
+/// (`tests/completion_queue.rs`).
+const MIN_CQ_ENTRIES_PER_RECV_BUFFER: u32 = 16;
 
 impl iot_config {
     /// Completion queue entries: room for every completion that can be outstanding at
@@ -75,7 +79,10 @@ impl iot_config {
             .saturating_mul(4)
             .saturating_add(self.recv_buffer_count)
             .saturating_add(self.send_buffer_count)
-            .max(MIN_CQ_ENTRIES);
+            .max(
+                self.recv_buffer_count
+                    .saturating_mul(MIN_CQ_ENTRIES_PER_RECV_BUFFER),
+            );
         wanted
             .checked_next_power_of_two()
             .unwrap_or(u32::MAX)
