@@ -310,6 +310,14 @@
 #define IOT_CONFIG_WHOLE_BUFFERS 2
 
 /*
+ Config flag: every stream receive is one-shot kernel attempts the worker resubmits,
+ as on kernels before Linux 6.17 (which have no byte limit for a multishot receive;
+ the worker falls back on its own there), instead of a multishot receive the kernel
+ keeps armed. For comparisons and tests.
+ */
+#define IOT_CONFIG_ONE_SHOT_RECEIVES 4
+
+/*
  A handle (worker, socket) is null, stale, closed or was never issued.
  */
 #define IOT_E_BAD_HANDLE -5001

@@ -38,10 +38,7 @@ impl Worker {
             let size = self.buffers.buffer_len(buffer) as usize;
             MessageHeader::one_shot(buffer, self.buffers.ptr(buffer), size)
         };
-        let work = Work::Recv(Recv {
-            multishot,
-            from: Some(header),
-        });
+        let work = Work::Recv(Recv::datagram(multishot, header));
         self.start_borrowing(Op::new(tag, IOT_KIND_RECV_FROM, socket, work, timeout_ms))
     }
 

@@ -3,9 +3,17 @@
 //! released by the host nor sent on and done). A socket at its limit stops receiving
 //! until one of its pieces comes back, so a peer that never reads the replies to what
 //! it sends (whose echoes wait unsent) back-pressures its own connection, not every
-//! connection of the worker. Stream receives are one-shot kernel attempts (resubmitted
-//! by the worker for a multishot receive): a kernel multishot receive could take any
-//! number of buffers in one burst before the worker could stop it.
+//! connection of the worker.
+//!
+//! A multishot stream receive stays armed in the kernel, which receives on its own
+//! until the worker, seeing the piece that reaches the limit, cancels it: what arrives
+//! before the cancel runs is delivered too. A flood would take the whole pool in that
+//! time (4 MiB of backlog came as 267 pieces over a limit of 32), so the kernel ends
+//! the receive by itself once it took the socket's remaining pieces' worth of whole
+//! buffers in bytes (`IORING_RECV_MSHOT_LIM`, Linux 6.17; the worker resubmits it).
+//! A backlog arrives in whole-buffer pieces, so that keeps a flood to its limit, give
+//! or take the first piece. Kernels without that limit refuse it (`EINVAL`), and the
+//! worker receives one attempt at a time, resubmitting each.
 //!
 //! The credit counts pieces, not bytes: each piece pins the whole buffer it is in
 //! (the buffer goes back to the ring only when all its pieces are back), so a socket's
@@ -58,6 +66,18 @@ impl RecvCredit {
         sockets.get(socket).map_or(true, |s| {
             s.received_held < self.limit && (s.received_held < FLOOR || pool_has_room)
         })
+    }
+
+    /// Pieces stream `socket` may take in a row from now (at least one), as
+    /// `may_receive` would allow them one by one, each taking a buffer of the pool:
+    /// what a kernel multishot receive's byte limit is measured in.
+    pub(crate) fn pieces_left(&self, sockets: &SocketTable, socket: u64, pool: &BufferPool) -> u32 {
+        let count = pool.recv_count();
+        let held = sockets.get(socket).map_or(0, |s| s.received_held);
+        let while_pool_has_room = (count - count / 2).saturating_sub(pool.recv_out());
+        let under_floor = FLOOR.saturating_sub(held);
+        let under_limit = self.limit.saturating_sub(held);
+        under_limit.min(under_floor.max(while_pool_has_room)).max(1)
     }
 
     /// Receive op `key` of `socket` waits out of the kernel until the socket is under

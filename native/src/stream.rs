@@ -73,12 +73,16 @@ impl Worker {
         flags: u32,
         timeout_ms: u32,
     ) -> Result<()> {
-        self.sockets.get_kind(socket, SocketKind::Stream)?;
+        let plain = self
+            .sockets
+            .get_kind(socket, SocketKind::Stream)?
+            .tls
+            .is_none();
         let multishot = multishot_mode(flags, timeout_ms)?;
-        let work = Work::Recv(Recv {
+        let work = Work::Recv(Recv::stream(
             multishot,
-            from: None,
-        });
+            plain && self.kernel_multishot_receives,
+        ));
         self.start_receive(
             socket,
             Op::new(tag, IOT_KIND_RECV, socket, work, timeout_ms),

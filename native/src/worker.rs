@@ -19,14 +19,16 @@ use std::sync::Arc;
 use io_uring::{squeue, types};
 
 use crate::abi::*;
-use crate::abi::{iot_config, IOT_CONFIG_REGISTER_BUFFERS, IOT_CONFIG_WHOLE_BUFFERS};
+use crate::abi::{
+    iot_config, IOT_CONFIG_ONE_SHOT_RECEIVES, IOT_CONFIG_REGISTER_BUFFERS, IOT_CONFIG_WHOLE_BUFFERS,
+};
 use crate::buffers::BufferPool;
 use crate::driver::in_flight::{Driver, Event};
 use crate::driver::ring::Ring;
 use crate::error::Result;
 use crate::messaging::Messaging;
 use crate::notifier::{Notifier, Signal, Wake};
-use crate::op::Op;
+use crate::op::{Op, Recv, Work};
 use crate::pieces::BufferRef;
 use crate::probe;
 use crate::recv_credit::RecvCredit;
@@ -63,6 +65,10 @@ pub(crate) struct Worker {
     pub(crate) messaging: Messaging,
     /// Receive-ring buffers each stream socket holds, and may hold.
     recv_credit: RecvCredit,
+    /// Multishot stream receives stay armed in the kernel, each limited in bytes
+    /// (`recv_credit.rs`); false once the kernel refused that limit (before 6.17), or
+    /// with `IOT_CONFIG_ONE_SHOT_RECEIVES`.
+    pub(crate) kernel_multishot_receives: bool,
     /// Record buffers of finished TLS sends, for the next ones to seal into.
     record_buffers: Vec<Vec<u8>>,
     /// The serial of the next read stream (its chunks name it when they come back).
@@ -105,6 +111,7 @@ impl Worker {
             next_stream_serial: 0,
             record_buffers: Vec::new(),
             recv_credit: RecvCredit::new(config),
+            kernel_multishot_receives: config.flags & IOT_CONFIG_ONE_SHOT_RECEIVES == 0,
             probe,
         })
     }
@@ -171,7 +178,16 @@ impl Worker {
         let op = &self.driver[key];
         // Looked up lazily: open and path stat work on no handle.
         let fd = self.sockets.get(op.socket).map(|s| types::Fd(s.raw()));
-        op.work.entry(fd, &self.buffers)
+        let entry = op.work.entry(fd, &self.buffers)?;
+        Ok(match &op.work {
+            Work::Recv(recv) if recv.kernel_multishot => {
+                let pieces = self
+                    .recv_credit
+                    .pieces_left(&self.sockets, op.socket, &self.buffers);
+                Recv::limit_total_bytes(entry, pieces.saturating_mul(self.buffers.buffer_size()))
+            }
+            _ => entry,
+        })
     }
 
     /// Submits everything queued; returns how many SQEs the kernel took.

@@ -2,6 +2,8 @@
 //! `socket_buffer_limit` received pieces (each pins at most one receive buffer), and
 //! every other connection of the worker is still served promptly. Nor can many of them
 //! together: once they hold half the pool, each holds no more than a round trip's worth.
+//! Both with receives the kernel keeps armed (a byte limit ends a flood's burst) and
+//! with one-shot attempts (`IOT_CONFIG_ONE_SHOT_RECEIVES`, as on kernels before 6.17).
 
 mod support;
 
@@ -61,7 +63,28 @@ fn until_held(worker: u64, count: u32) {
 
 #[test]
 fn a_client_that_never_reads_does_not_stall_the_others() {
-    let config = config(256, 256, 16 << 10);
+    one_non_reader(0);
+}
+
+#[test]
+fn a_client_that_never_reads_does_not_stall_the_others_one_shot() {
+    one_non_reader(IOT_CONFIG_ONE_SHOT_RECEIVES);
+}
+
+#[test]
+fn many_clients_that_never_read_do_not_take_the_whole_pool() {
+    many_non_readers(0);
+}
+
+#[test]
+fn many_clients_that_never_read_do_not_take_the_whole_pool_one_shot() {
+    many_non_readers(IOT_CONFIG_ONE_SHOT_RECEIVES);
+}
+
+/// One non-reader and a probe's round trips, on a worker with config `flags`.
+fn one_non_reader(flags: u32) {
+    let mut config = config(256, 256, 16 << 10);
+    config.flags |= flags;
     let limit = (config.recv_buffer_count / 8).max(16);
     let server = EchoServer::start_with("127.0.0.1", &config);
     let hog = TcpStream::connect(("127.0.0.1", server.port)).expect("connect the non-reader");
@@ -116,10 +139,11 @@ fn a_client_that_never_reads_does_not_stall_the_others() {
     assert_eq!((stats.sockets_open, stats.buffers_outstanding), (0, 0));
 }
 
-#[test]
-fn many_clients_that_never_read_do_not_take_the_whole_pool() {
+/// Ten non-readers and a probe's round trips, on a worker with config `flags`.
+fn many_non_readers(flags: u32) {
     // 64 buffers, 16 a connection: four non-readers at the limit would hold them all.
-    let config = config(64, 64, 16 << 10);
+    let mut config = config(64, 64, 16 << 10);
+    config.flags |= flags;
     let server = EchoServer::start_with("127.0.0.1", &config);
     let hogs: Vec<TcpStream> = (0..10)
         .map(|_| TcpStream::connect(("127.0.0.1", server.port)).expect("connect a non-reader"))

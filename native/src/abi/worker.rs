@@ -56,6 +56,11 @@ pub const IOT_CONFIG_REGISTER_BUFFERS: u32 = 1;
 /// For comparisons and tests; packing needs far less memory when many connections
 /// receive small messages at once.
 pub const IOT_CONFIG_WHOLE_BUFFERS: u32 = 2;
+/// Config flag: every stream receive is one-shot kernel attempts the worker resubmits,
+/// as on kernels before Linux 6.17 (which have no byte limit for a multishot receive;
+/// the worker falls back on its own there), instead of a multishot receive the kernel
+/// keeps armed. For comparisons and tests.
+pub const IOT_CONFIG_ONE_SHOT_RECEIVES: u32 = 4;
 
 const MAX_RING_BUFFERS: u32 = 1 << 15;
 const MAX_BUFFER_SIZE: u32 = 16 << 20;
@@ -94,7 +99,11 @@ impl iot_config {
             && (1..=MAX_RING_BUFFERS).contains(&self.recv_buffer_count)
             && self.send_buffer_count <= MAX_RING_BUFFERS
             && (1..=MAX_BUFFER_SIZE).contains(&self.buffer_size)
-            && self.flags & !(IOT_CONFIG_REGISTER_BUFFERS | IOT_CONFIG_WHOLE_BUFFERS) == 0;
+            && self.flags
+                & !(IOT_CONFIG_REGISTER_BUFFERS
+                    | IOT_CONFIG_WHOLE_BUFFERS
+                    | IOT_CONFIG_ONE_SHOT_RECEIVES)
+                == 0;
         if ok {
             Ok(())
         } else {

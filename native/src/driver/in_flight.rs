@@ -246,6 +246,13 @@ impl<T: Tracked> Driver<T> {
         Ok(false)
     }
 
+    /// Cancels op `key`'s kernel attempt but not the op: the attempt's final CQE
+    /// (`-ECANCELED`, or a result that came first) goes to the op's owner as usual.
+    pub(crate) fn cancel_attempt(&mut self, key: usize) -> Result<()> {
+        self.ring
+            .cancel(CancelBuilder::user_data(user_data::op(key)))
+    }
+
     /// Shutdown: forgets the starved ops (no CQE will come for them), marks the rest
     /// cancelled and cancels everything in the kernel.
     pub(crate) fn cancel_everything(&mut self) {

@@ -22,6 +22,9 @@ impl Worker {
         // An op whose socket was closed under it was cancelled with it.
         let closed = op.socket != 0 && self.sockets.get(op.socket).is_err();
         let (res, _) = self.driver.settle(key, closed)?;
+        if !closed && self.park_stopped(key, res) {
+            return None;
+        }
         if !closed
             && self.driver[key].work.polls_socket()
             && self.driver.retry_orphaned(key, res)
@@ -46,6 +49,10 @@ impl Worker {
             IOT_KIND_RECV | IOT_KIND_RECV_FROM => {
                 let buffer = self.take_piece(key, socket_gone)?;
                 completion.flags |= IOT_COMPLETION_BUFFER;
+                if matches!(&self.driver[key].work, Work::Recv(r) if r.kernel_multishot) {
+                    completion.flags |= IOT_COMPLETION_PIECE;
+                    self.received_by_multishot(key, buffer);
+                }
                 completion.buffer_id = buffer.id as u16;
                 completion.offset = buffer.offset;
                 self.driver[key]
@@ -184,8 +191,20 @@ impl Worker {
             }
             Work::Recv(recv) => {
                 let (multishot, stream) = (recv.multishot, recv.from.is_none());
+                if res == -libc::EINVAL && retry && recv.kernel_multishot {
+                    // No multishot byte limit here: one attempt at a time from now on.
+                    recv.kernel_multishot = false;
+                    self.kernel_multishot_receives = false;
+                    if self.submit_attempt(key).is_ok() {
+                        return None;
+                    }
+                }
                 if res == -libc::ENOBUFS && retry {
-                    self.starve(key);
+                    // A multishot receive may have filled its socket's share first.
+                    match stream && !self.may_receive(socket) {
+                        true => self.throttle(key),
+                        false => self.starve(key),
+                    }
                     return None;
                 }
                 if res == -libc::ENOBUFS {

@@ -50,6 +50,47 @@ impl Worker {
         RecvCredit::park(&mut self.sockets, op.socket, key);
     }
 
+    /// Kernel multishot stream receive `key` handed over `piece` and stays armed. Once
+    /// its socket holds its share, the kernel's receive is cancelled, and its final
+    /// CQE parks it (`park_stopped`). What arrives before the cancel runs is still
+    /// delivered: one burst at most, the arrivals of one `io_uring_enter`.
+    pub(super) fn received_by_multishot(&mut self, key: usize, piece: BufferRef) {
+        let socket = self.driver[key].socket;
+        RecvCredit::note_received(&mut self.sockets, socket, piece, &mut self.buffers);
+        // Running out of buffers now says something about the ring as it is.
+        self.driver[key].ring_epoch = self.ring_epoch;
+        if self.may_receive(socket) {
+            return;
+        }
+        let stopping = matches!(&self.driver[key].work, Work::Recv(r) if r.stopping);
+        if !stopping && self.driver.cancel_attempt(key).is_ok() {
+            if let Work::Recv(recv) = &mut self.driver[key].work {
+                recv.stopping = true;
+            }
+        }
+    }
+
+    /// The final CQE of receive `key`'s kernel attempt: true when the worker had
+    /// stopped it at its socket's share and it is now parked, or received again when
+    /// the socket's pieces came back meanwhile. Any final CQE ends the stopping.
+    pub(super) fn park_stopped(&mut self, key: usize, res: i32) -> bool {
+        let op = &mut self.driver[key];
+        let Work::Recv(recv) = &mut op.work else {
+            return false;
+        };
+        let stopped = std::mem::take(&mut recv.stopping);
+        if !stopped || op.life.cancelled || res != -libc::ECANCELED {
+            return false;
+        }
+        let socket = op.socket;
+        if self.may_receive(socket) {
+            self.resume_receive(key);
+        } else {
+            self.throttle(key);
+        }
+        true
+    }
+
     /// Forgets that op `key` waits for its socket's buffers (it was cancelled).
     pub(super) fn unthrottle(&mut self, key: usize) {
         if let Some(op) = self.driver.get(key) {

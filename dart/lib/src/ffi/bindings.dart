@@ -145,6 +145,9 @@ const int IOT_CONFIG_REGISTER_BUFFERS = 1;
 /// Config flag: every stream receive takes a whole buffer (no packing).
 const int IOT_CONFIG_WHOLE_BUFFERS = 2;
 
+/// Config flag: stream receives are one-shot kernel attempts (no kernel multishot).
+const int IOT_CONFIG_ONE_SHOT_RECEIVES = 4;
+
 /// File offset meaning "at the file position" (-1 as a 64-bit value).
 const int IOT_OFFSET_CURRENT = 0xFFFFFFFFFFFFFFFF;
 
