@@ -78,6 +78,17 @@ pub(crate) fn empty_reads_keep_buffers(ring: &mut Ring) -> bool {
     )
 }
 
+/// Whether a multishot receive takes a limit on the bytes it receives in all
+/// (`IORING_RECV_MSHOT_LIM`, Linux 6.17): earlier kernels refuse the SQE field it is
+/// in (`file_index`) with `EINVAL` before they look at the descriptor; later ones get
+/// that far and find no socket at -1 (`EBADF`). Run once, on a new ring, before any
+/// other op.
+pub(crate) fn multishot_receives_take_a_byte_limit(ring: &mut Ring) -> bool {
+    let receive = opcode::RecvMulti::new(Fd(-1), RECV_GROUP).build();
+    let limited = crate::op::Recv::limit_total_bytes(receive, 1);
+    matches!(ring.run_alone(limited), Some((res, _)) if res == -libc::EBADF)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,6 +100,33 @@ mod tests {
         assert_eq!(
             require(&empty, opcode::Ftruncate::CODE),
             Err(IOT_E_UNSUPPORTED)
+        );
+    }
+
+    /// The kernel's (major, minor) version, from `uname`.
+    fn kernel_version() -> (u32, u32) {
+        // SAFETY: uname fills the zeroed struct; its release is NUL-terminated.
+        let text = unsafe {
+            let mut name: libc::utsname = std::mem::zeroed();
+            assert_eq!(libc::uname(&mut name), 0, "uname");
+            std::ffi::CStr::from_ptr(name.release.as_ptr())
+                .to_string_lossy()
+                .into_owned()
+        };
+        let mut parts = text.split(|c: char| !c.is_ascii_digit());
+        let mut next = || parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        (next(), next())
+    }
+
+    #[test]
+    fn multishot_receives_take_a_byte_limit_from_linux_6_17() {
+        let mut ring = Ring::new(8, 16).expect("ring");
+        let limited = multishot_receives_take_a_byte_limit(&mut ring);
+        assert_eq!(
+            limited,
+            kernel_version() >= (6, 17),
+            "kernel {:?}",
+            kernel_version()
         );
     }
 }

@@ -66,8 +66,8 @@ pub(crate) struct Worker {
     /// Receive-ring buffers each stream socket holds, and may hold.
     recv_credit: RecvCredit,
     /// Multishot stream receives stay armed in the kernel, each limited in bytes
-    /// (`recv_credit.rs`); false once the kernel refused that limit (before 6.17), or
-    /// with `IOT_CONFIG_ONE_SHOT_RECEIVES`.
+    /// (`recv_credit.rs`); false on kernels without that limit (before 6.17) and with
+    /// `IOT_CONFIG_ONE_SHOT_RECEIVES`.
     pub(crate) kernel_multishot_receives: bool,
     /// Record buffers of finished TLS sends, for the next ones to seal into.
     record_buffers: Vec<Vec<u8>>,
@@ -95,6 +95,8 @@ impl Worker {
         if buffers.packs_receives() && !probe::empty_reads_keep_buffers(&mut ring) {
             buffers.unpack(ring.uring())?;
         }
+        let kernel_multishot_receives = config.flags & IOT_CONFIG_ONE_SHOT_RECEIVES == 0
+            && probe::multishot_receives_take_a_byte_limit(&mut ring);
         Ok(Worker {
             driver: Driver::new(ring),
             id,
@@ -111,7 +113,7 @@ impl Worker {
             next_stream_serial: 0,
             record_buffers: Vec::new(),
             recv_credit: RecvCredit::new(config),
-            kernel_multishot_receives: config.flags & IOT_CONFIG_ONE_SHOT_RECEIVES == 0,
+            kernel_multishot_receives,
             probe,
         })
     }
@@ -184,7 +186,9 @@ impl Worker {
                 let pieces = self
                     .recv_credit
                     .pieces_left(&self.sockets, op.socket, &self.buffers);
-                Recv::limit_total_bytes(entry, pieces.saturating_mul(self.buffers.buffer_size()))
+                let bytes = pieces.saturating_mul(self.buffers.buffer_size());
+                // The kernel counts it down by `int`s: 2 GiB and more would end it at once.
+                Recv::limit_total_bytes(entry, bytes.min(i32::MAX as u32))
             }
             _ => entry,
         })

@@ -208,6 +208,57 @@ fn peer_reset_mid_stream() {
 }
 
 #[test]
+fn a_reset_a_send_met_first_still_fails_the_next_receive() {
+    let mut host = Host::new();
+    let (socket, peer) = host.connected_pair();
+    socket2::SockRef::from(&peer)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(peer); // RST, unread by anyone yet
+                // The send meets the reset and takes its error (ECONNRESET, or EPIPE once the
+                // connection is closed): a receive after it finds no error left to take.
+    let id = host.filled_buffer(b"x");
+    ok("send", iot_send(host.worker, socket, id, 0, 1, 4, 0));
+    let sent = host.next_tagged(4);
+    assert!(
+        sent.result == -libc::EPIPE || sent.result == -libc::ECONNRESET,
+        "send got {}",
+        message(sent.result)
+    );
+    ok(
+        "recv",
+        iot_recv(host.worker, socket, 3, IOT_OP_MULTISHOT, 0),
+    );
+    let received = host.next_tagged(3);
+    assert_eq!(
+        received.result,
+        -libc::ECONNRESET,
+        "a reset connection's receive got {}, as if it had ended cleanly",
+        message(received.result)
+    );
+}
+
+#[test]
+fn our_own_shutdown_then_the_peers_close_is_a_clean_end() {
+    let mut host = Host::new();
+    let (socket, peer) = host.connected_pair();
+    ok(
+        "shutdown",
+        iot_socket_shutdown(host.worker, socket, libc::SHUT_WR, 5),
+    );
+    assert_eq!(host.next_tagged(5).result, 0);
+    let mut peer = peer;
+    let mut rest = Vec::new();
+    peer.read_to_end(&mut rest).unwrap(); // our FIN
+    drop(peer); // the peer's FIN: the connection is closed on both sides
+    ok(
+        "recv",
+        iot_recv(host.worker, socket, 3, IOT_OP_MULTISHOT, 0),
+    );
+    assert_eq!(host.next_tagged(3).result, 0, "a clean end is not a reset");
+}
+
+#[test]
 fn half_close_both_directions() {
     let mut host = Host::new();
     let (socket, mut peer) = host.connected_pair();

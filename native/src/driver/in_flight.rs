@@ -214,6 +214,13 @@ impl<T: Tracked> Driver<T> {
         true
     }
 
+    /// Multishot op `key`'s attempt produced a result: the kernel's cancellations
+    /// counted by `retry_orphaned` are no longer in a row.
+    #[inline]
+    pub(crate) fn made_progress(&mut self, key: usize) {
+        self.ops[key].life_mut().orphaned = 0;
+    }
+
     /// Op `key` waits out `pause` before its next attempt; the timer's CQE comes back
     /// as [`Event::BackedOff`].
     pub(crate) fn back_off(&mut self, key: usize, pause: &'static Timespec) -> Result<()> {

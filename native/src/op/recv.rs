@@ -58,12 +58,14 @@ impl Recv {
 
     /// `entry`, a kernel multishot receive, ends once it received `bytes` in all
     /// (`IORING_RECV_MSHOT_LIM`: a nonzero `optlen`, at byte 44 of the SQE, which the
-    /// `io-uring` crate has no setter for; kernels before it refuse it with `EINVAL`).
+    /// `io-uring` crate has no setter for; kernels before it refuse it with `EINVAL`,
+    /// as the `file_index` that shares those bytes: `probe.rs` checks).
     pub(crate) fn limit_total_bytes(entry: squeue::Entry, bytes: u32) -> squeue::Entry {
         const OPTLEN: usize = 44;
         // SAFETY: `squeue::Entry` is `#[repr(C)]` around the kernel's 64-byte
-        // `io_uring_sqe` (transmute checks the size); bytes 44..48 are its `optlen`
-        // (shared with `file_index`, which a receive does not use).
+        // `io_uring_sqe` (transmute checks the size), which has no padding and which
+        // the crate builds from zeroed memory, so every byte is initialised; bytes
+        // 44..48 are its `optlen`.
         let mut sqe: [u8; 64] = unsafe { std::mem::transmute(entry) };
         sqe[OPTLEN..OPTLEN + 4].copy_from_slice(&bytes.to_ne_bytes());
         // SAFETY: the same bytes, back as the entry they came from.

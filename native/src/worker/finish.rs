@@ -37,6 +37,7 @@ impl Worker {
 
     /// A multishot op produced one result and stays armed.
     pub(super) fn progress(&mut self, key: usize, res: i32) -> Option<iot_completion> {
+        self.driver.made_progress(key);
         let op = &self.driver[key];
         let (tag, kind, socket_gone) = (op.tag, op.kind, self.sockets.get(op.socket).is_err());
         let mut completion = iot_completion::new(tag, kind, res);
@@ -191,14 +192,6 @@ impl Worker {
             }
             Work::Recv(recv) => {
                 let (multishot, stream) = (recv.multishot, recv.from.is_none());
-                if res == -libc::EINVAL && retry && recv.kernel_multishot {
-                    // No multishot byte limit here: one attempt at a time from now on.
-                    recv.kernel_multishot = false;
-                    self.kernel_multishot_receives = false;
-                    if self.submit_attempt(key).is_ok() {
-                        return None;
-                    }
-                }
                 if res == -libc::ENOBUFS && retry {
                     // A multishot receive may have filled its socket's share first.
                     match stream && !self.may_receive(socket) {
@@ -210,6 +203,9 @@ impl Worker {
                 if res == -libc::ENOBUFS {
                     // Out of buffers after the host cancelled: report what it asked for.
                     completion.result = -libc::ECANCELED;
+                }
+                if res == 0 && stream && self.sockets.get(socket).is_ok_and(|s| s.reset_by_peer()) {
+                    completion.result = -libc::ECONNRESET;
                 }
                 if let Some(piece) = self.take_piece(key, socket_gone) {
                     completion.flags = match stream {

@@ -57,8 +57,6 @@ impl Worker {
     pub(super) fn received_by_multishot(&mut self, key: usize, piece: BufferRef) {
         let socket = self.driver[key].socket;
         RecvCredit::note_received(&mut self.sockets, socket, piece, &mut self.buffers);
-        // Running out of buffers now says something about the ring as it is.
-        self.driver[key].ring_epoch = self.ring_epoch;
         if self.may_receive(socket) {
             return;
         }

@@ -246,6 +246,11 @@ impl Worker {
                 if !self.may_receive(socket) {
                     return self.throttle(key);
                 }
+                // A plain receive parked when the handshake started: its ciphertext
+                // must come one attempt at a time from now on.
+                if let Work::Recv(recv) = &mut self.driver[key].work {
+                    recv.kernel_multishot = false;
+                }
                 if let Err(code) = self.submit_attempt(key) {
                     self.end_op_later(key, self.driver[key].completion(code));
                 }
