@@ -177,11 +177,8 @@ fn peer_reset_mid_stream() {
         "recv",
         iot_recv(host.worker, socket, 3, IOT_OP_MULTISHOT, 0),
     );
-    socket2::SockRef::from(&peer)
-        .set_linger(Some(Duration::ZERO))
-        .unwrap();
     (&peer).write_all(b"partial").unwrap();
-    drop(peer); // RST
+    reset(peer);
     let mut received = Vec::new();
     let last = loop {
         let c = host.next_tagged(3);
@@ -196,27 +193,21 @@ fn peer_reset_mid_stream() {
     assert!(b"partial".starts_with(&received));
     assert_eq!(last.result, -libc::ECONNRESET);
     // Sending on the reset connection fails cleanly and gives the buffer back.
-    let id = host.filled_buffer(b"x");
-    ok("send", iot_send(host.worker, socket, id, 0, 1, 4, 0));
-    let c = host.next_tagged(4);
-    assert!(
-        c.result == -libc::EPIPE || c.result == -libc::ECONNRESET,
-        "send got {}",
-        message(c.result)
-    );
+    send_fails_after_reset(&mut host, socket);
     assert_eq!(host.stats().buffers_outstanding, 0);
 }
 
-#[test]
-fn a_reset_a_send_met_first_still_fails_the_next_receive() {
-    let mut host = Host::new();
-    let (socket, peer) = host.connected_pair();
+/// Closes `peer` with a reset (RST) instead of a FIN.
+fn reset(peer: TcpStream) {
     socket2::SockRef::from(&peer)
         .set_linger(Some(Duration::ZERO))
         .unwrap();
-    drop(peer); // RST, unread by anyone yet
-                // The send meets the reset and takes its error (ECONNRESET, or EPIPE once the
-                // connection is closed): a receive after it finds no error left to take.
+    drop(peer);
+}
+
+/// A one-byte send on `socket`, whose peer reset it, fails with ECONNRESET (or EPIPE
+/// once the connection is closed).
+fn send_fails_after_reset(host: &mut Host, socket: u64) {
     let id = host.filled_buffer(b"x");
     ok("send", iot_send(host.worker, socket, id, 0, 1, 4, 0));
     let sent = host.next_tagged(4);
@@ -225,11 +216,17 @@ fn a_reset_a_send_met_first_still_fails_the_next_receive() {
         "send got {}",
         message(sent.result)
     );
-    ok(
-        "recv",
-        iot_recv(host.worker, socket, 3, IOT_OP_MULTISHOT, 0),
-    );
-    let received = host.next_tagged(3);
+}
+
+#[test]
+fn a_reset_a_send_met_first_still_fails_the_next_receive() {
+    let mut host = Host::new();
+    let (socket, peer) = host.connected_pair();
+    reset(peer);
+    // The send meets the reset first and takes its error: a receive after it finds
+    // no error left to take, only the end of the stream.
+    send_fails_after_reset(&mut host, socket);
+    let received = first_receive(&mut host, socket);
     assert_eq!(
         received.result,
         -libc::ECONNRESET,
@@ -251,11 +248,17 @@ fn our_own_shutdown_then_the_peers_close_is_a_clean_end() {
     let mut rest = Vec::new();
     peer.read_to_end(&mut rest).unwrap(); // our FIN
     drop(peer); // the peer's FIN: the connection is closed on both sides
+    let received = first_receive(&mut host, socket);
+    assert_eq!(received.result, 0, "a clean end is not a reset");
+}
+
+/// The first completion of a multishot receive started on `socket` now.
+fn first_receive(host: &mut Host, socket: u64) -> iot_completion {
     ok(
         "recv",
         iot_recv(host.worker, socket, 3, IOT_OP_MULTISHOT, 0),
     );
-    assert_eq!(host.next_tagged(3).result, 0, "a clean end is not a reset");
+    host.next_tagged(3)
 }
 
 #[test]
