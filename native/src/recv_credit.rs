@@ -9,11 +9,11 @@
 //! until the worker, seeing the piece that reaches the limit, cancels it: what arrives
 //! before the cancel runs is delivered too. A flood would take the whole pool in that
 //! time (4 MiB of backlog came as 267 pieces over a limit of 32), so the kernel ends
-//! the receive by itself once it took the socket's remaining pieces' worth of whole
-//! buffers in bytes (`IORING_RECV_MSHOT_LIM`, Linux 6.17; the worker resubmits it).
-//! A backlog arrives in whole-buffer pieces, so that keeps a flood to its limit, give
-//! or take the first piece. Kernels without that limit refuse it (`EINVAL`), and the
-//! worker receives one attempt at a time, resubmitting each.
+//! the receive by itself once it took a byte more than a buffer less than the socket's
+//! remaining pieces' worth of whole buffers (`IORING_RECV_MSHOT_LIM`, Linux 6.17; the
+//! worker resubmits it). A backlog arrives as the rest of the buffer being filled,
+//! then whole buffers, so that keeps a flood to its share. Kernels without that limit
+//! receive one attempt at a time, each resubmitted by the worker (`probe.rs`).
 //!
 //! The credit counts pieces, not bytes: each piece pins the whole buffer it is in
 //! (the buffer goes back to the ring only when all its pieces are back), so a socket's

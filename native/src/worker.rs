@@ -186,8 +186,11 @@ impl Worker {
                 let pieces = self
                     .recv_credit
                     .pieces_left(&self.sockets, op.socket, &self.buffers);
-                let bytes = pieces.saturating_mul(self.buffers.buffer_size());
-                // The kernel counts it down by `int`s: 2 GiB and more would end it at once.
+                // The first piece may be the last byte of a buffer and each later one a
+                // whole buffer: the receive ends once it took that many bytes, with
+                // `pieces` pieces at most (the kernel checks after each receive). It
+                // counts them down as an `int`: 2 GiB and more would end it at once.
+                let bytes = (pieces - 1).saturating_mul(self.buffers.buffer_size()) + 1;
                 Recv::limit_total_bytes(entry, bytes.min(i32::MAX as u32))
             }
             _ => entry,
