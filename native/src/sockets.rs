@@ -39,9 +39,11 @@ pub(crate) struct Socket {
     pub(crate) outbound: OrderedQueue,
     /// An op from `outbound` is in flight.
     pub(crate) sending: bool,
-    /// A shutdown of the writing side was queued: the connection may end in our own
-    /// FIN's wake, which looks like a reset to `reset_by_peer`.
-    pub(crate) shut_for_writing: bool,
+    /// A send failed with `ECONNRESET`: the peer reset the connection without closing
+    /// it first (after its FIN, a reset is `EPIPE`). A reset's error goes to whichever
+    /// call meets it first, so a receive after that send finds only the end of the
+    /// stream, and reports the reset instead.
+    pub(crate) reset_seen: bool,
     /// Receive-ring buffers this stream received that are not back in the ring.
     pub(crate) received_held: u32,
     /// The receive op waiting for some of them to come back (`recv_credit.rs`).
@@ -56,33 +58,6 @@ pub(crate) struct Socket {
 impl Socket {
     pub(crate) fn raw(&self) -> RawFd {
         self.fd.as_raw_fd()
-    }
-
-    /// Whether this stream, whose receive just found the end of the stream, was reset
-    /// by its peer rather than closed: a reset's error goes to whichever call meets it
-    /// first, so when a send failed with it, the receive finds only the end. A TCP
-    /// connection the peer only closed is still open for our writes (`CLOSE_WAIT`),
-    /// unless we shut them down; a reset one is closed. Not TCP: false.
-    pub(crate) fn reset_by_peer(&self) -> bool {
-        const TCP_CLOSE: u8 = 7;
-        if self.kind != SocketKind::Stream || self.shut_for_writing {
-            return false;
-        }
-        // SAFETY: an all-zero `tcp_info` is valid; getsockopt writes at most `len`
-        // bytes into it.
-        let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-        // SAFETY: `info` and `len` are valid for writes; the fd is open while `self`.
-        let got = unsafe {
-            libc::getsockopt(
-                self.raw(),
-                libc::IPPROTO_TCP,
-                libc::TCP_INFO,
-                (&mut info as *mut libc::tcp_info).cast(),
-                &mut len,
-            )
-        };
-        got == 0 && len > 0 && info.tcpi_state == TCP_CLOSE
     }
 
     /// Records may be sent and received: no TLS session, or an established one.
@@ -212,7 +187,7 @@ impl SocketTable {
             generation,
             outbound: OrderedQueue::default(),
             sending: false,
-            shut_for_writing: false,
+            reset_seen: false,
             received_held: 0,
             throttled: None,
             bound_path: None,

@@ -145,11 +145,9 @@ impl Worker {
         if !matches!(how, libc::SHUT_RD | libc::SHUT_WR | libc::SHUT_RDWR) {
             return Err(-libc::EINVAL);
         }
-        let target = self.sockets.get_mut(socket)?;
-        if target.kind == SocketKind::File {
+        if self.sockets.get(socket)?.kind == SocketKind::File {
             return Err(IOT_E_WRONG_SOCKET_KIND);
         }
-        target.shut_for_writing |= how != libc::SHUT_RD;
         let op = Op::new(
             tag,
             IOT_KIND_SHUTDOWN,

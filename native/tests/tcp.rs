@@ -236,6 +236,23 @@ fn a_reset_a_send_met_first_still_fails_the_next_receive() {
 }
 
 #[test]
+fn a_peer_that_closed_before_our_reply_reset_it_ends_cleanly() {
+    let mut host = Host::new();
+    let (socket, mut peer) = host.connected_pair();
+    peer.write_all(b"request").unwrap();
+    drop(peer); // FIN, nothing unread: the reply below makes the peer's kernel reset
+    assert_eq!(host.recv_exact(socket, 7, 100), b"request");
+    host.send_all(socket, b"reply", 8);
+    let received = first_receive(&mut host, socket);
+    assert_eq!(
+        received.result,
+        0,
+        "the peer ended cleanly before the reset: {}",
+        message(received.result)
+    );
+}
+
+#[test]
 fn our_own_shutdown_then_the_peers_close_is_a_clean_end() {
     let mut host = Host::new();
     let (socket, peer) = host.connected_pair();

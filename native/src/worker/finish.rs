@@ -156,6 +156,11 @@ impl Worker {
             if more && retry && self.submit_attempt(key).is_ok() {
                 return None;
             }
+            if res == -libc::ECONNRESET {
+                if let Ok(s) = self.sockets.get_mut(socket) {
+                    s.reset_seen = true;
+                }
+            }
             completion.result = result;
             return self.end_op(key, completion);
         }
@@ -204,7 +209,7 @@ impl Worker {
                     // Out of buffers after the host cancelled: report what it asked for.
                     completion.result = -libc::ECANCELED;
                 }
-                if res == 0 && stream && self.sockets.get(socket).is_ok_and(|s| s.reset_by_peer()) {
+                if res == 0 && stream && self.sockets.get(socket).is_ok_and(|s| s.reset_seen) {
                     completion.result = -libc::ECONNRESET;
                 }
                 if let Some(piece) = self.take_piece(key, socket_gone) {
