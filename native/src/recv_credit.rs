@@ -61,11 +61,24 @@ impl RecvCredit {
         socket: u64,
         pool: &BufferPool,
     ) -> bool {
-        let count = pool.recv_count();
-        let pool_has_room = pool.recv_out() + count / 2 < count;
+        let pool_has_room = Self::pool_has_room(pool);
         sockets.get(socket).map_or(true, |s| {
             s.received_held < self.limit && (s.received_held < FLOOR || pool_has_room)
         })
+    }
+
+    /// Whether the pool's receive buffers are more than half free.
+    pub(crate) fn pool_has_room(pool: &BufferPool) -> bool {
+        let count = pool.recv_count();
+        pool.recv_out() + count / 2 < count
+    }
+
+    /// Whether stream `socket` holds fewer pieces than its limit: a receive of it that
+    /// may not go on waits for the pool's room, not for its own pieces.
+    pub(crate) fn under_limit(&self, sockets: &SocketTable, socket: u64) -> bool {
+        sockets
+            .get(socket)
+            .is_ok_and(|s| s.received_held < self.limit)
     }
 
     /// Pieces stream `socket` may take in a row from now (at least one), as

@@ -62,6 +62,10 @@ pub(crate) struct Worker {
     reaping_outside_drain: bool,
     /// Datagram receives waiting for spans to return to the datagram ring, likewise.
     starved_for_spans: VecDeque<usize>,
+    /// Stream receives parked at the floor while the pool had no room, under their
+    /// own limit: they go on once it has room again, not only when their own pieces
+    /// come back (`resume_floor_parked`). May hold keys that went on or ended since.
+    floor_parked: VecDeque<usize>,
     pub(crate) messaging: Messaging,
     /// Receive-ring buffers each stream socket holds, and may hold.
     recv_credit: RecvCredit,
@@ -110,6 +114,7 @@ impl Worker {
             ring_epoch: 0,
             reaping_outside_drain: false,
             starved_for_spans: VecDeque::new(),
+            floor_parked: VecDeque::new(),
             next_stream_serial: 0,
             record_buffers: Vec::new(),
             recv_credit: RecvCredit::new(config),

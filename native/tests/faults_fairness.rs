@@ -4,6 +4,8 @@
 //! together: once they hold half the pool, each holds no more than a round trip's worth.
 //! Both with receives the kernel keeps armed (a byte limit ends a flood's burst) and
 //! with one-shot attempts (`IOT_CONFIG_ONE_SHOT_RECEIVES`, as on kernels before 6.17).
+//! A receive held at the floor goes on once the pool has room again, and a second
+//! receive that would wait beside another of its socket ends instead of being lost.
 
 mod support;
 
@@ -178,4 +180,89 @@ fn many_non_readers(flags: u32) {
     }
     let stats = server.stop();
     assert_eq!((stats.sockets_open, stats.buffers_outstanding), (0, 0));
+}
+
+#[test]
+fn a_receive_held_at_the_floor_goes_on_once_the_pool_has_room() {
+    held_at_the_floor(0);
+}
+
+#[test]
+fn a_receive_held_at_the_floor_goes_on_once_the_pool_has_room_one_shot() {
+    held_at_the_floor(IOT_CONFIG_ONE_SHOT_RECEIVES);
+}
+
+/// Connection B holds half the pool; A, at the floor, waits. Only B gives its pieces
+/// back, which A's receive must notice: a host that keeps A's pieces until A's message
+/// is whole would wait forever otherwise.
+fn held_at_the_floor(flags: u32) {
+    let mut config = config(16, 16, 4096); // a limit of 16 pieces, the floor 2
+    config.flags |= flags;
+    let mut host = Host::with_config(&config);
+    let (mut clients, sockets) = host.accepted_clients(2, 1);
+    host.cancel_to_end(1);
+    let (a, b) = (sockets[0], sockets[1]);
+    ok("recv", iot_recv(host.worker, b, 20, IOT_OP_MULTISHOT, 0));
+    host.flush();
+    let held_by_b: Vec<iot_completion> = (0..8)
+        .map(|i| {
+            clients[1].write_all(&pattern(4096, i)).unwrap();
+            host.next_tagged(20)
+        })
+        .collect();
+    ok("recv", iot_recv(host.worker, a, 10, IOT_OP_MULTISHOT, 0));
+    host.flush();
+    let mut held_by_a: Vec<iot_completion> = (0..2)
+        .map(|i| {
+            clients[0].write_all(&pattern(100, i)).unwrap();
+            host.next_tagged(10)
+        })
+        .collect();
+    // A holds the floor and the pool is half out: A's next bytes wait.
+    clients[0].write_all(b"next").unwrap();
+    for c in &held_by_b {
+        host.give_back(c);
+    }
+    let next = host.next_tagged(10);
+    assert_eq!(host.payload(&next), b"next");
+    held_by_a.push(next);
+    for c in &held_by_a {
+        host.give_back(c);
+    }
+}
+
+#[test]
+fn a_second_receive_that_would_wait_beside_another_ends_with_ebusy() {
+    let mut config = config(64, 16, 4096);
+    config.socket_buffer_limit = 2;
+    let mut host = Host::with_config(&config);
+    let (socket, mut peer) = host.connected_pair();
+    ok(
+        "recv",
+        iot_recv(host.worker, socket, 10, IOT_OP_MULTISHOT, 0),
+    );
+    host.flush();
+    let held: Vec<iot_completion> = (0..2)
+        .map(|i| {
+            peer.write_all(&pattern(100, i)).unwrap();
+            host.next_tagged(10)
+        })
+        .collect();
+    // The socket holds its share: the first receive waits, and so would this one. The
+    // one that comes to wait second (which depends on when the kernel's receive
+    // stops) ends at once.
+    ok(
+        "recv",
+        iot_recv(host.worker, socket, 20, IOT_OP_MULTISHOT, 0),
+    );
+    let refused = host.next_where(|c| c.result == -libc::EBUSY);
+    let other = if refused.tag == 10 { 20 } else { 10 };
+    // The other still ends (closing the socket cancels it) and nothing is left.
+    ok("close", iot_socket_close(host.worker, socket));
+    assert_eq!(host.next_tagged(other).result, -libc::ECANCELED);
+    for c in &held {
+        host.give_back(c);
+    }
+    let stats = stats(host.worker);
+    assert_eq!((stats.ops_in_flight, stats.buffers_outstanding), (0, 0));
 }

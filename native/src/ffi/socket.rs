@@ -49,7 +49,11 @@ pub extern "C" fn iot_tcp_accept(
 /// until end of stream, error or cancel. When the pool runs dry the receive waits (no
 /// data is lost) and resumes as soon as a buffer comes back. A socket holding
 /// `socket_buffer_limit` of its received pieces (see `iot_config`) also waits, until
-/// one of them is released or sent on, so one peer cannot take every buffer.
+/// one of them is released or sent on, so one peer cannot take every buffer; past 2
+/// pieces it also waits while half the pool is out, until the pool has room again. One
+/// receive of a socket waits at a time: another that would wait beside it ends with
+/// `-EBUSY`. A receive that finds the end of a stream whose peer reset it after a send
+/// met the reset ends with `-ECONNRESET`, not 0.
 /// `timeout_ms` (0 = none) is for one-shot receives only.
 /// Datagram sockets use `iot_datagram_recv` (`IOT_E_WRONG_SOCKET_KIND` here), which
 /// reports senders and truncation.

@@ -10,11 +10,13 @@ use io_uring::cqueue;
 
 use super::Worker;
 use crate::buffers::{Freed, Released};
+use crate::driver::in_flight::Driver;
 use crate::driver::user_data::{self, Cqe};
 use crate::error::Result;
 use crate::op::{Op, Work};
 use crate::pieces::{BufferRef, Origin};
 use crate::recv_credit::RecvCredit;
+use crate::sockets::SocketTable;
 
 /// Which provided buffer ring receives wait for: the receive buffers, or the
 /// datagram spans.
@@ -43,11 +45,47 @@ impl Worker {
         Ok(())
     }
 
-    /// Receive op `key` waits out of the kernel until its socket is under its limit.
+    /// Receive op `key` waits out of the kernel until its socket is under its limit
+    /// and, past the floor, the pool has room. One receive of a socket waits at a
+    /// time: another that would wait beside it ends with `EBUSY`.
     pub(super) fn throttle(&mut self, key: usize) {
-        let op = &mut self.driver[key];
-        op.life.starved = true;
-        RecvCredit::park(&mut self.sockets, op.socket, key);
+        let socket = self.driver[key].socket;
+        let waiting = self.sockets.get(socket).ok().and_then(|s| s.throttled);
+        if waiting.is_some_and(|other| other as usize != key) {
+            let completion = self.driver[key].completion(-libc::EBUSY);
+            return self.end_op_later(key, completion);
+        }
+        self.driver[key].life.starved = true;
+        RecvCredit::park(&mut self.sockets, socket, key);
+        if self.recv_credit.under_limit(&self.sockets, socket) {
+            // Keys that went on since stay until the pool has room: drop them before
+            // they outnumber the ops.
+            if self.floor_parked.len() >= self.driver.len() {
+                let (driver, sockets) = (&self.driver, &self.sockets);
+                self.floor_parked.retain(|&k| parked(driver, sockets, k));
+            }
+            self.floor_parked.push_back(key);
+        }
+    }
+
+    /// Receives parked at the floor go on, oldest first, while the pool has room.
+    fn resume_floor_parked(&mut self) {
+        while let Some(&key) = self.floor_parked.front() {
+            if !RecvCredit::pool_has_room(&self.buffers) {
+                return;
+            }
+            self.floor_parked.pop_front();
+            if !parked(&self.driver, &self.sockets, key) {
+                continue; // gone on or ended since
+            }
+            let socket = self.driver[key].socket;
+            if !self.may_receive(socket) {
+                continue; // at its own limit now: its own pieces resume it
+            }
+            RecvCredit::unpark(&mut self.sockets, socket, key);
+            self.driver[key].life.starved = false;
+            self.resume_receive(key);
+        }
     }
 
     /// Kernel multishot stream receive `key` handed over `piece` and stays armed. Once
@@ -262,7 +300,10 @@ impl Worker {
     /// A buffer went back to its ring (or pool): a receive waiting for one goes on.
     fn buffer_freed(&mut self, freed: Freed) {
         match freed {
-            Freed::ToRing => self.feed_starved(RingKind::Buffers, 1),
+            Freed::ToRing => {
+                self.feed_starved(RingKind::Buffers, 1);
+                self.resume_floor_parked();
+            }
             Freed::SpanToRing => self.feed_starved(RingKind::Spans, 1),
             Freed::Spare | Freed::Send => {}
         }
@@ -273,6 +314,7 @@ impl Worker {
     /// more receives than the one fed when it came back. Called once the CQEs are all
     /// read (never sleep, nor end a drain, with both).
     pub(super) fn feed_waiting(&mut self) {
+        self.resume_floor_parked();
         if !self.starved.is_empty() && self.buffers.ring_has_buffers() {
             self.feed_starved(RingKind::Buffers, self.buffers.in_ring());
         }
@@ -307,4 +349,14 @@ impl Worker {
             count -= 1;
         }
     }
+}
+
+/// Whether op `key` is a receive parked at its socket's limit (`throttle`).
+fn parked(driver: &Driver<Op>, sockets: &SocketTable, key: usize) -> bool {
+    driver.get(key).is_some_and(|op| {
+        op.life.starved
+            && sockets
+                .get(op.socket)
+                .is_ok_and(|s| s.throttled == Some(key as u32))
+    })
 }
