@@ -254,8 +254,13 @@ impl Worker {
             self.reaping_outside_drain = true;
             while let Some((user_data, res, flags)) = self.driver.next_cqe(&mut overflow_flushed) {
                 reaped = true;
+                // What the CQE ended besides (an op it made end at once) goes after it.
+                let at = self.ready.len();
                 if let Some(completion) = self.on_cqe(user_data, res, flags) {
-                    self.push_ready(completion);
+                    self.ready.insert(at, Ended::nothing_lent(completion));
+                    if self.signal.is_armed() {
+                        self.signal.kick();
+                    }
                 }
             }
             self.reaping_outside_drain = false;
@@ -317,6 +322,11 @@ impl Worker {
     fn on_cqe(&mut self, user_data: u64, res: i32, flags: u32) -> Option<iot_completion> {
         if io_uring::cqueue::buffer_select(flags).is_some() {
             self.take_in_order(user_data, res, flags);
+        }
+        if res == -libc::ECONNRESET {
+            // Noted now: an op with a timeout settles only with its timer's CQE, and a
+            // receive's end of stream may be read before that.
+            self.note_reset(user_data, flags);
         }
         match self.driver.route(user_data, res, flags) {
             Event::Settle(key) => self.settle(key),

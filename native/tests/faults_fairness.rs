@@ -212,15 +212,26 @@ fn held_at_the_floor(flags: u32) {
         .collect();
     ok("recv", iot_recv(host.worker, a, 10, IOT_OP_MULTISHOT, 0));
     host.flush();
-    let mut held_by_a: Vec<iot_completion> = (0..2)
+    let held_by_a: Vec<iot_completion> = (0..2)
         .map(|i| {
             clients[0].write_all(&pattern(100, i)).unwrap();
             host.next_tagged(10)
         })
         .collect();
     // A holds the floor and the pool is half out: A's next bytes wait.
-    clients[0].write_all(b"next").unwrap();
-    for c in &held_by_b {
+    next_goes_on_once_others_give_back(&mut host, &mut clients[0], held_by_a, &held_by_b);
+}
+
+/// More bytes for A (receive tag 10), which waits for the pool's room while the host
+/// keeps `held_by_a`: they arrive once the others' pieces are back.
+fn next_goes_on_once_others_give_back(
+    host: &mut Host,
+    a: &mut TcpStream,
+    mut held_by_a: Vec<iot_completion>,
+    held_by_others: &[iot_completion],
+) {
+    a.write_all(b"next").unwrap();
+    for c in held_by_others {
         host.give_back(c);
     }
     let next = host.next_tagged(10);
@@ -265,4 +276,44 @@ fn a_second_receive_that_would_wait_beside_another_ends_with_ebusy() {
     }
     let stats = stats(host.worker);
     assert_eq!((stats.ops_in_flight, stats.buffers_outstanding), (0, 0));
+}
+
+#[test]
+fn a_receive_held_at_its_limit_then_under_it_goes_on_once_the_pool_has_room() {
+    held_at_the_limit(0);
+}
+
+#[test]
+fn a_receive_held_at_its_limit_then_under_it_goes_on_once_the_pool_has_room_one_shot() {
+    held_at_the_limit(IOT_CONFIG_ONE_SHOT_RECEIVES);
+}
+
+/// A holds its limit (4 pieces), then gives one back while others hold half the pool:
+/// under its limit but past the floor, A waits for the pool's room, which only the
+/// others' pieces bring back; the host keeps A's other pieces meanwhile.
+fn held_at_the_limit(flags: u32) {
+    let mut config = config(16, 16, 4096);
+    config.socket_buffer_limit = 4;
+    config.flags |= flags;
+    let mut host = Host::with_config(&config);
+    let (mut clients, sockets) = host.accepted_clients(3, 1);
+    host.cancel_to_end(1);
+    let mut held = |host: &mut Host, index: usize, tag: u64, count: u32| {
+        ok(
+            "recv",
+            iot_recv(host.worker, sockets[index], tag, IOT_OP_MULTISHOT, 0),
+        );
+        host.flush();
+        (0..count)
+            .map(|i| {
+                clients[index].write_all(&pattern(4096, i)).unwrap();
+                host.next_tagged(tag)
+            })
+            .collect::<Vec<iot_completion>>()
+    };
+    let mut held_by_a = held(&mut host, 0, 10, 4);
+    let held_by_others = [held(&mut host, 1, 20, 4), held(&mut host, 2, 30, 1)].concat();
+    assert_eq!(stats(host.worker).pieces_outstanding, 9);
+    host.give_back(&held_by_a.remove(0));
+    next_goes_on_once_others_give_back(&mut host, &mut clients[0], held_by_a, &held_by_others);
 }

@@ -236,6 +236,27 @@ fn a_reset_a_send_met_first_still_fails_the_next_receive() {
 }
 
 #[test]
+fn a_reset_a_send_with_a_timeout_met_first_still_fails_the_receive_beside_it() {
+    let mut host = Host::new();
+    let (socket, peer) = host.connected_pair();
+    reset(peer);
+    // One flush: the send's CQE comes first, but the send settles only with its
+    // timer's CQE, after the receive's end of stream was read.
+    let id = host.filled_buffer(b"x");
+    ok("send", iot_send(host.worker, socket, id, 0, 1, 4, 5_000));
+    ok("recv", iot_recv(host.worker, socket, 3, 0, 0));
+    host.flush();
+    let received = host.next_tagged(3);
+    assert_eq!(host.next_tagged(4).result, -libc::ECONNRESET);
+    assert_eq!(
+        received.result,
+        -libc::ECONNRESET,
+        "a reset connection's receive got {}",
+        message(received.result)
+    );
+}
+
+#[test]
 fn a_peer_that_closed_before_our_reply_reset_it_ends_cleanly() {
     let mut host = Host::new();
     let (socket, mut peer) = host.connected_pair();

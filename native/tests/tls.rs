@@ -612,3 +612,49 @@ fn bad_configurations_are_refused_with_a_reason() {
     assert_eq!(code, IOT_E_TLS_CONFIG, "an empty ALPN name");
     assert_eq!(iot_tls_config_free(12345678), IOT_E_BAD_HANDLE);
 }
+
+/// A 16 KiB record's plaintext overflows the piece its ciphertext came in, the ring
+/// holds every receive buffer (none spare) and the host every send buffer: the receive
+/// waits for room. The pool itself has room, so it must not also wait in the queue of
+/// receives waiting for the pool's room, which resumed it at once, again and again,
+/// and the drain never returned.
+#[test]
+fn plaintext_without_room_waits_without_spinning_the_drain() {
+    let _fds = fd_check();
+    let pki = Pki::new("spin CA");
+    let mut host = Host::with_config(&config(16, 2, 4096));
+    let server = server_config(&pki, 0, &[]);
+    let (listener, port) = host.listen("127.0.0.1", 0);
+    let client = rustls_client(&pki, &[]);
+    let peer = std::thread::spawn(move || {
+        let mut stream = rustls_stream(client, port);
+        while stream.conn.is_handshaking() {
+            stream.conn.complete_io(&mut stream.sock).unwrap();
+        }
+        stream.conn.writer().write_all(&pattern(16_384, 3)).unwrap();
+        while stream.conn.wants_write() {
+            stream.conn.write_tls(&mut stream.sock).unwrap();
+        }
+        stream
+    });
+    let socket = host.accept_one(listener);
+    assert_eq!(host.tls_accept(socket, server, 5_000), 0);
+    let _stream = peer.join().unwrap();
+    let mut id = 0u32;
+    while iot_buffer_acquire(host.worker, &mut id) == 0 {}
+    ok(
+        "recv",
+        iot_recv(host.worker, socket, 6, IOT_OP_MULTISHOT, 0),
+    );
+    host.flush();
+    // A drain that spins never returns: watch it from here, bounded.
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        host.next_tagged(6);
+        let _ = done.send(host);
+    });
+    let host = finished
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the drain never returned");
+    ok("release", iot_buffer_release(host.worker, id, 0));
+}

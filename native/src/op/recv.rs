@@ -20,6 +20,9 @@ pub(crate) struct Recv {
     /// The worker cancelled the kernel's multishot receive because its socket reached
     /// its share of buffers: the attempt's final CQE parks the op rather than ends it.
     pub(crate) stopping: bool,
+    /// In the worker's queue of receives waiting for the pool's room (perhaps gone on
+    /// since): not queued twice.
+    pub(crate) awaits_room: bool,
     /// Datagram sockets: the `recvmsg` header.
     pub(crate) from: Option<Box<MessageHeader>>,
 }
@@ -31,6 +34,7 @@ impl Recv {
             multishot,
             kernel_multishot: multishot && kernel_multishot,
             stopping: false,
+            awaits_room: false,
             from: None,
         }
     }
@@ -41,6 +45,7 @@ impl Recv {
             multishot,
             kernel_multishot: false,
             stopping: false,
+            awaits_room: false,
             from: Some(header),
         }
     }

@@ -156,11 +156,6 @@ impl Worker {
             if more && retry && self.submit_attempt(key).is_ok() {
                 return None;
             }
-            if res == -libc::ECONNRESET {
-                if let Ok(s) = self.sockets.get_mut(socket) {
-                    s.reset_seen = true;
-                }
-            }
             completion.result = result;
             return self.end_op(key, completion);
         }

@@ -57,24 +57,69 @@ impl Worker {
         }
         self.driver[key].life.starved = true;
         RecvCredit::park(&mut self.sockets, socket, key);
-        if self.recv_credit.under_limit(&self.sockets, socket) {
-            // Keys that went on since stay until the pool has room: drop them before
-            // they outnumber the ops.
-            if self.floor_parked.len() >= self.driver.len() {
-                let (driver, sockets) = (&self.driver, &self.sockets);
-                self.floor_parked.retain(|&k| parked(driver, sockets, k));
+        self.wait_for_pool_room(key);
+    }
+
+    /// Parked receive `key`, under its socket's limit while the pool has no room,
+    /// waits in `floor_parked` (once) to go on when the pool has room again.
+    fn wait_for_pool_room(&mut self, key: usize) {
+        let socket = self.driver[key].socket;
+        if !self.recv_credit.under_limit(&self.sockets, socket)
+            || RecvCredit::pool_has_room(&self.buffers)
+        {
+            return;
+        }
+        let Work::Recv(recv) = &mut self.driver[key].work else {
+            return;
+        };
+        if std::mem::replace(&mut recv.awaits_room, true) {
+            return;
+        }
+        if self.floor_parked.len() >= self.driver.len() {
+            self.compact_floor_parked();
+        }
+        self.floor_parked.push_back(key);
+    }
+
+    /// Drops the keys of `floor_parked` that went on or ended since they were queued
+    /// (those of ops still alive may queue again), and any key queued twice.
+    fn compact_floor_parked(&mut self) {
+        let mut kept = std::collections::HashSet::with_capacity(self.floor_parked.len());
+        let queued = std::mem::take(&mut self.floor_parked);
+        for key in queued {
+            if parked(&self.driver, &self.sockets, key) && kept.insert(key) {
+                self.floor_parked.push_back(key);
+            } else if let Some(Work::Recv(recv)) = self.driver.get_mut(key).map(|op| &mut op.work) {
+                recv.awaits_room = kept.contains(&key);
             }
-            self.floor_parked.push_back(key);
         }
     }
 
-    /// Receives parked at the floor go on, oldest first, while the pool has room.
+    /// Op `user_data`'s socket was reset by its peer (`Socket::reset_seen`).
+    pub(super) fn note_reset(&mut self, user_data: u64, flags: u32) {
+        let Cqe::Op(key) = user_data::decode(user_data, flags) else {
+            return;
+        };
+        if let Some(op) = self.driver.get(key) {
+            if let Ok(s) = self.sockets.get_mut(op.socket) {
+                s.reset_seen = true;
+            }
+        }
+    }
+
+    /// Receives parked at the floor go on, oldest first, while the pool has room; those
+    /// that park again meanwhile wait for the next time.
     fn resume_floor_parked(&mut self) {
-        while let Some(&key) = self.floor_parked.front() {
+        for _ in 0..self.floor_parked.len() {
             if !RecvCredit::pool_has_room(&self.buffers) {
                 return;
             }
-            self.floor_parked.pop_front();
+            let Some(key) = self.floor_parked.pop_front() else {
+                return;
+            };
+            if let Some(Work::Recv(recv)) = self.driver.get_mut(key).map(|op| &mut op.work) {
+                recv.awaits_room = false;
+            }
             if !parked(&self.driver, &self.sockets, key) {
                 continue; // gone on or ended since
             }
@@ -154,6 +199,11 @@ impl Worker {
             .recv_credit
             .returned(&mut self.sockets, socket, &self.buffers)
         else {
+            // Under its limit now, its parked receive may wait for the pool's room.
+            let waiting = self.sockets.get(socket).ok().and_then(|s| s.throttled);
+            if let Some(key) = waiting {
+                self.wait_for_pool_room(key as usize);
+            }
             return;
         };
         if let Some(op) = self.driver.get_mut(key) {
