@@ -201,25 +201,34 @@ fn held_at_the_floor(flags: u32) {
     let mut host = Host::with_config(&config);
     let (mut clients, sockets) = host.accepted_clients(2, 1);
     host.cancel_to_end(1);
-    let (a, b) = (sockets[0], sockets[1]);
-    ok("recv", iot_recv(host.worker, b, 20, IOT_OP_MULTISHOT, 0));
-    host.flush();
-    let held_by_b: Vec<iot_completion> = (0..8)
-        .map(|i| {
-            clients[1].write_all(&pattern(4096, i)).unwrap();
-            host.next_tagged(20)
-        })
-        .collect();
-    ok("recv", iot_recv(host.worker, a, 10, IOT_OP_MULTISHOT, 0));
-    host.flush();
-    let held_by_a: Vec<iot_completion> = (0..2)
-        .map(|i| {
-            clients[0].write_all(&pattern(100, i)).unwrap();
-            host.next_tagged(10)
-        })
-        .collect();
+    let held_by_b = receive_and_hold(&mut host, sockets[1], 20, &mut clients[1], 8, 4096);
+    let held_by_a = receive_and_hold(&mut host, sockets[0], 10, &mut clients[0], 2, 100);
     // A holds the floor and the pool is half out: A's next bytes wait.
     next_goes_on_once_others_give_back(&mut host, &mut clients[0], held_by_a, &held_by_b);
+}
+
+/// Starts a multishot receive tagged `tag` on `socket`, whose `peer` then sends `count`
+/// messages of `size` bytes, each once the last arrived; returns their completions,
+/// whose pieces the host keeps.
+fn receive_and_hold(
+    host: &mut Host,
+    socket: u64,
+    tag: u64,
+    peer: &mut TcpStream,
+    count: u32,
+    size: usize,
+) -> Vec<iot_completion> {
+    ok(
+        "recv",
+        iot_recv(host.worker, socket, tag, IOT_OP_MULTISHOT, 0),
+    );
+    host.flush();
+    (0..count)
+        .map(|i| {
+            peer.write_all(&pattern(size, i)).unwrap();
+            host.next_tagged(tag)
+        })
+        .collect()
 }
 
 /// More bytes for A (receive tag 10), which waits for the pool's room while the host
@@ -248,17 +257,7 @@ fn a_second_receive_that_would_wait_beside_another_ends_with_ebusy() {
     config.socket_buffer_limit = 2;
     let mut host = Host::with_config(&config);
     let (socket, mut peer) = host.connected_pair();
-    ok(
-        "recv",
-        iot_recv(host.worker, socket, 10, IOT_OP_MULTISHOT, 0),
-    );
-    host.flush();
-    let held: Vec<iot_completion> = (0..2)
-        .map(|i| {
-            peer.write_all(&pattern(100, i)).unwrap();
-            host.next_tagged(10)
-        })
-        .collect();
+    let held = receive_and_hold(&mut host, socket, 10, &mut peer, 2, 100);
     // The socket holds its share: the first receive waits, and so would this one. The
     // one that comes to wait second (which depends on when the kernel's receive
     // stops) ends at once.
@@ -298,21 +297,12 @@ fn held_at_the_limit(flags: u32) {
     let mut host = Host::with_config(&config);
     let (mut clients, sockets) = host.accepted_clients(3, 1);
     host.cancel_to_end(1);
-    let mut held = |host: &mut Host, index: usize, tag: u64, count: u32| {
-        ok(
-            "recv",
-            iot_recv(host.worker, sockets[index], tag, IOT_OP_MULTISHOT, 0),
-        );
-        host.flush();
-        (0..count)
-            .map(|i| {
-                clients[index].write_all(&pattern(4096, i)).unwrap();
-                host.next_tagged(tag)
-            })
-            .collect::<Vec<iot_completion>>()
-    };
-    let mut held_by_a = held(&mut host, 0, 10, 4);
-    let held_by_others = [held(&mut host, 1, 20, 4), held(&mut host, 2, 30, 1)].concat();
+    let mut held_by_a = receive_and_hold(&mut host, sockets[0], 10, &mut clients[0], 4, 4096);
+    let held_by_others = [
+        receive_and_hold(&mut host, sockets[1], 20, &mut clients[1], 4, 4096),
+        receive_and_hold(&mut host, sockets[2], 30, &mut clients[2], 1, 4096),
+    ]
+    .concat();
     assert_eq!(stats(host.worker).pieces_outstanding, 9);
     host.give_back(&held_by_a.remove(0));
     next_goes_on_once_others_give_back(&mut host, &mut clients[0], held_by_a, &held_by_others);
