@@ -81,16 +81,29 @@ impl RecvCredit {
             .is_ok_and(|s| s.received_held < self.limit)
     }
 
-    /// Pieces stream `socket` may take in a row from now (at least one), as
-    /// `may_receive` would allow them one by one, each taking a buffer of the pool:
-    /// what a kernel multishot receive's byte limit is measured in.
-    pub(crate) fn pieces_left(&self, sockets: &SocketTable, socket: u64, pool: &BufferPool) -> u32 {
+    /// The bytes after which a kernel multishot receive of stream `socket` ends by
+    /// itself. The socket may take `pieces` in a row from now (at least one), as
+    /// `may_receive` would allow them one by one, each taking a buffer of the pool. The
+    /// first piece may be the last byte of a buffer and each later one a whole buffer:
+    /// the receive ends once it took this many bytes, with `pieces` pieces at most (the
+    /// kernel checks after each receive). It counts them down as an `int`: 2 GiB and
+    /// more would end it at once.
+    pub(crate) fn multishot_byte_limit(
+        &self,
+        sockets: &SocketTable,
+        socket: u64,
+        pool: &BufferPool,
+    ) -> u32 {
         let count = pool.recv_count();
         let held = sockets.get(socket).map_or(0, |s| s.received_held);
         let while_pool_has_room = (count - count / 2).saturating_sub(pool.recv_out());
         let under_floor = FLOOR.saturating_sub(held);
         let under_limit = self.limit.saturating_sub(held);
-        under_limit.min(under_floor.max(while_pool_has_room)).max(1)
+        let pieces = under_limit.min(under_floor.max(while_pool_has_room)).max(1);
+        let bytes = (pieces - 1)
+            .saturating_mul(pool.buffer_size())
+            .saturating_add(1);
+        bytes.min(i32::MAX as u32)
     }
 
     /// Receive op `key` of `socket` waits out of the kernel until the socket is under

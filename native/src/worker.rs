@@ -188,15 +188,10 @@ impl Worker {
         let entry = op.work.entry(fd, &self.buffers)?;
         Ok(match &op.work {
             Work::Recv(recv) if recv.kernel_multishot => {
-                let pieces = self
-                    .recv_credit
-                    .pieces_left(&self.sockets, op.socket, &self.buffers);
-                // The first piece may be the last byte of a buffer and each later one a
-                // whole buffer: the receive ends once it took that many bytes, with
-                // `pieces` pieces at most (the kernel checks after each receive). It
-                // counts them down as an `int`: 2 GiB and more would end it at once.
-                let bytes = (pieces - 1).saturating_mul(self.buffers.buffer_size()) + 1;
-                Recv::limit_total_bytes(entry, bytes.min(i32::MAX as u32))
+                let bytes =
+                    self.recv_credit
+                        .multishot_byte_limit(&self.sockets, op.socket, &self.buffers);
+                Recv::limit_total_bytes(entry, bytes)
             }
             _ => entry,
         })
@@ -257,10 +252,7 @@ impl Worker {
                 // What the CQE ended besides (an op it made end at once) goes after it.
                 let at = self.ready.len();
                 if let Some(completion) = self.on_cqe(user_data, res, flags) {
-                    self.ready.insert(at, Ended::nothing_lent(completion));
-                    if self.signal.is_armed() {
-                        self.signal.kick();
-                    }
+                    self.insert_ended(at, Ended::nothing_lent(completion));
                 }
             }
             self.reaping_outside_drain = false;
@@ -301,7 +293,12 @@ impl Worker {
     /// An op ended without a CQE: its completion waits in `ready`, and the buffers it
     /// hands back stay the op's until the host drains it (one owner at a time).
     fn push_ended(&mut self, ended: Ended) {
-        self.ready.push_back(ended);
+        self.insert_ended(self.ready.len(), ended);
+    }
+
+    /// `push_ended`, but at position `at` of `ready`.
+    fn insert_ended(&mut self, at: usize, ended: Ended) {
+        self.ready.insert(at, ended);
         if self.signal.is_armed() {
             self.signal.kick();
         }
