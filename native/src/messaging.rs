@@ -1,7 +1,7 @@
 //! Cross-worker messages with `IORING_OP_MSG_RING`: a worker posts a completion (a
 //! 64-bit tag and a 32-bit value) straight into another worker's completion queue. The
-//! receiver's lock is never taken and no host thread is involved; its registered
-//! eventfd fires like for any completion, so an idle, armed host wakes up, and a host
+//! receiver's lock is never taken and no host thread is involved; like any completion,
+//! it makes the ring readable, so an idle, armed host wakes up, and a host
 //! blocked in `iot_worker_wait` returns. The kernel posts a data message into a ring
 //! like ours (no IOPOLL, no DEFER_TASKRUN) while the sender's SQE is submitted, so one
 //! sender's messages arrive in the order it queued them.

@@ -13,7 +13,6 @@
 //! (cancel, close, shutdown). The ring and the slab are the driver's.
 
 use std::collections::VecDeque;
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use io_uring::{squeue, types};
@@ -123,24 +122,14 @@ impl Worker {
         })
     }
 
-    /// The ring signals the eventfd only while a notifier is set: hosts that block in
-    /// `wait` pay nothing per completion for it.
+    /// Replaces the notifier. The ring's fd is watched only while a notifier is set, so
+    /// hosts that block in `wait` pay nothing per completion for it.
     pub(crate) fn set_notifier(&mut self, wake: Option<Wake>) -> Result<()> {
         // Stop (and join) the old thread before the host may free the old callback.
-        if self.notifier.take().is_some() {
-            self.driver.ring.signal_eventfd(None)?;
-        }
+        self.notifier = None;
         if let Some(wake) = wake {
-            self.driver
-                .ring
-                .signal_eventfd(Some(self.signal.eventfd.as_raw_fd()))?;
-            match Notifier::start(self.id, self.signal.clone(), wake) {
-                Ok(notifier) => self.notifier = Some(notifier),
-                Err(code) => {
-                    let _ = self.driver.ring.signal_eventfd(None);
-                    return Err(code);
-                }
-            }
+            let ring = self.driver.ring.duplicate_fd()?;
+            self.notifier = Some(Notifier::start(self.id, self.signal.clone(), ring, wake)?);
         }
         Ok(())
     }
@@ -270,7 +259,10 @@ impl Worker {
     /// Arms the notifier; if completions are already pending it fires at once.
     pub(crate) fn arm(&mut self) {
         self.signal.arm();
-        if self.has_pending() {
+        if let Some(notifier) = &self.notifier {
+            notifier.watch_ring(&self.signal);
+        }
+        if !self.ready.is_empty() {
             self.signal.kick();
         }
     }

@@ -1,5 +1,5 @@
 //! The wake-up callback fires once per arm, only when armed, and never after it was
-//! removed.
+//! removed; completions nobody armed for do not even wake the notifier thread.
 
 mod support;
 
@@ -125,24 +125,69 @@ fn idle_armed_worker_does_not_spin() {
     ok("remove notifier", iot_worker_set_notifier(w, None));
 }
 
-/// utime + stime (clock ticks) of the notifier thread of `worker`.
-fn thread_cpu_ticks(worker: u64) -> u64 {
+#[test]
+fn completions_while_not_armed_do_not_wake_the_notifier_thread() {
+    // The host drains by itself (busy, not armed): waking the notifier for each of
+    // these completions would cost a thread switch and do nothing.
+    let mut host = host_notified_once();
+    let w = host.worker;
+    let before = thread_switches(w);
+    for tag in 10..60 {
+        one_completion(&host, tag);
+        assert_eq!(host.next_tagged(tag).result, -libc::ECONNREFUSED);
+    }
+    let after = thread_switches(w);
+    assert!(
+        after - before <= 2,
+        "the notifier thread woke for completions nobody armed for: {before} -> {after} switches"
+    );
+    // Armed again, the next completion still wakes the host.
+    ok("arm", iot_worker_arm(w));
+    one_completion(&host, 60);
+    wait_for_count(w, 2);
+    assert_eq!(host.next_tagged(60).result, -libc::ECONNREFUSED);
+    ok("remove notifier", iot_worker_set_notifier(w, None));
+}
+
+/// `/proc/self/task/<tid>` of the notifier thread of `worker`.
+fn notifier_task(worker: u64) -> std::path::PathBuf {
     let name = format!("iot-notify-{worker}");
     for task in std::fs::read_dir("/proc/self/task").unwrap() {
         let dir = task.unwrap().path();
         let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
         if comm.trim() == &name[..name.len().min(15)] {
-            let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
-            let fields: Vec<&str> = stat
-                .rsplit(')')
-                .next()
-                .unwrap()
-                .split_whitespace()
-                .collect();
-            return fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+            return dir;
         }
     }
     panic!("notifier thread {name} not found");
+}
+
+/// utime + stime (clock ticks) of the notifier thread of `worker`.
+fn thread_cpu_ticks(worker: u64) -> u64 {
+    let stat = std::fs::read_to_string(notifier_task(worker).join("stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// Voluntary and involuntary context switches of the notifier thread of `worker`.
+fn thread_switches(worker: u64) -> u64 {
+    let status = std::fs::read_to_string(notifier_task(worker).join("status")).unwrap();
+    status
+        .lines()
+        .filter(|line| line.contains("ctxt_switches:"))
+        .map(|line| {
+            line.split_whitespace()
+                .last()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum()
 }
 
 #[test]

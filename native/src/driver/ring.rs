@@ -2,7 +2,7 @@
 //! groups of SQEs, submitting, cancelling, and reading CQEs back, with the entries the
 //! kernel parked in its overflow list flushed in.
 
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
 use io_uring::types::{CancelBuilder, SubmitArgs, Timespec};
 use io_uring::{opcode, squeue, IoUring};
@@ -61,16 +61,6 @@ impl Ring {
         unsafe { BorrowedFd::borrow_raw(self.ring.as_raw_fd()) }
             .try_clone_to_owned()
             .map_err(from_io)
-    }
-
-    /// Makes the kernel signal `eventfd` on every completion (`None`: stop).
-    pub(crate) fn signal_eventfd(&self, eventfd: Option<RawFd>) -> Result<()> {
-        let submitter = self.ring.submitter();
-        match eventfd {
-            Some(fd) => submitter.register_eventfd(fd),
-            None => submitter.unregister_eventfd(),
-        }
-        .map_err(from_io)
     }
 
     /// Pushes SQEs as one contiguous group, submitting first when the queue is too full.
