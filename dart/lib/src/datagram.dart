@@ -52,8 +52,7 @@ typedef DatagramEvent<T> = T Function(
 /// `UnixDatagramSocket`.
 final class DatagramChannel<T> implements SendBufferWaiter {
   DatagramChannel(this.core, this.socket, this._event) {
-    receiver = Receiver<T>(core, socket, _convert,
-        datagram: true, readTimeout: () => _readTimeout);
+    receiver = Receiver<T>.datagram(core, socket, _convert, _readTimeout);
   }
 
   final WorkerCore core;
@@ -68,7 +67,7 @@ final class DatagramChannel<T> implements SendBufferWaiter {
   bool _waiting = false;
   Duration? _readTimeout;
 
-  Stream<T> get stream => receiver.controller.stream;
+  Stream<T> get stream => receiver;
 
   /// See `UdpSocket.readTimeout`.
   Duration? get readTimeout => _readTimeout;
@@ -76,6 +75,7 @@ final class DatagramChannel<T> implements SendBufferWaiter {
   set readTimeout(Duration? value) {
     timeoutMillis(value, 'readTimeout');
     _readTimeout = value;
+    receiver.readTimeout = value;
   }
 
   bool get isClosed => socket.isClosed;

@@ -11,6 +11,7 @@ import 'exception.dart';
 import 'ffi/bindings.dart';
 import 'ffi/socket_handles.dart';
 import 'ffi/tls_handles.dart';
+import 'single_subscription.dart';
 import 'timeouts.dart';
 import 'worker_core.dart';
 
@@ -44,30 +45,60 @@ bool _isTransientDatagramError(int code) =>
 /// call of the program's (listening, resuming, closing the socket, closing
 /// the worker) goes out in a microtask, so the listener is never called back
 /// from inside that call. A paused subscription buffers events as usual.
-final class Receiver<T> implements CompletionHandler, SendBufferWaiter {
-  Receiver(this._core, this._socket, this._convert,
-      {required bool datagram, required Duration? Function() readTimeout})
-      : _datagram = datagram,
-        _readTimeout = readTimeout {
-    controller = StreamController<T>(
-        sync: true,
-        onListen: _start,
-        onPause: _pause,
-        onResume: _resume,
-        onCancel: _cancel);
-  }
+///
+/// A stream connection's receiver overrides [convert] ([Receiver.stream]); a
+/// datagram socket's gives a conversion function ([Receiver.datagram]).
+///
+/// The receiver is its own stream and the subscription of its one listener
+/// (see [SingleSubscriptionStream]: no `StreamController` per connection).
+base class Receiver<T> extends SingleSubscriptionStream<T>
+    implements CompletionHandler, SendBufferWaiter {
+  /// A datagram socket's receive loop: [convert] is [_convert]; its owner
+  /// keeps [readTimeout] up to date.
+  Receiver.datagram(this._core, this._socket,
+      T Function(int bufferId, int offset, int length, int flags) convert,
+      this.readTimeout)
+      : _convert = convert,
+        _datagram = true;
+
+  /// A stream socket's receive loop: a subclass overrides [convert]; its
+  /// owner keeps [readTimeout] up to date.
+  Receiver.stream(this._core, this._socket, this.readTimeout)
+      : _convert = null,
+        _datagram = false;
 
   final WorkerCore _core;
   final SocketHandle _socket;
 
+  /// The worker, for subclasses.
+  WorkerCore get core => _core;
+
+  final T Function(int bufferId, int offset, int length, int flags)? _convert;
+  final bool _datagram;
+
+  /// Bounds each wait for data from the next receive on (null: none, one
+  /// multishot receive); the owner sets it.
+  Duration? readTimeout;
+
   /// Turns received buffer `bufferId` (`length` bytes from `offset`, the
   /// completion's `flags`) into an event. It owns the buffer from then on:
   /// it copies and releases it, or hands it out as a payload.
-  final T Function(int bufferId, int offset, int length, int flags) _convert;
-  final bool _datagram;
-  final Duration? Function() _readTimeout;
+  T convert(int bufferId, int offset, int length, int flags) =>
+      _convert!(bufferId, offset, length, flags);
 
-  late final StreamController<T> controller;
+  @override
+  void onListened() => _start();
+
+  @override
+  void onInputPaused() => _pause();
+
+  @override
+  void onInputResumed() => _resume();
+
+  @override
+  void onCancelled() => _cancel();
+
+  // ---------------------------------------------------- the receive loop
 
   /// The tag of the receive in flight (0: none).
   int _tag = 0;
@@ -108,7 +139,7 @@ final class Receiver<T> implements CompletionHandler, SendBufferWaiter {
       }
       return;
     }
-    final timeout = _readTimeout();
+    final timeout = readTimeout;
     final timeoutMs = timeoutMillis(timeout, 'readTimeout');
     final flags = timeoutMs > 0 ? 0 : IOT_OP_MULTISHOT;
     final tag = _core.register(this);
@@ -166,14 +197,14 @@ final class Receiver<T> implements CompletionHandler, SendBufferWaiter {
 
   void _fail(TransportException error) {
     if (_done) return;
-    _event(() => controller.addError(error));
+    _event(() => addErrorEvent(error));
     _finish();
   }
 
   void _finish() {
     if (_done) return;
     _done = true;
-    _event(() => unawaited(controller.close()));
+    _event(closeEvents);
   }
 
   /// The socket was closed locally.
@@ -185,7 +216,7 @@ final class Receiver<T> implements CompletionHandler, SendBufferWaiter {
   @override
   void onSendBufferAvailable() {
     _waitingForBuffer = false;
-    if (!_done && !controller.isPaused) _start();
+    if (!_done && !isInputPaused) _start();
   }
 
   @override
@@ -202,7 +233,7 @@ final class Receiver<T> implements CompletionHandler, SendBufferWaiter {
   void _complete(int tag, int result, int flags, int bufferId, int offset) {
     // Before the delivery: a listener that pauses when it gets this data
     // keeps the receive armed (see _pause).
-    final arrivedPaused = controller.isPaused;
+    final arrivedPaused = isInputPaused;
     if (flags & IOT_COMPLETION_BUFFER != 0) {
       final deliver = !_done &&
           !_socket.isClosed &&
@@ -243,11 +274,11 @@ final class Receiver<T> implements CompletionHandler, SendBufferWaiter {
           (result == -Errno.ecanceled || result == -Errno.enobufs)) {
         // Cancelled to pause (a receive cancelled while the pool was empty
         // may report -ENOBUFS).
-        if (!controller.isPaused) _start();
+        if (!isInputPaused) _start();
       } else if (_datagram && _isTransientDatagramError(result)) {
         final error = _core.error(result, 'recv');
-        _event(() => controller.addError(error));
-        if (!controller.isPaused) _start();
+        _event(() => addErrorEvent(error));
+        if (!isInputPaused) _start();
       } else {
         _fail(_core.error(result, 'recv',
             timeout: timeout, reason: _tlsFailure(result)));
@@ -257,19 +288,19 @@ final class Receiver<T> implements CompletionHandler, SendBufferWaiter {
     // Data (or an empty datagram) on a final completion: this receive ended
     // (a one-shot receive, or one cancelled to pause). Receive again unless
     // paused.
-    if (!controller.isPaused) _start();
+    if (!isInputPaused) _start();
   }
 
   void _deliver(int bufferId, int offset, int length, int flags) {
     final T event;
     try {
-      event = _convert(bufferId, offset, length, flags);
+      event = convert(bufferId, offset, length, flags);
     } catch (error, stack) {
       // The conversion owned the buffer; the receive goes on.
-      _event(() => controller.addError(error, stack));
+      _event(() => addErrorEvent(error, stack));
       return;
     }
-    _event(() => controller.add(event));
+    _event(() => addEvent(event));
   }
 
   @override

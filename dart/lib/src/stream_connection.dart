@@ -46,20 +46,18 @@ import 'worker_core.dart';
 /// [close] here closes the whole connection.
 abstract base class StreamConnection extends Stream<Uint8List> {
   /// For the transport's own connection types.
-  StreamConnection.internal(this._core, this._socket) {
-    _sender = StreamSender(_core, _socket, () => _closeRequested);
-  }
+  StreamConnection.internal(this._core, this._socket)
+      : _sender = StreamSender(_core, _socket);
 
   final WorkerCore _core;
   final SocketHandle _socket;
-  late final StreamSender _sender;
+  final StreamSender _sender;
 
   /// The receive loop, once the connection was read (a `Receiver<Uint8List>`
   /// or a `Receiver<Payload>`).
   Receiver<Object>? _receiver;
   Duration? _readTimeout;
   Duration? _writeTimeout;
-  bool _closeRequested = false;
   bool _writeShut = false;
   bool _closedNow = false;
   Future<void>? _closeFuture;
@@ -74,6 +72,7 @@ abstract base class StreamConnection extends Stream<Uint8List> {
   set readTimeout(Duration? value) {
     timeoutMillis(value, 'readTimeout');
     _readTimeout = value;
+    _receiver?.readTimeout = value;
   }
 
   /// Default timeout of each wait for socket space while sending (null: no
@@ -86,23 +85,19 @@ abstract base class StreamConnection extends Stream<Uint8List> {
   }
 
   /// Whether [close] or [destroy] was called (or the worker was closed).
-  bool get isClosed => _closeRequested || _socket.isClosed;
+  bool get isClosed => _sender.closeRequested || _socket.isClosed;
 
   // ------------------------------------------------------------ reading
-
-  Receiver<E> _newReceiver<E>(
-          E Function(int bufferId, int offset, int length, int flags) convert) =>
-      Receiver<E>(_core, _socket, convert,
-          datagram: false, readTimeout: () => _readTimeout);
 
   @override
   StreamSubscription<Uint8List> listen(void Function(Uint8List event)? onData,
       {Function? onError, void Function()? onDone, bool? cancelOnError}) {
-    final receiver = _receiver ??= _newReceiver<Uint8List>(_copyOut);
+    final receiver =
+        _receiver ??= _BytesReceiver(_core, _socket, _readTimeout);
     if (receiver is! Receiver<Uint8List>) {
       throw StateError('this connection is read through payloads');
     }
-    return receiver.controller.stream.listen(onData,
+    return receiver.listen(onData,
         onError: onError, onDone: onDone, cancelOnError: cancelOnError);
   }
 
@@ -112,22 +107,13 @@ abstract base class StreamConnection extends Stream<Uint8List> {
   /// the connection itself; a connection is read through one of the two
   /// only.
   Stream<Payload> get payloads {
-    final receiver = _receiver ??= _newReceiver<Payload>(_payload);
+    final receiver =
+        _receiver ??= _PayloadReceiver(_core, _socket, _readTimeout);
     if (receiver is! Receiver<Payload>) {
       throw StateError('this connection is read as a stream of bytes');
     }
-    return receiver.controller.stream;
+    return receiver;
   }
-
-  Uint8List _copyOut(int bufferId, int offset, int length, int flags) {
-    final bytes = _core.buffers.copy(bufferId, offset, length);
-    _core.releaseBuffer(bufferId, offset);
-    return bytes;
-  }
-
-  Payload _payload(int bufferId, int offset, int length, int flags) =>
-      Payload.internal(_core, bufferId, offset,
-          _core.buffers.view(bufferId, offset, length));
 
   // ------------------------------------------------------------ writing
 
@@ -224,7 +210,7 @@ abstract base class StreamConnection extends Stream<Uint8List> {
   Future<void> close() => _closeFuture ??= _closeAfterFlush();
 
   Future<void> _closeAfterFlush() async {
-    _closeRequested = true;
+    _sender.closeRequested = true;
     try {
       await _sender.flush();
     } on Object {
@@ -236,7 +222,7 @@ abstract base class StreamConnection extends Stream<Uint8List> {
   /// Closes the connection at once: queued and in-flight writes fail with a
   /// [TransportClosedException], the input stream ends. Idempotent.
   void destroy() {
-    _closeRequested = true;
+    _sender.closeRequested = true;
     _closeFuture ??= Future<void>.value();
     _closeNow();
   }
@@ -247,6 +233,34 @@ abstract base class StreamConnection extends Stream<Uint8List> {
     _socket.close();
     _sender.onClosed(closedError('write', 'connection'));
     _receiver?.onClosed();
+  }
+}
+
+/// The receive loop of a connection read as copies: each event a fresh copy
+/// of one received chunk (the native buffer goes back to the pool at once).
+final class _BytesReceiver extends Receiver<Uint8List> {
+  _BytesReceiver(WorkerCore core, SocketHandle socket, Duration? readTimeout)
+      : super.stream(core, socket, readTimeout);
+
+  @override
+  Uint8List convert(int bufferId, int offset, int length, int flags) {
+    final core = this.core;
+    final bytes = core.buffers.copy(bufferId, offset, length);
+    core.releaseBuffer(bufferId, offset);
+    return bytes;
+  }
+}
+
+/// The receive loop of a connection read through [StreamConnection.payloads].
+final class _PayloadReceiver extends Receiver<Payload> {
+  _PayloadReceiver(WorkerCore core, SocketHandle socket, Duration? readTimeout)
+      : super.stream(core, socket, readTimeout);
+
+  @override
+  Payload convert(int bufferId, int offset, int length, int flags) {
+    final core = this.core;
+    return Payload.internal(
+        core, bufferId, offset, core.buffers.view(bufferId, offset, length));
   }
 }
 

@@ -3,7 +3,6 @@
 library;
 
 import 'dart:async';
-import 'dart:collection';
 import 'dart:math' as math;
 
 import 'exception.dart';
@@ -69,6 +68,9 @@ final class Outbound {
   /// Native operations of this entry not completed yet.
   int inFlight = 0;
 
+  /// The next entry of its sender (see [StreamSender]).
+  Outbound? next;
+
   /// Everything of this entry was queued natively.
   bool submitted = false;
 
@@ -99,21 +101,32 @@ final class Outbound {
 /// The sending side of a connection: one tag for all its sends and its
 /// shutdown (the native library runs them in order, one at a time, so their
 /// completions arrive in the order they were queued).
+///
+/// Its entries form one list through [Outbound.next], in order: from
+/// [_head], those with native operations in flight (each completes when its
+/// last one did), then from [_next] those not yet (completely) queued
+/// natively. The entry at [_next] may have operations in flight too (cut
+/// into several sends and stopped at the per-connection limit). No queue
+/// objects: an idle connection keeps three null fields.
 final class StreamSender implements CompletionHandler, SendBufferWaiter {
-  StreamSender(this._core, this._socket, this._closeRequested);
+  StreamSender(this._core, this._socket);
 
   final WorkerCore _core;
   final SocketHandle _socket;
 
   /// Whether the connection's owner asked to close it (a failure then
-  /// counts as caused locally).
-  final bool Function() _closeRequested;
+  /// counts as caused locally); set by the connection.
+  bool closeRequested = false;
 
-  /// Entries not yet (completely) queued natively.
-  final Queue<Outbound> _queue = Queue<Outbound>();
+  /// The oldest entry not completed, and the last one.
+  Outbound? _head;
+  Outbound? _tail;
 
-  /// One element per native operation in flight, in order.
-  final Queue<Outbound> _inFlight = Queue<Outbound>();
+  /// The first entry not yet (completely) queued natively.
+  Outbound? _next;
+
+  /// Native operations in flight.
+  int _ops = 0;
 
   int _tag = 0;
   bool _waiting = false;
@@ -124,7 +137,7 @@ final class StreamSender implements CompletionHandler, SendBufferWaiter {
   Outbound? _last;
 
   /// Whether writes are queued or in flight.
-  bool get hasPending => _queue.isNotEmpty || _inFlight.isNotEmpty;
+  bool get hasPending => _head != null;
 
   Future<void> enqueue(Outbound entry) {
     final future = handledFuture(entry.future);
@@ -147,7 +160,17 @@ final class StreamSender implements CompletionHandler, SendBufferWaiter {
   }
 
   void _add(Outbound entry) {
-    _queue.add(entry);
+    // An empty write would queue no operation, so no completion would ever
+    // take it off the list (the connection's write returns flush instead).
+    assert(entry.data?.isNotEmpty ?? true, 'an empty write reached the sender');
+    final tail = _tail;
+    if (tail == null) {
+      _head = entry;
+    } else {
+      tail.next = entry;
+    }
+    _tail = entry;
+    _next ??= entry;
     _last = entry;
     if (!_waiting) _pump();
   }
@@ -163,18 +186,19 @@ final class StreamSender implements CompletionHandler, SendBufferWaiter {
 
   void _pump() {
     final core = _core;
-    while (_queue.isNotEmpty) {
+    while (true) {
+      final entry = _next;
+      if (entry == null) return;
       if (core.isClosed) {
         _abort(closedError('write', 'worker'));
         return;
       }
-      final entry = _queue.first;
       if (_tag == 0) _tag = core.register(this);
       final timeoutMs = timeoutMillis(entry.timeout, 'timeout');
       final data = entry.data;
       if (data != null) {
         while (entry.position < data.length) {
-          if (_inFlight.length >= core.sendBufferLimit) {
+          if (_ops >= core.sendBufferLimit) {
             // This connection's share of the send buffers is in flight: go
             // on when one of its sends completes (onCompletion).
             _throttled = true;
@@ -192,8 +216,7 @@ final class StreamSender implements CompletionHandler, SendBufferWaiter {
           final rc = _socket.send(id, 0, n, _tag, timeoutMs);
           if (rc < 0) {
             core.buffers.release(id);
-            _abort(core.error(rc, 'write',
-                closedLocally: _closeRequested()));
+            _abort(core.error(rc, 'write', closedLocally: closeRequested));
             return;
           }
           entry.position += n;
@@ -203,8 +226,7 @@ final class StreamSender implements CompletionHandler, SendBufferWaiter {
       } else if (entry.isShutdown) {
         final rc = _socket.shutdown(IOT_SHUTDOWN_WRITE, _tag);
         if (rc < 0) {
-          _abort(core.error(rc, 'shutdown',
-              closedLocally: _closeRequested()));
+          _abort(core.error(rc, 'shutdown', closedLocally: closeRequested));
           return;
         }
         _queued(entry);
@@ -212,23 +234,23 @@ final class StreamSender implements CompletionHandler, SendBufferWaiter {
         final rc = _socket.send(
             entry.bufferId, entry.offset, entry.length, _tag, timeoutMs);
         if (rc < 0) {
-          // The buffer is still ours when the send was refused.
-          core.releaseBuffer(entry.bufferId, entry.offset);
-          _abort(core.error(rc, 'write',
-              closedLocally: _closeRequested()));
+          // The buffer is still ours when the send was refused: _abort
+          // releases it with the other entries not queued natively (this
+          // one is still [_next]).
+          _abort(core.error(rc, 'write', closedLocally: closeRequested));
           return;
         }
         _queued(entry);
       }
       entry.submitted = true;
-      _queue.removeFirst();
+      _next = entry.next;
     }
   }
 
   /// One more native operation of [entry] was queued.
   void _queued(Outbound entry) {
     entry.inFlight += 1;
-    _inFlight.add(entry);
+    _ops += 1;
     _core.submitted();
   }
 
@@ -241,15 +263,20 @@ final class StreamSender implements CompletionHandler, SendBufferWaiter {
   @override
   void onCompletion(int tag, int kind, int result, int flags, int handle,
       int bufferId, int offset) {
-    if (_inFlight.isEmpty) return;
-    final entry = _inFlight.removeFirst();
+    if (_ops == 0) return;
+    // Completions come in order: this one is of the oldest entry with
+    // operations in flight, the head.
+    final entry = _head!;
     entry.inFlight -= 1;
+    _ops -= 1;
+    if (entry.inFlight == 0 && !identical(entry, _next)) _pop(entry);
     if (result < 0) {
       _abort(_core.error(
           result, kind == IOT_KIND_SHUTDOWN ? 'shutdown' : 'write',
           timeout: entry.timeout, closedLocally: _socket.isClosed));
-      // Its last operation is no longer in _inFlight, where _abort fails
-      // entries: fail it with the error that won.
+      // Its last operation is no longer in flight (and the entry no longer
+      // in the list) where _abort fails entries: fail it with the error that
+      // won.
       entry.fail(_error!);
       _idle(tag);
       return;
@@ -269,8 +296,16 @@ final class StreamSender implements CompletionHandler, SendBufferWaiter {
     }
   }
 
+  /// Removes [entry], the head, whose operations all completed.
+  void _pop(Outbound entry) {
+    final next = entry.next;
+    entry.next = null;
+    _head = next;
+    if (next == null) _tail = null;
+  }
+
   void _idle(int tag) {
-    if (_inFlight.isEmpty && _queue.isEmpty) {
+    if (_ops == 0 && _next == null) {
       // Idle: no tag registered, so the worker does not keep the isolate
       // alive for this connection; the next write registers a new one.
       _core.unregister(tag);
@@ -286,13 +321,35 @@ final class StreamSender implements CompletionHandler, SendBufferWaiter {
       // Drop the sends still queued natively behind the failed one.
       _core.cancel(_tag);
     }
-    final failed = [..._inFlight, ..._queue];
-    for (final entry in _queue) {
-      if (entry.isBuffer && !_core.isClosed) {
-        _core.releaseBuffer(entry.bufferId, entry.offset);
-      }
+    final failed = <Outbound>[];
+    for (var e = _head; e != null; e = e.next) {
+      failed.add(e);
     }
-    _queue.clear();
+    // Drop the entries not queued natively, but the first of them when it
+    // still has operations in flight (it leaves the list once they
+    // completed).
+    final unsent = _next;
+    if (unsent != null) {
+      for (var e = unsent.inFlight > 0 ? unsent.next : unsent;
+          e != null;
+          e = e.next) {
+        if (e.isBuffer && !_core.isClosed) {
+          _core.releaseBuffer(e.bufferId, e.offset);
+        }
+      }
+      Outbound? keep;
+      for (var e = _head; e != null && !identical(e, unsent); e = e.next) {
+        keep = e;
+      }
+      if (unsent.inFlight > 0) keep = unsent;
+      if (keep == null) {
+        _head = _tail = null;
+      } else {
+        keep.next = null;
+        _tail = keep;
+      }
+      _next = null;
+    }
     // Last: an owner told of the failure may close the connection, which
     // aborts again.
     for (final entry in failed) {
@@ -303,7 +360,7 @@ final class StreamSender implements CompletionHandler, SendBufferWaiter {
   /// The connection was closed locally.
   void onClosed(TransportClosedException error) {
     _abort(error);
-    if (_inFlight.isEmpty && _tag != 0) {
+    if (_ops == 0 && _tag != 0) {
       _core.unregister(_tag);
       _tag = 0;
     }
@@ -312,7 +369,8 @@ final class StreamSender implements CompletionHandler, SendBufferWaiter {
   @override
   void onWorkerClosed(TransportClosedException error) {
     _abort(error);
-    _inFlight.clear();
+    _head = _tail = _next = null;
+    _ops = 0;
     _tag = 0;
   }
 }

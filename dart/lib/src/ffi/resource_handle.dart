@@ -9,49 +9,55 @@ import 'worker_handle.dart';
 /// (idempotent). A dart:core [Finalizer] closes one that became unreachable
 /// without being closed (a handle with operations in flight stays reachable
 /// through its worker, so only idle ones are collected).
+///
+/// The finalizer is attached without a detach key: a detach key costs an
+/// `Expando` entry and a set of its own per handle (about 150 bytes of an
+/// idle connection on a 32-bit VM). Closing marks the token instead, and the
+/// finalizer of a closed handle does nothing.
 abstract base class ResourceHandle {
-  ResourceHandle(this.worker, this.id, this._closeNative) {
-    _finalizer.attach(this, _Token(worker, id, _closeNative), detach: this);
+  ResourceHandle(WorkerHandle worker, int id,
+      int Function(WorkerHandle worker, int id) closeNative)
+      : _token = _Token(worker, id, closeNative) {
+    _finalizer.attach(this, _token);
   }
 
   static final Finalizer<_Token> _finalizer =
       Finalizer<_Token>((token) => token.close());
 
-  final WorkerHandle worker;
+  /// The worker (kept by the token only: one field per handle, not two).
+  WorkerHandle get worker => _token.worker;
 
   /// The worker's bindings.
   Bindings get bindings => worker.bindings;
 
   /// The native handle (unique per worker).
-  final int id;
+  int get id => _token.id;
 
-  bool _closed = false;
-
-  /// The native close of this kind of handle.
-  final int Function(WorkerHandle worker, int id) _closeNative;
+  /// What the finalizer closes; [close] and [forget] disarm it (its flag
+  /// is this handle's closed state too: one field, not two that could
+  /// disagree).
+  final _Token _token;
 
   /// Whether [close] was called or the worker was freed.
-  bool get isClosed => _closed || worker.isFreed;
+  bool get isClosed => _token.disarmed || worker.isFreed;
 
   /// Whether [close] (or [forget]) was called: the owner itself let go.
-  bool get closeCalled => _closed;
+  bool get closeCalled => _token.disarmed;
 
   /// Closes the handle now; operations on it complete with `-ECANCELED`.
   /// Returns the native result; later calls return 0 and do nothing.
   int close() {
-    if (_closed) return 0;
-    _closed = true;
-    _finalizer.detach(this);
-    if (worker.isFreed) return 0;
-    return _closeNative(worker, id);
+    if (_token.disarmed) return 0;
+    _token.disarmed = true;
+    final token = _token;
+    if (token.worker.isFreed) return 0;
+    return token.closeNative(token.worker, token.id);
   }
 
   /// Marks the handle closed without closing anything natively: it already
   /// went stale (a socket handed over to another worker). Idempotent.
   void forget() {
-    if (_closed) return;
-    _closed = true;
-    _finalizer.detach(this);
+    _token.disarmed = true;
   }
 }
 
@@ -62,7 +68,10 @@ final class _Token {
   final int id;
   final int Function(WorkerHandle worker, int id) closeNative;
 
+  /// The owner closed (or forgot) the handle itself.
+  bool disarmed = false;
+
   void close() {
-    if (!worker.isFreed) closeNative(worker, id);
+    if (!disarmed && !worker.isFreed) closeNative(worker, id);
   }
 }
