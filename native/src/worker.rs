@@ -130,6 +130,18 @@ impl Worker {
         if let Some(wake) = wake {
             let ring = self.driver.ring.duplicate_fd()?;
             self.notifier = Some(Notifier::start(self.id, self.signal.clone(), ring, wake)?);
+            // A new notifier starts with the ring unwatched, and the old one may have
+            // eaten a kick as it stopped: an arm made before (with no notifier, or the
+            // one just replaced) must still be answered. (Not `arm`: storing `armed`
+            // again could answer one arm twice.)
+            if self.signal.is_armed() {
+                if let Some(notifier) = &self.notifier {
+                    notifier.watch_ring(&self.signal);
+                }
+                if !self.ready.is_empty() {
+                    self.signal.kick();
+                }
+            }
         }
         Ok(())
     }
