@@ -83,9 +83,6 @@ pub(crate) struct Signal {
     /// Kicks: readable when something not in the CQ is ready for the host.
     pub(crate) eventfd: EventFd,
     armed: AtomicBool,
-    /// The ring fd's one-shot watch is set in the notifier's epoll (no completion has
-    /// fired it since the last `EPOLL_CTL_MOD`).
-    ring_watched: AtomicBool,
 }
 
 impl Signal {
@@ -96,7 +93,6 @@ impl Signal {
         Ok(Arc::new(Signal {
             eventfd,
             armed: AtomicBool::new(false),
-            ring_watched: AtomicBool::new(false),
         }))
     }
 
@@ -127,10 +123,18 @@ impl Signal {
 /// is never called after the notifier is gone.
 pub(crate) struct Notifier {
     stop: OwnedFd,
-    epoll: Arc<Epoll>,
+    watch: Arc<Watch>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// A notifier's epoll set and its one-shot watch of the ring, shared with its thread.
+struct Watch {
+    epoll: Epoll,
     /// The ring's fd (a duplicate, so the watch never outlives the fd it names).
     ring: OwnedFd,
-    thread: Option<JoinHandle<()>>,
+    /// The ring's one-shot watch is set (no completion has fired it since the last
+    /// `EPOLL_CTL_MOD`).
+    ring_watched: AtomicBool,
 }
 
 /// The notifier only waits and posts (a Dart post copies one int64): a small stack
@@ -155,7 +159,6 @@ impl Notifier {
         let stop: OwnedFd = stop.into();
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(|e| -(e as i32))?;
         // The ring starts unwatched: the first `arm` watches it.
-        signal.ring_watched.store(false, Ordering::SeqCst);
         epoll
             .add(&ring, EpollEvent::new(EpollFlags::EPOLLONESHOT, RING))
             .and_then(|()| {
@@ -166,17 +169,20 @@ impl Notifier {
             })
             .and_then(|()| epoll.add(&stop, EpollEvent::new(EpollFlags::EPOLLIN, STOP)))
             .map_err(|e| -(e as i32))?;
-        let epoll = Arc::new(epoll);
-        let epoll_for_thread = epoll.clone();
+        let watch = Arc::new(Watch {
+            epoll,
+            ring,
+            ring_watched: AtomicBool::new(false),
+        });
+        let watch_for_thread = watch.clone();
         let thread = std::thread::Builder::new()
             .name(format!("iot-notify-{worker}"))
             .stack_size(NOTIFIER_STACK)
-            .spawn(move || wait_loop(worker, &signal, &epoll_for_thread, wake))
+            .spawn(move || wait_loop(worker, &signal, &watch_for_thread, wake))
             .map_err(|_| IOT_E_THREAD)?;
         Ok(Notifier {
             stop,
-            epoll,
-            ring,
+            watch,
             thread: Some(thread),
         })
     }
@@ -184,23 +190,24 @@ impl Notifier {
     /// Watches the ring for its next completion, unless the watch is still set. If the
     /// CQ already has entries, the notifier wakes at once.
     pub(crate) fn watch_ring(&self, signal: &Signal) {
-        if signal.ring_watched.swap(true, Ordering::SeqCst) {
+        let watch = &self.watch;
+        if watch.ring_watched.swap(true, Ordering::SeqCst) {
             return;
         }
         let mut event = EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLONESHOT, RING);
-        if self.epoll.modify(&self.ring, &mut event).is_err() {
+        if watch.epoll.modify(&watch.ring, &mut event).is_err() {
             // Cannot happen for a registered fd; if it did, a kick wakes the host once
             // (it drains and arms again) rather than never.
-            signal.ring_watched.store(false, Ordering::SeqCst);
+            watch.ring_watched.store(false, Ordering::SeqCst);
             signal.kick();
         }
     }
 }
 
-fn wait_loop(worker: u64, signal: &Signal, epoll: &Epoll, wake: Wake) {
+fn wait_loop(worker: u64, signal: &Signal, watch: &Watch, wake: Wake) {
     let mut events = [EpollEvent::empty(); 3];
     loop {
-        let count = match epoll.wait(&mut events, EpollTimeout::NONE) {
+        let count = match watch.epoll.wait(&mut events, EpollTimeout::NONE) {
             Ok(count) => count,
             Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => return,
@@ -211,7 +218,7 @@ fn wait_loop(worker: u64, signal: &Signal, epoll: &Epoll, wake: Wake) {
                 STOP => return,
                 // Fired, so no longer watched: clear that before taking `armed`, so an
                 // `arm` in between either is seen here or watches the ring again.
-                RING => signal.ring_watched.store(false, Ordering::SeqCst),
+                RING => watch.ring_watched.store(false, Ordering::SeqCst),
                 _ => signal.drain_eventfd(),
             }
             news = true;

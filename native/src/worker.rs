@@ -135,12 +135,7 @@ impl Worker {
             // one just replaced) must still be answered. (Not `arm`: storing `armed`
             // again could answer one arm twice.)
             if self.signal.is_armed() {
-                if let Some(notifier) = &self.notifier {
-                    notifier.watch_ring(&self.signal);
-                }
-                if !self.ready.is_empty() {
-                    self.signal.kick();
-                }
+                self.watch_for_news();
             }
         }
         Ok(())
@@ -271,6 +266,12 @@ impl Worker {
     /// Arms the notifier; if completions are already pending it fires at once.
     pub(crate) fn arm(&mut self) {
         self.signal.arm();
+        self.watch_for_news();
+    }
+
+    /// For an armed worker: the notifier watches the ring (firing at once for CQEs
+    /// already there), and is kicked for completions made here that wait in `ready`.
+    fn watch_for_news(&self) {
         if let Some(notifier) = &self.notifier {
             notifier.watch_ring(&self.signal);
         }
