@@ -40,23 +40,13 @@ fn wait_for_count(worker: u64, n: u32) {
     );
 }
 
-/// A refused connect is a cheap way to make exactly one completion arrive.
-fn one_completion(host: &Host, tag: u64) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    ok("connect", host.connect("127.0.0.1", port, tag, 0));
-}
-
 /// A host whose notifier fired once: armed and idle, the next completion woke it.
 fn host_notified_once() -> Host {
     let mut host = Host::new();
     let w = host.worker;
     ok("notifier", iot_worker_set_notifier(w, Some(on_ready)));
     ok("arm", iot_worker_arm(w));
-    one_completion(&host, 1);
+    host.connect_refused(1);
     wait_for_count(w, 1);
     assert_eq!(host.next_tagged(1).result, -libc::ECONNREFUSED);
     host
@@ -68,11 +58,11 @@ fn fires_once_per_arm_and_not_after_removal() {
     let w = host.worker;
 
     // Not armed: a completion arrives, we drain it via the blocking wait instead.
-    one_completion(&host, 2);
+    host.connect_refused(2);
     assert_eq!(host.next_tagged(2).result, -libc::ECONNREFUSED);
 
     // Arming while a completion is already pending notifies at once.
-    one_completion(&host, 3);
+    host.connect_refused(3);
     assert_eq!(iot_worker_wait(w, 10_000), 1);
     ok("arm", iot_worker_arm(w));
     wait_for_count(w, 2);
@@ -89,14 +79,14 @@ fn arm_if_idle_arms_only_an_idle_worker() {
     let w = host.worker;
 
     // A completion is ready: nothing is armed, the host drains it itself.
-    one_completion(&host, 2);
+    host.connect_refused(2);
     assert_eq!(iot_worker_wait(w, 10_000), 1);
     assert_eq!(iot_worker_arm_if_idle(w), 0, "completions are pending");
     assert_eq!(host.next_tagged(2).result, -libc::ECONNREFUSED);
 
     // Idle: armed, and the next completion wakes the host once.
     assert_eq!(iot_worker_arm_if_idle(w), 1, "nothing pending");
-    one_completion(&host, 3);
+    host.connect_refused(3);
     wait_for_count(w, 2);
     assert_eq!(host.next_tagged(3).result, -libc::ECONNREFUSED);
 
@@ -133,7 +123,7 @@ fn completions_while_not_armed_do_not_wake_the_notifier_thread() {
     let w = host.worker;
     let before = thread_switches(w);
     for tag in 10..60 {
-        one_completion(&host, tag);
+        host.connect_refused(tag);
         assert_eq!(host.next_tagged(tag).result, -libc::ECONNREFUSED);
     }
     let after = thread_switches(w);
@@ -143,7 +133,7 @@ fn completions_while_not_armed_do_not_wake_the_notifier_thread() {
     );
     // Armed again, the next completion still wakes the host.
     ok("arm", iot_worker_arm(w));
-    one_completion(&host, 60);
+    host.connect_refused(60);
     wait_for_count(w, 2);
     assert_eq!(host.next_tagged(60).result, -libc::ECONNREFUSED);
     ok("remove notifier", iot_worker_set_notifier(w, None));
@@ -250,7 +240,7 @@ fn port_notifier_posts_the_worker_id_as_int64() {
         iot_worker_set_notifier_port(w, Some(fake_post), 4242),
     );
     ok("arm", iot_worker_arm(w));
-    one_completion(&host, 1);
+    host.connect_refused(1);
     let (list, cv) = posts();
     let guard = cv
         .wait_timeout_while(list.lock().unwrap(), DEADLINE, |l| {

@@ -114,30 +114,6 @@ fn remove_notifier(worker: u64, wakes: &Wakes) {
 
 // ------------------------------------------------------------------ host loop
 
-/// Small deterministic PRNG (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    /// Spins a random short while (0 to ~`max` iterations): shifts the race window.
-    fn jitter(&mut self, max: u64) {
-        let n = self.below(max + 1);
-        for i in 0..n {
-            std::hint::black_box(i);
-        }
-    }
-}
-
 /// Flushes and drains everything ready now, without waiting.
 fn drain_now(worker: u64, out: &mut Vec<iot_completion>) -> usize {
     let mut batch = [iot_completion::default(); 64];
@@ -165,48 +141,73 @@ struct LoopStats {
     empty_wakes: u64,
 }
 
-/// One turn of a notifier-driven host: drains; if nothing was ready, arms (with
-/// `iot_worker_arm_if_idle`, or `iot_worker_arm` when `plain_arm`) and waits for the
-/// callback, then drains again. Returns once something was drained. Panics on a lost
-/// wake-up.
-fn turn(
+/// A host loop woken only by its notifier, with what its turns drained and counters.
+struct NotifiedLoop<'a> {
     worker: u64,
-    wakes: &Wakes,
-    out: &mut Vec<iot_completion>,
-    stats: &mut LoopStats,
-    plain_arm: bool,
-    what: &str,
-) {
-    let mut woke = false;
-    loop {
-        if drain_now(worker, out) > 0 {
-            return;
+    wakes: &'a Wakes,
+    /// Names the loop in failures.
+    what: &'static str,
+    /// One arm in this many (at random) is `iot_worker_arm`, the others
+    /// `iot_worker_arm_if_idle` (0: never).
+    plain_arm_one_in: usize,
+    rng: Rng,
+    out: Vec<iot_completion>,
+    stats: LoopStats,
+}
+
+impl<'a> NotifiedLoop<'a> {
+    fn new(
+        worker: u64,
+        wakes: &'a Wakes,
+        what: &'static str,
+        plain_arm_one_in: usize,
+        seed: u64,
+    ) -> NotifiedLoop<'a> {
+        NotifiedLoop {
+            worker,
+            wakes,
+            what,
+            plain_arm_one_in,
+            rng: Rng(seed),
+            out: Vec::new(),
+            stats: LoopStats::default(),
         }
-        if woke {
-            stats.empty_wakes += 1;
+    }
+
+    /// One turn: drains; if nothing was ready, arms and waits for the callback, then
+    /// drains again. Returns what it drained (never nothing). Panics on a lost wake-up.
+    fn turn(&mut self) -> std::vec::Drain<'_, iot_completion> {
+        let (worker, wakes) = (self.worker, self.wakes);
+        let plain_arm = self.plain_arm_one_in > 0 && self.rng.below(self.plain_arm_one_in) == 0;
+        let mut woke = false;
+        while drain_now(worker, &mut self.out) == 0 {
+            if woke {
+                self.stats.empty_wakes += 1;
+            }
+            let seen = wakes.calls();
+            wakes.arms.fetch_add(1, Ordering::SeqCst);
+            if plain_arm {
+                ok("arm", iot_worker_arm(worker));
+            } else if ok("arm_if_idle", iot_worker_arm_if_idle(worker)) == 0 {
+                wakes.arms.fetch_sub(1, Ordering::SeqCst);
+                self.stats.refused_arms += 1;
+                continue;
+            }
+            self.stats.arms += 1;
+            if !wakes.wait_past(seen, WAKE_LIMIT) {
+                let mut st = iot_stats::default();
+                iot_worker_stats(worker, &mut st);
+                panic!(
+                    "{}: lost wake-up on worker {worker}: armed and no callback within \
+                     {WAKE_LIMIT:?}; completions ready now: {} (in flight {}); {:?}",
+                    self.what, st.completions_ready, st.ops_in_flight, self.stats
+                );
+            }
+            self.stats.wakes += 1;
+            woke = true;
+            wakes.check(self.what);
         }
-        let seen = wakes.calls();
-        wakes.arms.fetch_add(1, Ordering::SeqCst);
-        if plain_arm {
-            ok("arm", iot_worker_arm(worker));
-        } else if ok("arm_if_idle", iot_worker_arm_if_idle(worker)) == 0 {
-            wakes.arms.fetch_sub(1, Ordering::SeqCst);
-            stats.refused_arms += 1;
-            continue;
-        }
-        stats.arms += 1;
-        if !wakes.wait_past(seen, WAKE_LIMIT) {
-            let mut st = iot_stats::default();
-            iot_worker_stats(worker, &mut st);
-            panic!(
-                "{what}: lost wake-up on worker {worker}: armed and no callback within \
-                 {WAKE_LIMIT:?}; completions ready now: {} (in flight {}); {stats:?}",
-                st.completions_ready, st.ops_in_flight
-            );
-        }
-        stats.wakes += 1;
-        woke = true;
-        wakes.check(what);
+        self.out.drain(..)
     }
 }
 
@@ -249,10 +250,8 @@ fn ping_pong_side(
     window: u64,
     seed: u64,
 ) -> LoopStats {
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ seed);
+    let mut notified = NotifiedLoop::new(me, wakes, "ping-pong", 4, 0x9E37_79B9_7F4A_7C15 ^ seed);
     let (mut sent, mut next, mut reported) = (0u64, 0u64, 0u64);
-    let mut stats = LoopStats::default();
-    let mut out = Vec::new();
     let start = Instant::now();
     while next < PING_PONG || reported < PING_PONG {
         assert!(start.elapsed() < Duration::from_secs(120), "too slow");
@@ -261,16 +260,8 @@ fn ping_pong_side(
             sent += 1;
         }
         // Both arm flavours, and a bit of timing noise around the arm.
-        rng.jitter(200);
-        turn(
-            me,
-            wakes,
-            &mut out,
-            &mut stats,
-            rng.below(4) == 0,
-            "ping-pong",
-        );
-        for c in out.drain(..) {
+        notified.rng.jitter(200);
+        for c in notified.turn() {
             match c.kind {
                 IOT_KIND_MESSAGE => {
                     assert_eq!((c.tag, c.result as u32), (next, next as u32), "order");
@@ -287,7 +278,7 @@ fn ping_pong_side(
             }
         }
     }
-    stats
+    notified.stats
 }
 
 /// Another thread's worker messages this one at random moments (single messages and
@@ -308,7 +299,7 @@ fn messages_from_another_thread_race_the_arm() {
         let mut out = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(120);
         while sent < MESSAGES {
-            let burst = 1 + rng.below(3);
+            let burst = 1 + rng.below(3) as u64;
             for _ in 0..burst.min(MESSAGES - sent) {
                 ok("send", iot_message_send(ws, wr, sent, sent as u32));
                 sent += 1;
@@ -332,20 +323,10 @@ fn messages_from_another_thread_race_the_arm() {
         }
         sender
     });
-    let mut rng = Rng(5);
-    let mut stats = LoopStats::default();
-    let mut out = Vec::new();
+    let mut notified = NotifiedLoop::new(wr, &wakes, "racing messages", 3, 5);
     let mut next = 0u64;
     while next < MESSAGES {
-        turn(
-            wr,
-            &wakes,
-            &mut out,
-            &mut stats,
-            rng.below(3) == 0,
-            "racing messages",
-        );
-        for c in out.drain(..) {
+        for c in notified.turn() {
             assert_eq!(c.kind, IOT_KIND_MESSAGE);
             assert_eq!(c.tag, next, "order");
             next += 1;
@@ -354,7 +335,7 @@ fn messages_from_another_thread_race_the_arm() {
     let _sender = send_thread.join().expect("sender");
     remove_notifier(wr, &wakes);
     wakes.check("racing messages");
-    eprintln!("racing messages: {stats:?}");
+    eprintln!("racing messages: {:?}", notified.stats);
     drop(receiver);
 }
 
@@ -397,12 +378,10 @@ fn many_senders_one_notified_receiver() {
         })
         .collect();
     let mut next = vec![0u64; SENDERS as usize];
-    let mut stats = LoopStats::default();
-    let mut out = Vec::new();
+    let mut notified = NotifiedLoop::new(wr, &wakes, "many senders", 0, 0);
     let mut got = 0;
     while got < SENDERS * EACH {
-        turn(wr, &wakes, &mut out, &mut stats, false, "many senders");
-        for c in out.drain(..) {
+        for c in notified.turn() {
             assert_eq!(c.kind, IOT_KIND_MESSAGE);
             let (s, i) = ((c.tag >> 32) as usize, c.tag & 0xffff_ffff);
             assert_eq!(i, next[s], "order from sender {s}");
@@ -415,7 +394,7 @@ fn many_senders_one_notified_receiver() {
     }
     remove_notifier(wr, &wakes);
     wakes.check("many senders");
-    eprintln!("many senders: {stats:?}");
+    eprintln!("many senders: {:?}", notified.stats);
 }
 
 // ------------------------------------------------------------------ sockets, timers
@@ -454,28 +433,18 @@ fn tcp_echo_driven_by_arm_if_idle() {
     assert_eq!(socket.result, 0, "{}", message(socket.result));
     let socket = socket.handle;
     let wakes = set_notified(w);
-    let mut rng = Rng(9);
-    let mut stats = LoopStats::default();
-    let mut out = Vec::new();
+    let mut notified = NotifiedLoop::new(w, &wakes, "tcp echo", 4, 9);
     let size = host.buffer_size() as usize;
     const ROUNDS: u32 = 3_000;
     for round in 0..ROUNDS {
-        let len = 1 + rng.below(size.min(8192) as u64) as usize;
+        let len = 1 + notified.rng.below(size.min(8192));
         let data = pattern(len, round);
         let id = host.filled_buffer(&data);
         ok("send", iot_send(w, socket, id, 0, len as u32, 2, 0));
         ok("recv", iot_recv(w, socket, 3, 0, 0));
         let (mut got, mut sent, mut receiving) = (Vec::new(), false, true);
         while !sent || got.len() < len {
-            turn(
-                w,
-                &wakes,
-                &mut out,
-                &mut stats,
-                rng.below(4) == 0,
-                "tcp echo",
-            );
-            for c in out.drain(..) {
+            for c in notified.turn() {
                 match c.tag {
                     2 => {
                         assert_eq!(c.result, len as i32, "send: {}", message(c.result));
@@ -499,7 +468,7 @@ fn tcp_echo_driven_by_arm_if_idle() {
     }
     remove_notifier(w, &wakes);
     wakes.check("tcp echo");
-    eprintln!("tcp echo: {stats:?}");
+    eprintln!("tcp echo: {:?}", notified.stats);
     ok("close", iot_socket_close(w, socket));
     host.poll();
     host.release_pending();
@@ -514,26 +483,14 @@ fn timeouts_expire_while_armed() {
     let w = host.worker;
     let (socket, _peer) = host.connected_pair();
     let wakes = set_notified(w);
-    let mut rng = Rng(11);
-    let mut stats = LoopStats::default();
-    let mut out = Vec::new();
+    let mut notified = NotifiedLoop::new(w, &wakes, "timeouts", 2, 11);
     for i in 0..1_500u64 {
-        ok(
-            "recv",
-            iot_recv(w, socket, 100 + i, 0, 1 + rng.below(3) as u32),
-        );
+        let timeout_ms = 1 + notified.rng.below(3) as u32;
+        ok("recv", iot_recv(w, socket, 100 + i, 0, timeout_ms));
         ok("flush", iot_worker_flush(w));
         let mut done = false;
         while !done {
-            turn(
-                w,
-                &wakes,
-                &mut out,
-                &mut stats,
-                rng.below(2) == 0,
-                "timeouts",
-            );
-            for c in out.drain(..) {
+            for c in notified.turn() {
                 assert_eq!(c.tag, 100 + i);
                 assert_eq!(c.result, -libc::ETIMEDOUT, "{}", message(c.result));
                 done = true;
@@ -542,7 +499,7 @@ fn timeouts_expire_while_armed() {
     }
     remove_notifier(w, &wakes);
     wakes.check("timeouts");
-    eprintln!("timeouts: {stats:?}");
+    eprintln!("timeouts: {:?}", notified.stats);
 }
 
 /// Another thread cancels (and flushes) a receive while the host is armed and asleep.
@@ -553,9 +510,7 @@ fn cancels_from_another_thread_while_armed() {
     let w = host.worker;
     let (socket, _peer) = host.connected_pair();
     let wakes = set_notified(w);
-    let mut rng = Rng(12);
-    let mut stats = LoopStats::default();
-    let mut out = Vec::new();
+    let mut notified = NotifiedLoop::new(w, &wakes, "cancels", 2, 12);
     const ROUNDS: u64 = 1_500;
     let go = Arc::new(Barrier::new(2));
     let go2 = go.clone();
@@ -586,15 +541,7 @@ fn cancels_from_another_thread_while_armed() {
         go.wait();
         let mut done = false;
         while !done {
-            turn(
-                w,
-                &wakes,
-                &mut out,
-                &mut stats,
-                rng.below(2) == 0,
-                "cancels",
-            );
-            for c in out.drain(..) {
+            for c in notified.turn() {
                 assert_eq!(c.tag, 1000 + i);
                 assert_eq!(c.result, -libc::ECANCELED, "{}", message(c.result));
                 done = true;
@@ -604,7 +551,7 @@ fn cancels_from_another_thread_while_armed() {
     canceller.join().unwrap();
     remove_notifier(w, &wakes);
     wakes.check("cancels");
-    eprintln!("cancels: {stats:?}");
+    eprintln!("cancels: {:?}", notified.stats);
 }
 
 // ------------------------------------------------------------------ files
@@ -623,28 +570,18 @@ fn file_ops_complete_while_armed() {
     let file = host.open_rw(&path);
     let fifo = host.empty_fifo(dir.path());
     let wakes = set_notified(w);
-    let mut rng = Rng(21);
-    let mut stats = LoopStats::default();
-    let mut out = Vec::new();
+    let mut notified = NotifiedLoop::new(w, &wakes, "file ops", 2, 21);
     for i in 0..1_000u64 {
         let mut id = 0;
         ok("acquire", iot_buffer_acquire(w, &mut id));
-        let at = rng.below((data.len() - 4096) as u64);
+        let at = notified.rng.below(data.len() - 4096) as u64;
         ok("read", iot_file_read(w, file, id, 0, 4096, at, 10, 0));
         if i % 4 == 0 {
             ok("sync", iot_file_sync(w, file, 0, 11, 0));
         }
         let mut left = if i % 4 == 0 { 2 } else { 1 };
         while left > 0 {
-            turn(
-                w,
-                &wakes,
-                &mut out,
-                &mut stats,
-                rng.below(2) == 0,
-                "file ops",
-            );
-            for c in out.drain(..) {
+            for c in notified.turn() {
                 match c.tag {
                     10 => {
                         assert_eq!(c.result, 4096, "{}", message(c.result));
@@ -659,6 +596,7 @@ fn file_ops_complete_while_armed() {
         }
     }
     // FIFO: the read waits in the kernel; a writer thread fills it at a random moment.
+    notified.what = "fifo";
     let fifo_path = dir.path().join("fifo");
     let (to_writer, writer_rx) = std::sync::mpsc::channel::<u64>();
     let writer = thread::spawn(move || {
@@ -683,8 +621,7 @@ fn file_ops_complete_while_armed() {
         to_writer.send(i).unwrap();
         let mut got = Vec::new();
         while got.len() < 8 {
-            turn(w, &wakes, &mut out, &mut stats, rng.below(2) == 0, "fifo");
-            for c in out.drain(..) {
+            for c in notified.turn() {
                 assert_eq!(c.tag, 12);
                 assert!(c.result > 0, "{}", message(c.result));
                 got.extend_from_slice(host.payload(&c));
@@ -706,7 +643,7 @@ fn file_ops_complete_while_armed() {
     writer.join().unwrap();
     remove_notifier(w, &wakes);
     wakes.check("file ops");
-    eprintln!("file ops: {stats:?}");
+    eprintln!("file ops: {:?}", notified.stats);
 }
 
 // ------------------------------------------------------------------ notifier lifecycle
@@ -811,7 +748,7 @@ fn replacing_the_notifier_while_armed_keeps_the_arm() {
         // Replace (joins the old thread); the arm stands.
         ok("replace", iot_worker_set_notifier(w, Some(on_wake)));
         let seen = wakes.calls();
-        one_refused_connect(&host, 500 + round);
+        host.connect_refused(500 + round);
         if !wakes.wait_past(seen, Duration::from_secs(2)) {
             failures.push(round);
         }
@@ -837,20 +774,11 @@ fn arm_before_setting_the_notifier_is_kept() {
     wakes.arms.fetch_add(1, Ordering::SeqCst);
     assert_eq!(iot_worker_arm_if_idle(w), 1);
     ok("notifier", iot_worker_set_notifier(w, Some(on_wake)));
-    one_refused_connect(&host, 7);
+    host.connect_refused(7);
     let woke = wakes.wait_past(0, Duration::from_secs(2));
     remove_notifier(w, &wakes);
     assert_eq!(host.next_tagged(7).result, -libc::ECONNREFUSED);
     assert!(woke, "lost wake-up: armed before the notifier was set");
-}
-
-fn one_refused_connect(host: &Host, tag: u64) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    ok("connect", host.connect("127.0.0.1", port, tag, 0));
 }
 
 /// A worker freed while armed, with messages from another thread's worker in flight:

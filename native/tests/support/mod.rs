@@ -219,6 +219,17 @@ impl Host {
     }
 
     /// A TCP connection from one of our sockets to a std peer: (our socket, the peer).
+    /// Connects to a port nobody listens on (the listener that had it is closed):
+    /// exactly one completion, `-ECONNREFUSED`, arrives for `tag`.
+    pub fn connect_refused(&self, tag: u64) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        ok("connect", self.connect("127.0.0.1", port, tag, 0));
+    }
+
     pub fn connected_pair(&mut self) -> (u64, std::net::TcpStream) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -510,6 +521,34 @@ pub fn example_path(example: &str) -> std::path::PathBuf {
 }
 
 /// Deterministic, non-repeating-looking test bytes.
+/// xorshift64*: a small deterministic PRNG, reproducible from its seed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number below `n` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+
+    /// Spins a random short while (0 to `max` iterations): shifts a race window.
+    pub fn jitter(&mut self, max: usize) {
+        for i in 0..self.below(max + 1) {
+            std::hint::black_box(i);
+        }
+    }
+}
+
 pub fn pattern(len: usize, seed: u32) -> Vec<u8> {
     let mut x = seed.wrapping_mul(2_654_435_761).max(1);
     (0..len)
