@@ -51,16 +51,14 @@ typedef DatagramEvent<T> = T Function(
 /// The machinery of one datagram socket, owned by a `UdpSocket` or a
 /// `UnixDatagramSocket`.
 final class DatagramChannel<T> implements SendBufferWaiter {
-  DatagramChannel(this.core, this.socket, this._event) {
-    receiver = Receiver<T>.datagram(core, socket, _convert, _readTimeout);
-  }
+  DatagramChannel(this.core, this.socket, DatagramEvent<T> event)
+      : receiver = _DatagramReceiver<T>(core, socket, event);
 
   final WorkerCore core;
   final SocketHandle socket;
-  final DatagramEvent<T> _event;
 
   /// The receive stream.
-  late final Receiver<T> receiver;
+  final Receiver<T> receiver;
 
   /// Sends waiting for a send buffer, in call order.
   final Queue<_DatagramSend> _queue = Queue<_DatagramSend>();
@@ -79,15 +77,6 @@ final class DatagramChannel<T> implements SendBufferWaiter {
   }
 
   bool get isClosed => socket.isClosed;
-
-  T _convert(int bufferId, int offset, int length, int flags) {
-    try {
-      final data = core.buffers.copy(bufferId, offset, length);
-      return _event(data, bufferId, flags & IOT_COMPLETION_TRUNCATED != 0);
-    } finally {
-      core.releaseBuffer(bufferId);
-    }
-  }
 
   /// Sends [data] as one datagram to [target]; completes when the kernel
   /// took it.
@@ -210,6 +199,26 @@ final class DatagramChannel<T> implements SendBufferWaiter {
     socket.close();
     _failQueued(closedError('send', 'socket'));
     receiver.onClosed();
+  }
+}
+
+/// The receive loop of a datagram socket: each event is made by the owner's
+/// [DatagramEvent] from a copy of the datagram.
+final class _DatagramReceiver<T> extends Receiver<T> {
+  _DatagramReceiver(WorkerCore core, SocketHandle socket, this._event)
+      : super(core, socket, null, datagram: true);
+
+  final DatagramEvent<T> _event;
+
+  @override
+  T convert(int bufferId, int offset, int length, int flags) {
+    final core = this.core;
+    try {
+      final data = core.buffers.copy(bufferId, offset, length);
+      return _event(data, bufferId, flags & IOT_COMPLETION_TRUNCATED != 0);
+    } finally {
+      core.releaseBuffer(bufferId);
+    }
   }
 }
 

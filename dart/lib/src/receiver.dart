@@ -46,26 +46,17 @@ bool _isTransientDatagramError(int code) =>
 /// the worker) goes out in a microtask, so the listener is never called back
 /// from inside that call. A paused subscription buffers events as usual.
 ///
-/// A stream connection's receiver overrides [convert] ([Receiver.stream]); a
-/// datagram socket's gives a conversion function ([Receiver.datagram]).
+/// A subclass turns each received buffer into an event ([convert]).
 ///
 /// The receiver is its own stream and the subscription of its one listener
 /// (see [SingleSubscriptionStream]: no `StreamController` per connection).
-base class Receiver<T> extends SingleSubscriptionStream<T>
+abstract base class Receiver<T> extends SingleSubscriptionStream<T>
     implements CompletionHandler, SendBufferWaiter {
-  /// A datagram socket's receive loop: [convert] is [_convert]; its owner
-  /// keeps [readTimeout] up to date.
-  Receiver.datagram(this._core, this._socket,
-      T Function(int bufferId, int offset, int length, int flags) convert,
-      this.readTimeout)
-      : _convert = convert,
-        _datagram = true;
-
-  /// A stream socket's receive loop: a subclass overrides [convert]; its
-  /// owner keeps [readTimeout] up to date.
-  Receiver.stream(this._core, this._socket, this.readTimeout)
-      : _convert = null,
-        _datagram = false;
+  /// The receive loop of a stream socket, or of a datagram socket when
+  /// [datagram]; its owner keeps [readTimeout] up to date.
+  Receiver(this._core, this._socket, this.readTimeout,
+      {required bool datagram})
+      : _datagram = datagram;
 
   final WorkerCore _core;
   final SocketHandle _socket;
@@ -73,7 +64,6 @@ base class Receiver<T> extends SingleSubscriptionStream<T>
   /// The worker, for subclasses.
   WorkerCore get core => _core;
 
-  final T Function(int bufferId, int offset, int length, int flags)? _convert;
   final bool _datagram;
 
   /// Bounds each wait for data from the next receive on (null: none, one
@@ -83,8 +73,7 @@ base class Receiver<T> extends SingleSubscriptionStream<T>
   /// Turns received buffer `bufferId` (`length` bytes from `offset`, the
   /// completion's `flags`) into an event. It owns the buffer from then on:
   /// it copies and releases it, or hands it out as a payload.
-  T convert(int bufferId, int offset, int length, int flags) =>
-      _convert!(bufferId, offset, length, flags);
+  T convert(int bufferId, int offset, int length, int flags);
 
   @override
   void onListened() => _start();

@@ -240,7 +240,7 @@ abstract base class StreamConnection extends Stream<Uint8List> {
 /// of one received chunk (the native buffer goes back to the pool at once).
 final class _BytesReceiver extends Receiver<Uint8List> {
   _BytesReceiver(WorkerCore core, SocketHandle socket, Duration? readTimeout)
-      : super.stream(core, socket, readTimeout);
+      : super(core, socket, readTimeout, datagram: false);
 
   @override
   Uint8List convert(int bufferId, int offset, int length, int flags) {
@@ -254,7 +254,7 @@ final class _BytesReceiver extends Receiver<Uint8List> {
 /// The receive loop of a connection read through [StreamConnection.payloads].
 final class _PayloadReceiver extends Receiver<Payload> {
   _PayloadReceiver(WorkerCore core, SocketHandle socket, Duration? readTimeout)
-      : super.stream(core, socket, readTimeout);
+      : super(core, socket, readTimeout, datagram: false);
 
   @override
   Payload convert(int bufferId, int offset, int length, int flags) {
