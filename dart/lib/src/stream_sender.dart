@@ -321,14 +321,16 @@ final class StreamSender implements CompletionHandler, SendBufferWaiter {
       // Drop the sends still queued natively behind the failed one.
       _core.cancel(_tag);
     }
+    final unsent = _next;
     final failed = <Outbound>[];
+    Outbound? beforeUnsent;
     for (var e = _head; e != null; e = e.next) {
       failed.add(e);
+      if (identical(e.next, unsent)) beforeUnsent = e;
     }
     // Drop the entries not queued natively, but the first of them when it
     // still has operations in flight (it leaves the list once they
     // completed).
-    final unsent = _next;
     if (unsent != null) {
       for (var e = unsent.inFlight > 0 ? unsent.next : unsent;
           e != null;
@@ -337,11 +339,7 @@ final class StreamSender implements CompletionHandler, SendBufferWaiter {
           _core.releaseBuffer(e.bufferId, e.offset);
         }
       }
-      Outbound? keep;
-      for (var e = _head; e != null && !identical(e, unsent); e = e.next) {
-        keep = e;
-      }
-      if (unsent.inFlight > 0) keep = unsent;
+      final keep = unsent.inFlight > 0 ? unsent : beforeUnsent;
       if (keep == null) {
         _head = _tail = null;
       } else {
