@@ -94,17 +94,7 @@ abstract base class SingleSubscriptionStream<T> extends Stream<T>
   }
 
   /// `StreamController.add`.
-  void addEvent(T data) {
-    if (_state & _listenedBit == 0) {
-      _waitForListener(data);
-    } else if (_state & _cancelledBit != 0) {
-      return;
-    } else if (_canFire) {
-      _sendData(data);
-    } else {
-      _addPending(data);
-    }
-  }
+  void addEvent(T data) => _raise(data);
 
   /// `StreamController.addError`: a replacement from the current zone's
   /// `errorCallback` is what the listener gets.
@@ -114,30 +104,12 @@ abstract base class SingleSubscriptionStream<T> extends Stream<T>
       error = replacement.error;
       stackTrace = replacement.stackTrace;
     }
-    final trace = stackTrace ?? AsyncError.defaultStackTrace(error);
-    if (_state & _listenedBit == 0) {
-      _waitForListener(_WaitingError(error, trace));
-    } else if (_state & _cancelledBit != 0) {
-      return;
-    } else if (_canFire) {
-      _sendError(error, trace);
-    } else {
-      _addPending(_WaitingError(error, trace));
-    }
+    _raise(_WaitingError(
+        error, stackTrace ?? AsyncError.defaultStackTrace(error)));
   }
 
   /// `StreamController.close` (once).
-  void closeEvents() {
-    if (_state & _listenedBit == 0) {
-      _waitForListener(_waitingDone);
-    } else if (_state & _cancelledBit != 0) {
-      return;
-    } else if (_canFire) {
-      _sendDone();
-    } else {
-      _addPending(_waitingDone);
-    }
-  }
+  void closeEvents() => _raise(_waitingDone);
 
   // ------------------------------------------------------------ the stream
 
@@ -263,9 +235,18 @@ abstract base class SingleSubscriptionStream<T> extends Stream<T>
     _runHook(onCancelled);
   }
 
-  /// An event raised before [listen]: the subscription gets it then.
-  void _waitForListener(Object? event) {
-    (_pending ??= ListQueue<Object?>()).add(event);
+  /// Raises [event] (data, a [_WaitingError] or [_waitingDone]): delivers it
+  /// now, or has it wait (before [listen], the subscription gets it then).
+  void _raise(Object? event) {
+    if (_state & _listenedBit == 0) {
+      (_pending ??= ListQueue<Object?>()).add(event);
+    } else if (_state & _cancelledBit != 0) {
+      return;
+    } else if (_canFire) {
+      _deliver(event);
+    } else {
+      _addPending(event);
+    }
   }
 
   void _addPending(Object? event) {
@@ -291,7 +272,10 @@ abstract base class SingleSubscriptionStream<T> extends Stream<T>
     _state &= ~(_deliveryQueuedBit | _deliveryWantedBit);
     final pending = _pending;
     if (!wanted || pending == null || pending.isEmpty) return;
-    final event = pending.removeFirst();
+    _deliver(pending.removeFirst());
+  }
+
+  void _deliver(Object? event) {
     if (event is _WaitingError) {
       _sendError(event.error, event.stackTrace);
     } else if (identical(event, _waitingDone)) {
