@@ -209,6 +209,14 @@ impl<'a> NotifiedLoop<'a> {
         }
         self.out.drain(..)
     }
+
+    /// Removes the notifier, checks that no callback came unasked or late, and prints
+    /// the loop's counters.
+    fn finish(self) {
+        remove_notifier(self.worker, self.wakes);
+        self.wakes.check(self.what);
+        eprintln!("{}: {:?}", self.what, self.stats);
+    }
 }
 
 // ------------------------------------------------------------------ messaging
@@ -333,9 +341,7 @@ fn messages_from_another_thread_race_the_arm() {
         }
     }
     let _sender = send_thread.join().expect("sender");
-    remove_notifier(wr, &wakes);
-    wakes.check("racing messages");
-    eprintln!("racing messages: {:?}", notified.stats);
+    notified.finish();
     drop(receiver);
 }
 
@@ -392,9 +398,7 @@ fn many_senders_one_notified_receiver() {
     for t in threads {
         t.join().expect("sender");
     }
-    remove_notifier(wr, &wakes);
-    wakes.check("many senders");
-    eprintln!("many senders: {:?}", notified.stats);
+    notified.finish();
 }
 
 // ------------------------------------------------------------------ sockets, timers
@@ -466,9 +470,7 @@ fn tcp_echo_driven_by_arm_if_idle() {
         }
         assert!(got == data, "echo differs in round {round}");
     }
-    remove_notifier(w, &wakes);
-    wakes.check("tcp echo");
-    eprintln!("tcp echo: {:?}", notified.stats);
+    notified.finish();
     ok("close", iot_socket_close(w, socket));
     host.poll();
     host.release_pending();
@@ -497,9 +499,7 @@ fn timeouts_expire_while_armed() {
             }
         }
     }
-    remove_notifier(w, &wakes);
-    wakes.check("timeouts");
-    eprintln!("timeouts: {:?}", notified.stats);
+    notified.finish();
 }
 
 /// Another thread cancels (and flushes) a receive while the host is armed and asleep.
@@ -549,9 +549,7 @@ fn cancels_from_another_thread_while_armed() {
         }
     }
     canceller.join().unwrap();
-    remove_notifier(w, &wakes);
-    wakes.check("cancels");
-    eprintln!("cancels: {:?}", notified.stats);
+    notified.finish();
 }
 
 // ------------------------------------------------------------------ files
@@ -596,7 +594,7 @@ fn file_ops_complete_while_armed() {
         }
     }
     // FIFO: the read waits in the kernel; a writer thread fills it at a random moment.
-    notified.what = "fifo";
+    notified.what = "file ops, fifo";
     let fifo_path = dir.path().join("fifo");
     let (to_writer, writer_rx) = std::sync::mpsc::channel::<u64>();
     let writer = thread::spawn(move || {
@@ -641,9 +639,7 @@ fn file_ops_complete_while_armed() {
     }
     drop(to_writer);
     writer.join().unwrap();
-    remove_notifier(w, &wakes);
-    wakes.check("file ops");
-    eprintln!("file ops: {:?}", notified.stats);
+    notified.finish();
 }
 
 // ------------------------------------------------------------------ notifier lifecycle
