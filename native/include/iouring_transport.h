@@ -610,8 +610,10 @@ typedef struct iot_stats {
    */
   uint32_t completions_ready;
   /*
-   Drains that found the completion queue full and completions parked in the
-   kernel's overflow list (0 in a steady state: the queue is sized for the load).
+   Drains and flushes that found completions parked in the kernel's overflow list
+   (the completion queue was full). 0 in a steady state: the queue is sized for
+   the load, and a host that falls behind has its completions moved out of the
+   queue into the worker's own (see `iot_worker_flush`).
    */
   uint32_t completion_overflows;
   /*
@@ -1392,7 +1394,9 @@ void iot_worker_finalize(void *token);
 
 /*
  Submits every queued operation with one `io_uring_enter`. Returns how many
- submissions the kernel took.
+ submissions the kernel took. When the completion queue is half full (the host
+ drains in batches and fell behind), its completions first move into the worker's
+ own queue, in order, so the kernel always has room to post.
  */
 int32_t iot_worker_flush(uint64_t worker);
 

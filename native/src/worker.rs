@@ -193,8 +193,15 @@ impl Worker {
         })
     }
 
-    /// Submits everything queued; returns how many SQEs the kernel took.
+    /// Submits everything queued; returns how many SQEs the kernel took. When the
+    /// host has let the completion queue fill to half (it drains in batches and fell
+    /// behind), its CQEs move into `ready` first: a CQE the kernel cannot post stops a
+    /// multishot receive, which must then be submitted again, and the rest wait in
+    /// the kernel's overflow list, each allocated on its own. `ready` grows instead.
     pub(crate) fn flush(&mut self) -> Result<usize> {
+        if self.driver.ring.completions() >= self.driver.ring.capacity() / 2 {
+            self.reap_into_ready();
+        }
         self.driver.ring.flush()
     }
 
@@ -240,23 +247,29 @@ impl Worker {
         while rounds > 0 && self.sockets.get(socket).is_ok_and(|s| s.sending) {
             rounds -= 1;
             self.flush()?;
-            let mut overflow_flushed = false;
-            let mut reaped = false;
-            self.reaping_outside_drain = true;
-            while let Some((user_data, res, flags)) = self.driver.next_cqe(&mut overflow_flushed) {
-                reaped = true;
-                // What the CQE ended besides (an op it made end at once) goes after it.
-                let at = self.ready.len();
-                if let Some(completion) = self.on_cqe(user_data, res, flags) {
-                    self.insert_ended(at, Ended::nothing_lent(completion));
-                }
-            }
-            self.reaping_outside_drain = false;
-            if !reaped {
+            if !self.reap_into_ready() {
                 break;
             }
         }
         Ok(())
+    }
+
+    /// Reaps every CQE outside a drain: their completions wait in `ready`, in order,
+    /// for the host's next drain. Returns whether there was any.
+    fn reap_into_ready(&mut self) -> bool {
+        let mut overflow_flushed = false;
+        let mut reaped = false;
+        self.reaping_outside_drain = true;
+        while let Some((user_data, res, flags)) = self.driver.next_cqe(&mut overflow_flushed) {
+            reaped = true;
+            // What the CQE ended besides (an op it made end at once) goes after it.
+            let at = self.ready.len();
+            if let Some(completion) = self.on_cqe(user_data, res, flags) {
+                self.insert_ended(at, Ended::nothing_lent(completion));
+            }
+        }
+        self.reaping_outside_drain = false;
+        reaped
     }
 
     pub(crate) fn has_pending(&mut self) -> bool {

@@ -30,8 +30,9 @@ final class WorkerStats {
   /// Completions ready to drain.
   final int completionsReady;
 
-  /// Drains that found the completion queue full, with completions parked in
-  /// the kernel's overflow list (0 while the queue is big enough for the load).
+  /// Drains and flushes that found completions parked in the kernel's
+  /// overflow list, the completion queue being full (0 while the queue is big
+  /// enough for the load and the worker keeps half of it free).
   final int completionOverflows;
 
   /// Receive buffers the receive ring has grown to (it starts with up to 256,

@@ -125,8 +125,10 @@ pub struct iot_stats {
     pub buffers_outstanding: u32,
     /// Completions ready to drain without entering the kernel.
     pub completions_ready: u32,
-    /// Drains that found the completion queue full and completions parked in the
-    /// kernel's overflow list (0 in a steady state: the queue is sized for the load).
+    /// Drains and flushes that found completions parked in the kernel's overflow list
+    /// (the completion queue was full). 0 in a steady state: the queue is sized for
+    /// the load, and a host that falls behind has its completions moved out of the
+    /// queue into the worker's own (see `iot_worker_flush`).
     pub completion_overflows: u32,
     /// Receive buffers the receive ring has grown to (see `recv_buffer_count`).
     pub recv_ring_buffers: u32,

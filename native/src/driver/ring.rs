@@ -12,7 +12,7 @@ use crate::error::{from_io, Result, IOT_E_MEMLOCK, IOT_E_UNSUPPORTED};
 
 pub(crate) struct Ring {
     ring: IoUring,
-    /// Drains that found completions parked in the kernel's overflow list.
+    /// Drains and flushes that found completions parked in the kernel's overflow list.
     overflows: u32,
 }
 
@@ -116,10 +116,20 @@ impl Ring {
     /// Submits everything queued; returns how many SQEs the kernel took. Costs no
     /// syscall when nothing is queued (hosts flush once per event-loop turn).
     pub(crate) fn flush(&mut self) -> Result<usize> {
-        if self.ring.submission().is_empty() && !self.ring.submission().cq_overflow() {
+        // A host that drains in batches may never empty the queue, so the overflow is
+        // noted here too, not only when a drain finds the queue empty: this submit
+        // brings the parked entries back.
+        if !self.overflow_noted() && self.ring.submission().is_empty() {
             return Ok(0);
         }
         self.ring.submit().map_err(from_io)
+    }
+
+    /// Whether the kernel parked completions in its overflow list (counted).
+    fn overflow_noted(&mut self) -> bool {
+        let parked = self.ring.submission().cq_overflow();
+        self.overflows = self.overflows.saturating_add(u32::from(parked));
+        parked
     }
 
     /// SQEs queued and not yet submitted.
@@ -136,19 +146,24 @@ impl Ring {
             if let Some(cqe) = self.ring.completion().next() {
                 return Some((cqe.user_data(), cqe.result(), cqe.flags()));
             }
-            if *overflow_flushed || !self.ring.submission().cq_overflow() {
+            if *overflow_flushed || !self.overflow_noted() {
                 return None;
             }
             // Entries the kernel parked in its overflow list come back on enter.
             *overflow_flushed = true;
-            self.overflows = self.overflows.saturating_add(1);
             let _ = self.ring.submit();
         }
     }
 
-    /// Drains so far that found completions in the kernel's overflow list.
+    /// Times so far that a drain or a flush found completions in the kernel's
+    /// overflow list.
     pub(crate) fn overflows(&self) -> u32 {
         self.overflows
+    }
+
+    /// Entries of the completion queue.
+    pub(crate) fn capacity(&self) -> usize {
+        self.ring.params().cq_entries() as usize
     }
 
     /// CQEs ready to read (not counting the overflow list).

@@ -76,7 +76,9 @@ fn reap(worker: &Mutex<Option<Worker>>) {
 }
 
 /// Submits every queued operation with one `io_uring_enter`. Returns how many
-/// submissions the kernel took.
+/// submissions the kernel took. When the completion queue is half full (the host
+/// drains in batches and fell behind), its completions first move into the worker's
+/// own queue, in order, so the kernel always has room to post.
 #[no_mangle]
 pub extern "C" fn iot_worker_flush(worker: u64) -> i32 {
     boundary(|| registry::with(worker, |w| w.flush().map(|n| n as i32)))

@@ -24,6 +24,13 @@ impl EchoServer {
     /// once, and check the echo; returns the worker's counters after every connection
     /// closed, asserting that nothing stayed behind.
     pub fn echo_all_at_once(self, connections: usize, size: usize) -> iot_stats {
+        self.echo_in_rounds(connections, size, 1)
+    }
+
+    /// As `echo_all_at_once`, for `rounds` messages per connection: each client
+    /// sends its next message as soon as it has read the echo of the last, so every
+    /// connection keeps one message in flight, as a load client does.
+    pub fn echo_in_rounds(self, connections: usize, size: usize, rounds: u32) -> iot_stats {
         let port = self.port;
         let per_thread = connections / 10;
         let threads: Vec<_> = (0..10)
@@ -34,15 +41,22 @@ impl EchoServer {
                             std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect")
                         })
                         .collect();
+                    let message = |i: usize, round: u32| {
+                        pattern(size, (t * per_thread + i) as u32 ^ (round << 24))
+                    };
                     for (i, s) in streams.iter_mut().enumerate() {
-                        s.write_all(&pattern(size, (t * per_thread + i) as u32))
-                            .unwrap();
-                    }
-                    for (i, s) in streams.iter_mut().enumerate() {
-                        let mut back = vec![0u8; size];
                         s.set_read_timeout(Some(DEADLINE)).unwrap();
-                        s.read_exact(&mut back).unwrap();
-                        assert_eq!(back, pattern(size, (t * per_thread + i) as u32));
+                        s.write_all(&message(i, 0)).unwrap();
+                    }
+                    let mut back = vec![0u8; size];
+                    for round in 0..rounds {
+                        for (i, s) in streams.iter_mut().enumerate() {
+                            s.read_exact(&mut back).unwrap();
+                            assert_eq!(back, message(i, round));
+                            if round + 1 < rounds {
+                                s.write_all(&message(i, round + 1)).unwrap();
+                            }
+                        }
                     }
                 })
             })
