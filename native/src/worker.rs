@@ -56,8 +56,9 @@ pub(crate) struct Worker {
     starved: VecDeque<usize>,
     /// How many times the receive ring grew (see `Worker::starve`).
     ring_epoch: u32,
-    /// CQEs are being reaped outside a drain (`push_sends_into_kernel`): an op that
-    /// ends keeps what it lent until the host drains its completion from `ready`.
+    /// CQEs are being reaped outside a drain (`reap_into_ready`): an op that ends and
+    /// read into host buffers keeps them until the host drains its completion from
+    /// `ready`; what a send lent goes back to the pool at once.
     reaping_outside_drain: bool,
     /// Datagram receives waiting for spans to return to the datagram ring, likewise.
     starved_for_spans: VecDeque<usize>,

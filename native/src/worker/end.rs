@@ -1,7 +1,8 @@
 //! An op ends: its slot is freed, the pool buffers it took go back at once, and the
 //! host buffers it borrowed go back when the host sees its completion (to the host
-//! when they hold what was read, to the pool when their bytes went out), so every
-//! buffer has one owner at a time. An ordered op lets its handle's queue move on.
+//! when they hold what was read, to the pool when their bytes went out; those go back
+//! when the CQE is reaped, if that is before), so every buffer has one owner at a
+//! time. An ordered op lets its handle's queue move on.
 
 use super::Worker;
 use crate::abi::*;
@@ -24,21 +25,39 @@ impl Ended {
     }
 }
 
+impl Ended {
+    /// Whether the op lent buffers that go back to the host with its completion
+    /// (what was read into them), not to the pool.
+    fn keeps_host_buffers(&self) -> bool {
+        self.lent
+            .as_ref()
+            .is_some_and(|work| work.fills_host_buffers())
+    }
+}
+
 impl Worker {
     /// Ends op `key` with its CQE, in a drain: the completion goes to the host now,
     /// with the buffers it hands back. The next op queued behind it starts. Outside a
-    /// drain the completion waits in `ready` instead, the buffers with it.
+    /// drain the completion waits in `ready` instead. Host buffers a read filled wait
+    /// with it; the buffers whose bytes went out go back to the pool now, as the
+    /// completion says: behind a backlog of completions they would be held for as
+    /// long again, and the receive ring ran dry for them at 10,000 connections.
     pub(super) fn end_op(
         &mut self,
         key: usize,
         completion: iot_completion,
     ) -> Option<iot_completion> {
         let ended = self.end_op_unseen(key, completion);
-        if self.reaping_outside_drain {
+        if self.reaping_outside_drain && ended.keeps_host_buffers() {
             self.push_ended(ended);
             return None;
         }
-        Some(self.hand_over(ended))
+        let completion = self.hand_over(ended);
+        if self.reaping_outside_drain {
+            self.push_ready(completion);
+            return None;
+        }
+        Some(completion)
     }
 
     /// Ends op `key` outside a drain: its completion waits in `ready`.
