@@ -6,8 +6,9 @@
 /// dart run example/echo_server.dart [--host 127.0.0.1] [--port 7777]
 ///     [--isolates 1] [--mode reuseport|acceptor]
 /// ```
-/// `--mode reuseport` (the default): every isolate has its own listener on
-/// the shared port (`SO_REUSEPORT`) and the kernel spreads connections.
+/// `--mode reuseport` (the default): every isolate (this one and
+/// `--isolates` - 1 spawned) has its own listener on the shared port
+/// (`SO_REUSEPORT`) and the kernel spreads connections.
 /// `--mode acceptor`: the main isolate alone accepts, and hands each
 /// connection to the least loaded of `--isolates` server isolates (a
 /// [WorkerPool]) through the rings (`TcpConnection.handOff`).
@@ -136,8 +137,9 @@ Future<int> _serveHandedOff(WorkerContext context) async {
 /// Every isolate listens on the shared port (`SO_REUSEPORT`); the first one
 /// binds `--port` (0: the system picks), the others the port it got.
 Future<void> _reusePortMode(_Options options) async {
-  // Each isolate replies on this port once (listening or failed), and its
-  // exit arrives here too (null), also when it dies of an uncaught error.
+  // Each server replies on this port once (listening or failed), and its
+  // end arrives here too (null), also when a spawned one dies of an uncaught
+  // error.
   final replies = ReceivePort();
   final events = StreamIterator<Object?>(replies);
   final stops = <SendPort>[];
@@ -145,8 +147,17 @@ Future<void> _reusePortMode(_Options options) async {
   var port = options.port;
   String? failure;
   for (var i = 0; i < options.isolates && failure == null; i++) {
-    await Isolate.spawn(_serve, <Object?>[replies.sendPort, options.host, port],
-        onExit: replies.sendPort, debugName: 'echo-$i');
+    final message = <Object?>[replies.sendPort, options.host, port];
+    if (i == 0) {
+      // This isolate is the first server, so that one server is one isolate
+      // (and one worker); its end is reported like a spawned one's exit.
+      unawaited(_serve(message)
+          .catchError((Object error) => stderr.writeln('echo_server: $error'))
+          .whenComplete(() => replies.sendPort.send(null)));
+    } else {
+      await Isolate.spawn(_serve, message,
+          onExit: replies.sendPort, debugName: 'echo-$i');
+    }
     running++;
     await events.moveNext(); // the port stays open: always true
     switch (events.current) {
@@ -171,15 +182,15 @@ Future<void> _reusePortMode(_Options options) async {
   for (final isolate in stops) {
     isolate.send('stop');
   }
-  // Wait for every isolate to exit; an exit is the only null message.
+  // Wait for every server to end; an end is the only null message.
   while (running > 0 && await events.moveNext()) {
     if (events.current == null) running--;
   }
   await events.cancel();
 }
 
-/// One serving isolate: replies `[commands port, bound port]` (or an error
-/// text), serves until it gets any command, then closes and exits.
+/// One server (this isolate or a spawned one): replies `[commands port, bound
+/// port]` (or an error text), serves until it gets any command, then closes.
 Future<void> _serve(List<Object?> message) async {
   final reply = message[0] as SendPort;
   final host = message[1] as String;

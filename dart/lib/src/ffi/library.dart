@@ -42,28 +42,22 @@ String? get loadedLibraryPath => _loadedFrom;
 ///    host build `<repo>/target/release/`.
 ///
 /// A file built for another architecture than the running VM's is skipped
-/// (its ELF header says so). Throws a [TransportLibraryException] that lists
+/// (`dlopen` refuses it, and its ELF header says why). Throws a [TransportLibraryException] that lists
 /// every path tried, and why each was not loaded.
 Bindings loadBindings({String? path}) {
   final existing = _bindings;
   if (existing != null) return existing;
-  final candidates = libraryCandidates(path: path);
+  // Tried one by one: the repository's builds are only looked for when the
+  // executable's directory has no library (see [_candidates]).
+  final candidates = <String>[];
   final refused = <String>[];
-  for (final candidate in candidates) {
-    if (!File(candidate).existsSync()) {
-      refused.add('  $candidate: not found');
-      continue;
-    }
-    final mismatch = nativeTargetMismatch(candidate, Abi.current());
-    if (mismatch != null) {
-      refused.add('  $candidate: $mismatch');
-      continue;
-    }
+  for (final candidate in _candidates(path)) {
+    candidates.add(candidate);
     final DynamicLibrary dylib;
     try {
       dylib = DynamicLibrary.open(candidate);
     } on ArgumentError catch (error) {
-      refused.add('  $candidate: could not load it: ${error.message}');
+      refused.add('  $candidate: ${_whyNotLoaded(candidate, error)}');
       continue;
     }
     final Bindings loaded;
@@ -86,6 +80,15 @@ Bindings loadBindings({String? path}) {
       triedPaths: candidates);
 }
 
+/// Why `dlopen` refused [path]: looked into only then, because reading the
+/// file's header costs a JIT VM over half a MiB that a program whose library
+/// loads need not pay (`dlopen` refuses another architecture's build itself).
+String _whyNotLoaded(String path, ArgumentError error) {
+  if (!File(path).existsSync()) return 'not found';
+  return nativeTargetMismatch(path, Abi.current()) ??
+      'could not load it: ${error.message}';
+}
+
 /// The cargo command that builds the library for the running VM's ABI (into
 /// `target/<triple>/release/`, which the default search tries first).
 String _buildCommand() {
@@ -105,26 +108,29 @@ String loadTransportLibrary({String? path}) {
 }
 
 /// The paths [loadBindings] tries, in order.
-List<String> libraryCandidates({String? path}) {
-  if (path != null) return [path];
+List<String> libraryCandidates({String? path}) => _candidates(path).toList();
+
+/// The paths [loadBindings] tries, each computed when the one before it failed:
+/// finding the repository resolves the package's URI, which costs a JIT VM
+/// about 1 MiB that a packed program need not pay.
+Iterable<String> _candidates(String? path) sync* {
+  if (path != null) {
+    yield path;
+    return;
+  }
   final fromEnvironment = Platform.environment[libraryEnvironmentVariable];
   if (fromEnvironment != null && fromEnvironment.isNotEmpty) {
-    return [fromEnvironment];
+    yield fromEnvironment;
+    return;
   }
-  final candidates = <String>[];
   final exeDir = File(Platform.resolvedExecutable).parent.path;
-  candidates
-    ..add('$exeDir/lib/$libraryFileName')
-    ..add('$exeDir/$libraryFileName');
+  yield '$exeDir/lib/$libraryFileName';
+  yield '$exeDir/$libraryFileName';
   final repo = _repositoryRoot();
-  if (repo != null) {
-    final triple = rustTargetTriple(Abi.current());
-    if (triple != null) {
-      candidates.add('$repo/target/$triple/release/$libraryFileName');
-    }
-    candidates.add('$repo/target/release/$libraryFileName');
-  }
-  return candidates;
+  if (repo == null) return;
+  final triple = rustTargetTriple(Abi.current());
+  if (triple != null) yield '$repo/target/$triple/release/$libraryFileName';
+  yield '$repo/target/release/$libraryFileName';
 }
 
 /// `<repo>` for a checkout of this repository: the parent of the package
