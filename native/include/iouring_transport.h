@@ -1052,10 +1052,13 @@ int32_t iot_socket_shutdown(uint64_t worker, uint64_t socket, int32_t how, uint6
 /*
  Closes a socket now. Its handle goes stale at once; operations on it complete with
  `-ECANCELED` (receive buffers are recycled, not delivered). Closing a listener stops
- its accepts. A Unix socket bound to a path removes its socket file (unless another
+ its accepts. Completions the worker already took from the kernel before the close
+ and holds for the next drain (a flush does that when the host falls behind) are
+ still delivered: received bytes to release, accepted sockets to use or close. A Unix socket bound to a path removes its socket file (unless another
  file replaced it meanwhile). Files are closed with `iot_file_close`.
  */
-int32_t iot_socket_close(uint64_t worker, uint64_t socket);
+int32_t iot_socket_close(uint64_t worker,
+                         uint64_t socket);
 
 /*
  Writes the socket's local (`IOT_ADDRESS_LOCAL`) or peer (`IOT_ADDRESS_PEER`) address
@@ -1455,7 +1458,8 @@ int32_t iot_worker_stats(uint64_t worker, struct iot_stats *out);
 /*
  Cancels every operation with `tag`. Each still completes (usually with
  `-ECANCELED`); a cancelled multishot receive may deliver data that was already in
- flight first. Returns `-ENOENT` when no operation has that tag.
+ flight first. Returns `-ENOENT` when no operation has that tag (also when its
+ completion is already taken from the kernel and waits for the next drain).
  */
 int32_t iot_cancel(uint64_t worker, uint64_t tag);
 

@@ -14,7 +14,7 @@
 
 use std::ffi::c_void;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -83,6 +83,8 @@ pub(crate) struct Signal {
     /// Kicks: readable when something not in the CQ is ready for the host.
     pub(crate) eventfd: EventFd,
     armed: AtomicBool,
+    /// Threads blocked in `iot_worker_wait` (or about to block), which only a CQE wakes.
+    waiting: AtomicU32,
 }
 
 impl Signal {
@@ -93,6 +95,7 @@ impl Signal {
         Ok(Arc::new(Signal {
             eventfd,
             armed: AtomicBool::new(false),
+            waiting: AtomicU32::new(0),
         }))
     }
 
@@ -108,6 +111,19 @@ impl Signal {
 
     pub(crate) fn is_armed(&self) -> bool {
         self.armed.load(Ordering::SeqCst)
+    }
+
+    /// A thread is about to block in the ring until a CQE; `done_waiting` follows.
+    pub(crate) fn begin_waiting(&self) {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn done_waiting(&self) {
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn has_waiters(&self) -> bool {
+        self.waiting.load(Ordering::SeqCst) > 0
     }
 
     fn take_armed(&self) -> bool {

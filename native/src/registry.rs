@@ -124,9 +124,21 @@ pub(crate) fn remove(id: u64) -> Result<Worker> {
 /// pending or `timeout_ms` passes (0 = no limit). Returns whether one is pending.
 pub(crate) fn wait(id: u64, timeout_ms: u32) -> Result<bool> {
     let cell = cell(id)?;
-    let Some(to_submit) = with(id, |w| w.prepare_wait())? else {
-        return Ok(true);
+    // Counted as waiting before the check for pending completions, under the lock: a
+    // completion another thread puts in `ready` after it (no CQE of its own, or a CQE
+    // that thread reaped) then posts a CQE to wake this one.
+    let (signal, prepared) = with(id, |w| {
+        w.signal.begin_waiting();
+        Ok((w.signal.clone(), w.prepare_wait()))
+    })?;
+    let waited = match prepared {
+        Ok(Some(to_submit)) => {
+            crate::driver::submit_and_wait(cell.mailbox.ring_fd.as_fd(), to_submit, timeout_ms)
+        }
+        Ok(None) => Ok(()),
+        Err(code) => Err(code),
     };
-    crate::driver::submit_and_wait(cell.mailbox.ring_fd.as_fd(), to_submit, timeout_ms)?;
+    signal.done_waiting();
+    waited?;
     with(id, |w| Ok(w.has_pending()))
 }

@@ -60,6 +60,9 @@ pub(crate) struct Worker {
     /// read into host buffers keeps them until the host drains its completion from
     /// `ready`; what a send lent goes back to the pool at once.
     reaping_outside_drain: bool,
+    /// A CQE was posted to wake threads blocked in the ring for a completion put in
+    /// `ready` since the last drain.
+    waiters_woken: bool,
     /// Datagram receives waiting for spans to return to the datagram ring, likewise.
     starved_for_spans: VecDeque<usize>,
     /// Stream receives parked at the floor while the pool had no room, under their
@@ -113,6 +116,7 @@ impl Worker {
             starved: VecDeque::new(),
             ring_epoch: 0,
             reaping_outside_drain: false,
+            waiters_woken: false,
             starved_for_spans: VecDeque::new(),
             floor_parked: VecDeque::new(),
             next_stream_serial: 0,
@@ -208,6 +212,7 @@ impl Worker {
 
     /// Copies up to `out.len()` completions into `out`, without blocking.
     pub(crate) fn drain(&mut self, out: &mut [iot_completion]) -> usize {
+        self.waiters_woken = false;
         let mut filled = 0;
         let mut overflow_flushed = false;
         while filled < out.len() {
@@ -320,6 +325,9 @@ impl Worker {
         self.ready.insert(at, ended);
         if self.signal.is_armed() {
             self.signal.kick();
+        } else if self.signal.has_waiters() && !self.waiters_woken {
+            // A thread blocked in `iot_worker_wait` wakes only for a CQE.
+            self.waiters_woken = self.driver.ring.wake_waiters().is_ok();
         }
     }
 

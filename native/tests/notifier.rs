@@ -201,6 +201,55 @@ fn wait_times_out_without_completions() {
     );
 }
 
+#[test]
+fn a_wait_on_another_thread_wakes_for_a_completion_made_without_a_cqe() {
+    let mut host = Host::new();
+    let (socket, _peer) = host.connected_pair();
+    let worker = host.worker;
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // SAFETY: gettid has no preconditions.
+        tid_tx.send(unsafe { libc::gettid() }).unwrap();
+        let start = std::time::Instant::now();
+        let code = iot_worker_wait(worker, 10_000);
+        done.send((code, start.elapsed())).unwrap();
+    });
+    let tid = tid_rx.recv().unwrap();
+    // Until the waiter sleeps (in the ring: nothing else could hold it).
+    let stat = format!("/proc/self/task/{tid}/stat");
+    let asleep = |text: String| {
+        text.rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .starts_with('S')
+    };
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while !std::fs::read_to_string(&stat).is_ok_and(asleep) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the waiter never blocked"
+        );
+        std::thread::yield_now();
+    }
+    // The first send waits unsubmitted, the second in the socket's queue: cancelling
+    // the second ends it at once, with no CQE, and its completion waits in `ready`.
+    for tag in [1, 2] {
+        let id = host.filled_buffer(b"0123456789");
+        ok("send", iot_send(worker, socket, id, 0, 10, tag, 0));
+    }
+    ok("cancel", iot_cancel(worker, 2));
+    let (code, waited) = result.recv_timeout(DEADLINE).expect("the waiter returns");
+    assert_eq!(code, 1, "a completion is pending");
+    assert!(
+        waited < Duration::from_secs(5),
+        "the waiter slept through the completion: {waited:?}"
+    );
+    assert_eq!(host.next_tagged(2).result, -libc::ECANCELED);
+    assert_eq!(host.next_tagged(1).result, 10);
+}
+
 /// A post seen by `fake_post`: (port, Dart_CObject type, int64 value).
 type Post = (i64, i32, i64);
 

@@ -83,6 +83,13 @@ impl Ring {
         self.push(&[entry.user_data(user_data::IGNORED)])
     }
 
+    /// Posts a CQE nobody reads (a NOP, submitted now with whatever is queued): a
+    /// thread blocked in the ring wakes for it.
+    pub(crate) fn wake_waiters(&mut self) -> Result<()> {
+        self.push_ignored(opcode::Nop::new().build())?;
+        self.flush().map(drop)
+    }
+
     /// Submits `entry` alone and waits up to a second for its CQE: (result, flags).
     /// Only at setup, with nothing else in flight, so the next CQE is its own; one that
     /// comes later is ignored like any `user_data::IGNORED`.

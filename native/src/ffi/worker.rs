@@ -174,7 +174,8 @@ pub extern "C" fn iot_worker_stats(worker: u64, out: *mut iot_stats) -> i32 {
 
 /// Cancels every operation with `tag`. Each still completes (usually with
 /// `-ECANCELED`); a cancelled multishot receive may deliver data that was already in
-/// flight first. Returns `-ENOENT` when no operation has that tag.
+/// flight first. Returns `-ENOENT` when no operation has that tag (also when its
+/// completion is already taken from the kernel and waits for the next drain).
 #[no_mangle]
 pub extern "C" fn iot_cancel(worker: u64, tag: u64) -> i32 {
     boundary(|| registry::with(worker, |w| w.cancel(tag).map(|()| 0)))

@@ -47,14 +47,18 @@ impl Worker {
         key: usize,
         completion: iot_completion,
     ) -> Option<iot_completion> {
+        // Outside a drain, what ending this op makes end at once (the next queued op
+        // failing to start) waits in `ready` behind this op's completion, as it would
+        // reach the host behind it in a drain.
+        let at = self.ready.len();
         let ended = self.end_op_unseen(key, completion);
         if self.reaping_outside_drain && ended.keeps_host_buffers() {
-            self.push_ended(ended);
+            self.insert_ended(at, ended);
             return None;
         }
         let completion = self.hand_over(ended);
         if self.reaping_outside_drain {
-            self.push_ready(completion);
+            self.insert_ended(at, Ended::nothing_lent(completion));
             return None;
         }
         Some(completion)
