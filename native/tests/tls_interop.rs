@@ -646,32 +646,6 @@ fn our_client_echoes_through_python_ssl_servers_in_tls12_and_tls13() {
 // Faults: a rustls client that owns its socket does the handshake, then misbehaves on
 // the wire.
 
-/// Our server socket after a completed handshake with a rustls client, which is
-/// returned with its socket; `host`'s listener is closed.
-fn handshaken(
-    host: &mut Host,
-    pki: &Pki,
-    config: u64,
-) -> (
-    u64,
-    rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
-) {
-    let (listener, port) = host.listen("127.0.0.1", 0);
-    let client = rustls_client(pki, &[]);
-    let peer = std::thread::spawn(move || {
-        let mut stream = rustls_stream(client, port);
-        while stream.conn.is_handshaking() {
-            stream.conn.complete_io(&mut stream.sock).unwrap();
-        }
-        stream
-    });
-    let socket = host.accept_one(listener);
-    let result = host.tls_accept(socket, config, 10_000);
-    assert_eq!(result, 0, "{} {}", message(result), host.tls_error(socket));
-    ok("close", iot_socket_close(host.worker, listener));
-    (socket, peer.join().unwrap())
-}
-
 /// One sealed application-data record carrying `text`, as the wire bytes.
 fn sealed(stream: &mut rustls::StreamOwned<rustls::ClientConnection, TcpStream>) -> Vec<u8> {
     stream
@@ -708,7 +682,7 @@ fn bytes_that_are_no_tls_record_after_the_handshake_fail_the_receive() {
     let pki = Pki::new("garbage CA");
     let mut host = Host::new();
     let config = server_config(&pki, 0, &[]);
-    let (socket, mut stream) = handshaken(&mut host, &pki, config);
+    let (socket, mut stream) = host.handshaken(&pki, config);
     stream
         .sock
         .write_all(b"\x00\x01 not a record, content type 0 \xff\xfe")
@@ -730,7 +704,7 @@ fn a_record_cut_short_by_the_end_of_the_stream_is_an_error_not_an_end() {
     let pki = Pki::new("truncation CA");
     let mut host = Host::new();
     let config = server_config(&pki, 0, &[]);
-    let (socket, mut stream) = handshaken(&mut host, &pki, config);
+    let (socket, mut stream) = host.handshaken(&pki, config);
     let wire = sealed(&mut stream);
     stream.sock.write_all(&wire[..wire.len() / 2]).unwrap();
     stream.sock.shutdown(std::net::Shutdown::Write).unwrap();
@@ -751,7 +725,7 @@ fn a_reset_in_the_middle_of_a_record_is_econnreset() {
     let pki = Pki::new("reset CA");
     let mut host = Host::new();
     let config = server_config(&pki, 0, &[]);
-    let (socket, mut stream) = handshaken(&mut host, &pki, config);
+    let (socket, mut stream) = host.handshaken(&pki, config);
     let wire = sealed(&mut stream);
     stream.sock.write_all(&wire[..wire.len() / 2]).unwrap();
     // SO_LINGER 0: close sends RST instead of FIN.

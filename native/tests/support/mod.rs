@@ -118,6 +118,24 @@ impl Host {
     pub fn filled_buffer(&self, data: &[u8]) -> u32 {
         let mut id = 0;
         ok("acquire", iot_buffer_acquire(self.worker, &mut id));
+        self.fill(id, data);
+        id
+    }
+
+    /// As `filled_buffer`, or `None` when every send buffer is in use.
+    pub fn try_filled_buffer(&self, data: &[u8]) -> Option<u32> {
+        let mut id = 0;
+        let code = iot_buffer_acquire(self.worker, &mut id);
+        if code == -libc::ENOBUFS {
+            return None;
+        }
+        ok("acquire", code);
+        self.fill(id, data);
+        Some(id)
+    }
+
+    /// Copies `data` into buffer `id`, which the host holds.
+    fn fill(&self, id: u32, data: &[u8]) {
         assert!(data.len() <= self.size as usize);
         // SAFETY: the host owns buffer id and data fits in it.
         unsafe {
@@ -127,7 +145,6 @@ impl Host {
                 data.len(),
             )
         };
-        id
     }
 
     /// `count` std clients of a new listener on 127.0.0.1, each accepted (multishot
@@ -137,12 +154,31 @@ impl Host {
         count: usize,
         tag: u64,
     ) -> (Vec<std::net::TcpStream>, Vec<u64>) {
+        let (_, port) = self.accepting(tag);
+        self.accept_clients(port, count, tag)
+    }
+
+    /// A new listener on 127.0.0.1 with a multishot accept tagged `tag`, flushed:
+    /// (listener, port).
+    pub fn accepting(&self, tag: u64) -> (u64, u16) {
         let (listener, port) = self.listen("127.0.0.1", 0);
         ok(
             "accept",
             iot_accept(self.worker, listener, tag, IOT_OP_MULTISHOT, 0),
         );
         self.flush();
+        (listener, port)
+    }
+
+    /// `count` std clients of 127.0.0.1:`port`, each accepted by the accept tagged
+    /// `tag` before the next connects; returns the clients and our sockets, in the
+    /// same order.
+    pub fn accept_clients(
+        &mut self,
+        port: u16,
+        count: usize,
+        tag: u64,
+    ) -> (Vec<std::net::TcpStream>, Vec<u64>) {
         let mut clients = Vec::new();
         let mut sockets = Vec::new();
         for _ in 0..count {

@@ -147,11 +147,11 @@ fn provider() -> rustls::crypto::CryptoProvider {
     rustls::crypto::ring::default_provider()
 }
 
+/// A rustls client connection on its own std socket.
+pub type ClientStream = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
 /// A rustls client stream to 127.0.0.1:`port`, handshake not yet done.
-pub fn rustls_stream(
-    config: Arc<rustls::ClientConfig>,
-    port: u16,
-) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+pub fn rustls_stream(config: Arc<rustls::ClientConfig>, port: u16) -> ClientStream {
     let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
     tcp.set_read_timeout(Some(DEADLINE)).unwrap();
     let name = "localhost".try_into().unwrap();
@@ -254,6 +254,39 @@ impl Host {
         assert_eq!(result, 0, "handshake: {} {reason}", message(result));
         assert_eq!(done.handle, socket);
         socket
+    }
+
+    /// Our server socket after a completed handshake (server configuration `config`)
+    /// with a rustls client trusting `pki`'s CA, which is returned with its socket;
+    /// the listener it connected to is closed.
+    pub fn handshaken(&mut self, pki: &Pki, config: u64) -> (u64, ClientStream) {
+        let (listener, port) = self.listen("127.0.0.1", 0);
+        let handshaken = self.handshaken_on(listener, port, pki, config);
+        ok("close", iot_socket_close(self.worker, listener));
+        handshaken
+    }
+
+    /// As `handshaken`, the client connecting to `listener` (at `port`), which stays
+    /// open.
+    pub fn handshaken_on(
+        &mut self,
+        listener: u64,
+        port: u16,
+        pki: &Pki,
+        config: u64,
+    ) -> (u64, ClientStream) {
+        let client = rustls_client(pki, &[]);
+        let peer = std::thread::spawn(move || {
+            let mut stream = rustls_stream(client, port);
+            while stream.conn.is_handshaking() {
+                stream.conn.complete_io(&mut stream.sock).unwrap();
+            }
+            stream
+        });
+        let socket = self.accept_one(listener);
+        let result = self.tls_accept(socket, config, 10_000);
+        assert_eq!(result, 0, "{} {}", message(result), self.tls_error(socket));
+        (socket, peer.join().unwrap())
     }
 
     /// Starts the server side of a handshake on `socket` and returns its result.
