@@ -1054,11 +1054,11 @@ int32_t iot_socket_shutdown(uint64_t worker, uint64_t socket, int32_t how, uint6
  `-ECANCELED` (receive buffers are recycled, not delivered). Closing a listener stops
  its accepts. Completions the worker already took from the kernel before the close
  and holds for the next drain (a flush does that when the host falls behind) are
- still delivered: received bytes to release, accepted sockets to use or close. A Unix socket bound to a path removes its socket file (unless another
- file replaced it meanwhile). Files are closed with `iot_file_close`.
+ still delivered: received bytes to release, accepted sockets to use or close. A
+ Unix socket bound to a path removes its socket file (unless another file replaced
+ it meanwhile). Files are closed with `iot_file_close`.
  */
-int32_t iot_socket_close(uint64_t worker,
-                         uint64_t socket);
+int32_t iot_socket_close(uint64_t worker, uint64_t socket);
 
 /*
  Writes the socket's local (`IOT_ADDRESS_LOCAL`) or peer (`IOT_ADDRESS_PEER`) address

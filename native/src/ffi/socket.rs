@@ -96,8 +96,9 @@ pub extern "C" fn iot_socket_shutdown(worker: u64, socket: u64, how: i32, tag: u
 /// `-ECANCELED` (receive buffers are recycled, not delivered). Closing a listener stops
 /// its accepts. Completions the worker already took from the kernel before the close
 /// and holds for the next drain (a flush does that when the host falls behind) are
-/// still delivered: received bytes to release, accepted sockets to use or close. A Unix socket bound to a path removes its socket file (unless another
-/// file replaced it meanwhile). Files are closed with `iot_file_close`.
+/// still delivered: received bytes to release, accepted sockets to use or close. A
+/// Unix socket bound to a path removes its socket file (unless another file replaced
+/// it meanwhile). Files are closed with `iot_file_close`.
 #[no_mangle]
 pub extern "C" fn iot_socket_close(worker: u64, socket: u64) -> i32 {
     on_worker(worker, |w| w.close_socket(socket))
