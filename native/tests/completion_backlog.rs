@@ -15,14 +15,6 @@ use std::time::Instant;
 
 use support::*;
 
-/// A worker with `ring_entries` SQEs and `recv` receive and `send` send buffers of
-/// `size` bytes, which size its completion queue.
-fn small_queue(ring_entries: u32, recv: u32, send: u32, size: u32) -> Host {
-    let mut small = config(recv, send, size);
-    small.ring_entries = ring_entries;
-    Host::with_config(&small)
-}
-
 /// A worker whose completion queue has 16 entries (half: 8): two SQEs (room for an op
 /// and its linked timeout), one receive buffer, `send` send buffers (at most 7) of
 /// 4 KiB; `next_power_of_two(max(2 * 4 + 1 + send, 1 * 16))` is 16.
@@ -31,7 +23,7 @@ fn sixteen_entry_queue(send: u32) -> Host {
         send <= 7,
         "more send buffers would grow the completion queue"
     );
-    small_queue(2, 1, send, 4096)
+    Host::with_ring(2, 1, send, 4096)
 }
 
 /// A host that fell behind: drains at most `max` completions, then flushes (which
@@ -880,7 +872,7 @@ fn a_flood_drained_a_few_completions_at_a_time_delivers_every_byte_once_in_order
     const SIZE: usize = 64 << 10;
     // Two receive buffers of 64 KiB (packed receives share them), eight send buffers:
     // a 32-entry completion queue for 32 busy connections.
-    let mut host = small_queue(2, 2, 8, SIZE as u32);
+    let mut host = Host::with_ring(2, 2, 8, SIZE as u32);
     let (listener, port) = host.accepting(ACCEPT);
     let (clients, sockets) = host.accept_clients(port, CONNS, ACCEPT);
     assert_accepted_in_order(&host, &sockets, &clients);
@@ -1054,7 +1046,7 @@ fn closes_with_queued_sends_behind_a_backlog_complete_each_send_once_in_order() 
     const LEN: usize = 100;
     // One SQE, one receive buffer, 24 send buffers: max(1 * 4 + 1 + 24, 16) gives a
     // 32-entry queue (half: 16).
-    let mut host = small_queue(1, 1, 24, 4096);
+    let mut host = Host::with_ring(1, 1, 24, 4096);
     let mut pairs: Vec<(u64, TcpStream)> = (0..PAIRS).map(|_| host.connected_pair()).collect();
     let sockets: Vec<u64> = pairs.iter().map(|&(socket, _)| socket).collect();
     start_receives(&host, &sockets, CLOSE_RECV);
@@ -1247,7 +1239,7 @@ fn a_file_streamed_on_zero_copy_behind_a_backlog_arrives_whole_and_in_order() {
     let content = pattern(192 << 10, 0x5157);
     std::fs::write(&path, &content).unwrap();
     // Two receive buffers (the stream's chunks land in them): a 32-entry queue.
-    let mut host = small_queue(2, 2, 0, 4096);
+    let mut host = Host::with_ring(2, 2, 0, 4096);
     let file = host.open_rw(&path);
     let (stream, mut peer) = host.connected_pair();
     let reader = std::thread::spawn(move || {

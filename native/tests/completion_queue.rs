@@ -20,15 +20,8 @@ static DESCRIPTORS: Mutex<()> = Mutex::new(());
 #[test]
 fn completions_parked_in_the_overflow_list_are_counted_and_none_is_lost() {
     // One SQE, one receive buffer, no send buffer: a 16-entry completion queue.
-    let mut small = config(1, 0, 1024);
-    small.ring_entries = 1;
-    let mut host = Host::with_config(&small);
-    let (listener, port) = host.listen("127.0.0.1", 0);
-    ok(
-        "accept",
-        iot_accept(host.worker, listener, ACCEPT, IOT_OP_MULTISHOT, 0),
-    );
-    host.flush();
+    let mut host = Host::with_ring(1, 1, 0, 1024);
+    let (_, port) = host.accepting(ACCEPT);
     // Forty connections queue up before the test drains anything: the accept's
     // completions outgrow the queue.
     const CLIENTS: usize = 40;

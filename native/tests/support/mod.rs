@@ -73,6 +73,14 @@ impl Host {
         }
     }
 
+    /// A worker with `ring_entries` SQEs and `recv` receive and `send` send buffers of
+    /// `size` bytes, which size its completion queue (small ones make a small queue).
+    pub fn with_ring(ring_entries: u32, recv: u32, send: u32, size: u32) -> Host {
+        let mut small = config(recv, send, size);
+        small.ring_entries = ring_entries;
+        Host::with_config(&small)
+    }
+
     pub fn buffer_size(&self) -> u32 {
         self.size
     }

@@ -42,8 +42,9 @@ String? get loadedLibraryPath => _loadedFrom;
 ///    host build `<repo>/target/release/`.
 ///
 /// A file built for another architecture than the running VM's is skipped
-/// (`dlopen` refuses it, and its ELF header says why). Throws a [TransportLibraryException] that lists
-/// every path tried, and why each was not loaded.
+/// (`dlopen` refuses it, and its ELF header says why). Throws a
+/// [TransportLibraryException] that lists every path tried, and why each was
+/// not loaded.
 Bindings loadBindings({String? path}) {
   final existing = _bindings;
   if (existing != null) return existing;
