@@ -253,6 +253,61 @@ fn a_reset_a_send_with_a_timeout_met_first_still_fails_the_receive_beside_it() {
 }
 
 #[test]
+fn a_reset_met_by_a_send_partly_sent_still_fails_the_next_receive() {
+    const SIZE: usize = 256 << 10;
+    let mut host = Host::with_config(&config(64, 8, SIZE as u32));
+    let (socket, peer) = host.connected_pair();
+    // Small buffers on both sides, and a peer that does not read: the send stops
+    // part way and waits for room when the reset comes.
+    let small = 4096i32.to_ne_bytes();
+    ok(
+        "SO_SNDBUF",
+        iot_socket_set_raw_option(
+            host.worker,
+            socket,
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            small.as_ptr(),
+            4,
+        ),
+    );
+    socket2::SockRef::from(&peer)
+        .set_recv_buffer_size(4096)
+        .unwrap();
+    let id = host.filled_buffer(&[7; SIZE]);
+    ok(
+        "send",
+        iot_send(host.worker, socket, id, 0, SIZE as u32, 4, 0),
+    );
+    host.flush();
+    let mut arrived = libc::pollfd {
+        fd: std::os::fd::AsRawFd::as_raw_fd(&peer),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let ready = unsafe { libc::poll(&mut arrived, 1, DEADLINE.as_millis() as i32) };
+    assert_eq!(ready, 1, "the send started");
+    reset(peer);
+    let sent = host.next_tagged(4);
+    assert!(
+        sent.result == -libc::EPIPE || sent.result == -libc::ECONNRESET,
+        "send got {}",
+        message(sent.result)
+    );
+    // With MSG_WAITALL the kernel's send took the reset's error and reported only
+    // the bytes it had sent, so the receive found a clean end.
+    let received = first_receive(&mut host, socket);
+    assert_eq!(
+        received.result,
+        -libc::ECONNRESET,
+        "a reset connection's receive got {}",
+        message(received.result)
+    );
+    assert_eq!(host.stats().buffers_outstanding, 0);
+}
+
+#[test]
 fn a_peer_that_closed_before_our_reply_reset_it_ends_cleanly() {
     let mut host = Host::new();
     let (socket, mut peer) = host.connected_pair();

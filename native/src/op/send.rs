@@ -87,11 +87,15 @@ impl SendProgress {
         }
     }
 
+    /// Stream sends go without `MSG_WAITALL`: with it, io_uring retries a short send
+    /// itself and, when an error comes after some bytes went, reports those bytes and
+    /// drops the error, a reset's included, so the receive finds a clean end. Without
+    /// it a short send comes back here, and the next attempt meets the error.
     pub(crate) fn entry(&self, fd: Fd, buffers: &BufferPool) -> squeue::Entry {
         if let SendTarget::Sealed { records, .. } = &self.to {
             let rest = &records[self.done as usize..];
             return opcode::Send::new(fd, rest.as_ptr(), rest.len() as u32)
-                .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
+                .flags(libc::MSG_NOSIGNAL)
                 .build();
         }
         // SAFETY: offset + len was checked against the buffer size at queue time.
@@ -103,7 +107,7 @@ impl SendProgress {
         let len = self.len - self.done;
         match &self.to {
             SendTarget::Connected | SendTarget::Sealed { .. } => opcode::Send::new(fd, ptr, len)
-                .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
+                .flags(libc::MSG_NOSIGNAL)
                 .build(),
             SendTarget::Address(addr) => opcode::Send::new(fd, ptr, len)
                 .flags(libc::MSG_NOSIGNAL)
