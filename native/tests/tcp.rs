@@ -252,28 +252,27 @@ fn a_reset_a_send_with_a_timeout_met_first_still_fails_the_receive_beside_it() {
     );
 }
 
-#[test]
-fn a_reset_met_by_a_send_partly_sent_still_fails_the_next_receive() {
-    const SIZE: usize = 256 << 10;
-    let mut host = Host::with_config(&config(64, 8, SIZE as u32));
+/// A connection whose buffers hold little at both ends: while its peer does not read,
+/// a large send stops part way and waits for room.
+fn small_buffered_pair(host: &mut Host) -> (u64, TcpStream) {
     let (socket, peer) = host.connected_pair();
-    // Small buffers on both sides, and a peer that does not read: the send stops
-    // part way and waits for room when the reset comes.
     let small = 4096i32.to_ne_bytes();
+    let (level, option) = (libc::SOL_SOCKET, libc::SO_SNDBUF);
     ok(
         "SO_SNDBUF",
-        iot_socket_set_raw_option(
-            host.worker,
-            socket,
-            libc::SOL_SOCKET,
-            libc::SO_SNDBUF,
-            small.as_ptr(),
-            4,
-        ),
+        iot_socket_set_raw_option(host.worker, socket, level, option, small.as_ptr(), 4),
     );
     socket2::SockRef::from(&peer)
         .set_recv_buffer_size(4096)
         .unwrap();
+    (socket, peer)
+}
+
+#[test]
+fn a_reset_met_by_a_send_partly_sent_still_fails_the_next_receive() {
+    const SIZE: usize = 256 << 10;
+    let mut host = Host::with_config(&config(64, 8, SIZE as u32));
+    let (socket, peer) = small_buffered_pair(&mut host);
     let id = host.filled_buffer(&[7; SIZE]);
     ok(
         "send",
@@ -303,6 +302,39 @@ fn a_reset_met_by_a_send_partly_sent_still_fails_the_next_receive() {
         -libc::ECONNRESET,
         "a reset connection's receive got {}",
         message(received.result)
+    );
+    assert_eq!(host.stats().buffers_outstanding, 0);
+}
+
+#[test]
+fn a_send_that_times_out_cancels_the_sends_queued_behind_it() {
+    const SIZE: usize = 256 << 10;
+    let mut host = Host::with_config(&config(64, 8, SIZE as u32));
+    let (socket, mut peer) = small_buffered_pair(&mut host);
+    let mut queued = Vec::new();
+    for tag in 1..=3u8 {
+        let data = [tag; SIZE];
+        let id = host.filled_buffer(&data);
+        let len = SIZE as u32;
+        ok(
+            "send",
+            iot_send(host.worker, socket, id, 0, len, u64::from(tag), 100),
+        );
+        queued.extend_from_slice(&data);
+    }
+    assert_eq!(host.next_tagged(1).result, -libc::ETIMEDOUT);
+    // Had the next send started, it would go out once the peer reads, after a gap.
+    assert_eq!(host.stats().ops_in_flight, 0, "a send went on after a gap");
+    for tag in 2..=3 {
+        assert_eq!(host.next_tagged(tag).result, -libc::ECANCELED);
+    }
+    ok("close", iot_socket_close(host.worker, socket));
+    let mut received = Vec::new();
+    peer.read_to_end(&mut received).unwrap();
+    assert!(received.len() < SIZE, "the first send stopped part way");
+    assert!(
+        received == queued[..received.len()],
+        "what arrived has no gap"
     );
     assert_eq!(host.stats().buffers_outstanding, 0);
 }

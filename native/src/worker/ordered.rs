@@ -5,6 +5,7 @@
 use super::Worker;
 use crate::error::Result;
 use crate::op::Op;
+use crate::sockets::SocketKind;
 
 impl Worker {
     /// Queues `op` behind the handle's previous ordered op (sends and shutdowns on a
@@ -54,11 +55,25 @@ impl Worker {
         {
             Ok(()) => true,
             Err(code) => {
+                let socket = self.driver[key].socket;
                 let ended = self.retire(key, self.driver[key].completion(code));
                 self.push_ended(ended);
+                if self.is_stream(socket) {
+                    self.drop_queued(socket, |_| true);
+                }
                 false
             }
         }
+    }
+
+    /// Whether `socket` is a stream, whose bytes must go out in order or not at all: a
+    /// send or shutdown that fails there (an error, a timeout, a cancel) ends the ones
+    /// queued behind it as cancelled, which would otherwise leave a gap in the stream
+    /// (or end it cleanly after one).
+    pub(super) fn is_stream(&self, socket: u64) -> bool {
+        self.sockets
+            .get(socket)
+            .is_ok_and(|s| s.kind == SocketKind::Stream)
     }
 
     /// Removes queued (not yet started) ops matching `pred`, completing them as
