@@ -18,8 +18,7 @@ fn run() -> Result<(), String> {
     ])?;
     let (host, addr) = common::host_and_port(&flags[0], &flags[1])?;
     common::stop_on_signals();
-    let workers = common::tcp_workers(&host, addr, &flags[2])?;
-    common::serve_all(workers, echo_stream)
+    common::serve_tcp(&host, addr, &flags[2], echo_stream)
 }
 
 fn main() {

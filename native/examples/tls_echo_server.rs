@@ -123,8 +123,7 @@ fn run() -> Result<(), String> {
     let (chain, key) = identity(&flags[3], &flags[4], &flags[5])?;
     let config = tls_config(&chain, &key)?;
     common::stop_on_signals();
-    let served = common::tcp_workers(&host, addr, &flags[2])
-        .and_then(|workers| common::serve_all(workers, move |w, c| dispatch(w, config, c)));
+    let served = common::serve_tcp(&host, addr, &flags[2], move |w, c| dispatch(w, config, c));
     check("free TLS config", iot_tls_config_free(config))?;
     served
 }

@@ -28,6 +28,9 @@ pub const IOT_E_ADDRESS_SPACE: i32 = -5008;
 /// A thread could not be started (`RLIMIT_NPROC`, `kernel.threads-max`, or no address
 /// space left for its stack).
 pub const IOT_E_THREAD: i32 = -5009;
+/// A worker made with `IOT_CONFIG_SINGLE_THREAD` was called from a thread other than
+/// the one that made it.
+pub const IOT_E_WRONG_THREAD: i32 = -5010;
 /// The target worker of a message is unknown, freed, or stopped accepting messages.
 /// (Messaging errors are numbered from -5020.)
 pub const IOT_E_WORKER_GONE: i32 = -5020;
@@ -152,6 +155,10 @@ pub(crate) fn message(code: i32) -> String {
             )
         }
         IOT_E_NULL_POINTER => "a required pointer argument was NULL",
+        IOT_E_WRONG_THREAD => {
+            "a single-thread worker (IOT_CONFIG_SINGLE_THREAD) was called from a thread \
+             other than the one that made it"
+        }
         IOT_E_BAD_BUFFER => {
             "invalid buffer id: out of range or not owned by the caller (already released, or \
              still in use by an operation)"

@@ -38,6 +38,7 @@ mod slots;
 mod sockets;
 mod stream;
 mod tcp;
+mod thread_token;
 mod tls;
 mod transport;
 mod udp;

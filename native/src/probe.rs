@@ -120,7 +120,7 @@ mod tests {
 
     #[test]
     fn multishot_receives_take_a_byte_limit_from_linux_6_17() {
-        let mut ring = Ring::new(8, 16).expect("ring");
+        let mut ring = Ring::new(8, 16, false).expect("ring");
         let limited = multishot_receives_take_a_byte_limit(&mut ring);
         assert_eq!(
             limited,

@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use dashmap::DashMap;
 
-use crate::error::{Result, IOT_E_BAD_HANDLE, IOT_E_PANIC, IOT_E_UNSUPPORTED, IOT_E_WORKER_GONE};
+use crate::error::{
+    Result, IOT_E_BAD_HANDLE, IOT_E_PANIC, IOT_E_UNSUPPORTED, IOT_E_WORKER_GONE, IOT_E_WRONG_THREAD,
+};
 use crate::mailbox::{self, Admission, Mailbox};
 use crate::slots::MAX_WORKER_ID;
 use crate::sockets::MAX_HANDLE_WORKER_ID;
@@ -21,6 +23,19 @@ use crate::worker::Worker;
 pub(crate) struct Cell {
     worker: Mutex<Option<Worker>>,
     pub(crate) mailbox: Arc<Mailbox>,
+    /// The thread a single-thread worker belongs to (`Worker::owner`).
+    owner: Option<u64>,
+}
+
+impl Cell {
+    /// `IOT_E_WRONG_THREAD` when a single-thread worker is called from another thread:
+    /// the kernel would refuse its ring there (`EEXIST`).
+    fn check_thread(&self) -> Result<()> {
+        match self.owner {
+            Some(owner) if owner != crate::thread_token::this_thread() => Err(IOT_E_WRONG_THREAD),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Every FFI call on a worker looks its id up: ids are sequential numbers, not
@@ -71,11 +86,13 @@ pub(crate) fn next_id() -> Result<u64> {
 pub(crate) fn insert(worker: Worker) -> Result<u64> {
     let id = worker.id;
     let mailbox = worker.messaging.mailbox.clone();
+    let owner = worker.owner;
     workers().insert(
         id,
         Arc::new(Cell {
             worker: Mutex::new(Some(worker)),
             mailbox,
+            owner,
         }),
     );
     Ok(id)
@@ -105,6 +122,7 @@ pub(crate) fn ids() -> Vec<u64> {
 /// Runs `f` on worker `id` under its lock.
 pub(crate) fn with<T>(id: u64, f: impl FnOnce(&mut Worker) -> Result<T>) -> Result<T> {
     let cell = cell(id)?;
+    cell.check_thread()?;
     let mut guard = cell.worker.lock().map_err(|_| IOT_E_PANIC)?;
     let worker = guard.as_mut().ok_or(IOT_E_BAD_HANDLE)?;
     f(worker)
@@ -112,6 +130,7 @@ pub(crate) fn with<T>(id: u64, f: impl FnOnce(&mut Worker) -> Result<T>) -> Resu
 
 /// Unregisters worker `id` and hands it back for shutdown.
 pub(crate) fn remove(id: u64) -> Result<Worker> {
+    cell(id)?.check_thread()?;
     let (_, cell) = workers().remove(&id).ok_or(IOT_E_BAD_HANDLE)?;
     let mut guard = cell
         .worker

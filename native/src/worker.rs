@@ -19,7 +19,8 @@ use io_uring::{squeue, types};
 
 use crate::abi::*;
 use crate::abi::{
-    iot_config, IOT_CONFIG_ONE_SHOT_RECEIVES, IOT_CONFIG_REGISTER_BUFFERS, IOT_CONFIG_WHOLE_BUFFERS,
+    iot_config, IOT_CONFIG_ONE_SHOT_RECEIVES, IOT_CONFIG_REGISTER_BUFFERS,
+    IOT_CONFIG_SINGLE_THREAD, IOT_CONFIG_WHOLE_BUFFERS,
 };
 use crate::buffers::BufferPool;
 use crate::driver::in_flight::{Driver, Event};
@@ -32,6 +33,7 @@ use crate::pieces::BufferRef;
 use crate::probe;
 use crate::recv_credit::RecvCredit;
 use crate::sockets::SocketTable;
+use crate::thread_token;
 
 mod cancel;
 mod end;
@@ -82,12 +84,19 @@ pub(crate) struct Worker {
     pub(crate) next_stream_serial: u64,
     /// Opcodes this kernel supports, for operations newer than the 6.1 baseline.
     pub(crate) probe: io_uring::Probe,
+    /// The only thread that may call on a single-thread worker (`thread_token`).
+    pub(crate) owner: Option<u64>,
 }
 
 impl Worker {
     pub(crate) fn new(id: u64, config: &iot_config) -> Result<Worker> {
         config.validate()?;
-        let mut ring = Ring::new(config.ring_entries, config.completion_entries())?;
+        let single_thread = config.flags & IOT_CONFIG_SINGLE_THREAD != 0;
+        let mut ring = Ring::new(
+            config.ring_entries,
+            config.completion_entries(),
+            single_thread,
+        )?;
         let probe = probe::check(ring.uring())?;
         let ring_fd = ring.duplicate_fd()?;
         let signal = Signal::new()?;
@@ -124,12 +133,18 @@ impl Worker {
             recv_credit: RecvCredit::new(config),
             kernel_multishot_receives,
             probe,
+            owner: single_thread.then(thread_token::this_thread),
         })
     }
 
     /// Replaces the notifier. The ring's fd is watched only while a notifier is set, so
     /// hosts that block in `wait` pay nothing per completion for it.
     pub(crate) fn set_notifier(&mut self, wake: Option<Wake>) -> Result<()> {
+        if self.owner.is_some() && wake.is_some() {
+            // Its completion work runs only when its thread waits: a notifier would
+            // watch a ring that never fills.
+            return Err(-libc::EINVAL);
+        }
         // Stop (and join) the old thread before the host may free the old callback.
         self.notifier = None;
         if let Some(wake) = wake {

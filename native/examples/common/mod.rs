@@ -68,12 +68,14 @@ pub fn check(what: &str, code: i32) -> Result<i32, String> {
     Err(format!("{what}: {text} ({code})"))
 }
 
+/// A worker of the default configuration that the calling thread alone makes, drives
+/// and frees (`IOT_CONFIG_SINGLE_THREAD`).
 pub fn new_worker() -> Result<u64, String> {
+    let mut config = iot_config::default();
+    check("config", iot_config_default(&mut config))?;
+    config.flags |= IOT_CONFIG_SINGLE_THREAD;
     let mut worker = 0;
-    check(
-        "create worker",
-        iot_worker_new(std::ptr::null(), &mut worker),
-    )?;
+    check("create worker", iot_worker_new(&config, &mut worker))?;
     Ok(worker)
 }
 
@@ -169,67 +171,64 @@ pub fn main_with(name: &str, run: impl FnOnce() -> Result<(), String>) {
     }
 }
 
-/// Tag of the multishot accept each TCP worker of `tcp_workers` queues.
+/// Tag of the multishot accept each TCP worker of `serve_tcp` queues.
 pub const ACCEPT_TAG: u64 = 0;
 
-/// `count` workers (the `--workers` flag) listening on `host` and `addr`'s port with
-/// `SO_REUSEPORT`, each with a multishot accept queued; prints `listening on
-/// HOST:PORT` (the port the first one got, when `addr` asks for 0).
-pub fn tcp_workers(host: &CString, addr: SocketAddr, count: &str) -> Result<Vec<u64>, String> {
+/// Serves `count` workers (the `--workers` flag) listening on `host` and `addr`'s port
+/// with `SO_REUSEPORT`, each made, listening and served (`serve` with `dispatch`) on
+/// a thread of its own, as a single-thread worker must be; prints `listening on
+/// HOST:PORT` (the port the first one got, when `addr` asks for 0) once all listen.
+/// Runs until a stop signal or a failure, which stops them all.
+pub fn serve_tcp(
+    host: &CString,
+    addr: SocketAddr,
+    count: &str,
+    dispatch: impl Fn(u64, &iot_completion) + Copy + Send + 'static,
+) -> Result<(), String> {
     let count: usize = match count.parse() {
         Ok(n) if n > 0 => n,
         _ => return Err("--workers must be at least 1".into()),
     };
     let mut port = addr.port();
-    let mut workers = Vec::with_capacity(count);
-    for _ in 0..count {
-        let worker = new_worker()?;
-        workers.push(worker);
-        let mut listener = 0;
-        let flags = IOT_LISTEN_REUSEPORT;
-        let code = iot_tcp_listen(worker, host.as_ptr(), port, 0, flags, &mut listener);
-        let started = check("listen", code)
-            .and_then(|_| accept_all(worker, listener, ACCEPT_TAG))
-            .and_then(|()| local_port(worker, listener));
-        match started {
-            Ok(bound) => port = bound,
-            Err(err) => {
-                for worker in workers {
-                    let _ = iot_worker_free(worker);
-                }
-                return Err(err);
-            }
-        }
-    }
-    println!("listening on {}", SocketAddr::new(addr.ip(), port));
-    Ok(workers)
-}
-
-/// Serves every worker of `workers` on a thread of its own (`serve` with
-/// `dispatch`) until a stop signal or a failure (which stops them all), then frees
-/// them.
-pub fn serve_all(
-    workers: Vec<u64>,
-    dispatch: impl Fn(u64, &iot_completion) + Copy + Send + 'static,
-) -> Result<(), String> {
+    let mut threads = Vec::with_capacity(count);
     let mut result = Ok(());
-    let mut threads = Vec::new();
-    for &worker in &workers {
-        let serving = std::thread::Builder::new().spawn(move || {
-            serve(worker, |c| {
-                dispatch(worker, c);
-                Ok(())
-            })
+    for _ in 0..count {
+        let (listening, bound) = std::sync::mpsc::channel();
+        let host = host.clone();
+        let thread = std::thread::Builder::new().spawn(move || {
+            let worker = new_worker()?;
+            let served = listen_and_accept(worker, &host, port)
+                .and_then(|bound| {
+                    let _ = listening.send(Ok(bound));
+                    serve(worker, |c| {
+                        dispatch(worker, c);
+                        Ok(())
+                    })
+                })
+                .inspect_err(|err| {
+                    let _ = listening.send(Err(err.clone()));
+                });
+            check("free worker", iot_worker_free(worker))?;
+            served
         });
-        match serving {
-            Ok(thread) => threads.push(thread),
-            Err(err) => {
-                // No thread for this worker (a thread or address-space limit): stop.
-                stop();
-                result = Err(format!("cannot start a worker thread: {err}"));
+        let Ok(thread) = thread else {
+            result = Err("cannot start a worker thread".to_string());
+            break;
+        };
+        threads.push(thread);
+        match bound.recv() {
+            Ok(Ok(bound)) => port = bound,
+            Ok(Err(err)) => {
+                result = Err(err);
                 break;
             }
+            Err(_) => break, // the thread failed before listening: joined below
         }
+    }
+    if result.is_ok() && threads.len() == count {
+        println!("listening on {}", SocketAddr::new(addr.ip(), port));
+    } else {
+        stop();
     }
     for thread in threads {
         let outcome = thread
@@ -241,8 +240,16 @@ pub fn serve_all(
             result = result.and(outcome);
         }
     }
-    for worker in workers {
-        check("free worker", iot_worker_free(worker))?;
-    }
     result
+}
+
+/// Listens on `host` and `port` with `SO_REUSEPORT` and queues a multishot accept;
+/// returns the port bound.
+fn listen_and_accept(worker: u64, host: &CString, port: u16) -> Result<u16, String> {
+    let mut listener = 0;
+    let flags = IOT_LISTEN_REUSEPORT;
+    let code = iot_tcp_listen(worker, host.as_ptr(), port, 0, flags, &mut listener);
+    check("listen", code)?;
+    accept_all(worker, listener, ACCEPT_TAG)?;
+    local_port(worker, listener)
 }

@@ -30,22 +30,28 @@ fn setup_error(err: std::io::Error) -> i32 {
 }
 
 impl Ring {
-    /// A ring of `entries` SQEs and `cq_entries` CQEs (clamped to the kernel's limits).
-    pub(crate) fn new(entries: u32, cq_entries: u32) -> Result<Ring> {
-        // No SINGLE_ISSUER/DEFER_TASKRUN: a Dart isolate may submit from different OS
-        // threads. COOP_TASKRUN: the kernel does not interrupt the submitting thread
+    /// A ring of `entries` SQEs and `cq_entries` CQEs (clamped to the kernel's limits);
+    /// `single_thread` when only the calling thread will ever enter it.
+    pub(crate) fn new(entries: u32, cq_entries: u32, single_thread: bool) -> Result<Ring> {
+        // SINGLE_ISSUER/DEFER_TASKRUN only for a single-thread worker: a Dart isolate
+        // may submit from different OS threads. COOP_TASKRUN: the kernel does not interrupt the submitting thread
         // with an IPI to run our task work (a receive finishing after its poll fired);
         // it runs at that thread's next entry to the kernel or interrupt, and a thread
         // asleep (an idle Dart pool thread, a host blocked in `wait`) is still woken
         // for it. Cuts 13-23% of server CPU per echo round trip (`iot_bench echo`).
         // All of these flags predate the Linux 6.1 baseline (COOP_TASKRUN: 5.19).
-        let ring = IoUring::builder()
+        let mut builder = IoUring::builder();
+        builder
             .setup_cqsize(cq_entries)
             .setup_clamp()
             .setup_submit_all()
-            .setup_coop_taskrun()
-            .build(entries)
-            .map_err(setup_error)?;
+            .setup_coop_taskrun();
+        if single_thread {
+            // Completion work waits for this thread's next wait and runs there in one
+            // batch (Linux 6.1).
+            builder.setup_single_issuer().setup_defer_taskrun();
+        }
+        let ring = builder.build(entries).map_err(setup_error)?;
         Ok(Ring { ring, overflows: 0 })
     }
 

@@ -96,6 +96,9 @@ const int IOT_E_ADDRESS_SPACE = -5008;
 /// A thread could not be started (thread or address-space limits).
 const int IOT_E_THREAD = -5009;
 
+/// A single-thread worker was called from another thread than its own.
+const int IOT_E_WRONG_THREAD = -5010;
+
 /// The target worker of a message is unknown, freed, or stopped.
 const int IOT_E_WORKER_GONE = -5020;
 
@@ -147,6 +150,10 @@ const int IOT_CONFIG_WHOLE_BUFFERS = 2;
 
 /// Config flag: stream receives are one-shot kernel attempts (no kernel multishot).
 const int IOT_CONFIG_ONE_SHOT_RECEIVES = 4;
+
+/// Config flag: one thread makes, drives and frees the worker (never set by
+/// this package: an isolate may run on another thread at every turn).
+const int IOT_CONFIG_SINGLE_THREAD = 8;
 
 /// File offset meaning "at the file position" (-1 as a 64-bit value).
 const int IOT_OFFSET_CURRENT = 0xFFFFFFFFFFFFFFFF;
