@@ -1051,11 +1051,12 @@ int32_t iot_recv(uint64_t worker,
  received one, whose bytes must lie inside the one piece the host holds (zero-copy
  echo). Stream sends on one socket go out in the order queued; each completes only
  when all its bytes were sent (result = `len`) or with an error. A datagram send goes
- out at once as one datagram. A stream send (or shutdown) that fails, times out or
- is cancelled once started ends those queued behind it on its socket with
- `-ECANCELED`, unsent: the peer never sees a gap in the stream. The buffer (or
- received piece) belongs to the send from this call on and returns to the pool when
- it completes, whatever the outcome; if this call fails it stays with the host.
+ out at once as one datagram. A stream send (or shutdown) that fails, times out or is
+ cancelled once started ends those queued behind it on its socket, and those queued
+ later, with `-ECANCELED`, unsent: the peer never sees a gap in the stream. The
+ buffer (or received piece) belongs to the send from this call on and returns to the
+ pool when it completes, whatever the outcome; if this call fails it stays with the
+ host.
  `timeout_ms` (0 = none) bounds each wait for socket space.
  */
 int32_t iot_send(uint64_t worker,
@@ -1413,7 +1414,9 @@ int32_t iot_worker_free(uint64_t worker);
  Frees the worker whose handle is `token` (the handle cast to a pointer) without
  blocking, for Dart's `NativeFinalizer`, which may run during garbage collection on
  any thread: the handle goes stale at once and the worker is reaped on a background
- thread as `iot_worker_free` would. An unknown or already freed handle is ignored.
+ thread as `iot_worker_free` would. An unknown or already freed handle is ignored, and
+ so is a single-thread worker's (`IOT_CONFIG_SINGLE_THREAD`), which only its own
+ thread can free (the kernel refuses its ring to any other).
  */
 void iot_worker_finalize(void *token);
 

@@ -44,6 +44,9 @@ pub(crate) struct Socket {
     /// call meets it first, so a receive after that send finds only the end of the
     /// stream, and reports the reset instead.
     pub(crate) reset_seen: bool,
+    /// A send or shutdown of this stream failed, timed out or was cancelled once
+    /// started: later ones end cancelled, unsent, as any would go out after a gap.
+    pub(crate) broken: bool,
     /// Receive-ring buffers this stream received that are not back in the ring.
     pub(crate) received_held: u32,
     /// The receive op waiting for some of them to come back (`recv_credit.rs`).
@@ -188,6 +191,7 @@ impl SocketTable {
             outbound: OrderedQueue::default(),
             sending: false,
             reset_seen: false,
+            broken: false,
             received_held: 0,
             throttled: None,
             bound_path: None,

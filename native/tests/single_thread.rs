@@ -1,5 +1,6 @@
 //! Workers made with `IOT_CONFIG_SINGLE_THREAD`: one thread makes, drives and frees
-//! each, and the kernel runs its completion work when that thread waits.
+//! each, and the kernel runs its completion work when that thread waits. Every test
+//! checks for leaked descriptors, which also runs them one at a time.
 
 mod support;
 
@@ -40,6 +41,7 @@ fn a_single_thread_worker_echoes_and_leaves_nothing_behind() {
 
 #[test]
 fn another_thread_is_refused_with_a_clear_error_and_the_worker_goes_on() {
+    let _fds = fd_check();
     let mut host = Host::with_config(&single_thread());
     let worker = host.worker;
     let refused = thread::spawn(move || {
@@ -66,6 +68,7 @@ unsafe extern "C" fn never_called(_worker: u64) {}
 
 #[test]
 fn no_notifier_watches_a_single_thread_worker() {
+    let _fds = fd_check();
     let host = Host::with_config(&single_thread());
     assert_eq!(
         iot_worker_set_notifier(host.worker, Some(never_called)),
@@ -81,6 +84,7 @@ fn messages_from_other_threads_wake_a_single_thread_worker_that_waits() {
         return;
     }
     const MESSAGES: u64 = 100;
+    let _fds = fd_check();
     let mut host = Host::with_config(&single_thread());
     let target = host.worker;
     let sender = thread::spawn(move || {
@@ -96,4 +100,36 @@ fn messages_from_other_threads_wake_a_single_thread_worker_that_waits() {
         assert_eq!((c.tag, c.result as u32), (tag, tag as u32 * 3));
     }
     sender.join().unwrap();
+}
+
+#[test]
+fn a_socket_handed_to_a_single_thread_worker_freed_before_it_waited_is_closed() {
+    if iot_messaging_supported() != 1 {
+        eprintln!("skipped: this kernel cannot pass flags through IORING_OP_MSG_RING");
+        return;
+    }
+    let _fds = fd_check();
+    let mut acceptor = Host::new();
+    let receiver = Host::with_config(&single_thread());
+    let (socket, mut peer) = acceptor.connected_pair();
+    ok(
+        "hand over",
+        iot_socket_handoff(acceptor.worker, socket, receiver.worker, 2),
+    );
+    let sent = acceptor.next_tagged(2);
+    assert_eq!((sent.kind, sent.result), (IOT_KIND_MESSAGE_SENT, 0));
+    // Posted into the receiver's ring only when its thread enters the kernel: the
+    // free must, or the socket stays open and parked for good.
+    drop(receiver);
+    let read = loop {
+        match peer.read(&mut [0u8; 1]) {
+            // The ring's teardown may interrupt this thread's next blocking call.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            other => break other,
+        }
+    };
+    assert!(
+        matches!(read, Ok(0)),
+        "the socket handed over stayed open: {read:?}"
+    );
 }

@@ -328,6 +328,14 @@ fn a_send_that_times_out_cancels_the_sends_queued_behind_it() {
     for tag in 2..=3 {
         assert_eq!(host.next_tagged(tag).result, -libc::ECANCELED);
     }
+    // Later ones would leave the same gap (or end the stream cleanly after it).
+    let id = host.filled_buffer(b"later");
+    ok("send", iot_send(host.worker, socket, id, 0, 5, 5, 0));
+    let how = IOT_SHUTDOWN_WRITE;
+    ok("shutdown", iot_socket_shutdown(host.worker, socket, how, 6));
+    for tag in 5..=6 {
+        assert_eq!(host.next_tagged(tag).result, -libc::ECANCELED);
+    }
     ok("close", iot_socket_close(host.worker, socket));
     let mut received = Vec::new();
     peer.read_to_end(&mut received).unwrap();

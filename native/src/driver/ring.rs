@@ -189,6 +189,14 @@ impl Ring {
         !self.ring.completion().is_empty() || self.ring.submission().cq_overflow()
     }
 
+    /// Runs the completion work the kernel deferred to this thread (a single-thread
+    /// ring's) without waiting: what it completes is then in the queue.
+    pub(crate) fn run_deferred_work(&mut self) {
+        let now = Timespec::new();
+        let args = SubmitArgs::new().timespec(&now);
+        let _ = self.ring.submitter().submit_with_args(1, &args);
+    }
+
     /// Submits and waits up to 100 ms for a completion (shutdown's bounded reaping).
     pub(crate) fn wait_a_little(&mut self) {
         let step = Timespec::new().nsec(100_000_000);

@@ -67,11 +67,12 @@ pub extern "C" fn iot_recv(worker: u64, socket: u64, tag: u64, flags: u32, timeo
 /// received one, whose bytes must lie inside the one piece the host holds (zero-copy
 /// echo). Stream sends on one socket go out in the order queued; each completes only
 /// when all its bytes were sent (result = `len`) or with an error. A datagram send goes
-/// out at once as one datagram. A stream send (or shutdown) that fails, times out or
-/// is cancelled once started ends those queued behind it on its socket with
-/// `-ECANCELED`, unsent: the peer never sees a gap in the stream. The buffer (or
-/// received piece) belongs to the send from this call on and returns to the pool when
-/// it completes, whatever the outcome; if this call fails it stays with the host.
+/// out at once as one datagram. A stream send (or shutdown) that fails, times out or is
+/// cancelled once started ends those queued behind it on its socket, and those queued
+/// later, with `-ECANCELED`, unsent: the peer never sees a gap in the stream. The
+/// buffer (or received piece) belongs to the send from this call on and returns to the
+/// pool when it completes, whatever the outcome; if this call fails it stays with the
+/// host.
 /// `timeout_ms` (0 = none) bounds each wait for socket space.
 #[no_mangle]
 pub extern "C" fn iot_send(

@@ -54,7 +54,9 @@ pub extern "C" fn iot_worker_free(worker: u64) -> i32 {
 /// Frees the worker whose handle is `token` (the handle cast to a pointer) without
 /// blocking, for Dart's `NativeFinalizer`, which may run during garbage collection on
 /// any thread: the handle goes stale at once and the worker is reaped on a background
-/// thread as `iot_worker_free` would. An unknown or already freed handle is ignored.
+/// thread as `iot_worker_free` would. An unknown or already freed handle is ignored, and
+/// so is a single-thread worker's (`IOT_CONFIG_SINGLE_THREAD`), which only its own
+/// thread can free (the kernel refuses its ring to any other).
 #[no_mangle]
 pub extern "C" fn iot_worker_finalize(token: *mut c_void) {
     boundary(|| {

@@ -112,6 +112,9 @@ impl Worker {
         }
         // Sweep messages still arriving, now disposed of (bounded: senders may go on).
         for _ in 0..FINAL_SWEEP_ROUNDS {
+            // A single-thread ring posts what other workers sent it (a socket, a
+            // payload to dispose of) only when its thread enters the kernel.
+            self.driver.ring.run_deferred_work();
             let more =
                 self.drain(&mut scratch) == scratch.len() || self.driver.ring.completions() > 0;
             if !more {

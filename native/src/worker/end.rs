@@ -72,10 +72,10 @@ impl Worker {
 
     pub(super) fn end_op_unseen(&mut self, key: usize, completion: iot_completion) -> Ended {
         let (socket, ordered) = (self.driver[key].socket, self.driver[key].ordered);
-        let breaks_stream = ordered && completion.result < 0 && self.is_stream(socket);
+        let failed = ordered && completion.result < 0;
         let ended = self.retire(key, completion);
-        if breaks_stream {
-            self.drop_queued(socket, |_| true);
+        if failed {
+            self.break_stream(socket);
         }
         if ordered {
             self.start_outbound(socket);

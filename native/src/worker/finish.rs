@@ -156,7 +156,12 @@ impl Worker {
             if more && retry && self.submit_attempt(key).is_ok() {
                 return None;
             }
-            completion.result = result;
+            // Cut short by a cancel or a close, not by the peer.
+            completion.result = if more && !retry {
+                -libc::ECANCELED
+            } else {
+                result
+            };
             return self.end_op(key, completion);
         }
         if secured && matches!(self.driver[key].work, Work::Recv(_)) {

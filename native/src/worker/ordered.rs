@@ -13,6 +13,11 @@ impl Worker {
     pub(crate) fn queue_ordered(&mut self, op: Op) -> Result<()> {
         let socket = op.socket;
         let s = self.sockets.get_mut(socket)?;
+        if s.broken {
+            // Behind the failure's completion, which the host may not have seen yet.
+            self.complete_dropped(op);
+            return Ok(());
+        }
         if s.sending || !s.outbound.is_empty() {
             s.outbound.push_back(op);
             return Ok(());
@@ -58,22 +63,23 @@ impl Worker {
                 let socket = self.driver[key].socket;
                 let ended = self.retire(key, self.driver[key].completion(code));
                 self.push_ended(ended);
-                if self.is_stream(socket) {
-                    self.drop_queued(socket, |_| true);
-                }
+                self.break_stream(socket);
                 false
             }
         }
     }
 
-    /// Whether `socket` is a stream, whose bytes must go out in order or not at all: a
-    /// send or shutdown that fails there (an error, a timeout, a cancel) ends the ones
-    /// queued behind it as cancelled, which would otherwise leave a gap in the stream
-    /// (or end it cleanly after one).
-    pub(super) fn is_stream(&self, socket: u64) -> bool {
-        self.sockets
-            .get(socket)
-            .is_ok_and(|s| s.kind == SocketKind::Stream)
+    /// A send or shutdown of stream `socket` failed (an error, a timeout, a cancel):
+    /// its bytes must go out in order or not at all, so the ones queued behind it end
+    /// as cancelled, and so do later ones (`Socket::broken`); starting them would
+    /// leave a gap the peer cannot see (or end the stream cleanly after one). Other
+    /// handles' ordered ops (a file's) go on.
+    pub(super) fn break_stream(&mut self, socket: u64) {
+        match self.sockets.get_mut(socket) {
+            Ok(s) if s.kind == SocketKind::Stream => s.broken = true,
+            _ => return,
+        }
+        self.drop_queued(socket, |_| true);
     }
 
     /// Removes queued (not yet started) ops matching `pred`, completing them as
