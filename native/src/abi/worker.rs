@@ -28,7 +28,9 @@ pub struct iot_config {
     /// Received pieces one stream socket may hold at a time (received and not yet
     /// released or sent on; each pins at most one buffer); at the limit it stops
     /// receiving until one comes back, so a peer that does not read cannot take the
-    /// buffers other connections need. 0 (the default): an eighth of 256, i.e. 32 (at
+    /// buffers other connections need. A receive the kernel keeps armed stops at a byte
+    /// count, which arrivals smaller than a buffer can fill with a few more pieces
+    /// before the worker stops it. 0 (the default): an eighth of 256, i.e. 32 (at
     /// most `recv_buffer_count`).
     pub socket_buffer_limit: u32,
 }
