@@ -121,7 +121,8 @@ abstract base class StreamConnection extends Stream<Uint8List> {
   ///
   /// [bytes] is read while it is being sent: do not modify it until the
   /// future completes. [timeout] (default [writeTimeout]) bounds each wait
-  /// for socket space.
+  /// for socket space. A write that fails or times out fails every write after
+  /// it: none of their bytes go out, so the peer never sees a gap.
   Future<void> write(List<int> bytes, {Duration? timeout}) {
     final refused = _refuseWrite('write');
     if (refused != null) return refused;
