@@ -34,11 +34,11 @@ impl Ring {
     /// `single_thread` when only the calling thread will ever enter it.
     pub(crate) fn new(entries: u32, cq_entries: u32, single_thread: bool) -> Result<Ring> {
         // SINGLE_ISSUER/DEFER_TASKRUN only for a single-thread worker: a Dart isolate
-        // may submit from different OS threads. COOP_TASKRUN: the kernel does not interrupt the submitting thread
-        // with an IPI to run our task work (a receive finishing after its poll fired);
-        // it runs at that thread's next entry to the kernel or interrupt, and a thread
-        // asleep (an idle Dart pool thread, a host blocked in `wait`) is still woken
-        // for it. Cuts 13-23% of server CPU per echo round trip (`iot_bench echo`).
+        // may submit from different OS threads. COOP_TASKRUN: the kernel does not
+        // interrupt the submitting thread with an IPI to run our task work (a receive
+        // finishing after its poll fired); it runs at that thread's next entry to the
+        // kernel or interrupt, and a thread asleep (an idle Dart pool thread, a host
+        // blocked in `wait`) is still woken for it. Cuts 13-23% of server CPU per echo round trip (`iot_bench echo`).
         // All of these flags predate the Linux 6.1 baseline (COOP_TASKRUN: 5.19).
         let mut builder = IoUring::builder();
         builder
@@ -192,15 +192,17 @@ impl Ring {
     /// Runs the completion work the kernel deferred to this thread (a single-thread
     /// ring's) without waiting: what it completes is then in the queue.
     pub(crate) fn run_deferred_work(&mut self) {
-        let now = Timespec::new();
-        let args = SubmitArgs::new().timespec(&now);
-        let _ = self.ring.submitter().submit_with_args(1, &args);
+        self.submit_and_wait_at_most(Timespec::new());
     }
 
     /// Submits and waits up to 100 ms for a completion (shutdown's bounded reaping).
     pub(crate) fn wait_a_little(&mut self) {
-        let step = Timespec::new().nsec(100_000_000);
-        let args = SubmitArgs::new().timespec(&step);
+        self.submit_and_wait_at_most(Timespec::new().nsec(100_000_000));
+    }
+
+    /// Submits, runs deferred completion work and waits up to `limit` for a completion.
+    fn submit_and_wait_at_most(&mut self, limit: Timespec) {
+        let args = SubmitArgs::new().timespec(&limit);
         let _ = self.ring.submitter().submit_with_args(1, &args);
     }
 }
