@@ -70,7 +70,7 @@ impl Worker {
         let admission = registry::admit(target)?;
         let parked = handoff::park(fd, target)?;
         // The slot owns the fd now; the table entry must not close it.
-        let detached = match self.sockets.remove(socket) {
+        let detached = match self.remove_socket(socket) {
             Ok(detached) => detached,
             Err(code) => {
                 // Checked above, so unreachable; the table still owns the fd then.

@@ -47,6 +47,8 @@ pub(crate) struct Socket {
     /// A send or shutdown of this stream failed, timed out or was cancelled once
     /// started: later ones end cancelled, unsent, as any would go out after a gap.
     pub(crate) broken: bool,
+    /// In the ring's registered files at its handle's slot: its sends name the slot.
+    pub(crate) fixed: bool,
     /// Receive-ring buffers this stream received that are not back in the ring.
     pub(crate) received_held: u32,
     /// The receive op waiting for some of them to come back (`recv_credit.rs`).
@@ -192,6 +194,7 @@ impl SocketTable {
             sending: false,
             reset_seen: false,
             broken: false,
+            fixed: false,
             received_held: 0,
             throttled: None,
             bound_path: None,
@@ -223,6 +226,11 @@ impl SocketTable {
         } else {
             Err(IOT_E_WRONG_SOCKET_KIND)
         }
+    }
+
+    /// The slot of `handle`, which no other open socket of the table has.
+    pub(crate) fn slot(handle: u64) -> usize {
+        split(handle).2
     }
 
     pub(crate) fn remove(&mut self, handle: u64) -> Result<Socket> {

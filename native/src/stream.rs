@@ -60,7 +60,7 @@ impl Worker {
         let work = Work::Connect(Connect::new(addr));
         let result = self.start(Op::new(tag, IOT_KIND_CONNECT, handle, work, timeout_ms));
         if result.is_err() {
-            let _ = self.sockets.remove(handle);
+            let _ = self.remove_socket(handle);
         }
         result.map(drop)
     }

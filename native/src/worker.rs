@@ -23,6 +23,7 @@ use crate::abi::{
     IOT_CONFIG_SINGLE_THREAD, IOT_CONFIG_WHOLE_BUFFERS,
 };
 use crate::buffers::BufferPool;
+use crate::driver::fixed_files::FixedFiles;
 use crate::driver::in_flight::{Driver, Event};
 use crate::driver::ring::Ring;
 use crate::error::Result;
@@ -32,7 +33,7 @@ use crate::op::{Op, Recv, Work};
 use crate::pieces::BufferRef;
 use crate::probe;
 use crate::recv_credit::RecvCredit;
-use crate::sockets::SocketTable;
+use crate::sockets::{Socket, SocketKind, SocketTable};
 use crate::thread_token;
 
 mod cancel;
@@ -49,6 +50,8 @@ pub(crate) struct Worker {
     pub(crate) driver: Driver<Op>,
     pub(crate) id: u64,
     pub(crate) sockets: SocketTable,
+    /// The ring's registered files, which stream sends name (`fixed_files.rs`).
+    fixed_files: FixedFiles,
     pub(crate) buffers: BufferPool,
     pub(crate) signal: Arc<Signal>,
     notifier: Option<Notifier>,
@@ -113,10 +116,12 @@ impl Worker {
         }
         let kernel_multishot_receives = config.flags & IOT_CONFIG_ONE_SHOT_RECEIVES == 0
             && probe::multishot_receives_take_a_byte_limit(&mut ring);
+        let fixed_files = FixedFiles::new(&ring);
         Ok(Worker {
             driver: Driver::new(ring),
             id,
             sockets: SocketTable::new(id),
+            fixed_files,
             buffers,
             messaging: Messaging::new(id, signal.clone(), ring_fd),
             signal,
@@ -191,6 +196,9 @@ impl Worker {
     /// Builds and queues one kernel attempt of op `key`, with its timeout.
     #[inline]
     fn submit_attempt(&mut self, key: usize) -> Result<()> {
+        if matches!(self.driver[key].work, Work::Send(_)) {
+            self.register_file(self.driver[key].socket);
+        }
         let entry = self.build_entry(key)?;
         self.driver[key].ring_epoch = self.ring_epoch;
         self.driver.submit(key, entry)
@@ -200,8 +208,13 @@ impl Worker {
     fn build_entry(&self, key: usize) -> Result<squeue::Entry> {
         let op = &self.driver[key];
         // Looked up lazily: open and path stat work on no handle.
-        let fd = self.sockets.get(op.socket).map(|s| types::Fd(s.raw()));
-        let entry = op.work.entry(fd, &self.buffers)?;
+        let socket = self.sockets.get(op.socket);
+        let fd = socket.map(|s| types::Fd(s.raw()));
+        let fixed = match socket {
+            Ok(s) if s.fixed => Some(types::Fixed(SocketTable::slot(op.socket) as u32)),
+            _ => None,
+        };
+        let entry = op.work.entry(fd, fixed, &self.buffers)?;
         Ok(match &op.work {
             Work::Recv(recv) if recv.kernel_multishot => {
                 let bytes =
@@ -211,6 +224,34 @@ impl Worker {
             }
             _ => entry,
         })
+    }
+
+    /// Puts stream `socket` in the ring's registered files before its first send, if
+    /// there is room at its slot; its sends name the slot from then on.
+    #[inline]
+    fn register_file(&mut self, socket: u64) {
+        let Ok(s) = self.sockets.get_mut(socket) else {
+            return;
+        };
+        if s.fixed || s.kind != SocketKind::Stream {
+            return;
+        }
+        let slot = SocketTable::slot(socket);
+        s.fixed = self.fixed_files.set(&mut self.driver.ring, slot, s.raw());
+    }
+
+    /// Takes `socket` out of the table; its registered slot, if any, is emptied by the
+    /// next submit, so that closing the fd closes the socket.
+    pub(crate) fn remove_socket(&mut self, socket: u64) -> Result<Socket> {
+        let removed = self.sockets.remove(socket)?;
+        if removed.fixed {
+            // Fails only on a broken ring; the slot's next socket, or the worker's
+            // free, then releases it.
+            let _ = self
+                .fixed_files
+                .clear(&mut self.driver.ring, SocketTable::slot(socket));
+        }
+        Ok(removed)
     }
 
     /// Submits everything queued; returns how many SQEs the kernel took. When the

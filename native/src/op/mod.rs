@@ -31,7 +31,7 @@ pub(crate) use shutdown::Shutdown;
 pub(crate) use vectored::VectoredIo;
 
 use io_uring::squeue;
-use io_uring::types::Fd;
+use io_uring::types::{Fd, Fixed};
 
 use crate::abi::iot_completion;
 use crate::buffers::BufferPool;
@@ -57,14 +57,19 @@ pub(crate) enum Work {
 
 impl Work {
     /// The SQE of the op's next kernel attempt; `fd` is its handle's, which only open
-    /// and path stat do without.
+    /// and path stat do without, and `fixed` its slot in the ring's registered files.
     #[inline]
-    pub(crate) fn entry(&self, fd: Result<Fd>, buffers: &BufferPool) -> Result<squeue::Entry> {
+    pub(crate) fn entry(
+        &self,
+        fd: Result<Fd>,
+        fixed: Option<Fixed>,
+        buffers: &BufferPool,
+    ) -> Result<squeue::Entry> {
         Ok(match self {
             Work::Accept(accept) => accept.entry(fd?),
             Work::Connect(connect) => connect.entry(fd?),
             Work::Recv(recv) => recv.entry(fd?, buffers),
-            Work::Send(send) => send.entry(fd?, buffers),
+            Work::Send(send) => send.entry(fd?, fixed, buffers),
             Work::Shutdown(shutdown) => shutdown.entry(fd?),
             Work::Read(read) => read.entry(fd?, buffers),
             Work::Vectored(io) => io.entry(fd?),

@@ -2,7 +2,7 @@
 //! datagram to an address (`sendto`), or as a file write. A partial transfer is
 //! resubmitted for the rest until all bytes went or an error came.
 
-use io_uring::types::Fd;
+use io_uring::types::{Fd, Fixed};
 use io_uring::{opcode, squeue};
 use socket2::SockAddr;
 
@@ -90,13 +90,25 @@ impl SendProgress {
     /// Stream sends go without `MSG_WAITALL`: with it, io_uring retries a short send
     /// itself and, when an error comes after some bytes went, reports those bytes and
     /// drops the error, a reset's included, so the receive finds a clean end. Without
-    /// it a short send comes back here, and the next attempt meets the error.
-    pub(crate) fn entry(&self, fd: Fd, buffers: &BufferPool) -> squeue::Entry {
+    /// it a short send comes back here, and the next attempt meets the error. A stream
+    /// send names its socket's registered slot (`fixed`) when it has one.
+    pub(crate) fn entry(
+        &self,
+        fd: Fd,
+        fixed: Option<Fixed>,
+        buffers: &BufferPool,
+    ) -> squeue::Entry {
+        let stream_send = |ptr: *const u8, len: u32| {
+            match fixed {
+                Some(slot) => opcode::Send::new(slot, ptr, len),
+                None => opcode::Send::new(fd, ptr, len),
+            }
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+        };
         if let SendTarget::Sealed { records, .. } = &self.to {
             let rest = &records[self.done as usize..];
-            return opcode::Send::new(fd, rest.as_ptr(), rest.len() as u32)
-                .flags(libc::MSG_NOSIGNAL)
-                .build();
+            return stream_send(rest.as_ptr(), rest.len() as u32);
         }
         // SAFETY: offset + len was checked against the buffer size at queue time.
         let ptr = unsafe {
@@ -106,9 +118,7 @@ impl SendProgress {
         };
         let len = self.len - self.done;
         match &self.to {
-            SendTarget::Connected | SendTarget::Sealed { .. } => opcode::Send::new(fd, ptr, len)
-                .flags(libc::MSG_NOSIGNAL)
-                .build(),
+            SendTarget::Connected | SendTarget::Sealed { .. } => stream_send(ptr, len),
             SendTarget::Address(addr) => opcode::Send::new(fd, ptr, len)
                 .flags(libc::MSG_NOSIGNAL)
                 .dest_addr(addr.as_ptr().cast())

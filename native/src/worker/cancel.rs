@@ -54,7 +54,7 @@ impl Worker {
     /// Closes a socket or file now: its handle goes stale, its queued ops complete as
     /// cancelled, in-flight ones are cancelled in the kernel before the fd is closed.
     pub(crate) fn close_handle(&mut self, socket: u64) -> Result<()> {
-        let mut removed = self.sockets.remove(socket)?;
+        let mut removed = self.remove_socket(socket)?;
         for op in removed.outbound.take() {
             self.complete_dropped(op);
         }
@@ -103,6 +103,7 @@ impl Worker {
                 self.hand_over(ended);
             }
         }
+        self.fixed_files.clear_all(&self.driver.ring);
         let deadline = Instant::now() + SHUTDOWN_REAP_LIMIT;
         let mut scratch = [iot_completion::default(); 64];
         while self.in_flight() > 0 && Instant::now() < deadline {

@@ -192,7 +192,7 @@ impl Worker {
                 if res == 0 && !socket_gone {
                     completion.handle = socket;
                 } else if !socket_gone {
-                    let _ = self.sockets.remove(socket); // never exposed: close it here
+                    let _ = self.remove_socket(socket); // never exposed: close it here
                 }
             }
             Work::Recv(recv) => {
