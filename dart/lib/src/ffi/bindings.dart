@@ -422,552 +422,545 @@ final class iot_tls_info extends Struct {
 /// Every function of the C ABI, looked up once when the library is loaded
 /// (a library without one of them fails at load time, not mid-run).
 final class Bindings {
-  Bindings(DynamicLibrary lib)
-      : iot_worker_buffers = lib.lookupFunction<
-            Int32 Function(Uint64, Pointer<Pointer<Uint8>>, Pointer<Uint32>,
-                Pointer<Uint32>),
-            int Function(int, Pointer<Pointer<Uint8>>, Pointer<Uint32>,
-                Pointer<Uint32>)>('iot_worker_buffers', isLeaf: true),
-        iot_buffer_acquire = lib.lookupFunction<
-            Int32 Function(Uint64, Pointer<Uint32>),
-            int Function(int, Pointer<Uint32>)>('iot_buffer_acquire',
-            isLeaf: true),
-        iot_buffer_release = lib.lookupFunction<
-            Int32 Function(Uint64, Uint32, Uint32),
-            int Function(int, int, int)>('iot_buffer_release', isLeaf: true),
-        iot_buffer_acquire_span = lib.lookupFunction<
-            Int32 Function(Uint64, Uint32, Pointer<Uint32>),
-            int Function(int, int, Pointer<Uint32>)>('iot_buffer_acquire_span',
-            isLeaf: true),
-        iot_error_message = lib.lookupFunction<
-            Size Function(Int32, Pointer<Utf8>, Size),
-            int Function(int, Pointer<Utf8>, int)>('iot_error_message',
-            isLeaf: true),
-        iot_tcp_listen = lib.lookupFunction<
-            Int32 Function(
-                Uint64, Pointer<Utf8>, Uint16, Uint32, Uint32, Pointer<Uint64>),
-            int Function(int, Pointer<Utf8>, int, int, int,
-                Pointer<Uint64>)>('iot_tcp_listen', isLeaf: true),
-        iot_tcp_accept = lib.lookupFunction<
-            Int32 Function(Uint64, Uint64, Uint64, Uint32, Uint32),
-            int Function(int, int, int, int, int)>('iot_tcp_accept',
-            isLeaf: true),
-        iot_tcp_connect = lib.lookupFunction<
-            Int32 Function(Uint64, Pointer<Utf8>, Uint16, Uint64, Uint32),
-            int Function(int, Pointer<Utf8>, int, int, int)>('iot_tcp_connect',
-            isLeaf: true),
-        iot_tcp_connect_from = lib.lookupFunction<
-            Int32 Function(Uint64, Pointer<Utf8>, Uint16, Pointer<Utf8>, Uint16,
-                Uint64, Uint32),
-            int Function(int, Pointer<Utf8>, int, Pointer<Utf8>, int, int,
-                int)>('iot_tcp_connect_from', isLeaf: true),
-        iot_recv = lib.lookupFunction<
-            Int32 Function(Uint64, Uint64, Uint64, Uint32, Uint32),
-            int Function(int, int, int, int, int)>('iot_recv', isLeaf: true),
-        iot_send = lib.lookupFunction<
-            Int32 Function(Uint64, Uint64, Uint32, Uint32, Uint32, Uint64, Uint32),
-            int Function(
-                int, int, int, int, int, int, int)>('iot_send', isLeaf: true),
-        iot_socket_shutdown = lib.lookupFunction<
-            Int32 Function(Uint64, Uint64, Int32, Uint64),
-            int Function(int, int, int, int)>('iot_socket_shutdown',
-            isLeaf: true),
-        iot_socket_close = lib.lookupFunction<Int32 Function(Uint64, Uint64),
-            int Function(int, int)>('iot_socket_close', isLeaf: true),
-        iot_socket_address = lib.lookupFunction<
-            Int32 Function(
-                Uint64, Uint64, Uint32, Pointer<Utf8>, Size, Pointer<Uint16>),
-            int Function(int, int, int, Pointer<Utf8>, int,
-                Pointer<Uint16>)>('iot_socket_address', isLeaf: true),
-        iot_config_default = lib.lookupFunction<
-            Int32 Function(Pointer<iot_config>),
-            int Function(Pointer<iot_config>)>('iot_config_default',
-            isLeaf: true),
-        iot_worker_new = lib.lookupFunction<
-            Int32 Function(Pointer<iot_config>, Pointer<Uint64>),
-            int Function(Pointer<iot_config>, Pointer<Uint64>)>(
-            'iot_worker_new',
-            isLeaf: true),
-        iot_worker_free = lib.lookupFunction<Int32 Function(Uint64),
-            int Function(int)>('iot_worker_free', isLeaf: false),
-        iot_worker_flush = lib.lookupFunction<Int32 Function(Uint64),
-            int Function(int)>('iot_worker_flush', isLeaf: true),
-        iot_worker_drain = lib.lookupFunction<
-            Int32 Function(Uint64, Pointer<iot_completion>, Uint32),
-            int Function(int, Pointer<iot_completion>, int)>(
-            'iot_worker_drain',
-            isLeaf: true),
-        iot_worker_wait = lib.lookupFunction<Int32 Function(Uint64, Uint32),
-            int Function(int, int)>('iot_worker_wait', isLeaf: false),
-        iot_worker_set_notifier = lib.lookupFunction<
-            Int32 Function(Uint64, iot_notify_fn),
-            int Function(int, iot_notify_fn)>('iot_worker_set_notifier',
-            isLeaf: false),
-        iot_worker_set_notifier_port = lib.lookupFunction<
-            Int32 Function(Uint64, iot_post_fn, Int64),
-            int Function(int, iot_post_fn, int)>(
-            'iot_worker_set_notifier_port',
-            isLeaf: false),
-        iot_worker_finalize = lib.lookupFunction<Void Function(Pointer<Void>),
-            void Function(Pointer<Void>)>('iot_worker_finalize', isLeaf: true),
-        iot_worker_arm = lib.lookupFunction<Int32 Function(Uint64),
-            int Function(int)>('iot_worker_arm', isLeaf: true),
-        iot_worker_arm_if_idle = lib.lookupFunction<Int32 Function(Uint64),
-            int Function(int)>('iot_worker_arm_if_idle', isLeaf: true),
-        iot_worker_stats = lib.lookupFunction<
-            Int32 Function(Uint64, Pointer<iot_stats>),
-            int Function(int, Pointer<iot_stats>)>('iot_worker_stats',
-            isLeaf: true),
-        iot_cancel = lib.lookupFunction<Int32 Function(Uint64, Uint64),
-            int Function(int, int)>('iot_cancel', isLeaf: true),
-        iot_messaging_supported = lib.lookupFunction<Int32 Function(),
-            int Function()>('iot_messaging_supported', isLeaf: true),
-        iot_message_send = lib.lookupFunction<
-            Int32 Function(Uint64, Uint64, Uint64, Uint32),
-            int Function(int, int, int, int)>('iot_message_send',
-            isLeaf: true),
-        iot_message_send_payload = lib.lookupFunction<
-            Int32 Function(Uint64, Uint64, Uint64, Uint64, Uint32),
-            int Function(int, int, int, int, int)>('iot_message_send_payload',
-            isLeaf: true),
-        iot_socket_handoff = lib.lookupFunction<
-            Int32 Function(Uint64, Uint64, Uint64, Uint64),
-            int Function(int, int, int, int)>('iot_socket_handoff',
-            isLeaf: true),
-        iot_worker_stop = lib.lookupFunction<Int32 Function(Uint64),
-            int Function(int)>('iot_worker_stop', isLeaf: true),
-        iot_payload_pool_configure = lib.lookupFunction<
-            Int32 Function(Uint32, Uint32),
-            int Function(int, int)>('iot_payload_pool_configure',
-            isLeaf: true),
-        iot_payload_pool = lib.lookupFunction<
-            Int32 Function(
-                Pointer<Pointer<Uint8>>, Pointer<Uint32>, Pointer<Uint32>),
-            int Function(Pointer<Pointer<Uint8>>, Pointer<Uint32>,
-                Pointer<Uint32>)>('iot_payload_pool', isLeaf: true),
-        iot_payloads_in_use = lib.lookupFunction<Int32 Function(),
-            int Function()>('iot_payloads_in_use', isLeaf: true),
-        iot_payload_acquire = lib.lookupFunction<
-            Int32 Function(Uint64, Pointer<Uint64>),
-            int Function(int, Pointer<Uint64>)>('iot_payload_acquire',
-            isLeaf: true),
-        iot_payload_release = lib.lookupFunction<
-            Int32 Function(Uint64, Uint64),
-            int Function(int, int)>('iot_payload_release', isLeaf: true),
-        iot_transport_request_stop = lib.lookupFunction<Int32 Function(Uint32),
-            int Function(int)>('iot_transport_request_stop', isLeaf: false),
-        iot_worker_least_loaded = lib.lookupFunction<
-            Int32 Function(Pointer<Uint64>, Uint32, Pointer<Uint64>),
-            int Function(Pointer<Uint64>, int,
-                Pointer<Uint64>)>('iot_worker_least_loaded', isLeaf: true),
-        iot_accept = lib.lookupFunction<
-            Int32 Function(Uint64, Uint64, Uint64, Uint32, Uint32),
-            int Function(int, int, int, int, int)>('iot_accept',
-            isLeaf: true),
-        iot_socket_set_option = lib.lookupFunction<
-            Int32 Function(Uint64, Uint64, Uint32, Uint32),
-            int Function(int, int, int, int)>('iot_socket_set_option',
-            isLeaf: true),
-        iot_socket_get_option = lib.lookupFunction<
-            Int32 Function(Uint64, Uint64, Uint32, Pointer<Uint32>),
-            int Function(
-                int, int, int, Pointer<Uint32>)>(
-            'iot_socket_get_option',
-            isLeaf: true),
-        iot_socket_set_raw_option = lib.lookupFunction<
-            Int32 Function(
-                Uint64, Uint64, Int32, Int32, Pointer<Uint8>, Uint32),
-            int Function(int, int, int, int, Pointer<Uint8>,
-                int)>('iot_socket_set_raw_option', isLeaf: true),
-        iot_socket_get_raw_option = lib.lookupFunction<
-            Int32 Function(
-                Uint64, Uint64, Int32, Int32, Pointer<Uint8>, Pointer<Uint32>),
-            int Function(int, int, int, int, Pointer<Uint8>,
-                Pointer<Uint32>)>('iot_socket_get_raw_option', isLeaf: true),
-        iot_socket_dropped = lib.lookupFunction<
-            Int32 Function(Uint64, Uint64, Pointer<Uint32>),
-            int Function(int, int, Pointer<Uint32>)>('iot_socket_dropped',
-            isLeaf: true),
-        iot_udp_bind = lib.lookupFunction<
-            Int32 Function(
-                Uint64, Pointer<Utf8>, Uint16, Uint32, Pointer<Uint64>),
-            int Function(
-                int, Pointer<Utf8>, int, int, Pointer<Uint64>)>(
-            'iot_udp_bind',
-            isLeaf: true),
-        iot_udp_connect = lib.lookupFunction<
-            Int32 Function(Uint64, Uint64, Pointer<Utf8>, Uint16),
-            int Function(int, int, Pointer<Utf8>, int)>('iot_udp_connect',
-            isLeaf: true),
-        iot_udp_send_to = lib.lookupFunction<
-            Int32 Function(
-                Uint64, Uint64, Uint32, Uint32, Uint32, Pointer<Utf8>, Uint16,
-                Uint64, Uint32),
-            int Function(
-                int, int, int, int, int, Pointer<Utf8>, int, int, int)>(
-            'iot_udp_send_to',
-            isLeaf: true),
-        iot_udp_join_multicast = lib.lookupFunction<
-            Int32 Function(Uint64, Uint64, Pointer<Utf8>, Uint32),
-            int Function(
-                int, int, Pointer<Utf8>, int)>(
-            'iot_udp_join_multicast',
-            isLeaf: true),
-        iot_udp_leave_multicast = lib.lookupFunction<
-            Int32 Function(Uint64, Uint64, Pointer<Utf8>, Uint32),
-            int Function(
-                int, int, Pointer<Utf8>, int)>(
-            'iot_udp_leave_multicast',
-            isLeaf: true),
-        iot_unix_listen = lib.lookupFunction<
-            Int32 Function(
-                Uint64, Pointer<Utf8>, Uint32, Uint32, Pointer<Uint64>),
-            int Function(
-                int, Pointer<Utf8>, int, int, Pointer<Uint64>)>(
-            'iot_unix_listen',
-            isLeaf: true),
-        iot_unix_connect = lib.lookupFunction<
-            Int32 Function(Uint64, Pointer<Utf8>, Uint64, Uint32),
-            int Function(int, Pointer<Utf8>, int, int)>('iot_unix_connect',
-            isLeaf: true),
-        iot_unix_datagram_bind = lib.lookupFunction<
-            Int32 Function(Uint64, Pointer<Utf8>, Uint32, Pointer<Uint64>),
-            int Function(
-                int, Pointer<Utf8>, int, Pointer<Uint64>)>(
-            'iot_unix_datagram_bind',
-            isLeaf: true),
-        iot_unix_send_to = lib.lookupFunction<
-            Int32 Function(
-                Uint64, Uint64, Uint32, Uint32, Uint32, Pointer<Utf8>, Uint64,
-                Uint32),
-            int Function(
-                int, int, int, int, int, Pointer<Utf8>, int, int)>(
-            'iot_unix_send_to',
-            isLeaf: true),
-        iot_datagram_recv = lib.lookupFunction<
-            Int32 Function(Uint64, Uint64, Uint64, Uint32, Uint32),
-            int Function(int, int, int, int, int)>('iot_datagram_recv',
-            isLeaf: true),
-        iot_datagram_sender = lib.lookupFunction<
-            Int32 Function(
-                Uint64, Uint32, Pointer<Utf8>, Size, Pointer<Uint16>),
-            int Function(
-                int, int, Pointer<Utf8>, int, Pointer<Uint16>)>(
-            'iot_datagram_sender',
-            isLeaf: true),
-        iot_file_open = lib.lookupFunction<
-            Int32 Function(
-                Uint64, Pointer<Utf8>, Uint32, Uint32, Uint64, Uint32),
-            int Function(
-                int, Pointer<Utf8>, int, int, int, int)>(
-            'iot_file_open',
-            isLeaf: true),
-        iot_file_read = lib.lookupFunction<
-            Int32 Function(
-                Uint64, Uint64, Uint32, Uint32, Uint32, Uint64, Uint64, Uint32),
-            int Function(
-                int, int, int, int, int, int, int, int)>(
-            'iot_file_read',
-            isLeaf: true),
-        iot_file_write = lib.lookupFunction<
-            Int32 Function(
-                Uint64, Uint64, Uint32, Uint32, Uint32, Uint64, Uint64, Uint32),
-            int Function(
-                int, int, int, int, int, int, int, int)>(
-            'iot_file_write',
-            isLeaf: true),
-        iot_file_readv = lib.lookupFunction<
-            Int32 Function(
-                Uint64, Uint64, Pointer<iot_buffer_slice>, Uint32, Uint64,
-                Uint64, Uint32),
-            int Function(
-                int, int, Pointer<iot_buffer_slice>, int, int, int, int)>(
-            'iot_file_readv',
-            isLeaf: true),
-        iot_file_writev = lib.lookupFunction<
-            Int32 Function(
-                Uint64, Uint64, Pointer<iot_buffer_slice>, Uint32, Uint64,
-                Uint64, Uint32),
-            int Function(
-                int, int, Pointer<iot_buffer_slice>, int, int, int, int)>(
-            'iot_file_writev',
-            isLeaf: true),
-        iot_file_read_stream = lib.lookupFunction<
-            Int32 Function(Uint64, Uint64, Uint64, Uint32, Uint64, Uint32),
-            int Function(int, int, int, int, int, int)>('iot_file_read_stream',
-            isLeaf: true),
-        iot_file_sync = lib.lookupFunction<
-            Int32 Function(Uint64, Uint64, Uint32, Uint64, Uint32),
-            int Function(int, int, int, int, int)>('iot_file_sync',
-            isLeaf: true),
-        iot_file_allocate = lib.lookupFunction<
-            Int32 Function(
-                Uint64, Uint64, Uint32, Uint64, Uint64, Uint64, Uint32),
-            int Function(
-                int, int, int, int, int, int, int)>(
-            'iot_file_allocate',
-            isLeaf: true),
-        iot_file_truncate = lib.lookupFunction<
-            Int32 Function(Uint64, Uint64, Uint64, Uint64, Uint32),
-            int Function(int, int, int, int, int)>('iot_file_truncate',
-            isLeaf: true),
-        iot_file_stat = lib.lookupFunction<
-            Int32 Function(
-                Uint64, Uint64, Pointer<iot_file_info>, Uint64, Uint32),
-            int Function(
-                int, int, Pointer<iot_file_info>, int, int)>(
-            'iot_file_stat',
-            isLeaf: true),
-        iot_path_stat = lib.lookupFunction<
-            Int32 Function(
-                Uint64, Pointer<Utf8>, Pointer<iot_file_info>, Uint64, Uint32),
-            int Function(
-                int, Pointer<Utf8>, Pointer<iot_file_info>, int, int)>(
-            'iot_path_stat',
-            isLeaf: true),
-        iot_file_close = lib.lookupFunction<
-            Int32 Function(Uint64, Uint64),
-            int Function(int, int)>('iot_file_close',
-            isLeaf: true),
-        iot_tls_config_new = lib.lookupFunction<
-            Int32 Function(
-                Uint32,
-                Pointer<Uint8>,
-                Uint32,
-                Pointer<Uint8>,
-                Uint32,
-                Pointer<Uint8>,
-                Uint32,
-                Pointer<Uint8>,
-                Uint32,
-                Pointer<Uint64>,
-                Pointer<Utf8>,
-                Size),
-            int Function(
-                int,
-                Pointer<Uint8>,
-                int,
-                Pointer<Uint8>,
-                int,
-                Pointer<Uint8>,
-                int,
-                Pointer<Uint8>,
-                int,
-                Pointer<Uint64>,
-                Pointer<Utf8>,
-                int)>('iot_tls_config_new', isLeaf: true),
-        iot_tls_config_free = lib.lookupFunction<Int32 Function(Uint64),
-            int Function(int)>('iot_tls_config_free', isLeaf: true),
-        iot_tls_accept = lib.lookupFunction<
-            Int32 Function(Uint64, Uint64, Uint64, Uint64, Uint32),
-            int Function(int, int, int, int, int)>('iot_tls_accept',
-            isLeaf: true),
-        iot_tls_connect = lib.lookupFunction<
-            Int32 Function(
-                Uint64, Uint64, Uint64, Pointer<Utf8>, Uint64, Uint32),
-            int Function(int, int, int, Pointer<Utf8>, int, int)>(
-            'iot_tls_connect',
-            isLeaf: true),
-        iot_tls_get_info = lib.lookupFunction<
-            Int32 Function(Uint64, Uint64, Pointer<iot_tls_info>),
-            int Function(int, int, Pointer<iot_tls_info>)>('iot_tls_get_info',
-            isLeaf: true),
-        iot_tls_alpn = lib.lookupFunction<
-            Int32 Function(Uint64, Uint64, Pointer<Utf8>, Size),
-            int Function(int, int, Pointer<Utf8>, int)>('iot_tls_alpn',
-            isLeaf: true),
-        iot_tls_server_name = lib.lookupFunction<
-            Int32 Function(Uint64, Uint64, Pointer<Utf8>, Size),
-            int Function(int, int, Pointer<Utf8>, int)>('iot_tls_server_name',
-            isLeaf: true),
-        iot_tls_peer_certificate = lib.lookupFunction<
-            Int32 Function(Uint64, Uint64, Pointer<Utf8>, Size),
-            int Function(int, int, Pointer<Utf8>, int)>(
-            'iot_tls_peer_certificate',
-            isLeaf: true),
-        iot_tls_error_text = lib.lookupFunction<
-            Int32 Function(Uint64, Uint64, Pointer<Utf8>, Size),
-            int Function(int, int, Pointer<Utf8>, int)>('iot_tls_error_text',
-            isLeaf: true),
-        workerFinalizer =
-            lib.lookup<NativeFinalizerFunction>('iot_worker_finalize');
+  /// Checks that [_lib] has every function of the header; each is looked up
+  /// (and its trampoline made) at its first use.
+  Bindings(this._lib) {
+    for (final symbol in _symbols) {
+      if (!_lib.providesSymbol(symbol)) {
+        throw ArgumentError('Failed to lookup symbol \'$symbol\'');
+      }
+    }
+  }
 
-  final int Function(int worker, Pointer<Pointer<Uint8>> outBase,
-      Pointer<Uint32> outSize, Pointer<Uint32> outCount) iot_worker_buffers;
-  final int Function(int worker, Pointer<Uint32> outId) iot_buffer_acquire;
-  final int Function(int worker, int id, int offset) iot_buffer_release;
+  final DynamicLibrary _lib;
+
+  static const List<String> _symbols = [
+    'iot_worker_buffers',
+    'iot_buffer_acquire',
+    'iot_buffer_release',
+    'iot_buffer_acquire_span',
+    'iot_error_message',
+    'iot_tcp_listen',
+    'iot_tcp_accept',
+    'iot_tcp_connect',
+    'iot_tcp_connect_from',
+    'iot_recv',
+    'iot_send',
+    'iot_socket_shutdown',
+    'iot_socket_close',
+    'iot_socket_address',
+    'iot_config_default',
+    'iot_worker_new',
+    'iot_worker_free',
+    'iot_worker_flush',
+    'iot_worker_drain',
+    'iot_worker_wait',
+    'iot_worker_set_notifier',
+    'iot_worker_set_notifier_port',
+    'iot_worker_finalize',
+    'iot_worker_arm',
+    'iot_worker_arm_if_idle',
+    'iot_worker_stats',
+    'iot_cancel',
+    'iot_messaging_supported',
+    'iot_message_send',
+    'iot_message_send_payload',
+    'iot_socket_handoff',
+    'iot_worker_stop',
+    'iot_payload_pool_configure',
+    'iot_payload_pool',
+    'iot_payloads_in_use',
+    'iot_payload_acquire',
+    'iot_payload_release',
+    'iot_transport_request_stop',
+    'iot_worker_least_loaded',
+    'iot_accept',
+    'iot_socket_set_option',
+    'iot_socket_get_option',
+    'iot_socket_set_raw_option',
+    'iot_socket_get_raw_option',
+    'iot_socket_dropped',
+    'iot_udp_bind',
+    'iot_udp_connect',
+    'iot_udp_send_to',
+    'iot_udp_join_multicast',
+    'iot_udp_leave_multicast',
+    'iot_unix_listen',
+    'iot_unix_connect',
+    'iot_unix_datagram_bind',
+    'iot_unix_send_to',
+    'iot_datagram_recv',
+    'iot_datagram_sender',
+    'iot_file_open',
+    'iot_file_read',
+    'iot_file_write',
+    'iot_file_readv',
+    'iot_file_writev',
+    'iot_file_read_stream',
+    'iot_file_sync',
+    'iot_file_allocate',
+    'iot_file_truncate',
+    'iot_file_stat',
+    'iot_path_stat',
+    'iot_file_close',
+    'iot_tls_config_new',
+    'iot_tls_config_free',
+    'iot_tls_accept',
+    'iot_tls_connect',
+    'iot_tls_get_info',
+    'iot_tls_alpn',
+    'iot_tls_server_name',
+    'iot_tls_peer_certificate',
+    'iot_tls_error_text',
+  ];
+
+
+  late final int Function(int worker, Pointer<Pointer<Uint8>> outBase,
+      Pointer<Uint32> outSize, Pointer<Uint32> outCount)
+      iot_worker_buffers = _lib.lookupFunction<
+          Int32 Function(Uint64, Pointer<Pointer<Uint8>>, Pointer<Uint32>,
+              Pointer<Uint32>),
+          int Function(int, Pointer<Pointer<Uint8>>, Pointer<Uint32>,
+              Pointer<Uint32>)>('iot_worker_buffers', isLeaf: true);
+  late final int Function(int worker, Pointer<Uint32> outId)
+      iot_buffer_acquire = _lib.lookupFunction<
+          Int32 Function(Uint64, Pointer<Uint32>),
+          int Function(int, Pointer<Uint32>)>('iot_buffer_acquire',
+          isLeaf: true);
+  late final int Function(int worker, int id, int offset)
+      iot_buffer_release = _lib.lookupFunction<
+          Int32 Function(Uint64, Uint32, Uint32),
+          int Function(int, int, int)>('iot_buffer_release', isLeaf: true);
 
   /// A span of consecutive pool buffers holding at least `len` bytes (a large
   /// datagram to send): its head id in `outId`. `-EMSGSIZE` past a span,
   /// `-ENOBUFS` when every free span is in use.
-  final int Function(int worker, int len, Pointer<Uint32> outId)
-      iot_buffer_acquire_span;
-  final int Function(int code, Pointer<Utf8> buf, int len) iot_error_message;
-  final int Function(int worker, Pointer<Utf8> ip, int port, int backlog,
-      int flags, Pointer<Uint64> outSocket) iot_tcp_listen;
-  final int Function(
+  late final int Function(int worker, int len, Pointer<Uint32> outId)
+      iot_buffer_acquire_span = _lib.lookupFunction<
+          Int32 Function(Uint64, Uint32, Pointer<Uint32>),
+          int Function(int, int, Pointer<Uint32>)>('iot_buffer_acquire_span',
+          isLeaf: true);
+  late final int Function(int code, Pointer<Utf8> buf, int len)
+      iot_error_message = _lib.lookupFunction<
+          Size Function(Int32, Pointer<Utf8>, Size),
+          int Function(int, Pointer<Utf8>, int)>('iot_error_message',
+          isLeaf: true);
+  late final int Function(int worker, Pointer<Utf8> ip, int port, int backlog,
+      int flags, Pointer<Uint64> outSocket)
+      iot_tcp_listen = _lib.lookupFunction<
+          Int32 Function(
+              Uint64, Pointer<Utf8>, Uint16, Uint32, Uint32, Pointer<Uint64>),
+          int Function(int, Pointer<Utf8>, int, int, int,
+              Pointer<Uint64>)>('iot_tcp_listen', isLeaf: true);
+  late final int Function(
           int worker, int listener, int tag, int flags, int timeoutMs)
-      iot_tcp_accept;
-  final int Function(
+      iot_tcp_accept = _lib.lookupFunction<
+          Int32 Function(Uint64, Uint64, Uint64, Uint32, Uint32),
+          int Function(int, int, int, int, int)>('iot_tcp_accept',
+          isLeaf: true);
+  late final int Function(
           int worker, Pointer<Utf8> ip, int port, int tag, int timeoutMs)
-      iot_tcp_connect;
-  final int Function(int worker, Pointer<Utf8> ip, int port,
+      iot_tcp_connect = _lib.lookupFunction<
+          Int32 Function(Uint64, Pointer<Utf8>, Uint16, Uint64, Uint32),
+          int Function(int, Pointer<Utf8>, int, int, int)>('iot_tcp_connect',
+          isLeaf: true);
+  late final int Function(int worker, Pointer<Utf8> ip, int port,
       Pointer<Utf8> sourceIp, int sourcePort, int tag, int timeoutMs)
-      iot_tcp_connect_from;
-  final int Function(int worker, int socket, int tag, int flags, int timeoutMs)
-      iot_recv;
-  final int Function(int worker, int socket, int bufferId, int offset, int len,
-      int tag, int timeoutMs) iot_send;
-  final int Function(int worker, int socket, int how, int tag)
-      iot_socket_shutdown;
-  final int Function(int worker, int socket) iot_socket_close;
-  final int Function(int worker, int socket, int which, Pointer<Utf8> buf,
-      int len, Pointer<Uint16> outPort) iot_socket_address;
-  final int Function(Pointer<iot_config> out) iot_config_default;
-  final int Function(Pointer<iot_config> config, Pointer<Uint64> outWorker)
-      iot_worker_new;
+      iot_tcp_connect_from = _lib.lookupFunction<
+          Int32 Function(Uint64, Pointer<Utf8>, Uint16, Pointer<Utf8>, Uint16,
+              Uint64, Uint32),
+          int Function(int, Pointer<Utf8>, int, Pointer<Utf8>, int, int,
+              int)>('iot_tcp_connect_from', isLeaf: true);
+  late final int Function(
+          int worker, int socket, int tag, int flags, int timeoutMs)
+      iot_recv = _lib.lookupFunction<
+          Int32 Function(Uint64, Uint64, Uint64, Uint32, Uint32),
+          int Function(int, int, int, int, int)>('iot_recv', isLeaf: true);
+  late final int Function(int worker, int socket, int bufferId, int offset,
+      int len, int tag, int timeoutMs)
+      iot_send = _lib.lookupFunction<
+          Int32 Function(
+              Uint64, Uint64, Uint32, Uint32, Uint32, Uint64, Uint32),
+          int Function(
+              int, int, int, int, int, int, int)>('iot_send', isLeaf: true);
+  late final int Function(int worker, int socket, int how, int tag)
+      iot_socket_shutdown = _lib.lookupFunction<
+          Int32 Function(Uint64, Uint64, Int32, Uint64),
+          int Function(int, int, int, int)>('iot_socket_shutdown',
+          isLeaf: true);
+  late final int Function(int worker, int socket)
+      iot_socket_close = _lib.lookupFunction<Int32 Function(Uint64, Uint64),
+          int Function(int, int)>('iot_socket_close', isLeaf: true);
+  late final int Function(int worker, int socket, int which, Pointer<Utf8> buf,
+      int len, Pointer<Uint16> outPort)
+      iot_socket_address = _lib.lookupFunction<
+          Int32 Function(
+              Uint64, Uint64, Uint32, Pointer<Utf8>, Size, Pointer<Uint16>),
+          int Function(int, int, int, Pointer<Utf8>, int,
+              Pointer<Uint16>)>('iot_socket_address', isLeaf: true);
+  late final int Function(Pointer<iot_config> out)
+      iot_config_default = _lib.lookupFunction<
+          Int32 Function(Pointer<iot_config>),
+          int Function(Pointer<iot_config>)>('iot_config_default',
+          isLeaf: true);
+  late final int Function(Pointer<iot_config> config, Pointer<Uint64> outWorker)
+      iot_worker_new = _lib.lookupFunction<
+          Int32 Function(Pointer<iot_config>, Pointer<Uint64>),
+          int Function(Pointer<iot_config>, Pointer<Uint64>)>(
+          'iot_worker_new',
+          isLeaf: true);
 
   /// Blocks (bounded, 5 s) while the worker's operations are reaped.
-  final int Function(int worker) iot_worker_free;
-  final int Function(int worker) iot_worker_flush;
-  final int Function(int worker, Pointer<iot_completion> out, int capacity)
-      iot_worker_drain;
+  late final int Function(int worker)
+      iot_worker_free = _lib.lookupFunction<Int32 Function(Uint64),
+          int Function(int)>('iot_worker_free', isLeaf: false);
+  late final int Function(int worker)
+      iot_worker_flush = _lib.lookupFunction<Int32 Function(Uint64),
+          int Function(int)>('iot_worker_flush', isLeaf: true);
+  late final int Function(int worker, Pointer<iot_completion> out, int capacity)
+      iot_worker_drain = _lib.lookupFunction<
+          Int32 Function(Uint64, Pointer<iot_completion>, Uint32),
+          int Function(int, Pointer<iot_completion>, int)>(
+          'iot_worker_drain',
+          isLeaf: true);
 
   /// Blocks: for hosts that own a thread. Never called from an isolate's event
   /// loop; bound only so the bindings mirror the whole header.
-  final int Function(int worker, int timeoutMs) iot_worker_wait;
+  late final int Function(int worker, int timeoutMs)
+      iot_worker_wait = _lib.lookupFunction<Int32 Function(Uint64, Uint32),
+          int Function(int, int)>('iot_worker_wait', isLeaf: false);
 
   /// May join the notifier thread.
-  final int Function(int worker, iot_notify_fn callback)
-      iot_worker_set_notifier;
+  late final int Function(int worker, iot_notify_fn callback)
+      iot_worker_set_notifier = _lib.lookupFunction<
+          Int32 Function(Uint64, iot_notify_fn),
+          int Function(int, iot_notify_fn)>('iot_worker_set_notifier',
+          isLeaf: false);
 
   /// May join the notifier thread. A NULL `post` removes the notifier.
-  final int Function(int worker, iot_post_fn post, int port)
-      iot_worker_set_notifier_port;
+  late final int Function(int worker, iot_post_fn post, int port)
+      iot_worker_set_notifier_port = _lib.lookupFunction<
+          Int32 Function(Uint64, iot_post_fn, Int64),
+          int Function(int, iot_post_fn, int)>(
+          'iot_worker_set_notifier_port',
+          isLeaf: false);
 
   /// Non-blocking free for a [NativeFinalizer] (see [workerFinalizer]); the
   /// package never calls it directly.
-  final void Function(Pointer<Void> token) iot_worker_finalize;
-  final int Function(int worker) iot_worker_arm;
-  final int Function(int worker) iot_worker_arm_if_idle;
-  final int Function(int worker, Pointer<iot_stats> out) iot_worker_stats;
-  final int Function(int worker, int tag) iot_cancel;
+  late final void Function(Pointer<Void> token)
+      iot_worker_finalize = _lib.lookupFunction<Void Function(Pointer<Void>),
+          void Function(Pointer<Void>)>('iot_worker_finalize', isLeaf: true);
+  late final int Function(int worker)
+      iot_worker_arm = _lib.lookupFunction<Int32 Function(Uint64),
+          int Function(int)>('iot_worker_arm', isLeaf: true);
+  late final int Function(int worker)
+      iot_worker_arm_if_idle = _lib.lookupFunction<Int32 Function(Uint64),
+          int Function(int)>('iot_worker_arm_if_idle', isLeaf: true);
+  late final int Function(int worker, Pointer<iot_stats> out)
+      iot_worker_stats = _lib.lookupFunction<
+          Int32 Function(Uint64, Pointer<iot_stats>),
+          int Function(int, Pointer<iot_stats>)>('iot_worker_stats',
+          isLeaf: true);
+  late final int Function(int worker, int tag)
+      iot_cancel = _lib.lookupFunction<Int32 Function(Uint64, Uint64),
+          int Function(int, int)>('iot_cancel', isLeaf: true);
 
   // Messaging between workers (IORING_OP_MSG_RING).
-  final int Function() iot_messaging_supported;
-  final int Function(int worker, int target, int tag, int value)
-      iot_message_send;
-  final int Function(int worker, int target, int tag, int payload, int len)
-      iot_message_send_payload;
-  final int Function(int worker, int socket, int target, int tag)
-      iot_socket_handoff;
-  final int Function(int worker) iot_worker_stop;
-  final int Function(int size, int count) iot_payload_pool_configure;
-  final int Function(Pointer<Pointer<Uint8>> outBase, Pointer<Uint32> outSize,
-      Pointer<Uint32> outCount) iot_payload_pool;
-  final int Function() iot_payloads_in_use;
-  final int Function(int worker, Pointer<Uint64> outPayload)
-      iot_payload_acquire;
-  final int Function(int worker, int payload) iot_payload_release;
+  late final int Function()
+      iot_messaging_supported = _lib.lookupFunction<Int32 Function(),
+          int Function()>('iot_messaging_supported', isLeaf: true);
+  late final int Function(int worker, int target, int tag, int value)
+      iot_message_send = _lib.lookupFunction<
+          Int32 Function(Uint64, Uint64, Uint64, Uint32),
+          int Function(int, int, int, int)>('iot_message_send',
+          isLeaf: true);
+  late final int Function(int worker, int target, int tag, int payload, int len)
+      iot_message_send_payload = _lib.lookupFunction<
+          Int32 Function(Uint64, Uint64, Uint64, Uint64, Uint32),
+          int Function(int, int, int, int, int)>('iot_message_send_payload',
+          isLeaf: true);
+  late final int Function(int worker, int socket, int target, int tag)
+      iot_socket_handoff = _lib.lookupFunction<
+          Int32 Function(Uint64, Uint64, Uint64, Uint64),
+          int Function(int, int, int, int)>('iot_socket_handoff',
+          isLeaf: true);
+  late final int Function(int worker)
+      iot_worker_stop = _lib.lookupFunction<Int32 Function(Uint64),
+          int Function(int)>('iot_worker_stop', isLeaf: true);
+  late final int Function(int size, int count)
+      iot_payload_pool_configure = _lib.lookupFunction<
+          Int32 Function(Uint32, Uint32),
+          int Function(int, int)>('iot_payload_pool_configure',
+          isLeaf: true);
+  late final int Function(Pointer<Pointer<Uint8>> outBase,
+      Pointer<Uint32> outSize, Pointer<Uint32> outCount)
+      iot_payload_pool = _lib.lookupFunction<
+          Int32 Function(
+              Pointer<Pointer<Uint8>>, Pointer<Uint32>, Pointer<Uint32>),
+          int Function(Pointer<Pointer<Uint8>>, Pointer<Uint32>,
+              Pointer<Uint32>)>('iot_payload_pool', isLeaf: true);
+  late final int Function()
+      iot_payloads_in_use = _lib.lookupFunction<Int32 Function(),
+          int Function()>('iot_payloads_in_use', isLeaf: true);
+  late final int Function(int worker, Pointer<Uint64> outPayload)
+      iot_payload_acquire = _lib.lookupFunction<
+          Int32 Function(Uint64, Pointer<Uint64>),
+          int Function(int, Pointer<Uint64>)>('iot_payload_acquire',
+          isLeaf: true);
+  late final int Function(int worker, int payload)
+      iot_payload_release = _lib.lookupFunction<
+          Int32 Function(Uint64, Uint64),
+          int Function(int, int)>('iot_payload_release', isLeaf: true);
 
   /// Waits for the kernel to post one message per worker.
-  final int Function(int value) iot_transport_request_stop;
-  final int Function(
+  late final int Function(int value)
+      iot_transport_request_stop = _lib.lookupFunction<Int32 Function(Uint32),
+          int Function(int)>('iot_transport_request_stop', isLeaf: false);
+  late final int Function(
           Pointer<Uint64> candidates, int count, Pointer<Uint64> outWorker)
-      iot_worker_least_loaded;
+      iot_worker_least_loaded = _lib.lookupFunction<
+          Int32 Function(Pointer<Uint64>, Uint32, Pointer<Uint64>),
+          int Function(Pointer<Uint64>, int,
+              Pointer<Uint64>)>('iot_worker_least_loaded', isLeaf: true);
 
   // Datagrams, files, Unix sockets and socket options (issue #3).
-  final int Function(
+  late final int Function(
       int worker, int listener, int tag, int flags, int timeoutMs)
-      iot_accept;
-  final int Function(int worker, int socket, int option, int value)
-      iot_socket_set_option;
-  final int Function(
+      iot_accept = _lib.lookupFunction<
+          Int32 Function(Uint64, Uint64, Uint64, Uint32, Uint32),
+          int Function(int, int, int, int, int)>('iot_accept',
+          isLeaf: true);
+  late final int Function(int worker, int socket, int option, int value)
+      iot_socket_set_option = _lib.lookupFunction<
+          Int32 Function(Uint64, Uint64, Uint32, Uint32),
+          int Function(int, int, int, int)>('iot_socket_set_option',
+          isLeaf: true);
+  late final int Function(
       int worker, int socket, int option, Pointer<Uint32> outValue)
-      iot_socket_get_option;
-  final int Function(int worker, int socket, int level, int option,
-      Pointer<Uint8> value, int len) iot_socket_set_raw_option;
-  final int Function(int worker, int socket, int level, int option,
-      Pointer<Uint8> out, Pointer<Uint32> inoutLen) iot_socket_get_raw_option;
-  final int Function(int worker, int socket, Pointer<Uint32> outCount)
-      iot_socket_dropped;
-  final int Function(
+      iot_socket_get_option = _lib.lookupFunction<
+          Int32 Function(Uint64, Uint64, Uint32, Pointer<Uint32>),
+          int Function(
+              int, int, int, Pointer<Uint32>)>(
+          'iot_socket_get_option',
+          isLeaf: true);
+  late final int Function(int worker, int socket, int level, int option,
+      Pointer<Uint8> value, int len)
+      iot_socket_set_raw_option = _lib.lookupFunction<
+          Int32 Function(
+              Uint64, Uint64, Int32, Int32, Pointer<Uint8>, Uint32),
+          int Function(int, int, int, int, Pointer<Uint8>,
+              int)>('iot_socket_set_raw_option', isLeaf: true);
+  late final int Function(int worker, int socket, int level, int option,
+      Pointer<Uint8> out, Pointer<Uint32> inoutLen)
+      iot_socket_get_raw_option = _lib.lookupFunction<
+          Int32 Function(
+              Uint64, Uint64, Int32, Int32, Pointer<Uint8>, Pointer<Uint32>),
+          int Function(int, int, int, int, Pointer<Uint8>,
+              Pointer<Uint32>)>('iot_socket_get_raw_option', isLeaf: true);
+  late final int Function(int worker, int socket, Pointer<Uint32> outCount)
+      iot_socket_dropped = _lib.lookupFunction<
+          Int32 Function(Uint64, Uint64, Pointer<Uint32>),
+          int Function(int, int, Pointer<Uint32>)>('iot_socket_dropped',
+          isLeaf: true);
+  late final int Function(
       int worker, Pointer<Utf8> ip, int port, int flags,
       Pointer<Uint64> outSocket)
-      iot_udp_bind;
-  final int Function(int worker, int socket, Pointer<Utf8> ip, int port)
-      iot_udp_connect;
-  final int Function(
+      iot_udp_bind = _lib.lookupFunction<
+          Int32 Function(
+              Uint64, Pointer<Utf8>, Uint16, Uint32, Pointer<Uint64>),
+          int Function(
+              int, Pointer<Utf8>, int, int, Pointer<Uint64>)>(
+          'iot_udp_bind',
+          isLeaf: true);
+  late final int Function(int worker, int socket, Pointer<Utf8> ip, int port)
+      iot_udp_connect = _lib.lookupFunction<
+          Int32 Function(Uint64, Uint64, Pointer<Utf8>, Uint16),
+          int Function(int, int, Pointer<Utf8>, int)>('iot_udp_connect',
+          isLeaf: true);
+  late final int Function(
       int worker, int socket, int bufferId, int offset, int len,
       Pointer<Utf8> ip, int port, int tag, int timeoutMs)
-      iot_udp_send_to;
-  final int Function(
+      iot_udp_send_to = _lib.lookupFunction<
+          Int32 Function(
+              Uint64, Uint64, Uint32, Uint32, Uint32, Pointer<Utf8>, Uint16,
+              Uint64, Uint32),
+          int Function(
+              int, int, int, int, int, Pointer<Utf8>, int, int, int)>(
+          'iot_udp_send_to',
+          isLeaf: true);
+  late final int Function(
       int worker, int socket, Pointer<Utf8> group, int interfaceIndex)
-      iot_udp_join_multicast;
-  final int Function(
+      iot_udp_join_multicast = _lib.lookupFunction<
+          Int32 Function(Uint64, Uint64, Pointer<Utf8>, Uint32),
+          int Function(
+              int, int, Pointer<Utf8>, int)>(
+          'iot_udp_join_multicast',
+          isLeaf: true);
+  late final int Function(
       int worker, int socket, Pointer<Utf8> group, int interfaceIndex)
-      iot_udp_leave_multicast;
-  final int Function(
+      iot_udp_leave_multicast = _lib.lookupFunction<
+          Int32 Function(Uint64, Uint64, Pointer<Utf8>, Uint32),
+          int Function(
+              int, int, Pointer<Utf8>, int)>(
+          'iot_udp_leave_multicast',
+          isLeaf: true);
+  late final int Function(
       int worker, Pointer<Utf8> path, int backlog, int flags,
       Pointer<Uint64> outSocket)
-      iot_unix_listen;
-  final int Function(int worker, Pointer<Utf8> path, int tag, int timeoutMs)
-      iot_unix_connect;
-  final int Function(
+      iot_unix_listen = _lib.lookupFunction<
+          Int32 Function(
+              Uint64, Pointer<Utf8>, Uint32, Uint32, Pointer<Uint64>),
+          int Function(
+              int, Pointer<Utf8>, int, int, Pointer<Uint64>)>(
+          'iot_unix_listen',
+          isLeaf: true);
+  late final int Function(
+          int worker, Pointer<Utf8> path, int tag, int timeoutMs)
+      iot_unix_connect = _lib.lookupFunction<
+          Int32 Function(Uint64, Pointer<Utf8>, Uint64, Uint32),
+          int Function(int, Pointer<Utf8>, int, int)>('iot_unix_connect',
+          isLeaf: true);
+  late final int Function(
       int worker, Pointer<Utf8> path, int flags, Pointer<Uint64> outSocket)
-      iot_unix_datagram_bind;
-  final int Function(
+      iot_unix_datagram_bind = _lib.lookupFunction<
+          Int32 Function(Uint64, Pointer<Utf8>, Uint32, Pointer<Uint64>),
+          int Function(
+              int, Pointer<Utf8>, int, Pointer<Uint64>)>(
+          'iot_unix_datagram_bind',
+          isLeaf: true);
+  late final int Function(
       int worker, int socket, int bufferId, int offset, int len,
       Pointer<Utf8> path, int tag, int timeoutMs)
-      iot_unix_send_to;
-  final int Function(int worker, int socket, int tag, int flags, int timeoutMs)
-      iot_datagram_recv;
-  final int Function(
+      iot_unix_send_to = _lib.lookupFunction<
+          Int32 Function(
+              Uint64, Uint64, Uint32, Uint32, Uint32, Pointer<Utf8>, Uint64,
+              Uint32),
+          int Function(
+              int, int, int, int, int, Pointer<Utf8>, int, int)>(
+          'iot_unix_send_to',
+          isLeaf: true);
+  late final int Function(
+          int worker, int socket, int tag, int flags, int timeoutMs)
+      iot_datagram_recv = _lib.lookupFunction<
+          Int32 Function(Uint64, Uint64, Uint64, Uint32, Uint32),
+          int Function(int, int, int, int, int)>('iot_datagram_recv',
+          isLeaf: true);
+  late final int Function(
       int worker, int bufferId, Pointer<Utf8> buf, int len,
       Pointer<Uint16> outPort)
-      iot_datagram_sender;
-  final int Function(
+      iot_datagram_sender = _lib.lookupFunction<
+          Int32 Function(
+              Uint64, Uint32, Pointer<Utf8>, Size, Pointer<Uint16>),
+          int Function(
+              int, int, Pointer<Utf8>, int, Pointer<Uint16>)>(
+          'iot_datagram_sender',
+          isLeaf: true);
+  late final int Function(
       int worker, Pointer<Utf8> path, int flags, int mode, int tag,
       int timeoutMs)
-      iot_file_open;
-  final int Function(
+      iot_file_open = _lib.lookupFunction<
+          Int32 Function(
+              Uint64, Pointer<Utf8>, Uint32, Uint32, Uint64, Uint32),
+          int Function(
+              int, Pointer<Utf8>, int, int, int, int)>(
+          'iot_file_open',
+          isLeaf: true);
+  late final int Function(
       int worker, int file, int bufferId, int offset, int len, int fileOffset,
       int tag, int timeoutMs)
-      iot_file_read;
-  final int Function(
+      iot_file_read = _lib.lookupFunction<
+          Int32 Function(
+              Uint64, Uint64, Uint32, Uint32, Uint32, Uint64, Uint64, Uint32),
+          int Function(
+              int, int, int, int, int, int, int, int)>(
+          'iot_file_read',
+          isLeaf: true);
+  late final int Function(
       int worker, int file, int bufferId, int offset, int len, int fileOffset,
       int tag, int timeoutMs)
-      iot_file_write;
-  final int Function(
+      iot_file_write = _lib.lookupFunction<
+          Int32 Function(
+              Uint64, Uint64, Uint32, Uint32, Uint32, Uint64, Uint64, Uint32),
+          int Function(
+              int, int, int, int, int, int, int, int)>(
+          'iot_file_write',
+          isLeaf: true);
+  late final int Function(
       int worker, int file, Pointer<iot_buffer_slice> slices, int count,
       int fileOffset, int tag, int timeoutMs)
-      iot_file_readv;
-  final int Function(
+      iot_file_readv = _lib.lookupFunction<
+          Int32 Function(
+              Uint64, Uint64, Pointer<iot_buffer_slice>, Uint32, Uint64,
+              Uint64, Uint32),
+          int Function(
+              int, int, Pointer<iot_buffer_slice>, int, int, int, int)>(
+          'iot_file_readv',
+          isLeaf: true);
+  late final int Function(
       int worker, int file, Pointer<iot_buffer_slice> slices, int count,
       int fileOffset, int tag, int timeoutMs)
-      iot_file_writev;
-  final int Function(
+      iot_file_writev = _lib.lookupFunction<
+          Int32 Function(
+              Uint64, Uint64, Pointer<iot_buffer_slice>, Uint32, Uint64,
+              Uint64, Uint32),
+          int Function(
+              int, int, Pointer<iot_buffer_slice>, int, int, int, int)>(
+          'iot_file_writev',
+          isLeaf: true);
+  late final int Function(
       int worker, int file, int fileOffset, int window, int tag, int timeoutMs)
-      iot_file_read_stream;
-  final int Function(int worker, int file, int flags, int tag, int timeoutMs)
-      iot_file_sync;
-  final int Function(
+      iot_file_read_stream = _lib.lookupFunction<
+          Int32 Function(Uint64, Uint64, Uint64, Uint32, Uint64, Uint32),
+          int Function(int, int, int, int, int, int)>('iot_file_read_stream',
+          isLeaf: true);
+  late final int Function(
+          int worker, int file, int flags, int tag, int timeoutMs)
+      iot_file_sync = _lib.lookupFunction<
+          Int32 Function(Uint64, Uint64, Uint32, Uint64, Uint32),
+          int Function(int, int, int, int, int)>('iot_file_sync',
+          isLeaf: true);
+  late final int Function(
       int worker, int file, int mode, int offset, int len, int tag,
       int timeoutMs)
-      iot_file_allocate;
-  final int Function(int worker, int file, int len, int tag, int timeoutMs)
-      iot_file_truncate;
-  final int Function(
+      iot_file_allocate = _lib.lookupFunction<
+          Int32 Function(
+              Uint64, Uint64, Uint32, Uint64, Uint64, Uint64, Uint32),
+          int Function(
+              int, int, int, int, int, int, int)>(
+          'iot_file_allocate',
+          isLeaf: true);
+  late final int Function(int worker, int file, int len, int tag, int timeoutMs)
+      iot_file_truncate = _lib.lookupFunction<
+          Int32 Function(Uint64, Uint64, Uint64, Uint64, Uint32),
+          int Function(int, int, int, int, int)>('iot_file_truncate',
+          isLeaf: true);
+  late final int Function(
       int worker, int file, Pointer<iot_file_info> out, int tag, int timeoutMs)
-      iot_file_stat;
-  final int Function(
+      iot_file_stat = _lib.lookupFunction<
+          Int32 Function(
+              Uint64, Uint64, Pointer<iot_file_info>, Uint64, Uint32),
+          int Function(
+              int, int, Pointer<iot_file_info>, int, int)>(
+          'iot_file_stat',
+          isLeaf: true);
+  late final int Function(
       int worker, Pointer<Utf8> path, Pointer<iot_file_info> out, int tag,
       int timeoutMs)
-      iot_path_stat;
-  final int Function(int worker, int file) iot_file_close;
+      iot_path_stat = _lib.lookupFunction<
+          Int32 Function(
+              Uint64, Pointer<Utf8>, Pointer<iot_file_info>, Uint64, Uint32),
+          int Function(
+              int, Pointer<Utf8>, Pointer<iot_file_info>, int, int)>(
+          'iot_path_stat',
+          isLeaf: true);
+  late final int Function(int worker, int file)
+      iot_file_close = _lib.lookupFunction<
+          Int32 Function(Uint64, Uint64),
+          int Function(int, int)>('iot_file_close',
+          isLeaf: true);
 
   // TLS (issue #13).
-  final int Function(
+  late final int Function(
       int flags,
       Pointer<Uint8> certificatePem,
       int certificateLen,
@@ -979,22 +972,77 @@ final class Bindings {
       int alpnLen,
       Pointer<Uint64> outConfig,
       Pointer<Utf8> errorText,
-      int errorLen) iot_tls_config_new;
-  final int Function(int config) iot_tls_config_free;
-  final int Function(int worker, int socket, int config, int tag, int timeoutMs)
-      iot_tls_accept;
-  final int Function(int worker, int socket, int config,
-      Pointer<Utf8> serverName, int tag, int timeoutMs) iot_tls_connect;
-  final int Function(int worker, int socket, Pointer<iot_tls_info> out)
-      iot_tls_get_info;
-  final int Function(int worker, int socket, Pointer<Utf8> buf, int len)
-      iot_tls_alpn;
-  final int Function(int worker, int socket, Pointer<Utf8> buf, int len)
-      iot_tls_server_name;
-  final int Function(int worker, int socket, Pointer<Utf8> buf, int len)
-      iot_tls_peer_certificate;
-  final int Function(int worker, int socket, Pointer<Utf8> buf, int len)
-      iot_tls_error_text;
+      int errorLen)
+      iot_tls_config_new = _lib.lookupFunction<
+          Int32 Function(
+              Uint32,
+              Pointer<Uint8>,
+              Uint32,
+              Pointer<Uint8>,
+              Uint32,
+              Pointer<Uint8>,
+              Uint32,
+              Pointer<Uint8>,
+              Uint32,
+              Pointer<Uint64>,
+              Pointer<Utf8>,
+              Size),
+          int Function(
+              int,
+              Pointer<Uint8>,
+              int,
+              Pointer<Uint8>,
+              int,
+              Pointer<Uint8>,
+              int,
+              Pointer<Uint8>,
+              int,
+              Pointer<Uint64>,
+              Pointer<Utf8>,
+              int)>('iot_tls_config_new', isLeaf: true);
+  late final int Function(int config)
+      iot_tls_config_free = _lib.lookupFunction<Int32 Function(Uint64),
+          int Function(int)>('iot_tls_config_free', isLeaf: true);
+  late final int Function(
+          int worker, int socket, int config, int tag, int timeoutMs)
+      iot_tls_accept = _lib.lookupFunction<
+          Int32 Function(Uint64, Uint64, Uint64, Uint64, Uint32),
+          int Function(int, int, int, int, int)>('iot_tls_accept',
+          isLeaf: true);
+  late final int Function(int worker, int socket, int config,
+      Pointer<Utf8> serverName, int tag, int timeoutMs)
+      iot_tls_connect = _lib.lookupFunction<
+          Int32 Function(
+              Uint64, Uint64, Uint64, Pointer<Utf8>, Uint64, Uint32),
+          int Function(int, int, int, Pointer<Utf8>, int, int)>(
+          'iot_tls_connect',
+          isLeaf: true);
+  late final int Function(int worker, int socket, Pointer<iot_tls_info> out)
+      iot_tls_get_info = _lib.lookupFunction<
+          Int32 Function(Uint64, Uint64, Pointer<iot_tls_info>),
+          int Function(int, int, Pointer<iot_tls_info>)>('iot_tls_get_info',
+          isLeaf: true);
+  late final int Function(int worker, int socket, Pointer<Utf8> buf, int len)
+      iot_tls_alpn = _lib.lookupFunction<
+          Int32 Function(Uint64, Uint64, Pointer<Utf8>, Size),
+          int Function(int, int, Pointer<Utf8>, int)>('iot_tls_alpn',
+          isLeaf: true);
+  late final int Function(int worker, int socket, Pointer<Utf8> buf, int len)
+      iot_tls_server_name = _lib.lookupFunction<
+          Int32 Function(Uint64, Uint64, Pointer<Utf8>, Size),
+          int Function(int, int, Pointer<Utf8>, int)>('iot_tls_server_name',
+          isLeaf: true);
+  late final int Function(int worker, int socket, Pointer<Utf8> buf, int len)
+      iot_tls_peer_certificate = _lib.lookupFunction<
+          Int32 Function(Uint64, Uint64, Pointer<Utf8>, Size),
+          int Function(int, int, Pointer<Utf8>, int)>(
+          'iot_tls_peer_certificate',
+          isLeaf: true);
+  late final int Function(int worker, int socket, Pointer<Utf8> buf, int len)
+      iot_tls_error_text = _lib.lookupFunction<
+          Int32 Function(Uint64, Uint64, Pointer<Utf8>, Size),
+          int Function(int, int, Pointer<Utf8>, int)>('iot_tls_error_text',
+          isLeaf: true);
 
   /// `iot_worker_finalize`, a real `void (*)(void *token)`, as the
   /// [NativeFinalizer] callback of a worker nobody closed: the token is the
@@ -1002,5 +1050,6 @@ final class Bindings {
   /// block (the worker is reaped on a native background thread), so it is
   /// safe to run during garbage collection on any thread. `Worker.close`
   /// detaches it and calls [iot_worker_free] itself.
-  final Pointer<NativeFinalizerFunction> workerFinalizer;
+  late final Pointer<NativeFinalizerFunction> workerFinalizer =
+      _lib.lookup<NativeFinalizerFunction>('iot_worker_finalize');
 }
