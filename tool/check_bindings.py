@@ -21,7 +21,10 @@ Dart), so formatting, comments and trailing commas do not matter. Checked:
     callbacks without one), and no Dart-only Struct classes;
  6. each `#define IOT_*` and each enum variant has `const int NAME = value;`
     (any integer expression), and no Dart `IOT_*` constant is missing from
-    the header; callback typedefs match their Dart typedef.
+    the header; callback typedefs match their Dart typedef;
+ 7. a `_symbols` list (the names a Bindings constructor checks against the
+    library when each function is looked up only at its first use) names
+    exactly the header's functions, once each.
 The header is read as a C17 compiler without __cplusplus sees it, which is how
 cbindgen's cpp_compat and C23 enum branches are resolved.
 
@@ -555,6 +558,21 @@ def compare(h: Header, b: Bindings) -> list[str]:
             + _check_callbacks(h, b) + _check_constants(h, b, dart_consts))
 
 
+def check_symbol_list(h: Header, source: str) -> list[str]:
+    """Rule 7."""
+    found = re.search(r"_symbols\s*=\s*\[(.*?)\]", source, re.S)
+    if not found:
+        return []
+    names = re.findall(r"['\"]([^'\"]+)['\"]", found.group(1))
+    problems = [f"_symbols: {name} listed {names.count(name)} times"
+                for name in sorted(set(names)) if names.count(name) > 1]
+    problems += [f"_symbols: {name} is not a header function"
+                 for name in sorted(set(names) - set(h.functions))]
+    problems += [f"_symbols: the header's function {name} is missing"
+                 for name in sorted(set(h.functions) - set(names))]
+    return problems
+
+
 def _native(h: Header, ctype: CType, where: str, problems: list[str]) -> str | None:
     try:
         return native_type(h, ctype)
@@ -743,7 +761,7 @@ def main(argv: list[str]) -> int:
             return 2
     h = parse_header(args.header.read_text())
     b = parse_bindings(args.bindings.read_bytes())
-    problems = compare(h, b)
+    problems = compare(h, b) + check_symbol_list(h, args.bindings.read_text())
     if problems:
         print("\n".join(problems))
         print(f"bindings: {len(problems)} mismatches between {args.header.name} and {args.bindings.name}")

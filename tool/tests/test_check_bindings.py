@@ -48,6 +48,20 @@ class CheckBindingsTest(unittest.TestCase):
         result = self.check(header, dart)
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
 
+    def test_symbol_list_must_name_every_header_function_once(self):
+        names = ["iot_worker_new", "iot_worker_wait", "iot_worker_drain", "iot_error_message",
+                 "iot_version", "iot_worker_set_notify"]
+        def with_list(listed):
+            quoted = ", ".join(f"'{name}'" for name in listed)
+            return edit(GOOD_DART, "final class Bindings {",
+                        f"final class Bindings {{\n  static const List<String> _symbols = [{quoted}];")
+        result = self.check(dart=with_list(names))
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertDrift(self.check(dart=with_list(names[1:] + ["iot_versions", "iot_version"])),
+                         "_symbols: the header's function iot_worker_new is missing",
+                         "_symbols: iot_versions is not a header function",
+                         "_symbols: iot_version listed 2 times")
+
     def test_function_missing_from_bindings(self):
         header = edit(GOOD_H, "const char *iot_version(void);",
                       "const char *iot_version(void);\n\nint32_t iot_socket_close(uint64_t worker, uint64_t socket);")

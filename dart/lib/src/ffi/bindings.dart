@@ -419,8 +419,10 @@ final class iot_tls_info extends Struct {
 
 // ---------------------------------------------------------------- functions
 
-/// Every function of the C ABI, looked up once when the library is loaded
-/// (a library without one of them fails at load time, not mid-run).
+/// Every function of the C ABI. Each is looked up, and its call stub made, at
+/// its first use: a program pays for the functions it calls (77 made at load
+/// cost a JIT VM about 1 MiB). A library without one of them still fails at
+/// load time, not mid-run.
 final class Bindings {
   /// Checks that [_lib] has every function of the header; each is looked up
   /// (and its trampoline made) at its first use.
@@ -513,7 +515,6 @@ final class Bindings {
     'iot_tls_peer_certificate',
     'iot_tls_error_text',
   ];
-
 
   late final int Function(int worker, Pointer<Pointer<Uint8>> outBase,
       Pointer<Uint32> outSize, Pointer<Uint32> outCount)
