@@ -19,7 +19,7 @@ impl Worker {
     /// Queues a message with `tag` and `value` for worker `target`.
     pub(crate) fn send_message(&mut self, target: u64, tag: u64, value: u32) -> Result<()> {
         // Room first: posting a message whose parcel left the host must not fail.
-        self.driver.ring.reserve_one()?;
+        self.driver.ring.reserve(1)?;
         let admission = registry::admit(target)?;
         self.post(admission, tag, Wire::Plain, value as i32, Parcel::Nothing)
     }
@@ -35,7 +35,7 @@ impl Worker {
     ) -> Result<()> {
         let pool = payloads::existing().ok_or(IOT_E_BAD_BUFFER)?;
         // Room first: posting a message whose parcel left the host must not fail.
-        self.driver.ring.reserve_one()?;
+        self.driver.ring.reserve(1)?;
         let admission = registry::admit(target)?;
         let in_transit = pool.dispatch(self.id, payload, len, target)?;
         let slot = index_of(in_transit) as i32;
@@ -65,8 +65,9 @@ impl Worker {
         if busy {
             return Err(-libc::EBUSY);
         }
-        // Room first: posting a message whose parcel left the host must not fail.
-        self.driver.ring.reserve_one()?;
+        // Room first: posting a message whose parcel left the host must not fail. Two:
+        // taking the socket from this worker may queue the emptying of its slot.
+        self.driver.ring.reserve(2)?;
         let admission = registry::admit(target)?;
         let parked = handoff::park(fd, target)?;
         // The slot owns the fd now; the table entry must not close it.
@@ -113,7 +114,7 @@ impl Worker {
             .ring
             .push(&[entry.user_data(user_data::sent(key))])
         {
-            // Unreachable after `reserve_one`; never lose the parcel regardless.
+            // Unreachable after `reserve`; never lose the parcel regardless.
             self.messaging.unqueue(key, &mut self.sockets);
             return Err(code);
         }

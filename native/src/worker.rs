@@ -114,9 +114,11 @@ impl Worker {
         if buffers.packs_receives() && !probe::empty_reads_keep_buffers(&mut ring) {
             buffers.unpack(ring.uring())?;
         }
-        let kernel_multishot_receives = config.flags & IOT_CONFIG_ONE_SHOT_RECEIVES == 0
-            && probe::multishot_receives_take_a_byte_limit(&mut ring);
-        let fixed_files = FixedFiles::new(&ring);
+        let byte_limited_receives = probe::multishot_receives_take_a_byte_limit(&mut ring);
+        let kernel_multishot_receives =
+            config.flags & IOT_CONFIG_ONE_SHOT_RECEIVES == 0 && byte_limited_receives;
+        // A kernel with receive byte limits (6.17) has per-slot file references (6.13).
+        let fixed_files = FixedFiles::new(&ring, byte_limited_receives);
         Ok(Worker {
             driver: Driver::new(ring),
             id,

@@ -252,27 +252,11 @@ fn a_reset_a_send_with_a_timeout_met_first_still_fails_the_receive_beside_it() {
     );
 }
 
-/// A connection whose buffers hold little at both ends: while its peer does not read,
-/// a large send stops part way and waits for room.
-fn small_buffered_pair(host: &mut Host) -> (u64, TcpStream) {
-    let (socket, peer) = host.connected_pair();
-    let small = 4096i32.to_ne_bytes();
-    let (level, option) = (libc::SOL_SOCKET, libc::SO_SNDBUF);
-    ok(
-        "SO_SNDBUF",
-        iot_socket_set_raw_option(host.worker, socket, level, option, small.as_ptr(), 4),
-    );
-    socket2::SockRef::from(&peer)
-        .set_recv_buffer_size(4096)
-        .unwrap();
-    (socket, peer)
-}
-
 #[test]
 fn a_reset_met_by_a_send_partly_sent_still_fails_the_next_receive() {
     const SIZE: usize = 256 << 10;
     let mut host = Host::with_config(&config(64, 8, SIZE as u32));
-    let (socket, peer) = small_buffered_pair(&mut host);
+    let (socket, peer) = host.small_buffered_pair();
     let id = host.filled_buffer(&[7; SIZE]);
     ok(
         "send",
@@ -310,7 +294,7 @@ fn a_reset_met_by_a_send_partly_sent_still_fails_the_next_receive() {
 fn a_send_that_times_out_cancels_the_sends_queued_behind_it() {
     const SIZE: usize = 256 << 10;
     let mut host = Host::with_config(&config(64, 8, SIZE as u32));
-    let (socket, mut peer) = small_buffered_pair(&mut host);
+    let (socket, mut peer) = host.small_buffered_pair();
     let mut queued = Vec::new();
     for tag in 1..=3u8 {
         let data = [tag; SIZE];

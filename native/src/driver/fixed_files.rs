@@ -3,6 +3,11 @@
 //! reference count taken and dropped per send (`fget`/`fput`: 2.6% of an echo
 //! server's CPU at 2,000 connections, where an epoll server's `fdget` is 0.7%).
 //!
+//! Only on kernels whose table keeps a reference per slot (Linux 6.13). Before, a file
+//! put out of the table was released only once every request that used the table
+//! before it ended, in order: one send waiting on a peer that does not read would
+//! hold every later close of the worker's streams, and the peers would see no end.
+//!
 //! The table is sparse and registered once (Linux 5.19), as large as the open-file
 //! limit allows up to `MAX_SLOTS`; a socket takes the slot of its handle, so a slot
 //! names at most one open socket. A slot is set or cleared by an
@@ -10,6 +15,11 @@
 //! in order while submitting, reading the fd from `values`, so no syscall is added. A
 //! socket whose handle's slot is past the table, or a ring that refused the table,
 //! keeps using its fd.
+//!
+//! An update's failure goes unseen (its CQE is ignored). The kernel fails one only
+//! when it cannot allocate the slot's small node (`ENOMEM`): that stream's sends then
+//! fail with `EBADF`, or, for a failed emptying, its socket stays open until the slot
+//! is reused or the worker freed.
 
 use std::os::fd::RawFd;
 
@@ -35,9 +45,14 @@ pub(crate) struct FixedFiles {
 }
 
 impl FixedFiles {
-    /// Registers an empty table on `ring`; none when the kernel refuses it.
-    pub(crate) fn new(ring: &Ring) -> FixedFiles {
-        let slots = open_file_limit().min(MAX_SLOTS);
+    /// Registers an empty table on `ring` when `per_slot_references`; none when the
+    /// kernel refuses it.
+    pub(crate) fn new(ring: &Ring, per_slot_references: bool) -> FixedFiles {
+        let slots = if per_slot_references {
+            open_file_limit().min(MAX_SLOTS)
+        } else {
+            0
+        };
         let registered = slots > 0
             && ring
                 .uring()
@@ -85,7 +100,6 @@ impl FixedFiles {
 
     fn queue_update(&mut self, ring: &mut Ring, slot: usize, fd: RawFd) -> Result<()> {
         let at = self.next;
-        self.next = (at + 1) % self.values.len();
         self.values[at] = fd;
         // No CQE when it succeeds (Linux 5.17): the host's completion queue is not
         // its to fill.
@@ -93,7 +107,10 @@ impl FixedFiles {
             .offset(slot as i32)
             .build()
             .flags(squeue::Flags::SKIP_SUCCESS);
-        ring.push_ignored(update)
+        ring.push_ignored(update)?;
+        // Only a queued update uses up its value.
+        self.next = (at + 1) % self.values.len();
+        Ok(())
     }
 }
 

@@ -114,13 +114,17 @@ impl Ring {
         self.push_ignored(opcode::AsyncCancel2::new(what).build())
     }
 
-    /// Makes room for one SQE before anything irreversible happens, so that pushing it
-    /// next cannot fail for want of space.
-    pub(crate) fn reserve_one(&mut self) -> Result<()> {
-        if self.ring.submission().is_full() {
+    /// Makes room for `count` SQEs before anything irreversible happens, so that
+    /// pushing them next cannot fail for want of space.
+    pub(crate) fn reserve(&mut self, count: usize) -> Result<()> {
+        let room = |ring: &mut IoUring| {
+            let queue = ring.submission();
+            queue.capacity() - queue.len() >= count
+        };
+        if !room(&mut self.ring) {
             self.flush()?;
         }
-        if self.ring.submission().is_full() {
+        if !room(&mut self.ring) {
             return Err(-libc::EBUSY);
         }
         Ok(())

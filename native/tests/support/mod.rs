@@ -285,6 +285,22 @@ impl Host {
         (c.handle, peer)
     }
 
+    /// A connection whose buffers hold little at both ends: while its peer does not
+    /// read, a large send stops part way and waits for room.
+    pub fn small_buffered_pair(&mut self) -> (u64, std::net::TcpStream) {
+        let (socket, peer) = self.connected_pair();
+        let small = 4096i32.to_ne_bytes();
+        let (level, option) = (libc::SOL_SOCKET, libc::SO_SNDBUF);
+        ok(
+            "SO_SNDBUF",
+            iot_socket_set_raw_option(self.worker, socket, level, option, small.as_ptr(), 4),
+        );
+        socket2::SockRef::from(&peer)
+            .set_recv_buffer_size(4096)
+            .unwrap();
+        (socket, peer)
+    }
+
     /// Opens (creating) `path` for reading and writing; returns the file handle.
     pub fn open_rw(&mut self, path: &std::path::Path) -> u64 {
         let flags = IOT_OPEN_READ | IOT_OPEN_WRITE | IOT_OPEN_CREATE;
