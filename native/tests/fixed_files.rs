@@ -98,12 +98,7 @@ fn a_send_waiting_on_a_peer_that_does_not_read_holds_back_no_other_close() {
     const SIZE: usize = 256 << 10;
     let _fds = fd_check();
     let mut host = Host::with_config(&config(64, 8, SIZE as u32));
-    let (stuck, stuck_peer) = host.small_buffered_pair();
-    let id = host.filled_buffer(&[7; SIZE]);
-    ok(
-        "send",
-        iot_send(host.worker, stuck, id, 0, SIZE as u32, 4, 0),
-    );
+    let (stuck, stuck_peer) = host.stuck_send(SIZE, 4);
     let (closing, mut peer) = host.connected_pair();
     send_to_peer(&mut host, closing, &mut peer, b"then closed");
     assert_eq!(registered_sockets().len(), 2);

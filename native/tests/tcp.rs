@@ -256,12 +256,7 @@ fn a_reset_a_send_with_a_timeout_met_first_still_fails_the_receive_beside_it() {
 fn a_reset_met_by_a_send_partly_sent_still_fails_the_next_receive() {
     const SIZE: usize = 256 << 10;
     let mut host = Host::with_config(&config(64, 8, SIZE as u32));
-    let (socket, peer) = host.small_buffered_pair();
-    let id = host.filled_buffer(&[7; SIZE]);
-    ok(
-        "send",
-        iot_send(host.worker, socket, id, 0, SIZE as u32, 4, 0),
-    );
+    let (socket, peer) = host.stuck_send(SIZE, 4);
     host.flush();
     let mut arrived = libc::pollfd {
         fd: std::os::fd::AsRawFd::as_raw_fd(&peer),

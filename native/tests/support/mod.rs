@@ -301,6 +301,18 @@ impl Host {
         (socket, peer)
     }
 
+    /// A `small_buffered_pair` with `size` bytes sent on it, tagged `tag`: while the
+    /// peer does not read, the send stops part way and waits for room.
+    pub fn stuck_send(&mut self, size: usize, tag: u64) -> (u64, std::net::TcpStream) {
+        let (socket, peer) = self.small_buffered_pair();
+        let id = self.filled_buffer(&vec![7; size]);
+        ok(
+            "send",
+            iot_send(self.worker, socket, id, 0, size as u32, tag, 0),
+        );
+        (socket, peer)
+    }
+
     /// Opens (creating) `path` for reading and writing; returns the file handle.
     pub fn open_rw(&mut self, path: &std::path::Path) -> u64 {
         let flags = IOT_OPEN_READ | IOT_OPEN_WRITE | IOT_OPEN_CREATE;
