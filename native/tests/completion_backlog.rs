@@ -749,10 +749,7 @@ fn datagrams_reach_the_host_in_order_whether_reaped_early_or_read_from_the_queue
 #[test]
 fn messages_behind_a_backlog_arrive_in_order_and_stopped_comes_last() {
     let _fds = fd_check();
-    if iot_messaging_supported() != 1 {
-        eprintln!("skipped: this kernel cannot pass flags through IORING_OP_MSG_RING");
-        return;
-    }
+    require_messaging!();
     let sender = Host::new();
     let receiver = sixteen_entry_queue(0);
     const MESSAGES: u64 = 1000;

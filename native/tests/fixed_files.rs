@@ -127,10 +127,7 @@ fn freeing_a_worker_empties_its_registered_files_and_ends_its_streams() {
 #[test]
 fn a_handed_over_stream_leaves_the_senders_registered_files_and_keeps_working() {
     let _fds = fd_check();
-    if iot_messaging_supported() != 1 {
-        eprintln!("skipped: this kernel has no IORING_OP_MSG_RING");
-        return;
-    }
+    require_messaging!();
     let mut from = Host::new();
     let mut to = Host::new();
     let (socket, mut peer) = from.connected_pair();

@@ -12,16 +12,6 @@ use support::echo::EchoSessions;
 use support::messaging::*;
 use support::*;
 
-/// Skips a test cleanly on kernels without MSG_RING flag passing (Linux < 6.3).
-macro_rules! require_messaging {
-    () => {
-        if iot_messaging_supported() != 1 {
-            eprintln!("skipped: this kernel cannot pass flags through IORING_OP_MSG_RING");
-            return;
-        }
-    };
-}
-
 fn value_of(seq: u64) -> u32 {
     (seq as u32).wrapping_mul(2_654_435_761)
 }

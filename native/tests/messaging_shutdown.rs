@@ -27,15 +27,6 @@ fn leaves_nothing_behind(body: impl FnOnce()) {
     assert_eq!(iot_payloads_in_use(), payloads, "payloads leaked");
 }
 
-macro_rules! require_messaging {
-    () => {
-        if iot_messaging_supported() != 1 {
-            eprintln!("skipped: this kernel cannot pass flags through IORING_OP_MSG_RING");
-            return;
-        }
-    };
-}
-
 /// Messages the sender has reported as sent before the broadcast goes out.
 const SENT_BEFORE_STOP: usize = 2_000;
 /// Upper bound on messages the sender queues, should the stop request never come.

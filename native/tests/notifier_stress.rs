@@ -18,15 +18,6 @@ use support::*;
 /// A wait for a wake-up longer than this is a lost wake-up.
 const WAKE_LIMIT: Duration = Duration::from_secs(10);
 
-macro_rules! require_messaging {
-    () => {
-        if iot_messaging_supported() != 1 {
-            eprintln!("skipped: this kernel cannot pass flags through IORING_OP_MSG_RING");
-            return;
-        }
-    };
-}
-
 // ------------------------------------------------------------------ wake bookkeeping
 
 #[derive(Default)]

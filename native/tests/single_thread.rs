@@ -81,10 +81,7 @@ fn no_notifier_watches_a_single_thread_worker() {
 fn messages_from_other_threads_wake_a_single_thread_worker_that_waits() {
     // First: the messaging probe opens a ring of its own for a moment.
     let _fds = fd_check();
-    if iot_messaging_supported() != 1 {
-        eprintln!("skipped: this kernel cannot pass flags through IORING_OP_MSG_RING");
-        return;
-    }
+    require_messaging!();
     const MESSAGES: u64 = 100;
     let mut host = Host::with_config(&single_thread());
     let target = host.worker;
@@ -106,10 +103,7 @@ fn messages_from_other_threads_wake_a_single_thread_worker_that_waits() {
 #[test]
 fn a_socket_handed_to_a_single_thread_worker_freed_before_it_waited_is_closed() {
     let _fds = fd_check();
-    if iot_messaging_supported() != 1 {
-        eprintln!("skipped: this kernel cannot pass flags through IORING_OP_MSG_RING");
-        return;
-    }
+    require_messaging!();
     let mut acceptor = Host::new();
     let receiver = Host::with_config(&single_thread());
     let (socket, mut peer) = acceptor.connected_pair();

@@ -1,9 +1,8 @@
 //! The ring side of a worker: the io_uring instance (`ring`) and its registered files
-//! (`fixed_files`), how CQEs are told apart
-//! (`user_data`), how one kernel attempt of an op and its timeout settle (`attempt`),
-//! the slab of ops in flight and what each CQE means for them (`in_flight`), and how a
-//! host waits (`wait`). It knows ops only through one trait (`in_flight::Tracked`),
-//! and nothing of sockets, files or buffers.
+//! (`fixed_files`), how CQEs are told apart (`user_data`), how one kernel attempt of an
+//! op and its timeout settle (`attempt`), the slab of ops in flight and what each CQE
+//! means for them (`in_flight`), and how a host waits (`wait`). It knows ops only
+//! through one trait (`in_flight::Tracked`), and nothing of sockets, files or buffers.
 
 pub(crate) mod attempt;
 pub(crate) mod fixed_files;

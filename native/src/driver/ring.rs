@@ -38,7 +38,8 @@ impl Ring {
         // interrupt the submitting thread with an IPI to run our task work (a receive
         // finishing after its poll fired); it runs at that thread's next entry to the
         // kernel or interrupt, and a thread asleep (an idle Dart pool thread, a host
-        // blocked in `wait`) is still woken for it. Cuts 13-23% of server CPU per echo round trip (`iot_bench echo`).
+        // blocked in `wait`) is still woken for it. Cuts 13-23% of server CPU per echo
+        // round trip (`iot_bench echo`).
         // All of these flags predate the Linux 6.1 baseline (COOP_TASKRUN: 5.19).
         let mut builder = IoUring::builder();
         builder

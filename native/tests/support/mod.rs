@@ -14,6 +14,19 @@ use std::time::{Duration, Instant};
 pub use iouring_transport::ffi::*;
 pub use iouring_transport::*;
 
+/// Skips a test cleanly on kernels without MSG_RING flag passing (Linux < 6.3).
+#[allow(unused_macros)] // as `dead_code` above: not every test binary messages
+macro_rules! require_messaging {
+    () => {
+        if iot_messaging_supported() != 1 {
+            eprintln!("skipped: this kernel cannot pass flags through IORING_OP_MSG_RING");
+            return;
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use require_messaging;
+
 /// Upper bound for any single wait in a test.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
