@@ -2,7 +2,8 @@
 //!
 //! Ids `0..recv` feed a provided buffer ring (the kernel picks one per receive); ids
 //! `recv..recv+send` are handed to the host for sends. The ring starts with a few
-//! receive buffers and doubles whenever a receive finds it empty, up to `recv`: the
+//! receive buffers and grows when receives find it empty (`ring_growth.rs`), up to
+//! `recv`: the
 //! whole region is reserved up front, but only the buffers a load needs are cycled
 //! through the ring, so only their pages become resident. Every id has exactly one owner
 //! at a time (kernel ring, host, or an in-flight operation), tracked in `owner`, so a
@@ -647,10 +648,11 @@ impl BufferPool {
         self.ring_target
     }
 
-    /// A receive found the ring empty: the ring doubles, from the spare receive
-    /// buffers. Returns false when every receive buffer is in it or out already.
-    pub(crate) fn grow_ring(&mut self) -> bool {
-        let add = self.ring_target.max(1).min(self.spare_recv.len() as u32);
+    /// A receive found the ring empty: up to `add` spare receive buffers join it (see
+    /// `ring_growth.rs`). Returns false when every receive buffer is in it or out
+    /// already.
+    pub(crate) fn grow_ring(&mut self, add: u32) -> bool {
+        let add = add.min(self.spare_recv.len() as u32);
         for _ in 0..add {
             let id = self.spare_recv.pop().expect("counted above");
             self.give_to_kernel(id);

@@ -34,6 +34,7 @@ mod pieces;
 mod probe;
 mod recv_credit;
 mod registry;
+mod ring_growth;
 mod slots;
 mod sockets;
 mod stream;

@@ -33,6 +33,7 @@ use crate::op::{Op, Recv, Work};
 use crate::pieces::BufferRef;
 use crate::probe;
 use crate::recv_credit::RecvCredit;
+use crate::ring_growth::RingGrowth;
 use crate::sockets::{Socket, SocketKind, SocketTable};
 use crate::thread_token;
 
@@ -59,8 +60,8 @@ pub(crate) struct Worker {
     ready: VecDeque<Ended>,
     /// Receives waiting for buffers to return to the ring, the longest waiting first.
     starved: VecDeque<usize>,
-    /// How many times the receive ring grew (see `Worker::starve`).
-    ring_epoch: u32,
+    /// When the receive ring grows (see `Worker::starve`).
+    ring_growth: RingGrowth,
     /// CQEs are being reaped outside a drain (`reap_into_ready`): an op that ends and
     /// read into host buffers keeps them until the host drains its completion from
     /// `ready`; what a send lent goes back to the pool at once.
@@ -130,7 +131,7 @@ impl Worker {
             notifier: None,
             ready: VecDeque::new(),
             starved: VecDeque::new(),
-            ring_epoch: 0,
+            ring_growth: RingGrowth::default(),
             reaping_outside_drain: false,
             waiters_woken: false,
             starved_for_spans: VecDeque::new(),
@@ -202,7 +203,7 @@ impl Worker {
             self.register_file(self.driver[key].socket);
         }
         let entry = self.build_entry(key)?;
-        self.driver[key].ring_epoch = self.ring_epoch;
+        self.driver[key].ring_epoch = self.ring_growth.epoch();
         self.driver.submit(key, entry)
     }
 
@@ -271,6 +272,7 @@ impl Worker {
     /// Copies up to `out.len()` completions into `out`, without blocking.
     pub(crate) fn drain(&mut self, out: &mut [iot_completion]) -> usize {
         self.waiters_woken = false;
+        self.ring_growth.drain_started();
         let mut filled = 0;
         let mut overflow_flushed = false;
         while filled < out.len() {

@@ -415,3 +415,107 @@ fn a_waiting_message_of_48_kb_comes_in_one_receive_by_default() {
     host.give_back(&c);
     assert_eq!(host.stats().buffers_outstanding, 0);
 }
+
+#[test]
+fn a_burst_that_an_echo_sends_on_keeps_the_ring_near_its_budget() {
+    // 128 connections' 32 KiB messages wait in their sockets before the host drains:
+    // 4 MiB at once. A ring that doubled whenever a receive found it empty held 64
+    // buffers of 64 KiB after it. Its budget is 16 KiB a socket: past it, the ring
+    // waits a drain first, and the buffers the echo sends on come back in it.
+    const SIZE: usize = 32 << 10;
+    let Some(mut host) = packing_host() else {
+        return;
+    };
+    let (clients, sockets) = host.accepted_clients(128, ACCEPT);
+    let mut sessions = support::echo::EchoSessions::default();
+    for &socket in &sockets {
+        sessions.start(host.worker, socket);
+    }
+    host.flush();
+    let (written, all_written) = std::sync::mpsc::channel();
+    let clients = std::thread::spawn(move || {
+        for (i, mut client) in clients.iter().enumerate() {
+            client.write_all(&pattern(SIZE, i as u32)).unwrap();
+        }
+        written.send(()).unwrap();
+        for (i, mut client) in clients.iter().enumerate() {
+            let mut back = vec![0u8; SIZE];
+            client.set_read_timeout(Some(DEADLINE)).unwrap();
+            std::io::Read::read_exact(&mut client, &mut back).expect("an echo");
+            assert!(back == pattern(SIZE, i as u32), "connection {i}");
+        }
+    });
+    all_written
+        .recv_timeout(DEADLINE)
+        .expect("every message written");
+    let mut batch = [iot_completion::default(); 64];
+    while !clients.is_finished() {
+        let n = ok(
+            "drain",
+            iot_worker_drain(host.worker, batch.as_mut_ptr(), 64),
+        ) as usize;
+        for c in &batch[..n] {
+            sessions.on_completion(host.worker, c);
+        }
+        ok("flush", iot_worker_flush(host.worker));
+        if n == 0 {
+            ok("wait", iot_worker_wait(host.worker, 10));
+        }
+    }
+    clients.join().expect("every echo came back");
+    // 16 KiB for each of 129 sockets (the listener's too) is 33 buffers of 64 KiB.
+    let ring = host.stats().recv_ring_buffers;
+    assert!(ring <= 33, "the ring grew to {ring} buffers of 64 KiB");
+}
+
+#[test]
+fn a_host_that_holds_what_it_receives_gets_every_byte_past_the_budget() {
+    // 40 connections send 64 KiB each and the host keeps every piece: 2.5 MiB, past
+    // the 1 MiB budget. The ring waits a drain, then grows, until every byte is in. (A
+    // receive tried before the ring last grew used to wait for a buffer to come back
+    // instead: for ever here.)
+    const SIZE: usize = 64 << 10;
+    let Some(mut host) = packing_host() else {
+        return;
+    };
+    let (clients, sockets) = host.accepted_clients(40, ACCEPT);
+    for &socket in &sockets {
+        ok(
+            "recv",
+            iot_recv(host.worker, socket, socket, IOT_OP_MULTISHOT, 0),
+        );
+    }
+    host.flush();
+    // Each write waits in its socket until the ring takes it: from another thread.
+    let writers = std::thread::spawn(move || {
+        for (i, mut client) in clients.iter().enumerate() {
+            client.write_all(&pattern(SIZE, i as u32)).unwrap();
+        }
+        clients
+    });
+    let mut received = vec![Vec::new(); sockets.len()];
+    let mut held = Vec::new();
+    while received.iter().map(Vec::len).sum::<usize>() < sockets.len() * SIZE {
+        let c = host.next_where(|c| c.kind == IOT_KIND_RECV);
+        assert!(c.result > 0, "receive failed: {}", message(c.result));
+        let from = sockets
+            .iter()
+            .position(|&s| s == c.tag)
+            .expect("our socket");
+        received[from].extend_from_slice(host.payload(&c));
+        held.push(c);
+    }
+    let _clients = writers.join().unwrap();
+    for (i, bytes) in received.iter().enumerate() {
+        assert!(*bytes == pattern(SIZE, i as u32), "connection {i}'s bytes");
+    }
+    let ring = host.stats().recv_ring_buffers;
+    assert!(
+        ring > 16,
+        "every byte is in, yet the ring has only {ring} buffers"
+    );
+    for c in &held {
+        host.give_back(c);
+    }
+    assert_eq!(host.stats().buffers_outstanding, 0);
+}

@@ -1,10 +1,10 @@
 //! Receives and the buffers they wait for. A stream socket may hold only so many
 //! pieces of receive-ring buffers (`RecvCredit`): past that its receive parks
 //! (throttled) until one comes back. A receive that finds the ring empty grows it
-//! (once per drain) or waits, oldest first, in `starved` (`starved_for_spans` for
-//! datagram spans), fed one per buffer that returns. A read stream pauses while the
-//! host holds its window of chunks. Every piece or buffer the host or an op gives back
-//! comes through here.
+//! (now or a drain later, `ring_growth.rs`) and waits, oldest first, in `starved`
+//! (`starved_for_spans` for datagram spans), fed one per buffer that returns. A read
+//! stream pauses while the host holds its window of chunks. Every piece or buffer the
+//! host or an op gives back comes through here.
 
 use io_uring::cqueue;
 
@@ -16,6 +16,7 @@ use crate::error::Result;
 use crate::op::{Op, Work};
 use crate::pieces::{BufferRef, Origin};
 use crate::recv_credit::RecvCredit;
+use crate::ring_growth::{AtDrainEnd, RingGrowth, RingState};
 use crate::sockets::SocketTable;
 
 /// Which provided buffer ring receives wait for: the receive buffers, or the
@@ -285,22 +286,34 @@ impl Worker {
             self.starved_for_spans.push_back(key);
             return;
         }
-        // The ring was empty: it doubles, while spare buffers last, if this attempt was
-        // made against its current size. A burst's failures reach several drains, and
-        // those of attempts made before the ring grew say nothing of the grown ring
-        // (doubling for each of them, a packed ring grew 16 to 4,096 buffers for the
-        // 500 that 2,000 connections x 4 KiB use): they try again and grow it only if
-        // they find it empty again. Buffers the host released after the failed attempt
-        // started but before its CQE was seen would never feed it either: try again at
-        // once while the ring has some.
-        let fresh = self.driver[key].ring_epoch == self.ring_epoch;
-        let grew = fresh && self.buffers.grow_ring();
-        self.ring_epoch = self.ring_epoch.wrapping_add(u32::from(grew));
+        // The ring was empty: it doubles now, while spare buffers last, or a drain
+        // later (`ring_growth.rs`). Buffers the host released after the failed attempt
+        // started but before its CQE was seen would never feed it: try again at once
+        // while the ring has some.
+        let ring = RingState {
+            target: self.buffers.ring_target(),
+            buffer_size: self.buffers.buffer_size(),
+            packed: self.buffers.packs_receives(),
+            open_sockets: self.sockets.len(),
+        };
+        let add = self
+            .ring_growth
+            .growth_now(self.driver[key].ring_epoch, &ring);
+        let grew = add > 0 && self.grow_ring(add);
         if (grew || self.buffers.ring_has_buffers()) && self.submit_attempt(key).is_ok() {
             return;
         }
+        self.ring_growth.waiting();
         self.driver[key].life.starved = true;
         self.starved.push_back(key);
+    }
+
+    fn grow_ring(&mut self, add: u32) -> bool {
+        let grew = self.buffers.grow_ring(add);
+        if grew {
+            self.ring_growth.grew();
+        }
+        grew
     }
 
     /// A chunk of read stream (`key`, `serial`) came back (released by the host, or
@@ -364,6 +377,19 @@ impl Worker {
     /// more receives than the one fed when it came back. Called once the CQEs are all
     /// read (never sleep, nor end a drain, with both).
     pub(super) fn feed_waiting(&mut self) {
+        let ring_has_buffers = self.buffers.ring_has_buffers();
+        match self
+            .ring_growth
+            .at_drain_end(!self.starved.is_empty(), ring_has_buffers)
+        {
+            AtDrainEnd::Grow => {
+                self.grow_ring(RingGrowth::late_growth(self.buffers.ring_target()));
+            }
+            AtDrainEnd::WakeForNextDrain => {
+                let _ = self.driver.ring.wake_waiters();
+            }
+            AtDrainEnd::Nothing => {}
+        }
         self.resume_floor_parked();
         if !self.starved.is_empty() && self.buffers.ring_has_buffers() {
             self.feed_starved(RingKind::Buffers, self.buffers.in_ring());
