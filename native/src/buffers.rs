@@ -3,8 +3,7 @@
 //! Ids `0..recv` feed a provided buffer ring (the kernel picks one per receive); ids
 //! `recv..recv+send` are handed to the host for sends. The ring starts with a few
 //! receive buffers and grows when receives find it empty (`ring_growth.rs`), up to
-//! `recv`: the
-//! whole region is reserved up front, but only the buffers a load needs are cycled
+//! `recv`: the whole region is reserved up front, but only the buffers a load needs are cycled
 //! through the ring, so only their pages become resident. Every id has exactly one owner
 //! at a time (kernel ring, host, or an in-flight operation), tracked in `owner`, so a
 //! double release is an error instead of a corrupted ring.
@@ -660,6 +659,11 @@ impl BufferPool {
         self.ring_target += add;
         self.publish();
         add > 0
+    }
+
+    /// Whether a receive buffer is spare: the ring can grow.
+    pub(crate) fn has_spare(&self) -> bool {
+        !self.spare_recv.is_empty()
     }
 
     /// A spare receive buffer (out of the ring) for the host, whole, if one is spare.

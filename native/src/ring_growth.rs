@@ -16,7 +16,11 @@
 //! - The wait is one drain, never a buffer's return: a host that keeps every piece it
 //!   got (a message it needs whole before it releases any) still receives everything,
 //!   as the ring grows drain by drain. A receive that waited for a buffer to come back
-//!   waited for ever there.
+//!   waited for ever there. Receives still waiting after some were fed from buffers
+//!   that came back wait on from that drain; a wait that began while a flush reaped
+//!   completions counts from the next drain. When nothing else would bring that
+//!   drain, a CQE posted for it does (`AtDrainEnd::WakeForNextDrain`, and on arming).
+//! - The budget counts every handle of the worker's socket table (listeners too).
 
 /// Packed ring bytes per open socket that the ring grows to at once.
 const BUDGET_PER_SOCKET: u64 = 16 << 10;
@@ -92,9 +96,16 @@ impl RingGrowth {
         self.epoch = self.epoch.wrapping_add(1);
     }
 
-    /// A receive waits for the ring.
-    pub(crate) fn waiting(&mut self) {
-        self.waiting_since.get_or_insert(self.drains);
+    /// A receive waits for the ring: in a drain, or between two (`outside_drain`: a
+    /// flush reaping completions), when the wait counts from the next drain.
+    pub(crate) fn waiting(&mut self, outside_drain: bool) {
+        let drain = self.drains + u64::from(outside_drain);
+        self.waiting_since.get_or_insert(drain);
+    }
+
+    /// Whether receives began waiting for the ring and it has not grown for them yet.
+    pub(crate) fn is_waiting(&self) -> bool {
+        self.waiting_since.is_some()
     }
 
     /// Every CQE of the drain is in: `receives_wait` for the ring, which
@@ -107,11 +118,15 @@ impl RingGrowth {
         let Some(since) = self.waiting_since else {
             return AtDrainEnd::Nothing;
         };
-        if !receives_wait || ring_has_buffers {
-            // Fed from what came back; one that finds the ring empty again waits anew.
+        if !receives_wait {
             self.waiting_since = None;
             AtDrainEnd::Nothing
-        } else if since == self.drains {
+        } else if ring_has_buffers {
+            // Some are fed from what came back; the others wait on from now (a receive
+            // fed had bytes waiting: its completion brings the next drain).
+            self.waiting_since = Some(self.drains);
+            AtDrainEnd::Nothing
+        } else if since >= self.drains {
             AtDrainEnd::WakeForNextDrain
         } else {
             self.waiting_since = None;
@@ -163,33 +178,60 @@ mod tests {
     }
 
     #[test]
-    fn waiting_receives_grow_the_ring_one_drain_later_unless_a_buffer_came_back() {
+    fn waiting_receives_grow_the_ring_one_drain_later() {
         let mut growth = RingGrowth::default();
         growth.drain_started();
-        growth.waiting();
+        growth.waiting(false);
+        assert!(growth.is_waiting());
         assert_eq!(
             growth.at_drain_end(true, false),
             AtDrainEnd::WakeForNextDrain
         );
         growth.drain_started();
-        growth.waiting(); // another receive: the wait still began a drain ago
+        growth.waiting(false); // another receive: the wait still began a drain ago
         assert_eq!(growth.at_drain_end(true, false), AtDrainEnd::Grow);
+        assert!(!growth.is_waiting());
         assert_eq!(growth.at_drain_end(true, false), AtDrainEnd::Nothing);
+    }
 
+    #[test]
+    fn receives_left_waiting_after_a_feed_wait_on_from_that_drain() {
+        let mut growth = RingGrowth::default();
         growth.drain_started();
-        growth.waiting();
+        growth.waiting(false);
         growth.drain_started();
+        // Buffers came back: some are fed, the others' wait starts again.
         assert_eq!(growth.at_drain_end(true, true), AtDrainEnd::Nothing);
+        assert!(growth.is_waiting());
+        assert_eq!(
+            growth.at_drain_end(true, false),
+            AtDrainEnd::WakeForNextDrain
+        );
         growth.drain_started();
-        assert_eq!(growth.at_drain_end(true, false), AtDrainEnd::Nothing);
+        assert_eq!(growth.at_drain_end(true, false), AtDrainEnd::Grow);
+    }
+
+    #[test]
+    fn a_wait_that_began_between_drains_counts_from_the_next() {
+        let mut growth = RingGrowth::default();
+        growth.drain_started();
+        growth.waiting(true);
+        growth.drain_started();
+        assert_eq!(
+            growth.at_drain_end(true, false),
+            AtDrainEnd::WakeForNextDrain
+        );
+        growth.drain_started();
+        assert_eq!(growth.at_drain_end(true, false), AtDrainEnd::Grow);
     }
 
     #[test]
     fn nothing_happens_once_no_receive_waits() {
         let mut growth = RingGrowth::default();
         growth.drain_started();
-        growth.waiting();
+        growth.waiting(false);
         growth.drain_started();
         assert_eq!(growth.at_drain_end(false, false), AtDrainEnd::Nothing);
+        assert!(!growth.is_waiting());
     }
 }

@@ -344,6 +344,14 @@ impl Worker {
 
     /// Arms the notifier; if completions are already pending it fires at once.
     pub(crate) fn arm(&mut self) {
+        // Receives that began waiting for the ring while a flush reaped completions
+        // need a drain to come for the ring to grow, also when nothing else will.
+        if self.ring_growth.is_waiting()
+            && !self.starved.is_empty()
+            && !self.buffers.ring_has_buffers()
+        {
+            let _ = self.driver.ring.wake_waiters();
+        }
         self.signal.arm();
         self.watch_for_news();
     }

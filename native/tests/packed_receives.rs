@@ -478,7 +478,7 @@ fn a_host_that_holds_what_it_receives_gets_every_byte_past_the_budget() {
     let Some(mut host) = packing_host() else {
         return;
     };
-    let (clients, sockets) = host.accepted_clients(40, ACCEPT);
+    let (mut clients, sockets) = host.accepted_clients(40, ACCEPT);
     for &socket in &sockets {
         ok(
             "recv",
@@ -486,26 +486,35 @@ fn a_host_that_holds_what_it_receives_gets_every_byte_past_the_budget() {
         );
     }
     host.flush();
-    // Each write waits in its socket until the ring takes it: from another thread.
-    let writers = std::thread::spawn(move || {
-        for (i, mut client) in clients.iter().enumerate() {
-            client.write_all(&pattern(SIZE, i as u32)).unwrap();
-        }
-        clients
-    });
+    // Every message waits in its socket before the host drains: once the receives
+    // that found the ring empty wait for it, no other completion can come.
+    for (i, client) in clients.iter_mut().enumerate() {
+        client.write_all(&pattern(SIZE, i as u32)).unwrap();
+    }
+    // The host sleeps in the worker whenever it has drained everything: the worker must
+    // bring the drain that grows the ring itself, or the wait would time out.
     let mut received = vec![Vec::new(); sockets.len()];
     let mut held = Vec::new();
+    let mut batch = [iot_completion::default(); 64];
     while received.iter().map(Vec::len).sum::<usize>() < sockets.len() * SIZE {
-        let c = host.next_where(|c| c.kind == IOT_KIND_RECV);
-        assert!(c.result > 0, "receive failed: {}", message(c.result));
-        let from = sockets
-            .iter()
-            .position(|&s| s == c.tag)
-            .expect("our socket");
-        received[from].extend_from_slice(host.payload(&c));
-        held.push(c);
+        let n = ok(
+            "drain",
+            iot_worker_drain(host.worker, batch.as_mut_ptr(), 64),
+        ) as usize;
+        for c in batch[..n].iter().filter(|c| c.kind == IOT_KIND_RECV) {
+            assert!(c.result > 0, "receive failed: {}", message(c.result));
+            let from = sockets
+                .iter()
+                .position(|&s| s == c.tag)
+                .expect("our socket");
+            received[from].extend_from_slice(host.payload(c));
+            held.push(*c);
+        }
+        if n == 0 {
+            let woke = ok("wait", iot_worker_wait(host.worker, 5_000));
+            assert_eq!(woke, 1, "the host slept with receives waiting for the ring");
+        }
     }
-    let _clients = writers.join().unwrap();
     for (i, bytes) in received.iter().enumerate() {
         assert!(*bytes == pattern(SIZE, i as u32), "connection {i}'s bytes");
     }

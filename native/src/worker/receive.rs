@@ -303,7 +303,9 @@ impl Worker {
         if (grew || self.buffers.ring_has_buffers()) && self.submit_attempt(key).is_ok() {
             return;
         }
-        self.ring_growth.waiting();
+        if self.buffers.has_spare() {
+            self.ring_growth.waiting(self.reaping_outside_drain);
+        }
         self.driver[key].life.starved = true;
         self.starved.push_back(key);
     }
