@@ -18,15 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v dart >/dev/null 2>&1 && [ -x ../shared/dart/bin/dart ]; then
-    PATH="$(cd ../shared/dart/bin && pwd):$PATH"
-fi
-case "$(dart --version 2>&1)" in
-*'"linux_x64"'*) triple=x86_64-unknown-linux-gnu ;;
-*'"linux_ia32"'*) triple=i686-unknown-linux-gnu ;;
-*'"linux_arm64"'*) triple=aarch64-unknown-linux-gnu ;;
-*) echo "bench_dart: unknown Dart platform: $(dart --version 2>&1)" >&2; exit 1 ;;
-esac
+. tool/dart_platform.sh
 
 mode=echo
 if [ "${1:-}" = tls ]; then

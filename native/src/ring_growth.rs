@@ -177,6 +177,17 @@ mod tests {
         assert_eq!(growth.growth_now(1, &packed(8, 1)), 8);
     }
 
+    /// The end of the drain in which a wait began posts a wake-up; the next one grows
+    /// the ring.
+    fn assert_grows_a_drain_later(growth: &mut RingGrowth) {
+        assert_eq!(
+            growth.at_drain_end(true, false),
+            AtDrainEnd::WakeForNextDrain
+        );
+        growth.drain_started();
+        assert_eq!(growth.at_drain_end(true, false), AtDrainEnd::Grow);
+    }
+
     #[test]
     fn waiting_receives_grow_the_ring_one_drain_later() {
         let mut growth = RingGrowth::default();
@@ -203,12 +214,7 @@ mod tests {
         // Buffers came back: some are fed, the others' wait starts again.
         assert_eq!(growth.at_drain_end(true, true), AtDrainEnd::Nothing);
         assert!(growth.is_waiting());
-        assert_eq!(
-            growth.at_drain_end(true, false),
-            AtDrainEnd::WakeForNextDrain
-        );
-        growth.drain_started();
-        assert_eq!(growth.at_drain_end(true, false), AtDrainEnd::Grow);
+        assert_grows_a_drain_later(&mut growth);
     }
 
     #[test]
@@ -217,12 +223,7 @@ mod tests {
         growth.drain_started();
         growth.waiting(true);
         growth.drain_started();
-        assert_eq!(
-            growth.at_drain_end(true, false),
-            AtDrainEnd::WakeForNextDrain
-        );
-        growth.drain_started();
-        assert_eq!(growth.at_drain_end(true, false), AtDrainEnd::Grow);
+        assert_grows_a_drain_later(&mut growth);
     }
 
     #[test]
