@@ -5,6 +5,7 @@
 // WorkerConfig.wholeReceiveBuffers gives every receive a whole buffer again.
 import 'dart:async';
 import 'dart:io';
+import 'dart:typed_data';
 
 import 'package:iouring_transport/iouring_transport.dart';
 import 'package:test/test.dart';
@@ -132,6 +133,49 @@ void main() {
     payload.release();
     client.destroy();
     server.destroy();
+    await untilStats(worker, (stats) => stats.buffersOutstanding == 0,
+        reason: 'every buffer back');
+  });
+
+  test('a program that keeps every payload until its message is whole gets '
+      'every byte', () async {
+    // 40 connections send 64 KiB each, and each payload is kept until its
+    // connection's message is whole: 2.5 MiB held, past the receive ring's
+    // budget (1 MiB). Past it the ring grows a turn later, not never.
+    final worker = testWorker();
+    const count = 40, size = 64 * 1024;
+    final server =
+        await TcpListener.bind(InternetAddress.loopbackIPv4, 0, worker: worker);
+    addTearDown(server.close);
+    final held = <Payload>[];
+    final messages = <int, Uint8List>{};
+    final allWhole = Completer<void>();
+    server.listen((connection) {
+      final pieces = BytesBuilder();
+      connection.payloads.listen((payload) {
+        held.add(payload);
+        pieces.add(payload.bytes);
+        if (pieces.length < size) return;
+        final message = pieces.takeBytes();
+        messages[numberOf(message)] = message;
+        if (messages.length == count) allWhole.complete();
+      });
+    });
+    for (var i = 0; i < count; i++) {
+      final client =
+          await Socket.connect(InternetAddress.loopbackIPv4, server.port);
+      addTearDown(client.destroy);
+      client.add(numbered(i, size));
+    }
+    await allWhole.future.bounded;
+    for (var i = 0; i < count; i++) {
+      expect(sameBytes(messages[i]!, numbered(i, size)), isTrue,
+          reason: 'message $i');
+    }
+    expect(worker.stats().piecesOutstanding, held.length);
+    for (final payload in held) {
+      payload.release();
+    }
     await untilStats(worker, (stats) => stats.buffersOutstanding == 0,
         reason: 'every buffer back');
   });
