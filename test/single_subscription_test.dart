@@ -576,4 +576,37 @@ void main() {
       s.close();
     });
   });
+
+  test('data waiting at the cancel, or raised after it, goes to onDropped',
+      () async {
+    final source = _DropRecorder();
+    final got = <int>[];
+    final subscription = source.listen(got.add, onError: (Object _) {});
+    subscription.pause();
+    source
+      ..addEvent(1)
+      ..addEvent(2)
+      ..addErrorEvent('not data')
+      ..addEvent(3);
+    await subscription.cancel();
+    source.addEvent(4);
+    expect(got, isEmpty);
+    expect(source.dropped, [1, 2, 3, 4]);
+  });
+}
+
+/// Records what [SingleSubscriptionStream.onDropped] is given.
+final class _DropRecorder extends SingleSubscriptionStream<int> {
+  final List<int> dropped = [];
+
+  @override
+  void onListened() {}
+  @override
+  void onInputPaused() {}
+  @override
+  void onInputResumed() {}
+  @override
+  void onCancelled() {}
+  @override
+  void onDropped(int data) => dropped.add(data);
 }

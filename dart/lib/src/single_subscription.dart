@@ -86,6 +86,11 @@ abstract base class SingleSubscriptionStream<T> extends Stream<T>
   /// done delivered).
   void onCancelled();
 
+  /// Data the listener will never get: it waited when the subscription was
+  /// cancelled, or came after. A subclass whose events hold resources gives
+  /// them back here (a controller would drop them for the garbage collector).
+  void onDropped(T data) {}
+
   /// `StreamController.isPaused`: whether events would wait now (before the
   /// stream is listened to too; not after it was cancelled).
   bool get isInputPaused {
@@ -231,8 +236,25 @@ abstract base class SingleSubscriptionStream<T> extends Stream<T>
 
   void _cancel() {
     _state = (_state | _cancelledBit) & ~_deliveryWantedBit;
-    if (!_inCallback) _pending = null;
+    if (!_inCallback) _dropPending();
     _runHook(onCancelled);
+  }
+
+  /// Hands every waiting data event to [onDropped].
+  void _dropPending() {
+    final pending = _pending;
+    _pending = null;
+    pending?.forEach(_drop);
+  }
+
+  /// Hands [event] to [onDropped] if it is data.
+  void _drop(Object? event) {
+    if (event is _WaitingError || identical(event, _waitingDone)) return;
+    try {
+      onDropped(event as T);
+    } catch (error, stackTrace) {
+      Zone.current.handleUncaughtError(error, stackTrace);
+    }
   }
 
   /// Raises [event] (data, a [_WaitingError] or [_waitingDone]): delivers it
@@ -241,7 +263,7 @@ abstract base class SingleSubscriptionStream<T> extends Stream<T>
     if (_state & _listenedBit == 0) {
       (_pending ??= ListQueue<Object?>()).add(event);
     } else if (_state & _cancelledBit != 0) {
-      return;
+      _drop(event);
     } else if (_canFire) {
       _deliver(event);
     } else {
@@ -338,7 +360,7 @@ abstract base class SingleSubscriptionStream<T> extends Stream<T>
     }
     while (true) {
       if (_state & _cancelledBit != 0) {
-        _pending = null;
+        _dropPending();
         return;
       }
       final isInputPaused = _state & _inputPausedBit != 0;

@@ -263,6 +263,11 @@ final class _PayloadReceiver extends Receiver<Payload> {
     return Payload.internal(
         core, bufferId, offset, core.buffers.view(bufferId, offset, length));
   }
+
+  /// A payload the program will never see goes back at once, not when a
+  /// garbage collection finds it.
+  @override
+  void onDropped(Payload data) => data.release();
 }
 
 // ------------------------------------------------------------ internals
