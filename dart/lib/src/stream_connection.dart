@@ -103,9 +103,10 @@ abstract base class StreamConnection extends Stream<Uint8List> {
 
   /// The received bytes without a copy: each [Payload] is a view of the
   /// native buffer the kernel filled. **Release every payload** (or pass it
-  /// to [writePayload]); see [Payload]. Same stream semantics as listening to
-  /// the connection itself; a connection is read through one of the two
-  /// only.
+  /// to [writePayload]); see [Payload]. Payloads the listener never got
+  /// (waiting in a paused subscription when it is cancelled) are released
+  /// then. Same stream semantics as listening to the connection itself; a
+  /// connection is read through one of the two only.
   Stream<Payload> get payloads {
     final receiver =
         _receiver ??= _PayloadReceiver(_core, _socket, _readTimeout);
