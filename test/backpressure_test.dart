@@ -202,4 +202,39 @@ void _stallTests() {
     expect(numbers.toSet(), hasLength(numbers.length));
     expect(receiver.dropped, dropped, reason: 'nothing dropped after resume');
   });
+
+  test('cancelling a paused listener destroys the connections it held back',
+      () async {
+    final worker = testWorker();
+    final server =
+        await TcpListener.bind(InternetAddress.loopbackIPv4, 0, worker: worker);
+    addTearDown(server.close);
+    final got = <TcpConnection>[];
+    late final StreamSubscription<TcpConnection> subscription;
+    subscription = server.listen((connection) {
+      got.add(connection);
+      subscription.pause();
+    });
+    // Connecting all at once: the accept takes several before the pause
+    // stops it, and those wait in the paused subscription.
+    final clients = await Future.wait([
+      for (var i = 0; i < 20; i++)
+        Socket.connect(InternetAddress.loopbackIPv4, server.port)
+    ]).bounded;
+    for (final client in clients) {
+      addTearDown(client.destroy);
+    }
+    await untilStats(worker, (stats) => stats.opsInFlight == 0,
+        reason: 'the accept stopped by the pause');
+    final held = worker.stats().socketsOpen - got.length - 1;
+    expect(held, greaterThan(0), reason: 'connections waiting in the paused '
+        'subscription (else this test shows nothing)');
+    await subscription.cancel();
+    for (final connection in got) {
+      connection.destroy();
+    }
+    // The listener and every connection are closed now, not when a garbage
+    // collection finds them.
+    expect(worker.stats().socketsOpen, 0);
+  });
 }

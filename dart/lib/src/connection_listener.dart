@@ -3,6 +3,7 @@
 library;
 
 import 'dart:async';
+import 'dart:collection';
 
 import 'exception.dart';
 import 'ffi/bindings.dart';
@@ -20,7 +21,9 @@ const Duration _acceptRetryDelay = Duration(milliseconds: 100);
 /// Accepting starts when the stream is listened to (one multishot accept
 /// stays armed). Pausing the subscription stops accepting, so new
 /// connections wait in the kernel's backlog; resuming accepts again.
-/// Cancelling the subscription closes the listener. Accept errors (such as
+/// Cancelling the subscription closes the listener, and destroys the
+/// connections accepted that the listener never got (those that waited in
+/// the paused subscription). Accept errors (such as
 /// running out of file descriptors) are reported as error events and
 /// accepting goes on.
 abstract base class ConnectionListener<T extends StreamConnection>
@@ -38,7 +41,7 @@ abstract base class ConnectionListener<T extends StreamConnection>
   @override
   StreamSubscription<T> listen(void Function(T connection)? onData,
           {Function? onError, void Function()? onDone, bool? cancelOnError}) =>
-      _acceptor.controller.stream.listen(onData,
+      _acceptor.controller.stream.map(_acceptor.delivered).listen(onData,
           onError: onError, onDone: onDone, cancelOnError: cancelOnError);
 
   /// Stops listening and closes the socket; the stream of connections ends.
@@ -55,13 +58,20 @@ final class _Acceptor<T extends StreamConnection> implements CompletionHandler {
         onListen: _start,
         onPause: _pause,
         onResume: _resume,
-        onCancel: close);
+        onCancel: _cancelled);
   }
 
   final WorkerCore core;
   final SocketHandle socket;
   final T Function(SocketHandle socket) adopt;
   late final StreamController<T> controller;
+
+  /// Connections added to [controller] that its listener has not got yet,
+  /// oldest first: a cancel destroys them.
+  final ListQueue<T> _undelivered = ListQueue<T>();
+
+  /// The subscription was cancelled: nobody takes a connection any more.
+  bool _isCancelled = false;
   int _tag = 0;
   bool _cancelling = false;
   bool _done = false;
@@ -98,7 +108,23 @@ final class _Acceptor<T extends StreamConnection> implements CompletionHandler {
     if (_tag == 0) _start();
   }
 
-  /// Closes the listener (also the subscription's onCancel).
+  /// [connection] reaches the listener.
+  T delivered(T connection) {
+    _undelivered.removeFirst();
+    return connection;
+  }
+
+  /// The subscription's onCancel: closes the listener and destroys what it
+  /// accepted for the listener that never got it.
+  void _cancelled() {
+    _isCancelled = true;
+    close();
+    while (_undelivered.isNotEmpty) {
+      _undelivered.removeFirst().destroy();
+    }
+  }
+
+  /// Closes the listener.
   void close() {
     _retry?.cancel();
     _retry = null;
@@ -121,9 +147,10 @@ final class _Acceptor<T extends StreamConnection> implements CompletionHandler {
       int bufferId, int offset) {
     if (result >= 0 && handle != 0) {
       final connection = adopt(SocketHandle(core.handle, handle));
-      if (_done) {
+      if (_done || _isCancelled) {
         connection.destroy();
       } else {
+        _undelivered.add(connection);
         controller.add(connection);
       }
     }
