@@ -339,6 +339,34 @@ void main() {
         reason: 'the dropped bytes message was released');
   });
 
+  test('bytes waiting in a paused subscription go back to the pool when it '
+      'is cancelled', () async {
+    if (_skipWithoutMessaging()) return;
+    final a = testWorker();
+    final b = testWorker();
+    final inUse = Transport.payloadsInUse;
+    final first = Completer<void>();
+    late final StreamSubscription<BytesMessage> subscription;
+    subscription = b.byteMessages.listen((message) {
+      message.release();
+      subscription.pause();
+      first.complete();
+    });
+    for (var i = 0; i < 4; i++) {
+      await a.sendBytes(b.id, 1, [i]).timeout(_wait);
+    }
+    await first.future.timeout(_wait);
+    // The other three arrive and wait in the paused subscription.
+    for (var i = 0; i < 3; i++) {
+      await nextDrain(b);
+    }
+    expect(Transport.payloadsInUse, inUse + 3);
+    await subscription.cancel();
+    expect(Transport.payloadsInUse, inUse,
+        reason: 'released at the cancel, not when a garbage collection '
+            'finds them');
+  });
+
   test('bytes held when their worker closes are unreadable; their payloads '
       'go back to the pool', () async {
     if (_skipWithoutMessaging()) return;

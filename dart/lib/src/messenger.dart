@@ -15,6 +15,7 @@
 library;
 
 import 'dart:async';
+import 'dart:collection';
 import 'dart:ffi';
 import 'dart:typed_data';
 
@@ -54,7 +55,8 @@ final class _PendingSend {
 
 /// One incoming stream of a worker: created on first use (or first event),
 /// buffering until listened to; events that can no longer be delivered
-/// (the subscription was cancelled, or the stream ended) are disposed of.
+/// (waiting when the subscription was cancelled, or arriving after it or
+/// after the stream ended) are disposed of.
 final class _Inbox<T> {
   _Inbox(this._onInterestChanged, [this._dispose]);
 
@@ -62,6 +64,10 @@ final class _Inbox<T> {
   final void Function() _onInterestChanged;
   final void Function(T event)? _dispose;
   StreamController<T>? _controller;
+
+  /// With [_dispose]: the events added to [_controller] that its listener
+  /// has not got yet, oldest first.
+  final ListQueue<T> _undelivered = ListQueue<T>();
   bool _cancelled = false;
   bool _ended = false;
 
@@ -75,11 +81,24 @@ final class _Inbox<T> {
   Stream<T> get stream {
     final controller = _ensure();
     if (_ended && !controller.isClosed) unawaited(controller.close());
-    return controller.stream;
+    if (_dispose == null) return controller.stream;
+    return controller.stream.map(_delivered);
+  }
+
+  /// [event] reaches the listener.
+  T _delivered(T event) {
+    _undelivered.removeFirst();
+    return event;
   }
 
   void _onCancel() {
     _cancelled = true;
+    final dispose = _dispose;
+    if (dispose != null) {
+      while (_undelivered.isNotEmpty) {
+        dispose(_undelivered.removeFirst());
+      }
+    }
     _onInterestChanged();
   }
 
@@ -88,6 +107,7 @@ final class _Inbox<T> {
       _dispose?.call(event);
       return;
     }
+    if (_dispose != null) _undelivered.add(event);
     _ensure().add(event);
   }
 
