@@ -3,10 +3,10 @@
 //! Ids `0..recv` feed a provided buffer ring (the kernel picks one per receive); ids
 //! `recv..recv+send` are handed to the host for sends. The ring starts with a few
 //! receive buffers and grows when receives find it empty (`ring_growth.rs`), up to
-//! `recv`: the whole region is reserved up front, but only the buffers a load needs are cycled
-//! through the ring, so only their pages become resident. Every id has exactly one owner
-//! at a time (kernel ring, host, or an in-flight operation), tracked in `owner`, so a
-//! double release is an error instead of a corrupted ring.
+//! `recv`: the whole region is reserved up front, but only the buffers a load needs
+//! are cycled through the ring, so only their pages become resident. Every id has
+//! exactly one owner at a time (kernel ring, host, or an in-flight operation), tracked
+//! in `owner`, so a double release is an error instead of a corrupted ring.
 //!
 //! Where the kernel consumes ring buffers incrementally (`IOU_PBUF_RING_INC`, Linux
 //! 6.12), receives are packed: each takes the next bytes of the buffer at the ring's

@@ -75,7 +75,7 @@ impl RingGrowth {
         if attempt_epoch != self.epoch {
             return 0;
         }
-        let double = ring.target.max(1);
+        let double = Self::doubling(ring.target);
         if !ring.packed {
             return double;
         }
@@ -85,9 +85,9 @@ impl RingGrowth {
         room.min(u64::from(double)) as u32
     }
 
-    /// How many buffers the ring adds when receives waited a drain for it: as many as
-    /// it holds.
-    pub(crate) fn late_growth(ring_target: u32) -> u32 {
+    /// How many buffers doubling a ring of `ring_target` adds (what receives that
+    /// waited a drain for it add).
+    pub(crate) fn doubling(ring_target: u32) -> u32 {
         ring_target.max(1)
     }
 
@@ -103,9 +103,10 @@ impl RingGrowth {
         self.waiting_since.get_or_insert(drain);
     }
 
-    /// Whether receives began waiting for the ring and it has not grown for them yet.
-    pub(crate) fn is_waiting(&self) -> bool {
-        self.waiting_since.is_some()
+    /// Whether a CQE must bring the next drain: receives began waiting for the ring
+    /// and still do (`receives_wait`), and it is empty.
+    pub(crate) fn needs_wake(&self, receives_wait: bool, ring_has_buffers: bool) -> bool {
+        self.waiting_since.is_some() && receives_wait && !ring_has_buffers
     }
 
     /// Every CQE of the drain is in: `receives_wait` for the ring, which
@@ -157,7 +158,7 @@ mod tests {
         assert_eq!(growth.growth_now(0, &packed(16, 1)), 0);
         assert_eq!(growth.growth_now(0, &packed(16, 128)), 16);
         assert_eq!(growth.growth_now(0, &packed(32, 128)), 0);
-        assert_eq!(RingGrowth::late_growth(32), 32);
+        assert_eq!(RingGrowth::doubling(32), 32);
     }
 
     #[test]
@@ -193,7 +194,7 @@ mod tests {
         let mut growth = RingGrowth::default();
         growth.drain_started();
         growth.waiting(false);
-        assert!(growth.is_waiting());
+        assert!(growth.needs_wake(true, false));
         assert_eq!(
             growth.at_drain_end(true, false),
             AtDrainEnd::WakeForNextDrain
@@ -201,7 +202,7 @@ mod tests {
         growth.drain_started();
         growth.waiting(false); // another receive: the wait still began a drain ago
         assert_eq!(growth.at_drain_end(true, false), AtDrainEnd::Grow);
-        assert!(!growth.is_waiting());
+        assert!(!growth.needs_wake(true, false));
         assert_eq!(growth.at_drain_end(true, false), AtDrainEnd::Nothing);
     }
 
@@ -213,7 +214,7 @@ mod tests {
         growth.drain_started();
         // Buffers came back: some are fed, the others' wait starts again.
         assert_eq!(growth.at_drain_end(true, true), AtDrainEnd::Nothing);
-        assert!(growth.is_waiting());
+        assert!(growth.needs_wake(true, false));
         assert_grows_a_drain_later(&mut growth);
     }
 
@@ -233,6 +234,6 @@ mod tests {
         growth.waiting(false);
         growth.drain_started();
         assert_eq!(growth.at_drain_end(false, false), AtDrainEnd::Nothing);
-        assert!(!growth.is_waiting());
+        assert!(!growth.needs_wake(true, false));
     }
 }

@@ -346,9 +346,9 @@ impl Worker {
     pub(crate) fn arm(&mut self) {
         // Receives that began waiting for the ring while a flush reaped completions
         // need a drain to come for the ring to grow, also when nothing else will.
-        if self.ring_growth.is_waiting()
-            && !self.starved.is_empty()
-            && !self.buffers.ring_has_buffers()
+        if self
+            .ring_growth
+            .needs_wake(!self.starved.is_empty(), self.buffers.ring_has_buffers())
         {
             let _ = self.driver.ring.wake_waiters();
         }

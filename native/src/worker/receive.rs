@@ -385,7 +385,7 @@ impl Worker {
             .at_drain_end(!self.starved.is_empty(), ring_has_buffers)
         {
             AtDrainEnd::Grow => {
-                self.grow_ring(RingGrowth::late_growth(self.buffers.ring_target()));
+                self.grow_ring(RingGrowth::doubling(self.buffers.ring_target()));
             }
             AtDrainEnd::WakeForNextDrain => {
                 let _ = self.driver.ring.wake_waiters();
