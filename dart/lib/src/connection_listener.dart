@@ -3,12 +3,12 @@
 library;
 
 import 'dart:async';
-import 'dart:collection';
 
 import 'exception.dart';
 import 'ffi/bindings.dart';
 import 'ffi/socket_handles.dart';
 import 'stream_connection.dart';
+import 'undelivered.dart';
 import 'worker_core.dart';
 
 /// After an accept error (say `EMFILE`), the listener waits this long before
@@ -41,8 +41,11 @@ abstract base class ConnectionListener<T extends StreamConnection>
   @override
   StreamSubscription<T> listen(void Function(T connection)? onData,
           {Function? onError, void Function()? onDone, bool? cancelOnError}) =>
-      _acceptor.controller.stream.map(_acceptor.delivered).listen(onData,
-          onError: onError, onDone: onDone, cancelOnError: cancelOnError);
+      _acceptor.undelivered.delivering(_acceptor.controller.stream).listen(
+          onData,
+          onError: onError,
+          onDone: onDone,
+          cancelOnError: cancelOnError);
 
   /// Stops listening and closes the socket; the stream of connections ends.
   /// Connections already accepted stay open. Idempotent.
@@ -66,12 +69,9 @@ final class _Acceptor<T extends StreamConnection> implements CompletionHandler {
   final T Function(SocketHandle socket) adopt;
   late final StreamController<T> controller;
 
-  /// Connections added to [controller] that its listener has not got yet,
-  /// oldest first: a cancel destroys them.
-  final ListQueue<T> _undelivered = ListQueue<T>();
-
-  /// The subscription was cancelled: nobody takes a connection any more.
-  bool _isCancelled = false;
+  /// Connections added to [controller] that its listener has not got yet: a
+  /// cancel destroys them.
+  final Undelivered<T> undelivered = Undelivered<T>();
   int _tag = 0;
   bool _cancelling = false;
   bool _done = false;
@@ -108,20 +108,11 @@ final class _Acceptor<T extends StreamConnection> implements CompletionHandler {
     if (_tag == 0) _start();
   }
 
-  /// [connection] reaches the listener.
-  T delivered(T connection) {
-    _undelivered.removeFirst();
-    return connection;
-  }
-
   /// The subscription's onCancel: closes the listener and destroys what it
   /// accepted for the listener that never got it.
   void _cancelled() {
-    _isCancelled = true;
     close();
-    while (_undelivered.isNotEmpty) {
-      _undelivered.removeFirst().destroy();
-    }
+    undelivered.disposeAll((connection) => connection.destroy());
   }
 
   /// Closes the listener.
@@ -147,10 +138,12 @@ final class _Acceptor<T extends StreamConnection> implements CompletionHandler {
       int bufferId, int offset) {
     if (result >= 0 && handle != 0) {
       final connection = adopt(SocketHandle(core.handle, handle));
-      if (_done || _isCancelled) {
+      // Nobody listens once the subscription was cancelled (accepting starts
+      // when it is listened to).
+      if (_done || !controller.hasListener) {
         connection.destroy();
       } else {
-        _undelivered.add(connection);
+        undelivered.add(connection);
         controller.add(connection);
       }
     }

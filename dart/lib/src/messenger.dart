@@ -15,7 +15,6 @@
 library;
 
 import 'dart:async';
-import 'dart:collection';
 import 'dart:ffi';
 import 'dart:typed_data';
 
@@ -26,6 +25,7 @@ import 'ffi/socket_handles.dart';
 import 'futures.dart';
 import 'messages.dart';
 import 'payload_pool.dart';
+import 'undelivered.dart';
 import 'worker_core.dart';
 
 /// Tags and values are unsigned 32-bit numbers.
@@ -66,8 +66,8 @@ final class _Inbox<T> {
   StreamController<T>? _controller;
 
   /// With [_dispose]: the events added to [_controller] that its listener
-  /// has not got yet, oldest first.
-  final ListQueue<T> _undelivered = ListQueue<T>();
+  /// has not got yet.
+  final Undelivered<T> _undelivered = Undelivered<T>();
   bool _cancelled = false;
   bool _ended = false;
 
@@ -82,23 +82,13 @@ final class _Inbox<T> {
     final controller = _ensure();
     if (_ended && !controller.isClosed) unawaited(controller.close());
     if (_dispose == null) return controller.stream;
-    return controller.stream.map(_delivered);
-  }
-
-  /// [event] reaches the listener.
-  T _delivered(T event) {
-    _undelivered.removeFirst();
-    return event;
+    return _undelivered.delivering(controller.stream);
   }
 
   void _onCancel() {
     _cancelled = true;
     final dispose = _dispose;
-    if (dispose != null) {
-      while (_undelivered.isNotEmpty) {
-        dispose(_undelivered.removeFirst());
-      }
-    }
+    if (dispose != null) _undelivered.disposeAll(dispose);
     _onInterestChanged();
   }
 
