@@ -183,16 +183,7 @@ void main() {
   test('payloads waiting in a subscription that is cancelled go back at once',
       () async {
     final worker = testWorker();
-    final server =
-        await TcpListener.bind(InternetAddress.loopbackIPv4, 0, worker: worker);
-    addTearDown(server.close);
-    final accepted = Completer<TcpConnection>();
-    server.listen(accepted.complete);
-    final client =
-        await Socket.connect(InternetAddress.loopbackIPv4, server.port);
-    addTearDown(client.destroy);
-    final connection = await accepted.future.bounded;
-    addTearDown(connection.destroy);
+    final (client, connection) = await tcpPair(worker);
     // The first payload pauses the subscription; what arrives next waits in
     // it, holding its pieces.
     late final StreamSubscription<Payload> subscription;
@@ -201,8 +192,7 @@ void main() {
       subscription.pause();
     });
     for (var i = 0; i < 8; i++) {
-      client.add(numbered(i, 16 * 1024));
-      await client.flush();
+      await client.write(numbered(i, 16 * 1024)).bounded;
     }
     await untilStats(worker, (stats) => stats.piecesOutstanding > 0,
         reason: 'payloads waiting in the paused subscription');
