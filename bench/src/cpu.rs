@@ -216,38 +216,51 @@ mod tests {
     }
 
     #[test]
-    fn sources_agree_on_this_process() {
-        let pid = std::process::id();
+    fn sources_agree_on_a_busy_process() {
+        // A child of its own: this test process's other threads (other tests) come and
+        // go, and a thread that exited leaves the process clock but not the task list.
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .expect("spawn sh");
+        let pid = child.id();
         let read = |source| {
             Meter::with_source(pid, source)
                 .unwrap_or_else(|| panic!("{source:?} unavailable"))
                 .read()
                 .expect("read")
         };
-        // Burn CPU until the process clock shows 0.3 s (on a busy machine that takes
-        // longer than 0.3 s of wall time), bounded in wall time.
+        // Let it burn until its clock shows 0.3 s (on a busy machine that takes longer
+        // than 0.3 s of wall time), bounded in wall time; then stop it, so every source
+        // reads the same moment.
         let give_up = Instant::now() + Duration::from_secs(20);
-        let mut x = 1u64;
         while read(Source::Clock).cpu < Duration::from_millis(300) && Instant::now() < give_up {
-            for _ in 0..100_000 {
-                x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // SAFETY: signals our own child, which has not been reaped.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGSTOP) };
+        let check = || {
+            let clock = read(Source::Clock).cpu.as_secs_f64();
+            assert!(clock >= 0.25, "clock {clock}");
+            let tick = 1.0 / clock_ticks_per_sec() as f64;
+            for source in [Source::Schedstat, Source::Ticks] {
+                let Some(meter) = Meter::with_source(pid, source) else {
+                    continue; // not every kernel has schedstat
+                };
+                let v = meter.read().expect("read").cpu.as_secs_f64();
+                assert!(
+                    (v - clock).abs() < 0.01 + 2.0 * tick,
+                    "{source:?} {v} vs clock {clock}"
+                );
             }
+            assert!(read(Source::Ticks).ticks.is_some());
+            assert_eq!(Meter::new(pid, None).map(|m| m.source), Some(Source::Clock));
+        };
+        let outcome = std::panic::catch_unwind(check);
+        child.kill().expect("kill sh");
+        child.wait().expect("reap sh");
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
         }
-        let clock = read(Source::Clock).cpu.as_secs_f64();
-        assert!(clock >= 0.25, "clock {clock}");
-        // Other tests run concurrently in this process: allow for what they burn meanwhile.
-        let tick = 1.0 / clock_ticks_per_sec() as f64;
-        for source in [Source::Schedstat, Source::Ticks] {
-            let Some(meter) = Meter::with_source(pid, source) else {
-                continue; // not every kernel has schedstat
-            };
-            let v = meter.read().expect("read").cpu.as_secs_f64();
-            assert!(
-                (v - clock).abs() < 0.05 + 2.0 * tick,
-                "{source:?} {v} vs clock {clock}"
-            );
-        }
-        assert!(read(Source::Ticks).ticks.is_some());
-        assert_eq!(Meter::new(pid, None).map(|m| m.source), Some(Source::Clock));
     }
 }

@@ -3,10 +3,12 @@
 //! server's CPU time per connection and the client's CPU share.
 
 use crate::servers::ServerSpec;
-use crate::table::{ratio, thousands, Grid, Stat};
+use crate::table::{paired_ratio, thousands, Grid, Stat, PAIRED};
 
 /// One server's result in one round.
 pub struct Measured {
+    /// The round it was measured in, from 0 (set by [`run`]).
+    pub round: usize,
     pub rate: f64,
     /// Server CPU time per connection, µs (None: unreadable).
     pub us_per_conn: Option<f64>,
@@ -32,7 +34,8 @@ pub fn run(
                 continue;
             }
             match measure(&specs[i]) {
-                Ok(m) => {
+                Ok(mut m) => {
+                    m.round = round;
                     println!(
                         "handshakes round {}: {} {} conn/s, {}, client {:.0}%",
                         round + 1,
@@ -60,6 +63,7 @@ pub fn run(
         "new connections per second: connect + full TLS handshake (no resumption) + one \
          64 B echo + close_notify + close; median [min-max]"
     );
+    println!("{PAIRED}");
     let mut grid = Grid::new(Vec::new());
     for s in specs {
         grid.title(format!("{} conn/s", s.name));
@@ -89,14 +93,20 @@ pub fn run(
     for rate in &rates {
         texts.push(show(rate, &|v| thousands(v.round() as u64)));
     }
+    let rate = |i: usize| results[i].iter().map(|m| (m.round, m.rate));
+    let cpu = |i: usize| {
+        results[i]
+            .iter()
+            .filter_map(|m| m.us_per_conn.map(|u| (m.round, u)))
+    };
     for &(a, b) in pairs {
-        texts.push(ratio(rates[a], rates[b]));
+        texts.push(paired_ratio(rate(a), rate(b)));
     }
     for cpu in &cpus {
         texts.push(show(cpu, &|v| format!("{v:.1}")));
     }
     for &(a, b) in pairs {
-        texts.push(ratio(cpus[b], cpus[a]));
+        texts.push(paired_ratio(cpu(b), cpu(a)));
     }
     let client = results
         .iter()

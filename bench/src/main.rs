@@ -397,7 +397,8 @@ fn echo_main(args: &[String], tls: bool) -> ExitCode {
                         return ExitCode::from(130);
                     }
                     match result {
-                        Ok(m) => {
+                        Ok(mut m) => {
+                            m.round = round;
                             println!(
                                 "{conns} x {size} round {}: {} {} req/s, {}, client {:.0}%",
                                 round + 1,
@@ -602,6 +603,7 @@ fn handshake_one(
         _ => None,
     };
     Ok(handshake::Measured {
+        round: 0,
         rate: outcome.per_sec(),
         us_per_conn,
         client_busy: outcome.client_busy,

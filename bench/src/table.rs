@@ -1,5 +1,6 @@
 //! The result tables: every cell's measurements over the rounds, shown as the median
-//! with the [min-max] range, and the first server's ratios against each of the others.
+//! with the [min-max] range, and the first server's ratios against each of the others,
+//! taken within each round (see [`paired_ratio`]).
 
 use crate::client::Halves;
 use crate::cpu;
@@ -7,6 +8,8 @@ use crate::memory::Memory;
 
 /// One server's result in one round of one cell.
 pub struct Measured {
+    /// The round it was measured in, from 0 (the caller sets it).
+    pub round: usize,
     /// Round trips per second.
     pub rate: f64,
     /// The server's CPU time over the window, or why it could not be read.
@@ -36,6 +39,7 @@ impl Measured {
             _ => None,
         };
         Measured {
+            round: 0,
             rate,
             cpu,
             client_busy,
@@ -79,11 +83,21 @@ impl Cell {
     }
 
     fn rate(&self) -> Option<Stat> {
-        self.stat(|m| Some(m.rate))
+        self.stat(rate)
     }
 
     fn us_per_req(&self) -> Option<Stat> {
-        self.stat(|m| m.cpu.as_ref().ok().map(|c| c.us_per_req))
+        self.stat(us_per_req)
+    }
+
+    /// `f` of each round that has it, with the round.
+    fn per_round<'a>(
+        &'a self,
+        f: impl Fn(&Measured) -> Option<f64> + 'a,
+    ) -> impl Iterator<Item = (usize, f64)> + 'a {
+        self.rounds
+            .iter()
+            .filter_map(move |m| f(m).map(|v| (m.round, v)))
     }
 
     fn coarse(&self) -> bool {
@@ -167,6 +181,14 @@ pub struct Row {
 
 const COARSE: &str = "*";
 
+fn rate(m: &Measured) -> Option<f64> {
+    Some(m.rate)
+}
+
+fn us_per_req(m: &Measured) -> Option<f64> {
+    m.cpu.as_ref().ok().map(|c| c.us_per_req)
+}
+
 /// Prints the tables for `servers`, with ratios for each (subject, other) pair of
 /// indexes in `pairs`.
 pub struct Tables<'a> {
@@ -194,7 +216,8 @@ impl Tables<'_> {
                 texts.push(cell.show(cell.rate(), |v| thousands(v.round() as u64)));
             }
             for &(a, b) in self.pairs {
-                texts.push(ratio(row.cells[a].rate(), row.cells[b].rate()));
+                let (a, b) = (&row.cells[a], &row.cells[b]);
+                texts.push(paired_ratio(a.per_round(rate), b.per_round(rate)));
             }
             for cell in &row.cells {
                 let busy = cell.stat(|m| m.cpu.as_ref().ok().map(|c| c.busy * 100.0));
@@ -209,9 +232,8 @@ impl Tables<'_> {
             texts.push(client.map_or("-".to_string(), |v| format!("{v:.0}%")));
             t.row(texts);
         }
-        println!(
-            "round trips per second, median [min-max] over the rounds; X/Y is the ratio of medians"
-        );
+        println!("round trips per second, median [min-max] over the rounds");
+        println!("{PAIRED}");
         println!("(client cpu%: the load client's thread, highest of the row; near 100% the client was the limit)");
         t.print();
 
@@ -245,7 +267,11 @@ impl Tables<'_> {
                 texts.push(cell.show(cell.us_per_req(), |v| format!("{v:.2}{mark}")));
             }
             for &(a, b) in self.pairs {
-                texts.push(ratio(row.cells[b].us_per_req(), row.cells[a].us_per_req()));
+                let (a, b) = (&row.cells[a], &row.cells[b]);
+                texts.push(paired_ratio(
+                    b.per_round(us_per_req),
+                    a.per_round(us_per_req),
+                ));
             }
             t.row(texts);
         }
@@ -296,12 +322,27 @@ fn lead(row: &Row) -> Vec<String> {
     vec![row.conns.to_string(), row.size.to_string()]
 }
 
-/// `a / b` of the medians.
-pub fn ratio(a: Option<Stat>, b: Option<Stat>) -> String {
-    match (a, b) {
-        (Some(a), Some(b)) if b.median > 0.0 => format!("{:.2}x", a.median / b.median),
-        _ => "-".to_string(),
-    }
+/// How the tables' ratio columns are read.
+pub const PAIRED: &str = "(X/Y: the two servers' ratio within each round, which runs them one \
+     after another, so a round's machine speed cancels out; median [min-max] over the rounds)";
+
+/// `a / b` within each round that measured both (`(round, value)` pairs), as the
+/// median [min-max] of those ratios. A noisy machine's speed drifts from round to
+/// round more than servers differ, so a ratio of the two medians (each from other
+/// rounds' moments) can say less than the ratios of neighbours in time.
+pub fn paired_ratio(
+    a: impl IntoIterator<Item = (usize, f64)>,
+    b: impl IntoIterator<Item = (usize, f64)>,
+) -> String {
+    let b: Vec<(usize, f64)> = b.into_iter().collect();
+    let ratios = a
+        .into_iter()
+        .filter_map(|(round, a)| {
+            let (_, b) = b.iter().find(|(r, _)| *r == round)?;
+            (*b > 0.0).then(|| a / b)
+        })
+        .collect();
+    Stat::of(ratios).map_or_else(|| "-".to_string(), |s| s.show(|v| format!("{v:.2}x")))
 }
 
 /// Right-aligned columns as wide as their widest text.
@@ -376,8 +417,9 @@ mod tests {
         assert_eq!(thousands(1234567), "1,234,567");
     }
 
-    fn measured(rate: f64) -> Measured {
+    fn measured(round: usize, rate: f64) -> Measured {
         Measured {
+            round,
             rate,
             cpu: Err("none".to_string()),
             client_busy: 0.5,
@@ -389,17 +431,27 @@ mod tests {
     #[test]
     fn median_and_range_of_rounds() {
         let cell = Cell {
-            rounds: vec![measured(3.0), measured(1.0), measured(2.0)],
+            rounds: vec![measured(0, 3.0), measured(1, 1.0), measured(2, 2.0)],
             ..Cell::default()
         };
         let s = cell.rate().expect("rounds");
         assert_eq!((s.median, s.min, s.max, s.count), (2.0, 1.0, 3.0, 3));
         let even = Cell {
-            rounds: vec![measured(4.0), measured(2.0)],
+            rounds: vec![measured(0, 4.0), measured(2, 2.0)],
             ..Cell::default()
         };
         assert_eq!(even.rate().expect("rounds").median, 3.0);
         assert_eq!(Cell::default().show(None, |v| v.to_string()), "n/a");
-        assert_eq!(ratio(cell.rate(), even.rate()), "0.67x");
+    }
+
+    #[test]
+    fn ratios_pair_the_rounds_that_measured_both() {
+        // Round 1 of `b` failed: its ratio is left out, not paired with another round.
+        let a = [(0, 3.0), (1, 1.0), (2, 2.0)];
+        let b = [(0, 2.0), (2, 4.0)];
+        assert_eq!(paired_ratio(a, b), "1.00x [0.50x-1.50x]");
+        assert_eq!(paired_ratio([(0, 3.0)], [(0, 2.0)]), "1.50x");
+        assert_eq!(paired_ratio([(0, 3.0)], [(1, 2.0)]), "-");
+        assert_eq!(paired_ratio([(0, 3.0)], [(0, 0.0)]), "-");
     }
 }
