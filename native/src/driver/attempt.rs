@@ -11,9 +11,8 @@ use super::user_data;
 const ERESTARTSYS: i32 = 512;
 
 pub(crate) struct Attempt {
-    /// Timeout for each kernel attempt (boxed: the kernel reads it when the SQE is
-    /// submitted, after `start` returns).
-    timeout: Option<Box<Timespec>>,
+    /// Timeout of each kernel attempt, ms (0: none).
+    timeout_ms: u32,
     /// CQEs still expected for the current attempt (op + its timeout).
     expected: u8,
     /// The timeout fired: the op's `-ECANCELED` means `-ETIMEDOUT`.
@@ -40,15 +39,8 @@ impl Sqes {
 impl Attempt {
     /// Attempts of an op with `timeout_ms` each (0: none).
     pub(crate) fn new(timeout_ms: u32) -> Attempt {
-        let timeout = (timeout_ms > 0).then(|| {
-            Box::new(
-                Timespec::new()
-                    .sec(u64::from(timeout_ms / 1000))
-                    .nsec((timeout_ms % 1000) * 1_000_000),
-            )
-        });
         Attempt {
-            timeout,
+            timeout_ms,
             expected: 0,
             timed_out: false,
             result: None,
@@ -57,18 +49,25 @@ impl Attempt {
 
     /// Starts a new attempt of op `key`, whose SQE is `entry`: with its linked timeout,
     /// or, for an op that blocks in io-wq (where a linked timeout does not fire), a
-    /// separate timer whose CQE makes the worker cancel the op.
+    /// separate timer whose CQE makes the worker cancel the op. `stage` gives the
+    /// timeout's timespec a place that lasts until the SQEs are submitted.
     #[inline]
-    pub(crate) fn start(&mut self, key: usize, entry: squeue::Entry, in_io_wq: bool) -> Sqes {
+    pub(crate) fn start(
+        &mut self,
+        key: usize,
+        entry: squeue::Entry,
+        in_io_wq: bool,
+        stage: impl FnOnce(u32) -> *const Timespec,
+    ) -> Sqes {
         let entry = entry.user_data(user_data::op(key));
         self.timed_out = false;
         self.result = None;
-        let Some(timespec) = self.timeout.as_deref() else {
+        if self.timeout_ms == 0 {
             self.expected = 1;
             return Sqes::One([entry]);
-        };
+        }
         self.expected = 2;
-        let timespec = timespec as *const Timespec;
+        let timespec = stage(self.timeout_ms);
         if in_io_wq {
             let timer = opcode::Timeout::new(timespec)
                 .build()

@@ -130,8 +130,12 @@ impl<T: Tracked> Driver<T> {
     pub(crate) fn submit(&mut self, key: usize, entry: squeue::Entry) -> Result<()> {
         let op = &mut self.ops[key];
         let in_io_wq = op.blocks_in_io_wq();
-        let sqes = op.life_mut().attempt.start(key, entry, in_io_wq);
-        self.ring.push(sqes.as_slice())
+        let ring = &mut self.ring;
+        let sqes = op
+            .life_mut()
+            .attempt
+            .start(key, entry, in_io_wq, |ms| ring.stage_timespec(ms));
+        ring.push(sqes.as_slice())
     }
 
     /// The next CQE as (`user_data`, result, flags); see [`Ring::next_cqe`].

@@ -7,6 +7,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use io_uring::types::{CancelBuilder, SubmitArgs, Timespec};
 use io_uring::{opcode, squeue, IoUring};
 
+use super::timespecs::Timespecs;
 use super::user_data;
 use crate::error::{from_io, Result, IOT_E_MEMLOCK, IOT_E_UNSUPPORTED};
 
@@ -14,6 +15,8 @@ pub(crate) struct Ring {
     ring: IoUring,
     /// Drains and flushes that found completions parked in the kernel's overflow list.
     overflows: u32,
+    /// Where the timeout SQEs not submitted yet read their timespecs from.
+    timespecs: Timespecs,
 }
 
 fn setup_error(err: std::io::Error) -> i32 {
@@ -53,7 +56,11 @@ impl Ring {
             builder.setup_single_issuer().setup_defer_taskrun();
         }
         let ring = builder.build(entries).map_err(setup_error)?;
-        Ok(Ring { ring, overflows: 0 })
+        Ok(Ring {
+            ring,
+            overflows: 0,
+            timespecs: Timespecs::default(),
+        })
     }
 
     /// The io_uring itself, to register buffers and probe opcodes.
@@ -70,15 +77,32 @@ impl Ring {
             .map_err(from_io)
     }
 
+    /// `timeout_ms` as a timespec for a timeout SQE pushed next: it stays put until a
+    /// submit other than `push`'s own has emptied the submission queue.
+    pub(crate) fn stage_timespec(&mut self, timeout_ms: u32) -> *const Timespec {
+        self.timespecs.stage(timeout_ms)
+    }
+
+    /// A submit happened: once the submission queue is empty, the kernel has read
+    /// every staged timespec.
+    fn submitted(&mut self) {
+        if self.ring.submission().is_empty() {
+            self.timespecs.reuse();
+        }
+    }
+
     /// Pushes SQEs as one contiguous group, submitting first when the queue is too full.
     #[inline]
     pub(crate) fn push(&mut self, entries: &[squeue::Entry]) -> Result<()> {
         loop {
             // SAFETY: every pointer in these SQEs refers to memory owned by an op slot
-            // (boxed, stable) or by the buffer pool, both alive until the op's last CQE.
+            // (boxed, stable), by the buffer pool (both alive until the op's last CQE)
+            // or by the staged timespecs (until the queue was submitted).
             if unsafe { self.ring.submission().push_multiple(entries) }.is_ok() {
                 return Ok(());
             }
+            // Not `submitted()`: the timespecs of `entries` were staged before this
+            // submit and are read only when they are, after it.
             if self.ring.submit().map_err(from_io)? == 0 {
                 return Err(-libc::EBUSY);
             }
@@ -106,6 +130,7 @@ impl Ring {
         let args = SubmitArgs::new().timespec(&limit);
         // A timeout is an error (ETIME) with nothing to read: the CQE decides.
         let _ = self.ring.submitter().submit_with_args(1, &args);
+        self.submitted();
         let cqe = self.ring.completion().next()?;
         Some((cqe.result(), cqe.flags()))
     }
@@ -138,9 +163,12 @@ impl Ring {
         // noted here too, not only when a drain finds the queue empty: this submit
         // brings the parked entries back.
         if !self.overflow_noted() && self.ring.submission().is_empty() {
+            self.timespecs.reuse();
             return Ok(0);
         }
-        self.ring.submit().map_err(from_io)
+        let submitted = self.ring.submit().map_err(from_io);
+        self.submitted();
+        submitted
     }
 
     /// Whether the kernel parked completions in its overflow list (counted).
@@ -170,6 +198,7 @@ impl Ring {
             // Entries the kernel parked in its overflow list come back on enter.
             *overflow_flushed = true;
             let _ = self.ring.submit();
+            self.submitted();
         }
     }
 
@@ -209,5 +238,6 @@ impl Ring {
     fn submit_and_wait_at_most(&mut self, limit: Timespec) {
         let args = SubmitArgs::new().timespec(&limit);
         let _ = self.ring.submitter().submit_with_args(1, &args);
+        self.submitted();
     }
 }

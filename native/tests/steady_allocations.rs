@@ -1,0 +1,242 @@
+//! A worker in a steady state allocates nothing per operation: once an echo's
+//! connections are open and warmed up, receiving (multishot, or one receive at a time
+//! with a timeout), sending (zero copy, or copied into an acquired send buffer),
+//! draining, flushing and waiting call the allocator no more often than the worker's
+//! tables grow to a new high-water mark (a ring that grows by a buffer, a buffer's list
+//! of pieces that doubles), far less than once per round trip. Its own test binary: it
+//! counts with a global allocator, and only what the serving thread allocates while the
+//! client measures.
+
+mod support;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+struct Counting;
+
+static MEASURING: AtomicBool = AtomicBool::new(false);
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// Set on the thread that drives the worker: only its allocations count.
+    static SERVING: Cell<bool> = const { Cell::new(false) };
+}
+
+fn note_allocation() {
+    if MEASURING.load(Ordering::Relaxed) && SERVING.try_with(Cell::get).unwrap_or(false) {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: every call is passed on to the system allocator unchanged.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note_allocation();
+        // SAFETY: as the caller promised us.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note_allocation();
+        // SAFETY: as the caller promised us.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note_allocation();
+        // SAFETY: as the caller promised us.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as the caller promised us.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static COUNTING: Counting = Counting;
+
+/// The tests share the counters: one at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+const ACCEPT: u64 = u64::MAX;
+const CONNECTIONS: usize = 50;
+const WARM_UP_ROUNDS: usize = 400;
+const MEASURED_ROUNDS: usize = 400;
+/// Round trips per allocation that a table's growth may cost at most; one allocation
+/// per operation would be 2 to 4 per round trip.
+const ROUND_TRIPS_PER_ALLOCATION: usize = 200;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Echo {
+    /// The received piece itself is sent back.
+    ZeroCopy,
+    /// The bytes are copied into an acquired send buffer, and the piece released.
+    Copied,
+    /// As `ZeroCopy`, with one-shot receives and sends that each carry a timeout (a
+    /// connection with a read timeout and a write timeout, as the Dart layer makes them).
+    WithTimeouts,
+}
+
+/// A timeout no operation of the test reaches.
+const TIMEOUT_MS: u32 = 20_000;
+
+#[test]
+fn a_zero_copy_echo_allocates_nothing_per_round_trip() {
+    assert_steady(Echo::ZeroCopy);
+}
+
+#[test]
+fn a_copying_echo_allocates_nothing_per_round_trip() {
+    assert_steady(Echo::Copied);
+}
+
+#[test]
+fn an_echo_with_timeouts_allocates_nothing_per_round_trip() {
+    assert_steady(Echo::WithTimeouts);
+}
+
+fn assert_steady(echo: Echo) {
+    let round_trips = CONNECTIONS * MEASURED_ROUNDS;
+    for size in [64, 4096] {
+        let counted = steady_allocations(echo, size);
+        eprintln!("{size} B: {counted} allocations in {round_trips} round trips");
+        assert!(
+            counted <= round_trips / ROUND_TRIPS_PER_ALLOCATION,
+            "{counted} allocations in {round_trips} round trips of {size} B"
+        );
+    }
+}
+
+/// Heap allocations of the serving thread over `MEASURED_ROUNDS` round trips on each
+/// of `CONNECTIONS` connections of `size`-byte messages, after `WARM_UP_ROUNDS`.
+fn steady_allocations(echo: Echo, size: usize) -> usize {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let host = Host::new();
+    let (listener, port) = host.accepting(ACCEPT);
+    let worker = host.worker;
+    let server = thread::spawn(move || serve(host, echo));
+
+    let mut clients: Vec<TcpStream> = (0..CONNECTIONS)
+        .map(|_| {
+            let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+            s.set_read_timeout(Some(DEADLINE)).unwrap();
+            s.set_nodelay(true).unwrap();
+            s
+        })
+        .collect();
+    let mut back = vec![0u8; size];
+    let mut round_trips = |rounds: usize| {
+        for round in 0..rounds {
+            let message = pattern(size, round as u32);
+            for s in &mut clients {
+                s.write_all(&message).unwrap();
+            }
+            for s in &mut clients {
+                s.read_exact(&mut back).unwrap();
+                assert!(back == message, "echo differs in round {round}");
+            }
+        }
+    };
+    round_trips(WARM_UP_ROUNDS);
+    ALLOCATIONS.store(0, Ordering::SeqCst);
+    MEASURING.store(true, Ordering::SeqCst);
+    round_trips(MEASURED_ROUNDS);
+    MEASURING.store(false, Ordering::SeqCst);
+    let counted = ALLOCATIONS.load(Ordering::SeqCst);
+
+    drop(clients);
+    ok("close listener", iot_socket_close(worker, listener));
+    let stats = server.join().expect("server thread");
+    assert_eq!(
+        (stats.sockets_open, stats.buffers_outstanding),
+        (0, 0),
+        "the echo left sockets or buffers behind"
+    );
+    counted
+}
+
+/// Serves the echo with a fixed completion array until the accept ended and every
+/// connection closed; returns the worker's counters then.
+fn serve(host: Host, echo: Echo) -> iot_stats {
+    SERVING.with(|s| s.set(true));
+    let worker = host.worker;
+    let mut completions = [iot_completion::default(); 256];
+    let (mut open, mut accepting) = (0usize, true);
+    let give_up = Instant::now() + Duration::from_secs(120);
+    while (accepting || open > 0) && Instant::now() < give_up {
+        let n = iot_worker_drain(worker, completions.as_mut_ptr(), completions.len() as u32);
+        let n = ok("drain", n) as usize;
+        for c in &completions[..n] {
+            match c.kind {
+                IOT_KIND_ACCEPT if c.result == 0 => {
+                    open += 1;
+                    receive(worker, c.handle, echo);
+                }
+                IOT_KIND_ACCEPT => accepting &= c.flags & IOT_COMPLETION_MORE != 0,
+                IOT_KIND_RECV if c.result > 0 => {
+                    send_back(&host, c, echo);
+                    if echo == Echo::WithTimeouts {
+                        receive(worker, c.tag, echo);
+                    }
+                }
+                IOT_KIND_RECV if c.flags & IOT_COMPLETION_MORE == 0 => {
+                    // End of stream (or an error): the connection is done.
+                    ok("close", iot_socket_close(worker, c.tag));
+                    open -= 1;
+                }
+                IOT_KIND_SEND => assert!(c.result > 0, "send: {}", message(c.result)),
+                _ => {}
+            }
+        }
+        ok("flush", iot_worker_flush(worker));
+        if n == 0 {
+            ok("wait", iot_worker_wait(worker, 50));
+        }
+    }
+    assert!(!accepting && open == 0, "the echo did not end in time");
+    let stats = host.stats();
+    drop(host);
+    stats
+}
+
+/// The next receive on `socket`, tagged with it: one multishot receive for good, or
+/// one receive with a timeout.
+fn receive(worker: u64, socket: u64, echo: Echo) {
+    let code = match echo {
+        Echo::WithTimeouts => iot_recv(worker, socket, socket, 0, TIMEOUT_MS),
+        _ => iot_recv(worker, socket, socket, IOT_OP_MULTISHOT, 0),
+    };
+    ok("recv", code);
+}
+
+fn send_back(host: &Host, c: &iot_completion, echo: Echo) {
+    let worker = host.worker;
+    let len = c.result as u32;
+    match echo {
+        Echo::ZeroCopy | Echo::WithTimeouts => {
+            let buffer = u32::from(c.buffer_id);
+            let timeout = if echo == Echo::WithTimeouts {
+                TIMEOUT_MS
+            } else {
+                0
+            };
+            let code = iot_send(worker, c.tag, buffer, c.offset, len, c.tag, timeout);
+            ok("send", code);
+        }
+        Echo::Copied => {
+            let copy = host.filled_buffer(host.payload(c));
+            host.give_back(c);
+            ok("send", iot_send(worker, c.tag, copy, 0, len, c.tag, 0));
+        }
+    }
+}
