@@ -14,6 +14,7 @@ import 'dart:io';
 import 'package:iouring_transport/iouring_transport.dart';
 
 import 'support/cli.dart';
+import 'support/worker_lifetime.dart';
 
 const String _usage = 'file_copy.dart SRC DST';
 

@@ -20,6 +20,7 @@ import 'dart:io';
 import 'package:iouring_transport/iouring_transport.dart';
 
 import 'support/cli.dart';
+import 'support/worker_lifetime.dart';
 
 const String _usage =
     'tls_echo.dart --cert CERT.pem --key KEY.pem [--host H] [--port P]';

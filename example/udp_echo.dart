@@ -13,6 +13,7 @@ import 'dart:io';
 import 'package:iouring_transport/iouring_transport.dart';
 
 import 'support/cli.dart';
+import 'support/worker_lifetime.dart';
 
 const String _usage = 'udp_echo.dart [--host H] [--port P]';
 

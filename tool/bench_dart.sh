@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Echo from Dart: the package's payload API (example/echo_server.dart, "transport"), the
-# dart:io Socket API over io_uring (bench/dart/echo_server.dart --impl iouring, "socket")
-# and the same Socket code over dart:io's own sockets ("dartio"), on the same Dart VM, one
-# isolate each, driven by iot_bench's one-thread epoll client; each is compared against
-# dartio. Tables: round trips per second, server CPU per round trip, resident bytes per
+# dart:io Socket API over io_uring (bench/dart/iouring_echo_server.dart, "socket") and the
+# same Socket code over dart:io's own sockets (bench/dart/dartio_echo_server.dart, which
+# imports nothing of the package: "dartio"), on the same Dart VM, one isolate each,
+# driven by iot_bench's one-thread epoll client; each is compared against dartio. Tables: round trips per second, server CPU per round trip, resident bytes per
 # idle connection and peak resident size, medians with [min-max] over the rounds.
 #
 #   tool/bench_dart.sh [--connections 50,500,2000] [--sizes 64,4096] [--rounds 3] ...
@@ -33,7 +33,8 @@ out="$target/bench-dart"
 mkdir -p "$out"
 # Kernels, so that no server compiles its source while it is measured.
 dart compile kernel example/echo_server.dart -o "$out/transport_echo.dill" >/dev/null
-dart compile kernel bench/dart/echo_server.dart -o "$out/socket_echo.dill" >/dev/null
+dart compile kernel bench/dart/iouring_echo_server.dart -o "$out/socket_echo.dill" >/dev/null
+dart compile kernel bench/dart/dartio_echo_server.dart -o "$out/dartio_echo.dill" >/dev/null
 vm="dart --packages=$PWD/.dart_tool/package_config.json"
 # The servers load the library from this path, as a deployed program does (a packed one
 # finds it next to its executable), not through the repository lookup, which resolves
@@ -43,14 +44,15 @@ export IOURING_TRANSPORT_LIB
 
 if [ "$mode" = tls ]; then
     dart compile kernel example/tls_echo.dart -o "$out/transport_tls.dill" >/dev/null
-    dart compile kernel bench/dart/tls_echo_server.dart -o "$out/socket_tls.dill" >/dev/null
+    dart compile kernel bench/dart/iouring_tls_echo_server.dart -o "$out/socket_tls.dill" >/dev/null
+    dart compile kernel bench/dart/dartio_tls_echo_server.dart -o "$out/dartio_tls.dill" >/dev/null
     # iot_bench gives each named server --cert/--key of the certificate it made.
     exec "$target/release/iot_bench" tls \
         --connections 50,500 --rounds 3 \
         --servers transport,socket,dartio --baseline dartio \
         --server "transport=$vm $out/transport_tls.dill --host 127.0.0.1 --port 0" \
-        --server "socket=$vm $out/socket_tls.dill --impl iouring --port 0" \
-        --server "dartio=$vm $out/socket_tls.dill --impl dartio --port 0" \
+        --server "socket=$vm $out/socket_tls.dill --port 0" \
+        --server "dartio=$vm $out/dartio_tls.dill --port 0" \
         --timeout 10 "$@"
 fi
 
@@ -58,6 +60,6 @@ exec "$target/release/iot_bench" echo \
     --connections 50,500,2000 --rounds 3 \
     --servers transport,socket,dartio --baseline dartio \
     --server "transport=$vm $out/transport_echo.dill --host 127.0.0.1 --port 0 --isolates 1" \
-    --server "socket=$vm $out/socket_echo.dill --impl iouring --port 0" \
-    --server "dartio=$vm $out/socket_echo.dill --impl dartio --port 0" \
+    --server "socket=$vm $out/socket_echo.dill --port 0" \
+    --server "dartio=$vm $out/dartio_echo.dill --port 0" \
     --timeout 10 "$@"

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""HTTP benchmark: dart:io's HttpServer on io_uring (HttpServer.listenOn(IoUringServerSocket))
-against the same server on dart:io sockets (HttpServer.bind), same Dart VM, same wrk client.
+"""HTTP benchmark: dart:io's HttpServer on io_uring (HttpServer.listenOn(IoUringServerSocket),
+bench/dart/iouring_http_server.dart) against the same server on dart:io sockets (HttpServer.bind,
+bench/dart/dartio_http_server.dart, which imports nothing of the package), same Dart VM, same wrk
+client.
 
   tool/bench_http.py [--connections 50,500] [--paths /plain,/4k] [--seconds 5] [--rounds 3] [--tls]
 
@@ -26,8 +28,10 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SERVER = os.path.join(ROOT, 'bench', 'dart', 'http_server.dart')
+# Each implementation's server, its own program: the dart:io one imports nothing of the
+# package, whose kernel a JIT VM would load for it too.
 IMPLS = ('iouring', 'dartio')
+SERVERS = {impl: os.path.join(ROOT, 'bench', 'dart', f'{impl}_http_server.dart') for impl in IMPLS}
 TICKS = os.sysconf('SC_CLK_TCK')
 
 
@@ -41,7 +45,7 @@ def cpu_seconds(pid):
 def start_server(kernel, impl, tls):
     """The server process and its port; `tls`: (chain, key) PEM paths, or None."""
     config = os.path.join(ROOT, '.dart_tool', 'package_config.json')
-    cmd = ['dart', f'--packages={config}', kernel, '--impl', impl, '--port', '0']
+    cmd = ['dart', f'--packages={config}', kernel, '--port', '0']
     if tls:
         cmd += ['--cert', tls[0], '--key', tls[1]]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
@@ -127,9 +131,10 @@ def main():
                     '-p', 'iouring_transport'], cwd=ROOT, check=True)
     subprocess.run(['dart', 'pub', 'get'], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     tmp = tempfile.mkdtemp(prefix='bench_http_')
-    kernel = os.path.join(tmp, 'http_server.dill')
-    subprocess.run(['dart', 'compile', 'kernel', SERVER, '-o', kernel], cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL)
+    kernels = {impl: os.path.join(tmp, f'{impl}_http_server.dill') for impl in IMPLS}
+    for impl in IMPLS:
+        subprocess.run(['dart', 'compile', 'kernel', SERVERS[impl], '-o', kernels[impl]],
+                       cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     tls = make_certificate(tmp) if args.tls else None
     scheme = 'https' if tls else 'http'
     print(f'{version.strip()}; {os.cpu_count()} cores; {scheme}; wrk -t1, keep-alive, '
@@ -142,7 +147,7 @@ def main():
             for round_ in range(args.rounds):
                 order = IMPLS if round_ % 2 == 0 else tuple(reversed(IMPLS))
                 for impl in order:
-                    proc, port = start_server(kernel, impl, tls)
+                    proc, port = start_server(kernels[impl], impl, tls)
                     try:
                         pid = vm_pid(proc)
                         run_wrk(port, path, connections, 1, scheme)  # warm-up: JIT, connections

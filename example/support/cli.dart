@@ -1,12 +1,11 @@
-/// Command-line helpers shared by the examples: `--name value` options,
-/// usage errors, announcing the listening address and waiting for a stop
-/// signal, a worker's lifetime.
+/// Command-line helpers shared by the examples and the benchmark servers:
+/// `--name value` options, usage errors, announcing the listening address
+/// and waiting for a stop signal. dart:io only, so that a dart:io benchmark
+/// peer that uses them loads nothing of the package.
 library;
 
 import 'dart:async';
 import 'dart:io';
-
-import 'package:iouring_transport/iouring_transport.dart';
 
 final RegExp _option = RegExp(r'^--([a-z][a-z-]*)(?:=(.*))?$');
 
@@ -76,21 +75,4 @@ void usageError(String program, Object error, String usage) {
     ..writeln('$program: $error')
     ..writeln('usage: $usage');
   exitCode = 64;
-}
-
-/// Runs [body] with a fresh worker and closes the worker after it; a
-/// [TransportException] (io_uring unavailable, a bind refused, ...) is
-/// reported on stderr as an error of [program] (exit code 1).
-Future<void> withWorker(
-    String program, Future<void> Function(Worker worker) body) async {
-  Worker? worker;
-  try {
-    final created = worker = Worker();
-    await body(created);
-  } on TransportException catch (error) {
-    stderr.writeln('$program: $error');
-    exitCode = 1;
-  } finally {
-    await worker?.close();
-  }
 }

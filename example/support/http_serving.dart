@@ -8,6 +8,7 @@ import 'dart:io';
 import 'package:iouring_transport/iouring_transport.dart';
 
 import 'cli.dart';
+import 'worker_lifetime.dart';
 
 /// Runs [program]: parses [arguments] (`--host H`, default 127.0.0.1;
 /// `--port P`, default 8080, 0 for any free port), binds, lets [serve]

@@ -34,9 +34,10 @@ const int _compileLanes = 2;
 /// The examples of one test file, compiled in the background from its
 /// `setUpAll` on, in the order given (so the first tests wait the least).
 final class Examples {
-  /// Registers the compilation of [names] (files `example/NAME.dart`) and
-  /// the removal of the kernel files after the last test.
-  Examples(List<String> names) {
+  /// Registers the compilation of [names] (files `DIRECTORY/NAME.dart`,
+  /// [directory] relative to the repository) and the removal of the kernel
+  /// files after the last test.
+  Examples(List<String> names, {this.directory = 'example'}) {
     setUpAll(() {
       _directory = Directory.systemTemp.createTempSync('iouring_examples_');
       for (final name in names) {
@@ -64,6 +65,9 @@ final class Examples {
     await probe.close().timeout(exampleWait);
   }
 
+  /// Where the programs are, relative to the repository.
+  final String directory;
+
   late final Directory _directory;
   final Map<String, Future<String>> _kernels = {};
   final List<Future<void>> _lanes =
@@ -76,7 +80,9 @@ final class Examples {
   static final Uri _packageConfig = Uri.base.resolve(
       Platform.packageConfig ?? '.dart_tool/package_config.json');
 
-  /// The kernel file of example [name], compiled once.
+  /// The kernel file of program [name], compiled once.
+  Future<String> kernel(String name) => _kernel(name);
+
   Future<String> _kernel(String name) => _kernels.putIfAbsent(name, () {
         final lane = _nextLane++ % _lanes.length;
         final compiled = _lanes[lane].then((_) => _compile(name));
@@ -85,7 +91,7 @@ final class Examples {
       });
 
   Future<String> _compile(String name) async {
-    final source = _packageConfig.resolve('../example/$name.dart');
+    final source = _packageConfig.resolve('../$directory/$name.dart');
     final kernel = '${_directory.path}/$name.dill';
     final compiler = await Process.start(Platform.resolvedExecutable, [
       '--packages=${_packageConfig.toFilePath()}',
@@ -99,7 +105,7 @@ final class Examples {
     final text = await output.timeout(_compileWait);
     if (exitCode != 0) {
       throw StateError(
-          'compiling example/$name.dart failed ($exitCode): $text');
+          'compiling $directory/$name.dart failed ($exitCode): $text');
     }
     return kernel;
   }
