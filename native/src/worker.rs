@@ -271,6 +271,9 @@ impl Worker {
 
     /// Copies up to `out.len()` completions into `out`, without blocking.
     pub(crate) fn drain(&mut self, out: &mut [iot_completion]) -> usize {
+        // A host that submits only through `iot_worker_wait` (no flush) submits
+        // without the lock: what it submitted is noted here.
+        self.driver.ring.submitted();
         self.waiters_woken = false;
         self.ring_growth.drain_started();
         let mut filled = 0;

@@ -77,15 +77,17 @@ impl Ring {
             .map_err(from_io)
     }
 
-    /// `timeout_ms` as a timespec for a timeout SQE pushed next: it stays put until a
-    /// submit other than `push`'s own has emptied the submission queue.
+    /// `timeout_ms` as a timespec for a timeout SQE pushed next: it stays put until
+    /// the ring next finds the submission queue empty (`submitted`), which `push`
+    /// does not check.
     pub(crate) fn stage_timespec(&mut self, timeout_ms: u32) -> *const Timespec {
         self.timespecs.stage(timeout_ms)
     }
 
-    /// A submit happened: once the submission queue is empty, the kernel has read
-    /// every staged timespec.
-    fn submitted(&mut self) {
+    /// After a submit, this thread's or another's (a host's wait submits without the
+    /// worker's lock): once the submission queue is empty, the kernel has prepared
+    /// every SQE, so it has read every staged timespec.
+    pub(crate) fn submitted(&mut self) {
         if self.ring.submission().is_empty() {
             self.timespecs.reuse();
         }
@@ -163,7 +165,7 @@ impl Ring {
         // noted here too, not only when a drain finds the queue empty: this submit
         // brings the parked entries back.
         if !self.overflow_noted() && self.ring.submission().is_empty() {
-            self.timespecs.reuse();
+            self.submitted();
             return Ok(0);
         }
         let submitted = self.ring.submit().map_err(from_io);

@@ -5,6 +5,8 @@
 //! once a submit leaves the submission queue empty: an op with a timeout costs no
 //! allocation per attempt (it used to box one timespec each).
 
+use std::cell::UnsafeCell;
+
 use io_uring::types::Timespec;
 
 /// Timespecs per block: more ops with timeouts than this between two submits add a
@@ -13,8 +15,10 @@ const BLOCK: usize = 64;
 
 #[derive(Default)]
 pub(crate) struct Timespecs {
-    /// Boxed: a block stays where it is when the list of blocks grows.
-    blocks: Vec<Box<[Timespec]>>,
+    /// Boxed: a block stays where it is when the list of blocks grows. In cells: a
+    /// slot is written through a shared borrow, which leaves the pointers handed out
+    /// for the block's other slots valid (a `&mut` to the block would not).
+    blocks: Vec<Box<[UnsafeCell<Timespec>]>>,
     /// Timespecs staged since the submission queue was last empty.
     staged: usize,
 }
@@ -25,14 +29,18 @@ impl Timespecs {
     pub(crate) fn stage(&mut self, timeout_ms: u32) -> *const Timespec {
         let (block, slot) = (self.staged / BLOCK, self.staged % BLOCK);
         if block == self.blocks.len() {
-            self.blocks
-                .push(vec![Timespec::new(); BLOCK].into_boxed_slice());
+            let fresh = (0..BLOCK).map(|_| UnsafeCell::new(Timespec::new()));
+            self.blocks.push(fresh.collect());
         }
         self.staged += 1;
-        let timespec = &mut self.blocks[block][slot];
-        *timespec = Timespec::new()
-            .sec(u64::from(timeout_ms / 1000))
-            .nsec((timeout_ms % 1000) * 1_000_000);
+        let timespec = self.blocks[block][slot].get();
+        // SAFETY: the slot is ours: no SQE still points at it (it was not staged since
+        // the kernel last read every staged timespec), and nothing else borrows it.
+        unsafe {
+            *timespec = Timespec::new()
+                .sec(u64::from(timeout_ms / 1000))
+                .nsec((timeout_ms % 1000) * 1_000_000);
+        }
         timespec
     }
 
