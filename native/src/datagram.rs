@@ -56,7 +56,7 @@ impl Worker {
         timeout_ms: u32,
     ) -> Result<()> {
         self.sockets.get_kind(socket, SocketKind::Datagram)?;
-        let to = SendTarget::Address(Box::new(addr));
+        let to = SendTarget::Address(self.address_boxes.boxed(addr));
         let op = self.lend_for_send(socket, buffer, offset, len, to, tag, timeout_ms)?;
         self.start_borrowing(op)
     }

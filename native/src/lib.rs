@@ -33,6 +33,7 @@ mod payloads;
 mod pieces;
 mod probe;
 mod recv_credit;
+mod recycled;
 mod registry;
 mod ring_growth;
 mod slots;

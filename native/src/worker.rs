@@ -16,6 +16,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use io_uring::{squeue, types};
+use socket2::SockAddr;
 
 use crate::abi::*;
 use crate::abi::{
@@ -33,6 +34,7 @@ use crate::op::{Op, Recv, Work};
 use crate::pieces::BufferRef;
 use crate::probe;
 use crate::recv_credit::RecvCredit;
+use crate::recycled::Recycled;
 use crate::ring_growth::RingGrowth;
 use crate::sockets::{Socket, SocketKind, SocketTable};
 use crate::thread_token;
@@ -84,6 +86,8 @@ pub(crate) struct Worker {
     pub(crate) kernel_multishot_receives: bool,
     /// Record buffers of finished TLS sends, for the next ones to seal into.
     record_buffers: Vec<Vec<u8>>,
+    /// Destination boxes of finished datagram sends, for the next ones.
+    pub(crate) address_boxes: Recycled<SockAddr>,
     /// The serial of the next read stream (its chunks name it when they come back).
     pub(crate) next_stream_serial: u64,
     /// Opcodes this kernel supports, for operations newer than the 6.1 baseline.
@@ -138,6 +142,7 @@ impl Worker {
             floor_parked: VecDeque::new(),
             next_stream_serial: 0,
             record_buffers: Vec::new(),
+            address_boxes: Recycled::default(),
             recv_credit: RecvCredit::new(config),
             kernel_multishot_receives,
             probe,

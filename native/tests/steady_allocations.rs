@@ -1,7 +1,8 @@
 //! A worker in a steady state allocates nothing per operation: once an echo's
 //! connections are open and warmed up, receiving (multishot, or one receive at a time
-//! with a timeout), sending (zero copy, or copied into an acquired send buffer),
-//! draining, flushing and waiting call the allocator no more often than the worker's
+//! with a timeout), sending (zero copy, or copied into an acquired send buffer; a
+//! datagram to its sender's address), draining, flushing and waiting call the
+//! allocator no more often than the worker's
 //! tables grow to a new high-water mark (a ring that grows by a buffer, a buffer's list
 //! of pieces that doubles), far less than once per round trip. Its own test binary: it
 //! counts with a global allocator, and only what the serving thread allocates while the
@@ -11,8 +12,9 @@ mod support;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::ffi::c_char;
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::thread;
@@ -144,6 +146,19 @@ fn an_echo_with_timeouts_allocates_nothing_per_round_trip() {
 #[test]
 fn a_host_that_submits_only_by_waiting_allocates_nothing_per_round_trip() {
     assert_steady(Echo::WithTimeouts, Submit::Wait, ONE_AT_A_TIME_ON_ONE);
+}
+
+#[test]
+fn a_datagram_echo_allocates_nothing_per_round_trip() {
+    let round_trips = SHARED.connections * SHARED.measured_rounds;
+    for size in [64, 1024] {
+        let counted = steady_datagram_allocations(size);
+        eprintln!("datagrams of {size} B: {counted} allocations in {round_trips} round trips");
+        assert!(
+            counted <= round_trips / ROUND_TRIPS_PER_ALLOCATION,
+            "{counted} allocations in {round_trips} datagram round trips of {size} B"
+        );
+    }
 }
 
 fn assert_steady(echo: Echo, submit: Submit, load: Load) {
@@ -288,4 +303,115 @@ fn send_back(host: &Host, c: &iot_completion, echo: Echo) {
             ok("send", iot_send(worker, c.tag, copy, 0, len, c.tag, 0));
         }
     }
+}
+
+/// As `steady_allocations`, for a UDP echo: one socket, a multishot receive, each
+/// datagram sent back from its own buffer to its sender's address; `SHARED`'s load,
+/// a client socket per connection.
+fn steady_datagram_allocations(size: usize) -> usize {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let host = Host::new();
+    let ip = std::ffi::CString::new("127.0.0.1").unwrap();
+    let mut socket = 0;
+    ok(
+        "udp bind",
+        iot_udp_bind(host.worker, ip.as_ptr(), 0, 0, &mut socket),
+    );
+    let port = host.port(socket);
+    let worker = host.worker;
+    let server = thread::spawn(move || serve_datagrams(host, socket));
+
+    let clients: Vec<UdpSocket> = (0..SHARED.connections)
+        .map(|_| {
+            let s = UdpSocket::bind(("127.0.0.1", 0)).expect("bind");
+            s.set_read_timeout(Some(DEADLINE)).unwrap();
+            s.connect(("127.0.0.1", port)).expect("connect");
+            s
+        })
+        .collect();
+    let mut back = vec![0u8; size + 1];
+    let round_trips = |rounds: usize, back: &mut Vec<u8>| {
+        for round in 0..rounds {
+            let message = pattern(size, round as u32);
+            for s in &clients {
+                s.send(&message).unwrap();
+            }
+            for s in &clients {
+                let n = s.recv(back).unwrap();
+                assert!(back[..n] == message[..], "echo differs in round {round}");
+            }
+        }
+    };
+    round_trips(SHARED.warm_up_rounds, &mut back);
+    ALLOCATIONS.store(0, Ordering::SeqCst);
+    MEASURING.store(true, Ordering::SeqCst);
+    round_trips(SHARED.measured_rounds, &mut back);
+    MEASURING.store(false, Ordering::SeqCst);
+    let counted = ALLOCATIONS.load(Ordering::SeqCst);
+
+    ok("close", iot_socket_close(worker, socket));
+    let stats = server.join().expect("server thread");
+    assert_eq!(
+        (stats.sockets_open, stats.buffers_outstanding),
+        (0, 0),
+        "the echo left sockets or buffers behind"
+    );
+    counted
+}
+
+/// Echoes the datagrams of `socket` until its receive ends (the socket was closed)
+/// and every echo was sent; returns the worker's counters then.
+fn serve_datagrams(host: Host, socket: u64) -> iot_stats {
+    SERVING.with(|s| s.set(true));
+    let worker = host.worker;
+    let tag = socket;
+    ok(
+        "recv",
+        iot_datagram_recv(worker, socket, tag, IOT_OP_MULTISHOT, 0),
+    );
+    let mut completions = [iot_completion::default(); 256];
+    let (mut receiving, mut sending) = (true, 0usize);
+    let give_up = Instant::now() + Duration::from_secs(120);
+    while (receiving || sending > 0) && Instant::now() < give_up {
+        let n = iot_worker_drain(worker, completions.as_mut_ptr(), completions.len() as u32);
+        let n = ok("drain", n) as usize;
+        for c in &completions[..n] {
+            match c.kind {
+                IOT_KIND_RECV_FROM if c.result >= 0 && c.flags & IOT_COMPLETION_BUFFER != 0 => {
+                    let mut text = [0 as c_char; 64];
+                    let mut port = 0;
+                    let buffer = u32::from(c.buffer_id);
+                    let code =
+                        iot_datagram_sender(worker, buffer, text.as_mut_ptr(), 64, &mut port);
+                    ok("sender", code);
+                    let len = c.result as u32;
+                    let code = iot_udp_send_to(
+                        worker,
+                        socket,
+                        buffer,
+                        c.offset,
+                        len,
+                        text.as_ptr(),
+                        port,
+                        tag,
+                        0,
+                    );
+                    ok("send to", code);
+                    sending += 1;
+                    receiving &= c.flags & IOT_COMPLETION_MORE != 0;
+                }
+                IOT_KIND_RECV_FROM => receiving &= c.flags & IOT_COMPLETION_MORE != 0,
+                IOT_KIND_SEND_TO => sending -= 1,
+                _ => {}
+            }
+        }
+        ok("flush", iot_worker_flush(worker));
+        if n == 0 {
+            ok("wait", iot_worker_wait(worker, 50));
+        }
+    }
+    assert!(!receiving && sending == 0, "the echo did not end in time");
+    let stats = host.stats();
+    drop(host);
+    stats
 }

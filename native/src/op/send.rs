@@ -79,6 +79,17 @@ impl SendProgress {
         self.to = SendTarget::Sealed { records, plain };
     }
 
+    /// The destination box of a datagram send, for the next one.
+    pub(crate) fn take_address(&mut self) -> Option<Box<SockAddr>> {
+        match std::mem::replace(&mut self.to, SendTarget::Connected) {
+            SendTarget::Address(address) => Some(address),
+            other => {
+                self.to = other;
+                None
+            }
+        }
+    }
+
     /// The records a sealed send sent, for the next send to seal into.
     pub(crate) fn take_records(&mut self) -> Option<Vec<u8>> {
         match &mut self.to {

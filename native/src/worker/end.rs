@@ -105,6 +105,9 @@ impl Worker {
             if let Some(records) = progress.take_records() {
                 self.keep_record_buffer(records);
             }
+            if let Some(address) = progress.take_address() {
+                self.address_boxes.keep(address);
+            }
         }
         completion
     }
