@@ -337,7 +337,7 @@ fn steady_datagram_allocations(size: usize) -> usize {
                 s.send(&message).unwrap();
             }
             for s in &clients {
-                let n = s.recv(back).unwrap();
+                let n = recv_retrying(s, back);
                 assert!(back[..n] == message[..], "echo differs in round {round}");
             }
         }
@@ -357,6 +357,18 @@ fn steady_datagram_allocations(size: usize) -> usize {
         "the echo left sockets or buffers behind"
     );
     counted
+}
+
+/// A datagram into `into`, as `UdpSocket::recv`, but again when a signal interrupted
+/// the wait (a socket with a receive timeout reports that as `EINTR`; `read_exact`
+/// retries it for the stream clients, `recv` does not).
+fn recv_retrying(socket: &UdpSocket, into: &mut [u8]) -> usize {
+    loop {
+        match socket.recv(into) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            received => return received.expect("recv"),
+        }
+    }
 }
 
 /// Echoes the datagrams of `socket` until its receive ends (the socket was closed)
