@@ -143,6 +143,13 @@ fn the_echo_example_never_panics_under_an_address_space_limit() {
         let Some((status, stderr)) = echo_under(kib) else {
             continue;
         };
+        // So little room that the C library cannot make a serving thread's malloc
+        // arena, and the first small allocation there fails: Rust aborts on that, in
+        // any code. Which limit is the first with room enough for the ring and its
+        // buffers to be what fails depends on the build's layout (7,000 KiB either way).
+        if status == -1 && stderr.starts_with("memory allocation of") {
+            continue;
+        }
         refused += 1;
         assert!(
             status == 1 && !stderr.contains("panicked"),
