@@ -32,11 +32,12 @@ impl Worker {
         }
         let multishot = multishot_mode(flags, timeout_ms)?;
         let header = if multishot {
-            MessageHeader::multishot(self.buffers.datagram_group())
+            MessageHeader::multishot(self.message_headers.take(), self.buffers.datagram_group())
         } else {
             let buffer = self.buffers.acquire_datagram_room()?;
             let size = self.buffers.buffer_len(buffer) as usize;
-            MessageHeader::one_shot(buffer, self.buffers.ptr(buffer), size)
+            let reuse = self.message_headers.take();
+            MessageHeader::one_shot(reuse, buffer, self.buffers.ptr(buffer), size)
         };
         let work = Work::Recv(Recv::datagram(multishot, header));
         self.start_borrowing(Op::new(tag, IOT_KIND_RECV_FROM, socket, work, timeout_ms))

@@ -1,8 +1,8 @@
 //! Boxes that ops keep while the kernel works, kept for the next op when one ends: a
-//! datagram's destination address must stay where it is until the kernel has read it
-//! (an op itself moves: it may wait in a socket's send queue before it goes into the
-//! slab), so it is boxed, and steady traffic reuses the boxes instead of allocating one
-//! per datagram.
+//! datagram's destination address, a datagram receive's message header. They must stay
+//! where they are while the kernel reads or writes them (an op itself moves: it may
+//! wait in a socket's send queue before it goes into the slab), so they are boxed, and
+//! steady traffic reuses the boxes instead of allocating one per datagram.
 
 /// Boxes kept beyond this are freed: a burst's many do not stay for good.
 const KEPT: usize = 64;
@@ -20,13 +20,18 @@ impl<T> Default for Recycled<T> {
 impl<T> Recycled<T> {
     /// `value` in a box: a kept one when there is one, else a new one.
     pub(crate) fn boxed(&mut self, value: T) -> Box<T> {
-        match self.kept.pop() {
+        match self.take() {
             Some(mut boxed) => {
                 *boxed = value;
                 boxed
             }
             None => Box::new(value),
         }
+    }
+
+    /// A kept box with its old value, for a value that must be made in place.
+    pub(crate) fn take(&mut self) -> Option<Box<T>> {
+        self.kept.pop()
     }
 
     /// Keeps `boxed` for a later `boxed` (its value stays until then).

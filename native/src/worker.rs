@@ -30,7 +30,7 @@ use crate::driver::ring::Ring;
 use crate::error::Result;
 use crate::messaging::Messaging;
 use crate::notifier::{Notifier, Signal, Wake};
-use crate::op::{Op, Recv, Work};
+use crate::op::{MessageHeader, Op, Recv, Work};
 use crate::pieces::BufferRef;
 use crate::probe;
 use crate::recv_credit::RecvCredit;
@@ -88,6 +88,8 @@ pub(crate) struct Worker {
     record_buffers: Vec<Vec<u8>>,
     /// Destination boxes of finished datagram sends, for the next ones.
     pub(crate) address_boxes: Recycled<SockAddr>,
+    /// Message headers of finished datagram receives, for the next ones.
+    pub(crate) message_headers: Recycled<MessageHeader>,
     /// The serial of the next read stream (its chunks name it when they come back).
     pub(crate) next_stream_serial: u64,
     /// Opcodes this kernel supports, for operations newer than the 6.1 baseline.
@@ -143,6 +145,7 @@ impl Worker {
             next_stream_serial: 0,
             record_buffers: Vec::new(),
             address_boxes: Recycled::default(),
+            message_headers: Recycled::default(),
             recv_credit: RecvCredit::new(config),
             kernel_multishot_receives,
             probe,

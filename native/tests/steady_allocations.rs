@@ -150,9 +150,27 @@ fn a_host_that_submits_only_by_waiting_allocates_nothing_per_round_trip() {
 
 #[test]
 fn a_datagram_echo_allocates_nothing_per_round_trip() {
+    assert_steady_datagrams(Receive::Multishot);
+}
+
+#[test]
+fn a_datagram_echo_receiving_with_timeouts_allocates_nothing_per_round_trip() {
+    assert_steady_datagrams(Receive::OneAtATimeWithTimeout);
+}
+
+/// How the datagram echo receives.
+#[derive(Clone, Copy, PartialEq)]
+enum Receive {
+    Multishot,
+    /// A one-shot receive with a timeout, made again after each datagram (a datagram
+    /// socket with a read timeout, as the Dart layer makes it).
+    OneAtATimeWithTimeout,
+}
+
+fn assert_steady_datagrams(receive: Receive) {
     let round_trips = SHARED.connections * SHARED.measured_rounds;
     for size in [64, 1024] {
-        let counted = steady_datagram_allocations(size);
+        let counted = steady_datagram_allocations(receive, size);
         eprintln!("datagrams of {size} B: {counted} allocations in {round_trips} round trips");
         assert!(
             counted <= round_trips / ROUND_TRIPS_PER_ALLOCATION,
@@ -308,7 +326,7 @@ fn send_back(host: &Host, c: &iot_completion, echo: Echo) {
 /// As `steady_allocations`, for a UDP echo: one socket, a multishot receive, each
 /// datagram sent back from its own buffer to its sender's address; `SHARED`'s load,
 /// a client socket per connection.
-fn steady_datagram_allocations(size: usize) -> usize {
+fn steady_datagram_allocations(receive: Receive, size: usize) -> usize {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let host = Host::new();
     let ip = std::ffi::CString::new("127.0.0.1").unwrap();
@@ -319,7 +337,7 @@ fn steady_datagram_allocations(size: usize) -> usize {
     );
     let port = host.port(socket);
     let worker = host.worker;
-    let server = thread::spawn(move || serve_datagrams(host, socket));
+    let server = thread::spawn(move || serve_datagrams(host, socket, receive));
 
     let clients: Vec<UdpSocket> = (0..SHARED.connections)
         .map(|_| {
@@ -371,16 +389,21 @@ fn recv_retrying(socket: &UdpSocket, into: &mut [u8]) -> usize {
     }
 }
 
-/// Echoes the datagrams of `socket` until its receive ends (the socket was closed)
-/// and every echo was sent; returns the worker's counters then.
-fn serve_datagrams(host: Host, socket: u64) -> iot_stats {
+/// Echoes the datagrams of `socket`, receiving as `receive` says, until its receive
+/// ends (the socket was closed) and every echo was sent; returns the worker's counters
+/// then.
+fn serve_datagrams(host: Host, socket: u64, receive: Receive) -> iot_stats {
     SERVING.with(|s| s.set(true));
     let worker = host.worker;
     let tag = socket;
-    ok(
-        "recv",
-        iot_datagram_recv(worker, socket, tag, IOT_OP_MULTISHOT, 0),
-    );
+    let receive_next = || {
+        let code = match receive {
+            Receive::Multishot => iot_datagram_recv(worker, socket, tag, IOT_OP_MULTISHOT, 0),
+            Receive::OneAtATimeWithTimeout => iot_datagram_recv(worker, socket, tag, 0, TIMEOUT_MS),
+        };
+        ok("recv", code);
+    };
+    receive_next();
     let mut completions = [iot_completion::default(); 256];
     let (mut receiving, mut sending) = (true, 0usize);
     let give_up = Instant::now() + Duration::from_secs(120);
@@ -410,8 +433,12 @@ fn serve_datagrams(host: Host, socket: u64) -> iot_stats {
                     );
                     ok("send to", code);
                     sending += 1;
-                    receiving &= c.flags & IOT_COMPLETION_MORE != 0;
+                    match receive {
+                        Receive::Multishot => receiving &= c.flags & IOT_COMPLETION_MORE != 0,
+                        Receive::OneAtATimeWithTimeout => receive_next(),
+                    }
                 }
+                // The end: the socket was closed.
                 IOT_KIND_RECV_FROM => receiving &= c.flags & IOT_COMPLETION_MORE != 0,
                 IOT_KIND_SEND_TO => sending -= 1,
                 _ => {}

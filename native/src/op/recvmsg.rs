@@ -57,18 +57,24 @@ unsafe impl Send for MessageHeader {}
 
 impl MessageHeader {
     /// For a multishot receive from buffer group `group`: only the name space reserved
-    /// in each buffer matters.
-    pub(crate) fn multishot(group: u16) -> Box<MessageHeader> {
-        let mut header = MessageHeader::new(None);
+    /// in each buffer matters. Made in `reuse` when given (a kept header).
+    pub(crate) fn multishot(reuse: Option<Box<MessageHeader>>, group: u16) -> Box<MessageHeader> {
+        let mut header = MessageHeader::new(reuse, None);
         header.group = group;
         header
     }
 
     /// For a one-shot receive into pool buffer (or span) `buffer` at `base`, `size`
     /// bytes long:
-    /// the payload goes behind the header room, the sender into `name`.
-    pub(crate) fn one_shot(buffer: u32, base: *mut u8, size: usize) -> Box<MessageHeader> {
-        let header = MessageHeader::new(Some(buffer));
+    /// the payload goes behind the header room, the sender into `name`. Made in `reuse`
+    /// when given (a kept header).
+    pub(crate) fn one_shot(
+        reuse: Option<Box<MessageHeader>>,
+        buffer: u32,
+        base: *mut u8,
+        size: usize,
+    ) -> Box<MessageHeader> {
+        let header = MessageHeader::new(reuse, Some(buffer));
         let parts = header.parts.get();
         // SAFETY: `parts` is valid and unaliased (the box is not shared yet); the iovec
         // covers the buffer from HEADER_LEN < size to its end.
@@ -83,13 +89,24 @@ impl MessageHeader {
         header
     }
 
-    fn new(buffer: Option<u32>) -> Box<MessageHeader> {
-        let header = Box::new(MessageHeader {
-            // SAFETY: all-zero bytes are valid for msghdr, sockaddr_storage and iovec.
-            parts: UnsafeCell::new(unsafe { std::mem::zeroed() }),
-            buffer,
-            group: crate::buffers::RECV_GROUP,
-        });
+    /// A header in `reuse` (whose op ended: the kernel no longer uses it) or in a new
+    /// box, all zero but for where the sender goes.
+    fn new(reuse: Option<Box<MessageHeader>>, buffer: Option<u32>) -> Box<MessageHeader> {
+        // SAFETY: all-zero bytes are valid for msghdr, sockaddr_storage and iovec.
+        let zeroed = || UnsafeCell::new(unsafe { std::mem::zeroed() });
+        let mut header = match reuse {
+            Some(mut kept) => {
+                kept.parts = zeroed();
+                kept
+            }
+            None => Box::new(MessageHeader {
+                parts: zeroed(),
+                buffer: None,
+                group: crate::buffers::RECV_GROUP,
+            }),
+        };
+        header.buffer = buffer;
+        header.group = crate::buffers::RECV_GROUP;
         let parts = header.parts.get();
         // SAFETY: `parts` is valid and unaliased; the box is not yet shared.
         unsafe {

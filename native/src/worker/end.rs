@@ -6,7 +6,7 @@
 
 use super::Worker;
 use crate::abi::*;
-use crate::op::{Op, Work};
+use crate::op::{Op, Recv, Work};
 use crate::pieces::BufferRef;
 
 /// An op's completion with the work whose borrowed host buffers it gives back: they
@@ -155,6 +155,15 @@ impl Worker {
         if let Work::Read(read) = &work {
             read.hand_back(completion);
         }
-        (!work.borrowed().is_empty()).then_some(work)
+        if !work.borrowed().is_empty() {
+            return Some(work);
+        }
+        if let Work::Recv(Recv {
+            from: Some(header), ..
+        }) = work
+        {
+            self.message_headers.keep(header);
+        }
+        None
     }
 }
