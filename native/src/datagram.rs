@@ -32,11 +32,11 @@ impl Worker {
         }
         let multishot = multishot_mode(flags, timeout_ms)?;
         let header = if multishot {
-            MessageHeader::multishot(self.message_headers.take(), self.buffers.datagram_group())
+            MessageHeader::multishot(self.receive_headers.take(), self.buffers.datagram_group())
         } else {
             let buffer = self.buffers.acquire_datagram_room()?;
             let size = self.buffers.buffer_len(buffer) as usize;
-            let reuse = self.message_headers.take();
+            let reuse = self.receive_headers.take();
             MessageHeader::one_shot(reuse, buffer, self.buffers.ptr(buffer), size)
         };
         let work = Work::Recv(Recv::datagram(multishot, header));
@@ -57,7 +57,7 @@ impl Worker {
         timeout_ms: u32,
     ) -> Result<()> {
         self.sockets.get_kind(socket, SocketKind::Datagram)?;
-        let to = SendTarget::Address(self.address_boxes.boxed(addr));
+        let to = SendTarget::Address(self.send_addresses.boxed(addr));
         let op = self.lend_for_send(socket, buffer, offset, len, to, tag, timeout_ms)?;
         self.start_borrowing(op)
     }

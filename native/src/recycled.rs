@@ -34,7 +34,7 @@ impl<T> Recycled<T> {
         self.kept.pop()
     }
 
-    /// Keeps `boxed` for a later `boxed` (its value stays until then).
+    /// Keeps `boxed` for a later `boxed` or `take` (its value stays until then).
     pub(crate) fn keep(&mut self, boxed: Box<T>) {
         if self.kept.len() < KEPT {
             self.kept.push(boxed);

@@ -87,9 +87,9 @@ pub(crate) struct Worker {
     /// Record buffers of finished TLS sends, for the next ones to seal into.
     record_buffers: Vec<Vec<u8>>,
     /// Destination boxes of finished datagram sends, for the next ones.
-    pub(crate) address_boxes: Recycled<SockAddr>,
+    pub(crate) send_addresses: Recycled<SockAddr>,
     /// Message headers of finished datagram receives, for the next ones.
-    pub(crate) message_headers: Recycled<MessageHeader>,
+    pub(crate) receive_headers: Recycled<MessageHeader>,
     /// The serial of the next read stream (its chunks name it when they come back).
     pub(crate) next_stream_serial: u64,
     /// Opcodes this kernel supports, for operations newer than the 6.1 baseline.
@@ -144,8 +144,8 @@ impl Worker {
             floor_parked: VecDeque::new(),
             next_stream_serial: 0,
             record_buffers: Vec::new(),
-            address_boxes: Recycled::default(),
-            message_headers: Recycled::default(),
+            send_addresses: Recycled::default(),
+            receive_headers: Recycled::default(),
             recv_credit: RecvCredit::new(config),
             kernel_multishot_receives,
             probe,

@@ -106,7 +106,7 @@ impl Worker {
                 self.keep_record_buffer(records);
             }
             if let Some(address) = progress.take_address() {
-                self.address_boxes.keep(address);
+                self.send_addresses.keep(address);
             }
         }
         completion
@@ -162,7 +162,7 @@ impl Worker {
             from: Some(header), ..
         }) = work
         {
-            self.message_headers.keep(header);
+            self.receive_headers.keep(header);
         }
         None
     }
