@@ -168,27 +168,41 @@ enum Receive {
 }
 
 fn assert_steady_datagrams(receive: Receive) {
-    let round_trips = SHARED.connections * SHARED.measured_rounds;
     for size in [64, 1024] {
         let counted = steady_datagram_allocations(receive, size);
-        eprintln!("datagrams of {size} B: {counted} allocations in {round_trips} round trips");
-        assert!(
-            counted <= round_trips / ROUND_TRIPS_PER_ALLOCATION,
-            "{counted} allocations in {round_trips} datagram round trips of {size} B"
+        assert_few(
+            counted,
+            SHARED,
+            &format!("datagram round trips of {size} B"),
         );
     }
 }
 
 fn assert_steady(echo: Echo, submit: Submit, load: Load) {
-    let round_trips = load.connections * load.measured_rounds;
     for size in [64, 4096] {
         let counted = steady_allocations(echo, submit, load, size);
-        eprintln!("{size} B: {counted} allocations in {round_trips} round trips");
-        assert!(
-            counted <= round_trips / ROUND_TRIPS_PER_ALLOCATION,
-            "{counted} allocations in {round_trips} round trips of {size} B"
-        );
+        assert_few(counted, load, &format!("round trips of {size} B"));
     }
+}
+
+/// `counted` allocations in `load`'s measured round trips are no more than its tables'
+/// growth may cost.
+fn assert_few(counted: usize, load: Load, what: &str) {
+    let round_trips = load.connections * load.measured_rounds;
+    eprintln!("{counted} allocations in {round_trips} {what}");
+    assert!(
+        counted <= round_trips / ROUND_TRIPS_PER_ALLOCATION,
+        "{counted} allocations in {round_trips} {what}"
+    );
+}
+
+/// The serving thread's heap allocations while `measure` runs.
+fn allocations_during(measure: impl FnOnce()) -> usize {
+    ALLOCATIONS.store(0, Ordering::SeqCst);
+    MEASURING.store(true, Ordering::SeqCst);
+    measure();
+    MEASURING.store(false, Ordering::SeqCst);
+    ALLOCATIONS.load(Ordering::SeqCst)
 }
 
 /// Heap allocations of the serving thread over `load`'s measured round trips of
@@ -222,11 +236,7 @@ fn steady_allocations(echo: Echo, submit: Submit, load: Load, size: usize) -> us
         }
     };
     round_trips(load.warm_up_rounds);
-    ALLOCATIONS.store(0, Ordering::SeqCst);
-    MEASURING.store(true, Ordering::SeqCst);
-    round_trips(load.measured_rounds);
-    MEASURING.store(false, Ordering::SeqCst);
-    let counted = ALLOCATIONS.load(Ordering::SeqCst);
+    let counted = allocations_during(|| round_trips(load.measured_rounds));
 
     drop(clients);
     ok("close listener", iot_socket_close(worker, listener));
@@ -361,11 +371,7 @@ fn steady_datagram_allocations(receive: Receive, size: usize) -> usize {
         }
     };
     round_trips(SHARED.warm_up_rounds, &mut back);
-    ALLOCATIONS.store(0, Ordering::SeqCst);
-    MEASURING.store(true, Ordering::SeqCst);
-    round_trips(SHARED.measured_rounds, &mut back);
-    MEASURING.store(false, Ordering::SeqCst);
-    let counted = ALLOCATIONS.load(Ordering::SeqCst);
+    let counted = allocations_during(|| round_trips(SHARED.measured_rounds, &mut back));
 
     ok("close", iot_socket_close(worker, socket));
     let stats = server.join().expect("server thread");
