@@ -85,11 +85,11 @@ pub(crate) struct Worker {
     /// `IOT_CONFIG_ONE_SHOT_RECEIVES`.
     pub(crate) kernel_multishot_receives: bool,
     /// Record buffers of finished TLS sends, for the next ones to seal into.
-    record_buffers: Vec<Vec<u8>>,
+    record_buffers: Recycled<Vec<u8>, 32>,
     /// Destination boxes of finished datagram sends, for the next ones.
-    pub(crate) send_addresses: Recycled<SockAddr>,
+    pub(crate) send_addresses: Recycled<Box<SockAddr>, 64>,
     /// Message headers of finished datagram receives, for the next ones.
-    pub(crate) receive_headers: Recycled<MessageHeader>,
+    pub(crate) receive_headers: Recycled<Box<MessageHeader>, 64>,
     /// The serial of the next read stream (its chunks name it when they come back).
     pub(crate) next_stream_serial: u64,
     /// Opcodes this kernel supports, for operations newer than the 6.1 baseline.
@@ -143,7 +143,7 @@ impl Worker {
             starved_for_spans: VecDeque::new(),
             floor_parked: VecDeque::new(),
             next_stream_serial: 0,
-            record_buffers: Vec::new(),
+            record_buffers: Recycled::default(),
             send_addresses: Recycled::default(),
             receive_headers: Recycled::default(),
             recv_credit: RecvCredit::new(config),

@@ -6,6 +6,7 @@
 //! allocation per attempt (it used to box one timespec each).
 
 use std::cell::UnsafeCell;
+use std::time::Duration;
 
 use io_uring::types::Timespec;
 
@@ -36,11 +37,7 @@ impl Timespecs {
         let timespec = self.blocks[block][slot].get();
         // SAFETY: the slot is ours: no SQE still points at it (it was not staged since
         // the kernel last read every staged timespec), and nothing else borrows it.
-        unsafe {
-            *timespec = Timespec::new()
-                .sec(u64::from(timeout_ms / 1000))
-                .nsec((timeout_ms % 1000) * 1_000_000);
-        }
+        unsafe { *timespec = Timespec::from(Duration::from_millis(u64::from(timeout_ms))) };
         timespec
     }
 

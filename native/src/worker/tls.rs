@@ -322,7 +322,7 @@ impl Worker {
         match &mut op.work {
             Work::Send(progress) if progress.sealable() => {
                 let plaintext = progress.plaintext(&self.buffers);
-                let mut records = self.record_buffers.pop().unwrap_or_default();
+                let mut records = self.record_buffers.take().unwrap_or_default();
                 records.clear();
                 // Records add a header and a tag (and TLS 1.3 a type byte) per 16 KiB.
                 records.reserve(plaintext.len() + 32 * (plaintext.len() / 16_384 + 1));
@@ -341,12 +341,11 @@ impl Worker {
         Ok(())
     }
 
-    /// Keeps the record buffer of a finished send for the next (a few, so steady
-    /// state allocates none and a burst leaves little behind).
+    /// Keeps the record buffer of a finished send for the next, unless it never held
+    /// any (a few are kept: see `recycled.rs`).
     pub(super) fn keep_record_buffer(&mut self, records: Vec<u8>) {
-        const KEPT: usize = 32;
-        if self.record_buffers.len() < KEPT && records.capacity() > 0 {
-            self.record_buffers.push(records);
+        if records.capacity() > 0 {
+            self.record_buffers.keep(records);
         }
     }
 }
