@@ -2,11 +2,10 @@
 //! connections are open and warmed up, receiving (multishot, or one receive at a time
 //! with a timeout), sending (zero copy, or copied into an acquired send buffer; a
 //! datagram to its sender's address), draining, flushing and waiting call the
-//! allocator no more often than the worker's
-//! tables grow to a new high-water mark (a ring that grows by a buffer, a buffer's list
-//! of pieces that doubles), far less than once per round trip. Its own test binary: it
-//! counts with a global allocator, and only what the serving thread allocates while the
-//! client measures.
+//! allocator no more often than the worker's tables grow to a new high-water mark (a
+//! ring that grows by a buffer, a buffer's list of pieces that doubles), far less than
+//! once per round trip. Its own test binary: it counts with a global allocator, and
+//! only what the serving thread allocates while the client measures.
 
 mod support;
 
@@ -249,19 +248,13 @@ fn steady_allocations(echo: Echo, submit: Submit, load: Load, size: usize) -> us
     counted
 }
 
-/// Serves the echo with a fixed completion array, submitting as `submit` says,
-/// until the accept ended and every connection closed; returns the worker's counters
-/// then.
+/// Serves the echo, submitting as `submit` says, until the accept ended and every
+/// connection closed; returns the worker's counters then.
 fn serve(host: Host, echo: Echo, submit: Submit) -> iot_stats {
-    SERVING.with(|s| s.set(true));
     let worker = host.worker;
-    let mut completions = [iot_completion::default(); 256];
     let (mut open, mut accepting) = (0usize, true);
-    let give_up = Instant::now() + Duration::from_secs(120);
-    while (accepting || open > 0) && Instant::now() < give_up {
-        let n = iot_worker_drain(worker, completions.as_mut_ptr(), completions.len() as u32);
-        let n = ok("drain", n) as usize;
-        for c in &completions[..n] {
+    drive(host, submit, |host, completions| {
+        for c in completions {
             match c.kind {
                 IOT_KIND_ACCEPT if c.result == 0 => {
                     open += 1;
@@ -269,7 +262,7 @@ fn serve(host: Host, echo: Echo, submit: Submit) -> iot_stats {
                 }
                 IOT_KIND_ACCEPT => accepting &= c.flags & IOT_COMPLETION_MORE != 0,
                 IOT_KIND_RECV if c.result > 0 => {
-                    send_back(&host, c, echo);
+                    send_back(host, c, echo);
                     if echo == Echo::WithTimeouts {
                         receive(worker, c.tag, echo);
                     }
@@ -283,6 +276,28 @@ fn serve(host: Host, echo: Echo, submit: Submit) -> iot_stats {
                 _ => {}
             }
         }
+        accepting || open > 0
+    })
+}
+
+/// Drives `host`'s worker from the serving thread as a host does, a turn at a time
+/// with a fixed completion array: each turn's completions go to `turn`, then what it
+/// queued is submitted as `submit` says, until `turn` says the echo ended (bounded in
+/// time). Returns the worker's counters then, and frees it.
+fn drive(
+    host: Host,
+    submit: Submit,
+    mut turn: impl FnMut(&Host, &[iot_completion]) -> bool,
+) -> iot_stats {
+    SERVING.with(|s| s.set(true));
+    let worker = host.worker;
+    let mut completions = [iot_completion::default(); 256];
+    let give_up = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(Instant::now() < give_up, "the echo did not end in time");
+        let n = iot_worker_drain(worker, completions.as_mut_ptr(), completions.len() as u32);
+        let n = ok("drain", n) as usize;
+        let serving = turn(&host, &completions[..n]);
         match submit {
             Submit::Flush => {
                 ok("flush", iot_worker_flush(worker));
@@ -294,8 +309,10 @@ fn serve(host: Host, echo: Echo, submit: Submit) -> iot_stats {
                 ok("wait", iot_worker_wait(worker, 50));
             }
         }
+        if !serving {
+            break;
+        }
     }
-    assert!(!accepting && open == 0, "the echo did not end in time");
     let stats = host.stats();
     drop(host);
     stats
@@ -399,7 +416,6 @@ fn recv_retrying(socket: &UdpSocket, into: &mut [u8]) -> usize {
 /// ends (the socket was closed) and every echo was sent; returns the worker's counters
 /// then.
 fn serve_datagrams(host: Host, socket: u64, receive: Receive) -> iot_stats {
-    SERVING.with(|s| s.set(true));
     let worker = host.worker;
     let tag = socket;
     let receive_next = || {
@@ -410,13 +426,9 @@ fn serve_datagrams(host: Host, socket: u64, receive: Receive) -> iot_stats {
         ok("recv", code);
     };
     receive_next();
-    let mut completions = [iot_completion::default(); 256];
     let (mut receiving, mut sending) = (true, 0usize);
-    let give_up = Instant::now() + Duration::from_secs(120);
-    while (receiving || sending > 0) && Instant::now() < give_up {
-        let n = iot_worker_drain(worker, completions.as_mut_ptr(), completions.len() as u32);
-        let n = ok("drain", n) as usize;
-        for c in &completions[..n] {
+    drive(host, Submit::Flush, |_, completions| {
+        for c in completions {
             match c.kind {
                 IOT_KIND_RECV_FROM if c.result >= 0 && c.flags & IOT_COMPLETION_BUFFER != 0 => {
                     let mut text = [0 as c_char; 64];
@@ -450,13 +462,6 @@ fn serve_datagrams(host: Host, socket: u64, receive: Receive) -> iot_stats {
                 _ => {}
             }
         }
-        ok("flush", iot_worker_flush(worker));
-        if n == 0 {
-            ok("wait", iot_worker_wait(worker, 50));
-        }
-    }
-    assert!(!receiving && sending == 0, "the echo did not end in time");
-    let stats = host.stats();
-    drop(host);
-    stats
+        receiving || sending > 0
+    })
 }
