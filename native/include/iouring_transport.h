@@ -527,11 +527,11 @@ typedef struct iot_config {
   /*
    Receive buffers at most, 1..=32768. The kernel fills them through a provided
    buffer ring that starts with up to 256 of them (256 KiB of them when receives
-   are packed, see `iot_stats.packs_receives`) and doubles whenever a receive finds
-   it empty: at once up to a budget when packed (16 KiB per open socket, at least 1
-   MiB), past it when a receive still finds it empty a drain later. The memory of
-   all is reserved up front (address space), pages become resident as the ring
-   grows into them.
+   are packed, see `iot_stats.packs_receives`) and grows when receives find it
+   empty, by what they need, at most doubling: at the drain's end up to a budget
+   when packed (16 KiB per open socket, at least 1 MiB), past it when a receive
+   still finds it empty a drain later. The memory of all is reserved up front
+   (address space), pages become resident as the ring grows into them.
    */
   uint32_t recv_buffer_count;
   /*

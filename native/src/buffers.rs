@@ -138,6 +138,9 @@ pub(crate) struct BufferPool {
     pieces: Pieces,
     /// Receive buffers out of the ring and held in pieces.
     recv_out: u32,
+    /// Bytes a packed receive took lately (a moving average; 0 before the first): how
+    /// many receives a buffer serves, and how many buffers waiting receives need.
+    typical_receive: u32,
 }
 
 /// The pool's spans (module docs): heads `first + i * len`; spans `0..RING_SPANS` feed
@@ -329,6 +332,7 @@ impl BufferPool {
             incremental: false,
             pieces: Pieces::default(),
             recv_out: 0,
+            typical_receive: 0,
         };
         if register_fixed {
             pool.register_fixed(ring)?;
@@ -591,6 +595,9 @@ impl BufferPool {
                 freed: None,
             };
         }
+        if res > 0 {
+            self.note_receive(res as u32);
+        }
         let piece = (res > 0).then(|| BufferRef {
             id,
             offset: self.pieces.cut(id, res as u32),
@@ -603,6 +610,29 @@ impl BufferPool {
             }
         }
         Received { piece, freed }
+    }
+
+    /// A packed receive took `bytes`: the average moves an eighth of the way.
+    fn note_receive(&mut self, bytes: u32) {
+        let typical = i64::from(self.typical_receive);
+        self.typical_receive = match typical {
+            0 => bytes,
+            _ => (typical + (i64::from(bytes) - typical) / 8) as u32,
+        };
+    }
+
+    /// How many receives one receive buffer serves: one when each takes a whole
+    /// buffer, else as many typical receives as fit in it.
+    pub(crate) fn receives_per_buffer(&self) -> u32 {
+        match (self.incremental, self.typical_receive) {
+            (true, typical) if typical > 0 => (self.buffer_size / typical).max(1),
+            _ => 1,
+        }
+    }
+
+    /// How many receives the buffers in the ring serve, as far as this pool knows.
+    pub(crate) fn receives_ring_serves(&self) -> u32 {
+        self.in_ring.saturating_mul(self.receives_per_buffer())
     }
 
     /// Receive buffer `id` left the ring: it is held in pieces.
@@ -635,11 +665,6 @@ impl BufferPool {
     /// non-empty one).
     pub(crate) fn ring_has_buffers(&self) -> bool {
         self.in_ring > 0
-    }
-
-    /// Buffers in the ring as far as this pool knows (see `ring_has_buffers`).
-    pub(crate) fn in_ring(&self) -> u32 {
-        self.in_ring
     }
 
     /// Receive buffers the ring holds when none is out (it grew to this many).

@@ -468,35 +468,33 @@ fn a_burst_that_an_echo_sends_on_keeps_the_ring_near_its_budget() {
     assert!(ring <= 33, "the ring grew to {ring} buffers of 64 KiB");
 }
 
-#[test]
-fn a_host_that_holds_what_it_receives_gets_every_byte_past_the_budget() {
-    // 40 connections send 64 KiB each and the host keeps every piece: 2.5 MiB, past
-    // the 1 MiB budget. The ring waits a drain, then grows, until every byte is in. (A
-    // receive tried before the ring last grew used to wait for a buffer to come back
-    // instead: for ever here.)
-    const SIZE: usize = 64 << 10;
-    let Some(mut host) = packing_host() else {
-        return;
-    };
-    let (mut clients, sockets) = host.accepted_clients(40, ACCEPT);
-    for &socket in &sockets {
+/// `clients` each send `size` bytes at once, which wait in their sockets before the
+/// host drains, while the host holds every piece it gets, sleeping in the worker
+/// whenever it has drained everything (the worker must bring the drain that grows
+/// the ring itself, or the wait would time out). Returns the pieces once every byte is
+/// in, each connection's intact.
+fn receive_all_holding(
+    host: &mut Host,
+    clients: &mut [TcpStream],
+    sockets: &[u64],
+    size: usize,
+) -> Vec<iot_completion> {
+    for &socket in sockets {
         ok(
             "recv",
             iot_recv(host.worker, socket, socket, IOT_OP_MULTISHOT, 0),
         );
     }
     host.flush();
-    // Every message waits in its socket before the host drains: once the receives
-    // that found the ring empty wait for it, no other completion can come.
+    // Once the receives that found the ring empty wait for it, no other completion
+    // can come.
     for (i, client) in clients.iter_mut().enumerate() {
-        client.write_all(&pattern(SIZE, i as u32)).unwrap();
+        client.write_all(&pattern(size, i as u32)).unwrap();
     }
-    // The host sleeps in the worker whenever it has drained everything: the worker must
-    // bring the drain that grows the ring itself, or the wait would time out.
     let mut received = vec![Vec::new(); sockets.len()];
     let mut held = Vec::new();
     let mut batch = [iot_completion::default(); 64];
-    while received.iter().map(Vec::len).sum::<usize>() < sockets.len() * SIZE {
+    while received.iter().map(Vec::len).sum::<usize>() < sockets.len() * size {
         let n = ok(
             "drain",
             iot_worker_drain(host.worker, batch.as_mut_ptr(), 64),
@@ -516,12 +514,49 @@ fn a_host_that_holds_what_it_receives_gets_every_byte_past_the_budget() {
         }
     }
     for (i, bytes) in received.iter().enumerate() {
-        assert!(*bytes == pattern(SIZE, i as u32), "connection {i}'s bytes");
+        assert!(*bytes == pattern(size, i as u32), "connection {i}'s bytes");
     }
+    held
+}
+
+#[test]
+fn a_host_that_holds_what_it_receives_gets_every_byte_past_the_budget() {
+    // 40 connections send 64 KiB each and the host keeps every piece: 2.5 MiB, past
+    // the 1 MiB budget. The ring waits a drain, then grows, until every byte is in. (A
+    // receive tried before the ring last grew used to wait for a buffer to come back
+    // instead: for ever here.)
+    const SIZE: usize = 64 << 10;
+    let Some(mut host) = packing_host() else {
+        return;
+    };
+    let (mut clients, sockets) = host.accepted_clients(40, ACCEPT);
+    let held = receive_all_holding(&mut host, &mut clients, &sockets, SIZE);
     let ring = host.stats().recv_ring_buffers;
     assert!(
         ring > 16,
         "every byte is in, yet the ring has only {ring} buffers"
+    );
+    for c in &held {
+        host.give_back(c);
+    }
+    assert_eq!(host.stats().buffers_outstanding, 0);
+}
+
+#[test]
+fn a_burst_grows_the_ring_by_what_it_needs_not_by_doubling() {
+    // 300 connections' 4 KiB, held: 19 buffers of 64 KiB. A ring that doubled at a
+    // burst's failures went 4, 8, 16, 32, and the 13 buffers no receive needed stayed
+    // ahead of every buffer that came back, so the next burst made their pages
+    // resident too.
+    let Some(mut host) = packing_host() else {
+        return;
+    };
+    let (mut clients, sockets) = host.accepted_clients(300, ACCEPT);
+    let held = receive_all_holding(&mut host, &mut clients, &sockets, 4096);
+    let ring = host.stats().recv_ring_buffers;
+    assert!(
+        (19..=22).contains(&ring),
+        "300 x 4 KiB held grew the ring to {ring} buffers of 64 KiB"
     );
     for c in &held {
         host.give_back(c);

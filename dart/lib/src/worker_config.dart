@@ -21,12 +21,12 @@ final class WorkerConfig {
 
   /// Receive buffers at most, 1..32768 (default 1024). The kernel fills them
   /// through a ring that starts with 256 (256 KiB of them when receives are
-  /// packed, see [wholeReceiveBuffers]) and doubles whenever a receive finds
-  /// it empty (packed, past 16 KiB per open socket and at least 1 MiB, only
-  /// when one still finds it empty a drain later: what a program sends on or
-  /// releases comes back meanwhile, and the bytes wait in the socket); their
-  /// memory is reserved up front, and becomes resident only as the ring grows
-  /// into it.
+  /// packed, see [wholeReceiveBuffers]) and grows when receives find it
+  /// empty, by what they need, at most doubling (packed, past 16 KiB per open
+  /// socket and at least 1 MiB, only when one still finds it empty a drain
+  /// later: what a program sends on or releases comes back meanwhile, and the
+  /// bytes wait in the socket); their memory is reserved up front, and becomes
+  /// resident only as the ring grows into it.
   final int? receiveBufferCount;
 
   /// Buffers for sends, 0..32768. Each write is cut into chunks of

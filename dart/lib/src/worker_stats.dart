@@ -36,10 +36,10 @@ final class WorkerStats {
   final int completionOverflows;
 
   /// Receive buffers the receive ring has grown to (it starts with up to 256,
-  /// or 256 KiB of them when receives are packed, and doubles while receives
-  /// find it empty, up to [WorkerConfig.receiveBufferCount]; packed, past 16
-  /// KiB per open socket, at least 1 MiB, only when they still find it empty
-  /// one drain later).
+  /// or 256 KiB of them when receives are packed, and grows by what receives
+  /// that find it empty need, at most doubling, up to
+  /// [WorkerConfig.receiveBufferCount]; packed, past 16 KiB per open socket,
+  /// at least 1 MiB, only when they still find it empty one drain later).
   final int receiveRingBuffers;
 
   /// Received pieces held by the program or by in-flight sends: each

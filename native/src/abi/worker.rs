@@ -15,11 +15,11 @@ pub struct iot_config {
     pub ring_entries: u32,
     /// Receive buffers at most, 1..=32768. The kernel fills them through a provided
     /// buffer ring that starts with up to 256 of them (256 KiB of them when receives
-    /// are packed, see `iot_stats.packs_receives`) and doubles whenever a receive finds
-    /// it empty: at once up to a budget when packed (16 KiB per open socket, at least 1
-    /// MiB), past it when a receive still finds it empty a drain later. The memory of
-    /// all is reserved up front (address space), pages become resident as the ring
-    /// grows into them.
+    /// are packed, see `iot_stats.packs_receives`) and grows when receives find it
+    /// empty, by what they need, at most doubling: at the drain's end up to a budget
+    /// when packed (16 KiB per open socket, at least 1 MiB), past it when a receive
+    /// still finds it empty a drain later. The memory of all is reserved up front
+    /// (address space), pages become resident as the ring grows into them.
     pub recv_buffer_count: u32,
     /// Buffers the host acquires for sends, 0..=32768.
     pub send_buffer_count: u32,

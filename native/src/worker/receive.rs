@@ -1,8 +1,9 @@
 //! Receives and the buffers they wait for. A stream socket may hold only so many
 //! pieces of receive-ring buffers (`RecvCredit`): past that its receive parks
 //! (throttled) until one comes back. A receive that finds the ring empty grows it
-//! (now or a drain later, `ring_growth.rs`) and waits, oldest first, in `starved`
-//! (`starved_for_spans` for datagram spans), fed one per buffer that returns. A read
+//! (at the drain's end or a drain later, `ring_growth.rs`) and waits, oldest first, in
+//! `starved` (`starved_for_spans` for datagram spans), fed as many per buffer that
+//! returns as it serves (one, or typical packed receives that fit in it). A read
 //! stream pauses while the host holds its window of chunks. Every piece or buffer the
 //! host or an op gives back comes through here.
 
@@ -16,7 +17,7 @@ use crate::error::Result;
 use crate::op::{Op, Work};
 use crate::pieces::{BufferRef, Origin};
 use crate::recv_credit::RecvCredit;
-use crate::ring_growth::{AtDrainEnd, RingGrowth, RingState};
+use crate::ring_growth::{AtDrainEnd, RingState};
 use crate::sockets::SocketTable;
 
 /// Which provided buffer ring receives wait for: the receive buffers, or the
@@ -286,21 +287,14 @@ impl Worker {
             self.starved_for_spans.push_back(key);
             return;
         }
-        // The ring was empty: it doubles now, while spare buffers last, or a drain
-        // later (`ring_growth.rs`). Buffers the host released after the failed attempt
+        // The ring was empty: it grows at the drain's end, or a drain later
+        // (`ring_growth.rs`). Buffers the host released after the failed attempt
         // started but before its CQE was seen would never feed it: try again at once
         // while the ring has some.
-        let ring = RingState {
-            target: self.buffers.ring_target(),
-            buffer_size: self.buffers.buffer_size(),
-            packed: self.buffers.packs_receives(),
-            open_sockets: self.sockets.len(),
-        };
-        let add = self
-            .ring_growth
-            .growth_now(self.driver[key].ring_epoch, &ring);
-        let grew = add > 0 && self.grow_ring(add);
-        if (grew || self.buffers.ring_has_buffers()) && self.submit_attempt(key).is_ok() {
+        let ring = self.ring_state();
+        self.ring_growth
+            .found_empty(self.driver[key].ring_epoch, &ring);
+        if ring.has_buffers && self.submit_attempt(key).is_ok() {
             return;
         }
         if self.buffers.has_spare() {
@@ -310,12 +304,23 @@ impl Worker {
         self.starved.push_back(key);
     }
 
-    fn grow_ring(&mut self, add: u32) -> bool {
-        let grew = self.buffers.grow_ring(add);
-        if grew {
+    /// The receive ring as the receives waiting for it meet it.
+    fn ring_state(&self) -> RingState {
+        RingState {
+            target: self.buffers.ring_target(),
+            buffer_size: self.buffers.buffer_size(),
+            packed: self.buffers.packs_receives(),
+            open_sockets: self.sockets.len(),
+            has_buffers: self.buffers.ring_has_buffers(),
+            receives_per_buffer: self.buffers.receives_per_buffer(),
+            waiting: u32::try_from(self.starved.len()).unwrap_or(u32::MAX),
+        }
+    }
+
+    fn grow_ring(&mut self, add: u32) {
+        if self.buffers.grow_ring(add) {
             self.ring_growth.grew();
         }
-        grew
     }
 
     /// A chunk of read stream (`key`, `serial`) came back (released by the host, or
@@ -366,7 +371,7 @@ impl Worker {
     fn buffer_freed(&mut self, freed: Freed) {
         match freed {
             Freed::ToRing => {
-                self.feed_starved(RingKind::Buffers, 1);
+                self.feed_starved(RingKind::Buffers, self.buffers.receives_per_buffer());
                 self.resume_floor_parked();
             }
             Freed::SpanToRing => self.feed_starved(RingKind::Spans, 1),
@@ -379,13 +384,10 @@ impl Worker {
     /// more receives than the one fed when it came back. Called once the CQEs are all
     /// read (never sleep, nor end a drain, with both).
     pub(super) fn feed_waiting(&mut self) {
-        let ring_has_buffers = self.buffers.ring_has_buffers();
-        match self
-            .ring_growth
-            .at_drain_end(!self.starved.is_empty(), ring_has_buffers)
-        {
-            AtDrainEnd::Grow => {
-                self.grow_ring(RingGrowth::doubling(self.buffers.ring_target()));
+        let ring = self.ring_state();
+        match self.ring_growth.at_drain_end(&ring) {
+            AtDrainEnd::Grow(add) => {
+                self.grow_ring(add);
             }
             AtDrainEnd::WakeForNextDrain => {
                 let _ = self.driver.ring.wake_waiters();
@@ -394,7 +396,7 @@ impl Worker {
         }
         self.resume_floor_parked();
         if !self.starved.is_empty() && self.buffers.ring_has_buffers() {
-            self.feed_starved(RingKind::Buffers, self.buffers.in_ring());
+            self.feed_starved(RingKind::Buffers, self.buffers.receives_ring_serves());
         }
         if !self.starved_for_spans.is_empty() && self.buffers.datagram_ring_has_spans() {
             self.feed_starved(RingKind::Spans, self.buffers.spans_in_ring());

@@ -252,8 +252,8 @@ final class iot_config extends Struct {
   external int ring_entries;
 
   /// Receive buffers at most, 1..=32768: the provided buffer ring starts with up
-  /// to 256 and doubles whenever a receive finds it empty (past a budget when
-  /// packed, only a drain later).
+  /// to 256 and grows when receives find it empty, by what they need, at most
+  /// doubling (past a budget when packed, only a drain later).
   @Uint32()
   external int recv_buffer_count;
 
