@@ -691,6 +691,11 @@ impl BufferPool {
         !self.spare_recv.is_empty()
     }
 
+    /// Receive buffers spare: how many the ring can grow by.
+    pub(crate) fn spare_count(&self) -> u32 {
+        self.spare_recv.len() as u32
+    }
+
     /// A spare receive buffer (out of the ring) for the host, whole, if one is spare.
     pub(crate) fn take_spare(&mut self) -> Option<BufferRef> {
         let id = self.spare_recv.pop()?;

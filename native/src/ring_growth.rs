@@ -49,6 +49,8 @@ pub(crate) struct RingState {
     pub(crate) receives_per_buffer: u32,
     /// Receives waiting for the ring.
     pub(crate) waiting: u32,
+    /// Receive buffers it may still grow by (spare ones).
+    pub(crate) spare: u32,
 }
 
 impl RingState {
@@ -103,7 +105,7 @@ impl RingGrowth {
     /// How many buffers the ring may add at once: as many as it holds, up to its
     /// budget.
     fn room_within_budget(ring: &RingState) -> u32 {
-        let double = Self::doubling(ring.target);
+        let double = Self::doubling(ring.target).min(ring.spare);
         if !ring.packed {
             return double;
         }
@@ -146,11 +148,7 @@ impl RingGrowth {
             .buffers_for(failed.max(ring.waiting))
             .min(Self::room_within_budget(ring));
         if failed > 0 && add > 0 {
-            if receives_wait {
-                // Those it cannot feed yet wait on from this drain.
-                self.waiting_since = Some(self.drains);
-            }
-            return AtDrainEnd::Grow(add);
+            return self.grow(add, ring);
         }
         if !receives_wait {
             self.waiting_since = None;
@@ -167,12 +165,27 @@ impl RingGrowth {
         } else if since >= self.drains {
             AtDrainEnd::WakeForNextDrain
         } else {
-            self.waiting_since = None;
             let add = ring
                 .buffers_for(ring.waiting)
-                .min(Self::doubling(ring.target));
-            AtDrainEnd::Grow(add)
+                .min(Self::doubling(ring.target))
+                .min(ring.spare);
+            if add == 0 {
+                // Only a buffer coming back can feed them (it resumes them itself).
+                self.waiting_since = None;
+                return AtDrainEnd::Nothing;
+            }
+            self.grow(add, ring)
         }
+    }
+
+    /// The ring grows by `add`: receives that its buffers do not feed at the drain's
+    /// end wait on from this drain while it can grow further, so that it does a drain
+    /// later (nothing else would: their attempts were made before it grew). Once no
+    /// buffer is spare, only one coming back feeds them, and nothing wakes the host
+    /// for them.
+    fn grow(&mut self, add: u32, ring: &RingState) -> AtDrainEnd {
+        self.waiting_since = (ring.waiting > 0 && ring.spare > add).then_some(self.drains);
+        AtDrainEnd::Grow(add)
     }
 }
 
@@ -191,6 +204,7 @@ mod tests {
             has_buffers: false,
             receives_per_buffer: 1,
             waiting,
+            spare: 1 << 15,
         }
     }
 
@@ -279,8 +293,42 @@ mod tests {
         growth.drain_started();
         growth.waiting(false); // another receive: the wait still began a drain ago
         assert_eq!(growth.at_drain_end(&ring), AtDrainEnd::Grow(8));
+        growth.grew();
+        // 16 buffers feed 16 of them; the others' wait goes on, or they would wait
+        // for a buffer to come back, for ever where the host holds every one.
+        assert!(growth.needs_wake(true, false));
+        assert_eq!(growth.at_drain_end(&ring), AtDrainEnd::WakeForNextDrain);
+        growth.drain_started();
+        assert_eq!(
+            growth.at_drain_end(&packed(16, 1, 84)),
+            AtDrainEnd::Grow(16)
+        );
+        growth.drain_started();
+        assert_eq!(growth.at_drain_end(&packed(32, 1, 0)), AtDrainEnd::Nothing);
         assert!(!growth.needs_wake(true, false));
-        assert_eq!(growth.at_drain_end(&ring), AtDrainEnd::Nothing);
+    }
+
+    #[test]
+    fn once_no_buffer_is_spare_nothing_wakes_the_host_for_waiting_receives() {
+        let mut growth = RingGrowth::default();
+        growth.drain_started();
+        growth.waiting(false);
+        growth.drain_started();
+        // The last 8 spare buffers join the ring: the receives they do not feed wait
+        // for buffers to come back, which resume them.
+        let last = RingState {
+            spare: 8,
+            ..packed(8, 1, 100)
+        };
+        assert_eq!(growth.at_drain_end(&last), AtDrainEnd::Grow(8));
+        assert!(!growth.needs_wake(true, false));
+        let exhausted = RingState {
+            spare: 0,
+            ..packed(16, 1, 84)
+        };
+        growth.found_empty(growth.epoch(), &exhausted);
+        assert_eq!(growth.at_drain_end(&exhausted), AtDrainEnd::Nothing);
+        assert!(!growth.needs_wake(true, false));
     }
 
     #[test]

@@ -3,42 +3,11 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
+use support::notified::{count, on_ready, wait_for_count};
 use support::*;
-
-/// Callback counts per worker (tests in this binary run in parallel).
-fn calls() -> &'static (Mutex<HashMap<u64, u32>>, Condvar) {
-    static CALLS: OnceLock<(Mutex<HashMap<u64, u32>>, Condvar)> = OnceLock::new();
-    CALLS.get_or_init(Default::default)
-}
-
-unsafe extern "C" fn on_ready(worker: u64) {
-    let (map, cv) = calls();
-    *map.lock().unwrap().entry(worker).or_default() += 1;
-    cv.notify_all();
-}
-
-fn count(worker: u64) -> u32 {
-    calls().0.lock().unwrap().get(&worker).copied().unwrap_or(0)
-}
-
-fn wait_for_count(worker: u64, n: u32) {
-    let (map, cv) = calls();
-    let guard = map.lock().unwrap();
-    let (guard, timeout) = cv
-        .wait_timeout_while(guard, DEADLINE, |m| {
-            m.get(&worker).copied().unwrap_or(0) < n
-        })
-        .unwrap();
-    assert!(
-        !timeout.timed_out(),
-        "callback count stayed {:?}, wanted {n}",
-        guard.get(&worker)
-    );
-}
 
 /// A host whose notifier fired once: armed and idle, the next completion woke it.
 fn host_notified_once() -> Host {

@@ -314,6 +314,7 @@ impl Worker {
             has_buffers: self.buffers.ring_has_buffers(),
             receives_per_buffer: self.buffers.receives_per_buffer(),
             waiting: u32::try_from(self.starved.len()).unwrap_or(u32::MAX),
+            spare: self.buffers.spare_count(),
         }
     }
 

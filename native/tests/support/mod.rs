@@ -4,6 +4,7 @@
 
 pub mod echo;
 pub mod messaging;
+pub mod notified;
 pub mod tls;
 
 use std::collections::VecDeque;
