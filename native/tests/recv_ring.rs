@@ -160,14 +160,9 @@ fn hold_receives(
     Held::All
 }
 
-/// Whole buffers (the default before Linux 6.12), default counts: 866 connections
-/// receive; 266 send, and the ring (256 buffers) grows for them; then the other 600
-/// send, and their receives, tried before it grew, wait. The host holds every buffer.
-/// Growing by what waiting receives need, at most doubling, left those the growth
-/// did not feed forgotten: nothing brought the drain that grows the ring again.
-fn a_second_burst_of_receives_tried_before_the_ring_grew_all_complete(sleep: Sleep) {
-    let mut config = iot_config::default();
-    ok("config", iot_config_default(&mut config));
+/// A host of `config` with whole receive buffers (the default before Linux 6.12) and
+/// a notifier, and `count` clients, each accepted with a one-shot receive.
+fn notified_whole_buffer_receivers(mut config: iot_config, count: usize) -> (Host, Vec<TcpStream>) {
     config.flags |= IOT_CONFIG_WHOLE_BUFFERS;
     let mut host = Host::with_config(&config);
     let notifier = support::notified::on_ready;
@@ -175,7 +170,19 @@ fn a_second_burst_of_receives_tried_before_the_ring_grew_all_complete(sleep: Sle
         "notifier",
         iot_worker_set_notifier(host.worker, Some(notifier)),
     );
-    let (mut clients, _sockets) = accepted_receivers(&mut host, 866, 0);
+    let (clients, _sockets) = accepted_receivers(&mut host, count, 0);
+    (host, clients)
+}
+
+/// Whole buffers, default counts: 866 connections
+/// receive; 266 send, and the ring (256 buffers) grows for them; then the other 600
+/// send, and their receives, tried before it grew, wait. The host holds every buffer.
+/// Growing by what waiting receives need, at most doubling, left those the growth
+/// did not feed forgotten: nothing brought the drain that grows the ring again.
+fn a_second_burst_of_receives_tried_before_the_ring_grew_all_complete(sleep: Sleep) {
+    let mut config = iot_config::default();
+    ok("config", iot_config_default(&mut config));
+    let (mut host, mut clients) = notified_whole_buffer_receivers(config, 866);
     let mut held = Vec::new();
     for (first, last) in [(0, 266), (266, 866)] {
         for client in &mut clients[first..last] {
@@ -210,15 +217,7 @@ fn a_second_burst_completes_for_a_host_its_notifier_wakes() {
 fn an_exhausted_pool_lets_an_armed_host_sleep() {
     // The host holds all 512 receive buffers and 688 receives wait: the ring cannot
     // grow, so nothing may wake the host for them (a wake-up per drain would spin).
-    let mut config = config(512, 16, 4096);
-    config.flags |= IOT_CONFIG_WHOLE_BUFFERS;
-    let mut host = Host::with_config(&config);
-    let notifier = support::notified::on_ready;
-    ok(
-        "notifier",
-        iot_worker_set_notifier(host.worker, Some(notifier)),
-    );
-    let (mut clients, _sockets) = accepted_receivers(&mut host, 1200, 0);
+    let (mut host, mut clients) = notified_whole_buffer_receivers(config(512, 16, 4096), 1200);
     for client in &mut clients {
         client.write_all(&[7; 100]).unwrap();
     }
