@@ -187,6 +187,12 @@ impl RingGrowth {
         self.waiting_since = (ring.waiting > 0 && ring.spare > add).then_some(self.drains);
         AtDrainEnd::Grow(add)
     }
+
+    /// The drain's end fed every receive that waited: a receive that finds the ring
+    /// empty later waits a drain again before it grows past its budget.
+    pub(crate) fn none_waits(&mut self) {
+        self.waiting_since = None;
+    }
 }
 
 #[cfg(test)]
@@ -360,6 +366,27 @@ mod tests {
         growth.grew();
         assert!(growth.needs_wake(true, false));
         assert_grows_a_drain_later(&mut growth);
+    }
+
+    #[test]
+    fn a_growth_that_fed_every_waiting_receive_leaves_no_wait_behind() {
+        // Past the budget (16 buffers of 64 KiB for one socket): 3 receives wait a
+        // drain, then the ring grows by 3, which feeds them all.
+        let mut growth = RingGrowth::default();
+        growth.drain_started();
+        growth.waiting(false);
+        let waiting = packed(16, 1, 3);
+        assert_eq!(growth.at_drain_end(&waiting), AtDrainEnd::WakeForNextDrain);
+        growth.drain_started();
+        assert_eq!(growth.at_drain_end(&waiting), AtDrainEnd::Grow(3));
+        growth.grew();
+        growth.none_waits();
+        // A receive that finds the grown ring empty in the next drain waits a drain.
+        growth.drain_started();
+        let ring = packed(19, 1, 1);
+        growth.found_empty(growth.epoch(), &ring);
+        growth.waiting(false);
+        assert_eq!(growth.at_drain_end(&ring), AtDrainEnd::WakeForNextDrain);
     }
 
     #[test]

@@ -399,6 +399,9 @@ impl Worker {
         if !self.starved.is_empty() && self.buffers.ring_has_buffers() {
             self.feed_starved(RingKind::Buffers, self.buffers.receives_ring_serves());
         }
+        if self.starved.is_empty() {
+            self.ring_growth.none_waits();
+        }
         if !self.starved_for_spans.is_empty() && self.buffers.datagram_ring_has_spans() {
             self.feed_starved(RingKind::Spans, self.buffers.spans_in_ring());
         }
