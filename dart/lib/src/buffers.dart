@@ -86,9 +86,7 @@ final class BufferPool {
 /// unreleased ([DroppedBytes]). [Payload] and `BytesMessage` are the two
 /// kinds.
 abstract base class ReleasableBytes {
-  ReleasableBytes(
-      this._owner, this._bytes, void Function() giveBack, this._what)
-      : _token = _GiveBackOnce(_owner, giveBack) {
+  ReleasableBytes(this._owner, this._bytes, this._token, this._what) {
     _watchSlot = _dropped.watch(_bytes, _token);
   }
 
@@ -98,7 +96,7 @@ abstract base class ReleasableBytes {
   late final int _watchSlot;
 
   final PayloadOwner _owner;
-  final _GiveBackOnce _token;
+  final GiveBackOnce _token;
   final Uint8List _bytes;
 
   /// What this is, for error messages.
@@ -169,7 +167,7 @@ abstract base class ReleasableBytes {
 final class Payload extends ReleasableBytes {
   Payload.internal(
       PayloadOwner owner, this.bufferId, this.offset, Uint8List bytes)
-      : super(owner, bytes, () => owner.releaseBuffer(bufferId, offset),
+      : super(owner, bytes, _GiveBackPiece(owner, bufferId, offset),
             'payload');
 
   /// The worker the payload came from (for the transport itself).
@@ -196,13 +194,15 @@ abstract interface class PayloadOwner {
   void releaseBuffer(int id, [int offset = 0]);
 }
 
-/// Runs a give-back once, and not at all once the worker is closed (closing
-/// frees or reclaims everything).
-final class _GiveBackOnce implements GiveBack {
-  _GiveBackOnce(this.owner, this.giveBack);
+/// Gives the native memory of [ReleasableBytes] back once, and not at all
+/// once the worker is closed (closing frees or reclaims everything). One
+/// object apart from the bytes, so that [DroppedBytes] can run it once they
+/// are unreachable; a subclass per kind of memory, not a closure, so that
+/// each received payload costs one allocation for it, not three.
+abstract base class GiveBackOnce implements GiveBack {
+  GiveBackOnce(this.owner);
 
   final PayloadOwner owner;
-  final void Function() giveBack;
   bool done = false;
 
   @override
@@ -211,4 +211,19 @@ final class _GiveBackOnce implements GiveBack {
     done = true;
     if (!owner.isClosed) giveBack();
   }
+
+  /// Gives the memory back (the worker is open).
+  void giveBack();
+}
+
+/// Gives back the piece of receive buffer [bufferId] at [offset] (or a
+/// buffer held whole, offset 0).
+final class _GiveBackPiece extends GiveBackOnce {
+  _GiveBackPiece(super.owner, this.bufferId, this.offset);
+
+  final int bufferId;
+  final int offset;
+
+  @override
+  void giveBack() => owner.releaseBuffer(bufferId, offset);
 }

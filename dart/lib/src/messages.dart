@@ -46,10 +46,7 @@ final class WorkerMessage {
 /// which may take long.
 final class BytesMessage extends ReleasableBytes {
   BytesMessage._(WorkerCore owner, int payload, this.tag, Uint8List bytes)
-      : super(
-            owner,
-            bytes,
-            () => owner.handle.releasePayload(payload),
+      : super(owner, bytes, _GiveBackMessagePayload(owner, payload),
             'bytes message');
 
   /// The tag the sender gave, 0..0xffffffff.
@@ -58,6 +55,17 @@ final class BytesMessage extends ReleasableBytes {
   @override
   String toString() => 'BytesMessage(tag: $tag, $length bytes'
       '${isReleased ? ', released' : ''})';
+}
+
+/// Gives the process-wide payload a [BytesMessage] holds back to the pool.
+final class _GiveBackMessagePayload extends GiveBackOnce {
+  _GiveBackMessagePayload(this.core, this.payload) : super(core);
+
+  final WorkerCore core;
+  final int payload;
+
+  @override
+  void giveBack() => core.handle.releasePayload(payload);
 }
 
 /// A [BytesMessage] of [owner] holding the first bytes of [payload] as
