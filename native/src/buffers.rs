@@ -686,11 +686,6 @@ impl BufferPool {
         add > 0
     }
 
-    /// Whether a receive buffer is spare: the ring can grow.
-    pub(crate) fn has_spare(&self) -> bool {
-        !self.spare_recv.is_empty()
-    }
-
     /// Receive buffers spare: how many the ring can grow by.
     pub(crate) fn spare_count(&self) -> u32 {
         self.spare_recv.len() as u32

@@ -3,8 +3,8 @@
 //! was made against the ring's current size and the ring is within its budget.
 //! Otherwise the receive waits for a buffer to come back, and if none has by the end
 //! of the next drain the ring grows then (up to the pool's receive buffers). Either
-//! way it grows by what the receives then waiting need beyond what it holds, at most
-//! doubling.
+//! way it grows by what the receives that failed or wait need, at most doubling and
+//! at most by the spare buffers.
 //!
 //! - Growth waits for the drain's end because only then is it known how many
 //!   receives wait, and the ring is first in, first out: buffers it holds but no
@@ -103,7 +103,7 @@ impl RingGrowth {
     }
 
     /// How many buffers the ring may add at once: as many as it holds, up to its
-    /// budget.
+    /// budget and the spare buffers.
     fn room_within_budget(ring: &RingState) -> u32 {
         let double = Self::doubling(ring.target).min(ring.spare);
         if !ring.packed {

@@ -297,7 +297,7 @@ impl Worker {
         if ring.has_buffers && self.submit_attempt(key).is_ok() {
             return;
         }
-        if self.buffers.has_spare() {
+        if ring.spare > 0 {
             self.ring_growth.waiting(self.reaping_outside_drain);
         }
         self.driver[key].life.starved = true;
